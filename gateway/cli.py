@@ -1,0 +1,17 @@
+"""The `gridledger` command: one entry point whose groups each live beside the code they drive."""
+
+import click
+
+
+@click.group()
+def main():
+    """gridledger: demand response and P2P trading on Hyperledger Fabric."""
+
+
+def _register() -> None:
+    from network.commands import network
+
+    main.add_command(network)
+
+
+_register()

@@ -1,0 +1,182 @@
+"""Brings the Fabric network of the topology up as plain processes, reports on it, and takes it down."""
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from network import configtx, crypto, fabric, nodes
+from network.processes import ManagedProcess, check_ports_free
+from network.topology import Node, Topology
+from network import topology as topology_file
+
+DEFAULT_RUN_ROOT = Path(__file__).resolve().parent.parent / "run"
+
+
+class NetworkError(RuntimeError):
+    pass
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    kind: str
+    org: str
+    address: str
+    pid: int | None
+    healthy: bool
+    height: int | None
+
+
+class Network:
+    """The network living in one run directory: its crypto, channel block, node data, logs and pid files."""
+
+    def __init__(self, run_root: Path | str = DEFAULT_RUN_ROOT, topology: Topology | None = None,
+                 bin_dir: Path | None = None):
+        self.root = Path(run_root).resolve()
+        self.state_file = self.root / "network.json"
+        # A network keeps the ports it was created with, whatever GRIDLEDGER_PORT_BASE says later.
+        saved = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        self.topology = topology or topology_file.load(port_base=saved.get("port_base"))
+        if saved and saved["port_base"] != self.topology.port_base:
+            raise NetworkError(f"the network in {self.root} was created with port base {saved['port_base']}, "
+                               f"not {self.topology.port_base}; take it down with --clean to move it")
+        self._bin_dir = bin_dir
+        self.layout = crypto.CryptoLayout(self.topology, self.root / "crypto")
+        self.block = self.root / "channel" / f"{self.topology.channel}.block"
+
+    @property
+    def bin_dir(self) -> Path:
+        if self._bin_dir is None:
+            self._bin_dir = fabric.require_built()
+        return self._bin_dir
+
+    def process(self, node: Node) -> ManagedProcess:
+        return ManagedProcess(self.root, node.name)
+
+    def orderer_admin(self, node: Node) -> nodes.OrdererAdmin:
+        return nodes.OrdererAdmin(node, self.layout, self.bin_dir)
+
+    def peer_admin(self, node: Node) -> nodes.PeerAdmin:
+        return nodes.PeerAdmin(node, self.topology, self.layout, self.bin_dir, self.root)
+
+    # Bring-up
+
+    def up(self, log=print, timeout: float = 120.0) -> list[NodeStatus]:
+        started = time.monotonic()
+        missing = [n for n in self.topology.nodes if self.process(n).pid() is None]
+        if not missing:
+            log(f"network: already running in {self.root}")
+            return self.status()
+        for node in missing:
+            check_ports_free({f"{node.name} {what}": port for what, port in node.ports().items()
+                              if what != "chaincode server"}, node.host)
+        if not self.block.exists():
+            self._generate(log)
+        deadline = time.monotonic() + timeout
+        orderers = [n for n in missing if n.kind == "orderer"]
+        peers = [n for n in missing if n.kind == "peer"]
+        self._start(orderers, log, deadline)
+        for node in self.topology.orderers:
+            admin = self.orderer_admin(node)
+            if self.topology.channel not in admin.channels():
+                log(f"network: {node.name} joins channel {self.topology.channel}")
+                admin.join(self.topology.channel, self.block)
+        self._start(peers, log, deadline)
+        for node in self.topology.peers:
+            admin = self.peer_admin(node)
+            if self.topology.channel not in admin.channels():
+                log(f"network: {node.name} joins channel {self.topology.channel}")
+                admin.join(self.block)
+        statuses = self.wait_in_step(deadline)
+        log(f"network: up in {time.monotonic() - started:.1f} s; logs in {self.root / 'logs'}")
+        return statuses
+
+    def _generate(self, log) -> None:
+        log(f"network: generating crypto material and the {self.topology.channel} genesis block in {self.root}")
+        shutil.rmtree(self.root / "crypto", ignore_errors=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        crypto.generate(self.topology, self.root / "crypto", self.bin_dir / "cryptogen")
+        nodes.write_node_config(fabric.sampleconfig_dir(), self.root / "config")
+        configtx.genesis_block(self.topology, self.layout, self.bin_dir / "configtxgen", self.block.parent)
+        self.state_file.write_text(json.dumps({"port_base": self.topology.port_base}))
+
+    def _start(self, batch: list[Node], log, deadline: float) -> None:
+        for node in batch:
+            env_for = nodes.orderer_env if node.kind == "orderer" else nodes.peer_env
+            env = {"PATH": "/usr/bin:/bin", **env_for(node, self.topology, self.layout, self.root)}
+            pid = self.process(node).start(nodes.start_argv(node, self.bin_dir), env, cwd=self.root)
+            log(f"network: started {node.name} (pid {pid}) on {node.address}")
+        for node in batch:
+            while not nodes.healthy(node):
+                if self.process(node).pid() is None:
+                    raise NetworkError(f"{node.name} exited; the end of {self.process(node).log_file}:\n"
+                                       + _tail(self.process(node).log_file))
+                if time.monotonic() > deadline:
+                    raise NetworkError(f"{node.name} is not healthy in time; see {self.process(node).log_file}")
+                time.sleep(0.2)
+
+    def wait_in_step(self, deadline: float) -> list[NodeStatus]:
+        """Waits until every node is healthy and every peer and orderer sees the same channel height."""
+        while True:
+            statuses = self.status()
+            heights = {s.height for s in statuses}
+            if all(s.healthy for s in statuses) and len(heights) == 1 and None not in heights:
+                return statuses
+            if time.monotonic() > deadline:
+                raise NetworkError("nodes are not healthy at one height in time: "
+                                   + ", ".join(f"{s.name}={s.height}" for s in statuses))
+            time.sleep(0.3)
+
+    # Reporting and tear-down
+
+    def status(self) -> list[NodeStatus]:
+        out = []
+        for node in self.topology.nodes:
+            pid = self.process(node).pid()
+            healthy = pid is not None and nodes.healthy(node)
+            height = None
+            if healthy:
+                try:
+                    admin = self.orderer_admin(node) if node.kind == "orderer" else self.peer_admin(node)
+                    height = admin.height(self.topology.channel)
+                except nodes.NodeCommandError:
+                    height = None
+            out.append(NodeStatus(node.name, node.kind, node.org, node.address, pid, healthy, height))
+        return out
+
+    def down(self, clean: bool = False, log=print) -> int:
+        """Stops every process this run directory started (peers first); with clean, removes it all."""
+        stopped = 0
+        names = [n.name for n in reversed(self.topology.nodes)]
+        pid_dir = self.root / "pids"
+        others = sorted(p.stem for p in pid_dir.glob("*.pid") if p.stem not in names) if pid_dir.exists() else []
+        for name in others + names:
+            if ManagedProcess(self.root, name).stop():
+                stopped += 1
+                log(f"network: stopped {name}")
+        if clean and self.root.exists():
+            shutil.rmtree(self.root)
+            log(f"network: removed {self.root}")
+        return stopped
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def status_table(statuses: list[NodeStatus]) -> str:
+    rows = [("node", "org", "address", "pid", "health", "height")]
+    for s in statuses:
+        rows.append((s.name, s.org, s.address, str(s.pid or "-"), "ok" if s.healthy else "DOWN",
+                     str(s.height if s.height is not None else "-")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def status_json(statuses: list[NodeStatus]) -> list[dict]:
+    return [asdict(s) for s in statuses]

@@ -1,0 +1,61 @@
+"""`gridledger network up|down|status`: the network's command-line face."""
+
+import json
+import sys
+
+import click
+
+from network.bringup import DEFAULT_RUN_ROOT, Network, NetworkError, status_json, status_table
+from network.fabric import FabricUnavailable
+from network.processes import PortInUse
+
+run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RUN_ROOT),
+                              envvar="GRIDLEDGER_RUN_DIR", show_default=True,
+                              help="Where the network keeps crypto, ledgers, logs and pid files.")
+
+
+def _fail(error: Exception) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def network():
+    """Bring the Fabric network up and down, and see how it is."""
+
+
+@network.command()
+@run_dir_option
+def up(run_dir):
+    """Start (or complete) the network of network/topology.yaml and join the channel."""
+    try:
+        statuses = Network(run_dir).up()
+    except (FabricUnavailable, NetworkError, PortInUse) as error:
+        _fail(error)
+    click.echo(status_table(statuses))
+
+
+@network.command()
+@run_dir_option
+@click.option("--clean", is_flag=True, help="Also remove crypto material, ledgers and logs.")
+def down(run_dir, clean):
+    """Stop exactly the processes this run directory started."""
+    try:
+        stopped = Network(run_dir).down(clean=clean)
+    except NetworkError as error:
+        _fail(error)
+    click.echo(f"network: {stopped} process(es) stopped")
+
+
+@network.command()
+@run_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(run_dir, as_json):
+    """Each node: pid, health, channel height."""
+    try:
+        statuses = Network(run_dir).status()
+    except (FabricUnavailable, NetworkError) as error:
+        _fail(error)
+    click.echo(json.dumps(status_json(statuses), indent=2) if as_json else status_table(statuses))
+    if not all(s.healthy for s in statuses):
+        sys.exit(3)

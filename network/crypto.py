@@ -1,0 +1,126 @@
+"""Crypto material for every organisation: cryptogen for nodes, admins and users; meter identities issued by
+the owning RA's CA with the consumer id as a Fabric certificate attribute."""
+
+import datetime
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from network.topology import Node, Topology
+
+# The X.509 extension in which Fabric (fabric-ca, the chaincode ClientIdentity) carries attributes.
+FABRIC_ATTRIBUTES_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
+
+
+class CryptoLayout:
+    """Where cryptogen (and we, for meters) put each identity under <run>/crypto."""
+
+    def __init__(self, topology: Topology, root: Path):
+        self.topology = topology
+        self.root = Path(root)
+
+    def org_dir(self, org: str) -> Path:
+        if org == self.topology.orderer_org:
+            return self.root / "ordererOrganizations" / self.topology.orderer_domain
+        return self.root / "peerOrganizations" / self.topology.organisation(org).domain
+
+    def org_msp_dir(self, org: str) -> Path:
+        return self.org_dir(org) / "msp"
+
+    def node_dir(self, node: Node) -> Path:
+        return self.org_dir(node.org) / ("orderers" if node.kind == "orderer" else "peers") / node.hostname
+
+    def tls_ca_cert(self, org: str) -> Path:
+        return self.org_msp_dir(org) / "tlscacerts" / f"tlsca.{self._domain(org)}-cert.pem"
+
+    def user_dir(self, org: str, user: str = "User1") -> Path:
+        return self.org_dir(org) / "users" / f"{user}@{self._domain(org)}"
+
+    def admin_dir(self, org: str) -> Path:
+        return self.user_dir(org, "Admin")
+
+    def meter_dir(self, consumer: str) -> Path:
+        owner = self.topology.consumer_owner(consumer)
+        return self.org_dir(owner.name) / "meters" / consumer
+
+    def _domain(self, org: str) -> str:
+        return self.org_dir(org).name
+
+
+def cryptogen_config(topology: Topology) -> dict:
+    sans = [topology.host, "localhost"]
+    return {
+        "OrdererOrgs": [{
+            "Name": topology.orderer_org, "Domain": topology.orderer_domain, "EnableNodeOUs": True,
+            "Specs": [{"Hostname": name, "SANS": sans} for name in topology.orderer_names],
+        }],
+        "PeerOrgs": [{
+            "Name": org.name, "Domain": org.domain, "EnableNodeOUs": True,
+            "Specs": [{"Hostname": "peer0", "SANS": sans}],
+            "Users": {"Count": 1},
+        } for org in topology.organisations],
+    }
+
+
+def generate(topology: Topology, root: Path, cryptogen: Path) -> CryptoLayout:
+    """Writes every identity of the topology under root (which must not exist yet)."""
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    config = root.parent / "crypto-config.yaml"
+    config.write_text(yaml.safe_dump(cryptogen_config(topology), sort_keys=False))
+    subprocess.run([str(cryptogen), "generate", f"--config={config}", f"--output={root}"], check=True,
+                   stdout=subprocess.DEVNULL)
+    layout = CryptoLayout(topology, root)
+    for org in topology.organisations:
+        for consumer in org.consumers:
+            issue_meter_identity(layout, org.name, consumer)
+    return layout
+
+
+def issue_meter_identity(layout: CryptoLayout, ra: str, consumer: str) -> Path:
+    """A client identity for a consumer's smart meter, signed by the RA's CA, carrying the consumer id.
+
+    The chaincode reads the attributes {"role": "meter", "consumer": <id>} to let a meter post only for its
+    own consumer; the MSP accepts it as a client of the RA's organisation (OU=client, NodeOUs).
+    """
+    ca_dir = layout.org_dir(ra) / "ca"
+    ca_cert = x509.load_pem_x509_certificate(next(ca_dir.glob("*-cert.pem")).read_bytes())
+    ca_key = serialization.load_pem_private_key((ca_dir / "priv_sk").read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "client"),
+        x509.NameAttribute(NameOID.COMMON_NAME, f"meter-{consumer}@{layout.org_dir(ra).name}"),
+    ])
+    attributes = json.dumps({"attrs": {"role": "meter", "consumer": consumer}}).encode()
+    cert = (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
+            .add_extension(x509.UnrecognizedExtension(FABRIC_ATTRIBUTES_OID, attributes), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    msp = layout.meter_dir(consumer) / "msp"
+    user_msp = layout.user_dir(ra) / "msp"
+    for part in ("cacerts", "tlscacerts"):
+        shutil.copytree(user_msp / part, msp / part)
+    shutil.copy(user_msp / "config.yaml", msp / "config.yaml")
+    (msp / "signcerts").mkdir(parents=True)
+    (msp / "signcerts" / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (msp / "keystore").mkdir()
+    (msp / "keystore" / "priv_sk").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return msp

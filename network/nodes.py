@@ -1,0 +1,180 @@
+"""Each Fabric node's settings, as explicit ORDERER_*/CORE_* overrides rooted at one run directory (after
+fabric-samples' test-network-nano-bash), and the admin commands that act on a node."""
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from network.crypto import CryptoLayout
+from network.topology import Node, Topology
+
+CCAAS_BUILDER = Path(__file__).resolve().parent / "ccaas-builder"
+
+
+class NodeCommandError(RuntimeError):
+    pass
+
+
+def write_node_config(sampleconfig: Path, config_dir: Path) -> Path:
+    """core.yaml and orderer.yaml from Fabric's sampleconfig, with what env overrides cannot express."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    core = yaml.safe_load((sampleconfig / "core.yaml").read_text())
+    core["vm"]["endpoint"] = ""  # no Docker: chaincode runs as a service, reached through the builder below
+    core["chaincode"]["externalBuilders"] = [{
+        "name": "gridledger-ccaas", "path": str(CCAAS_BUILDER),
+        "propagateEnvironment": ["PATH", "TMPDIR"],
+    }]
+    (config_dir / "core.yaml").write_text(yaml.safe_dump(core, sort_keys=False))
+    (config_dir / "orderer.yaml").write_text((sampleconfig / "orderer.yaml").read_text())
+    return config_dir
+
+
+def orderer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: Path) -> dict[str, str]:
+    home = layout.node_dir(node)
+    tls = home / "tls"
+    data = run_root / "data" / node.name
+    return {
+        "FABRIC_CFG_PATH": str(run_root / "config"),
+        "FABRIC_LOGGING_SPEC": "INFO",
+        "ORDERER_GENERAL_LISTENADDRESS": node.host,
+        "ORDERER_GENERAL_LISTENPORT": str(node.listen_port),
+        "ORDERER_GENERAL_LOCALMSPID": topology.orderer_msp_id,
+        "ORDERER_GENERAL_LOCALMSPDIR": str(home / "msp"),
+        "ORDERER_GENERAL_TLS_ENABLED": "true",
+        "ORDERER_GENERAL_TLS_PRIVATEKEY": str(tls / "server.key"),
+        "ORDERER_GENERAL_TLS_CERTIFICATE": str(tls / "server.crt"),
+        "ORDERER_GENERAL_TLS_ROOTCAS": f"[{tls / 'ca.crt'}]",
+        # Raft traffic shares the node's main listener, authenticated with the same TLS pair.
+        "ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE": str(tls / "server.crt"),
+        "ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY": str(tls / "server.key"),
+        "ORDERER_GENERAL_CLUSTER_ROOTCAS": f"[{tls / 'ca.crt'}]",
+        "ORDERER_GENERAL_BOOTSTRAPMETHOD": "none",
+        "ORDERER_CHANNELPARTICIPATION_ENABLED": "true",
+        "ORDERER_FILELEDGER_LOCATION": str(data / "ledger"),
+        "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
+        "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
+        "ORDERER_OPERATIONS_LISTENADDRESS": f"{node.host}:{node.operations_port}",
+        "ORDERER_METRICS_PROVIDER": "disabled",
+        "ORDERER_ADMIN_LISTENADDRESS": f"{node.host}:{node.admin_port}",
+        "ORDERER_ADMIN_TLS_ENABLED": "true",
+        "ORDERER_ADMIN_TLS_CERTIFICATE": str(tls / "server.crt"),
+        "ORDERER_ADMIN_TLS_PRIVATEKEY": str(tls / "server.key"),
+        "ORDERER_ADMIN_TLS_ROOTCAS": f"[{tls / 'ca.crt'}]",
+        "ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED": "true",
+        "ORDERER_ADMIN_TLS_CLIENTROOTCAS": f"[{tls / 'ca.crt'}]",
+    }
+
+
+def peer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: Path) -> dict[str, str]:
+    home = layout.node_dir(node)
+    tls = home / "tls"
+    data = run_root / "data" / node.name
+    return {
+        "FABRIC_CFG_PATH": str(run_root / "config"),
+        "FABRIC_LOGGING_SPEC": "INFO",
+        "CORE_PEER_ID": node.hostname,
+        "CORE_PEER_ADDRESS": node.address,
+        "CORE_PEER_LISTENADDRESS": node.address,
+        "CORE_PEER_CHAINCODEADDRESS": f"{node.host}:{node.chaincode_port}",
+        "CORE_PEER_CHAINCODELISTENADDRESS": f"{node.host}:{node.chaincode_port}",
+        "CORE_PEER_LOCALMSPID": topology.organisation(node.org).msp_id,
+        "CORE_PEER_MSPCONFIGPATH": str(home / "msp"),
+        "CORE_PEER_TLS_ENABLED": "true",
+        "CORE_PEER_TLS_CERT_FILE": str(tls / "server.crt"),
+        "CORE_PEER_TLS_KEY_FILE": str(tls / "server.key"),
+        "CORE_PEER_TLS_ROOTCERT_FILE": str(tls / "ca.crt"),
+        # One peer per organisation: it is its own gossip bootstrap and leader, and pulls blocks itself.
+        "CORE_PEER_GOSSIP_BOOTSTRAP": node.address,
+        "CORE_PEER_GOSSIP_EXTERNALENDPOINT": node.address,
+        "CORE_PEER_GOSSIP_USELEADERELECTION": "false",
+        "CORE_PEER_GOSSIP_ORGLEADER": "true",
+        "CORE_PEER_FILESYSTEMPATH": str(data),
+        "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(data / "snapshots"),
+        "CORE_OPERATIONS_LISTENADDRESS": f"{node.host}:{node.operations_port}",
+        "CORE_METRICS_PROVIDER": "disabled",
+    }
+
+
+def start_argv(node: Node, bin_dir: Path) -> list[str]:
+    if node.kind == "orderer":
+        return [str(bin_dir / "orderer")]
+    return [str(bin_dir / "peer"), "node", "start"]
+
+
+def healthy(node: Node, timeout: float = 2.0) -> bool:
+    """The node's own operations endpoint says OK."""
+    try:
+        with urllib.request.urlopen(f"http://{node.host}:{node.operations_port}/healthz", timeout=timeout) as r:
+            return r.status == 200 and json.load(r).get("status") == "OK"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class OrdererAdmin:
+    """The channel participation API of one orderer, through Fabric's osnadmin."""
+
+    def __init__(self, node: Node, layout: CryptoLayout, bin_dir: Path):
+        self.node = node
+        admin_tls = layout.admin_dir(node.org) / "tls"
+        self._argv = ["-o", f"{node.host}:{node.admin_port}", "--ca-file", str(layout.node_dir(node) / "tls" / "ca.crt"),
+                      "--client-cert", str(admin_tls / "client.crt"), "--client-key", str(admin_tls / "client.key")]
+        self._osnadmin = str(bin_dir / "osnadmin")
+
+    def _run(self, *args: str) -> dict:
+        done = subprocess.run([self._osnadmin, "channel", *args, *self._argv], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        # osnadmin prints "Status: <code>" then the JSON body.
+        status, _, body = done.stdout.partition("\n")
+        if done.returncode != 0 or not status.startswith("Status: 2"):
+            raise NodeCommandError(f"osnadmin channel {args[0]} on {self.node.name}: {done.stdout.strip()}")
+        return json.loads(body) if body.strip() else {}
+
+    def channels(self) -> list[str]:
+        return [c["name"] for c in self._run("list").get("channels") or []]
+
+    def join(self, channel: str, block: Path) -> None:
+        self._run("join", "--channelID", channel, "--config-block", str(block))
+
+    def height(self, channel: str) -> int:
+        return int(self._run("list", "--channelID", channel)["height"])
+
+
+class PeerAdmin:
+    """One peer, driven through Fabric's `peer` CLI as its organisation's admin."""
+
+    def __init__(self, node: Node, topology: Topology, layout: CryptoLayout, bin_dir: Path, run_root: Path):
+        self.node = node
+        self._peer = str(bin_dir / "peer")
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "FABRIC_CFG_PATH": str(run_root / "config"),
+            "CORE_PEER_LOCALMSPID": topology.organisation(node.org).msp_id,
+            "CORE_PEER_MSPCONFIGPATH": str(layout.admin_dir(node.org) / "msp"),
+            "CORE_PEER_ADDRESS": node.address,
+            "CORE_PEER_TLS_ENABLED": "true",
+            "CORE_PEER_TLS_ROOTCERT_FILE": str(layout.node_dir(node) / "tls" / "ca.crt"),
+        }
+
+    def run(self, *args: str, timeout: float = 60) -> str:
+        done = subprocess.run([self._peer, *args], env=self.env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout)
+        if done.returncode != 0:
+            raise NodeCommandError(f"peer {' '.join(args[:3])} on {self.node.name}: {done.stderr.strip()[-2000:]}")
+        return done.stdout + done.stderr
+
+    def channels(self) -> list[str]:
+        out = self.run("channel", "list")
+        lines = out.split("Channels peers has joined:")[-1].split()
+        return [line for line in lines if not line.startswith(("20", "["))]
+
+    def join(self, block: Path) -> None:
+        self.run("channel", "join", "-b", str(block))
+
+    def height(self, channel: str) -> int:
+        out = self.run("channel", "getinfo", "-c", channel)
+        return int(json.loads(out.split("Blockchain info:", 1)[1].strip().splitlines()[0])["height"])

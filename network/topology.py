@@ -1,0 +1,195 @@
+"""The consortium's topology, read from topology.yaml: organisations, nodes, their ports and the visibility groups."""
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+
+DEFAULT_PATH = Path(__file__).resolve().parent / "topology.yaml"
+PORT_STRIDE = 10
+
+
+class TopologyError(ValueError):
+    """topology.yaml says something that cannot be a network."""
+
+
+@dataclass(frozen=True)
+class Organisation:
+    name: str
+    role: str  # tso | ac | ra
+    title: str
+    domain: str
+    parent: str | None = None
+    consumers: tuple[str, ...] = ()
+
+    @property
+    def msp_id(self) -> str:
+        return f"{self.name}MSP"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One orderer or peer process and the ports it listens on."""
+    name: str            # e.g. orderer0, peer0.tso
+    kind: str            # orderer | peer
+    org: str             # organisation name (the orderer organisation's for orderers)
+    hostname: str        # its TLS certificate's host name, e.g. peer0.tso.grid.local
+    host: str
+    index: int
+    port_base: int
+
+    def _port(self, offset: int) -> int:
+        return self.port_base + PORT_STRIDE * self.index + offset
+
+    @property
+    def listen_port(self) -> int:
+        return self._port(0)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.listen_port}"
+
+    @property
+    def operations_port(self) -> int:
+        return self._port(2)
+
+    @property
+    def admin_port(self) -> int:
+        """Orderers: the channel participation (osnadmin) API."""
+        return self._port(1)
+
+    @property
+    def chaincode_port(self) -> int:
+        """Peers: where the peer listens for chaincode; unused with chaincode as a service, but bound."""
+        return self._port(1)
+
+    @property
+    def chaincode_server_port(self) -> int:
+        """Peers: where this organisation's chaincode-as-a-service process listens."""
+        return self._port(3)
+
+    def ports(self) -> dict[str, int]:
+        if self.kind == "orderer":
+            return {"listen": self.listen_port, "admin": self.admin_port, "operations": self.operations_port}
+        return {"listen": self.listen_port, "chaincode": self.chaincode_port,
+                "operations": self.operations_port, "chaincode server": self.chaincode_server_port}
+
+
+@dataclass(frozen=True)
+class Topology:
+    channel: str
+    domain: str
+    host: str
+    port_base: int
+    orderer_org: str
+    orderer_msp_id: str
+    orderer_names: tuple[str, ...]
+    organisations: tuple[Organisation, ...] = field(default_factory=tuple)
+
+    @property
+    def orderer_domain(self) -> str:
+        return f"{self.orderer_org.lower()}.{self.domain}"
+
+    @cached_property
+    def orderers(self) -> tuple[Node, ...]:
+        return tuple(Node(name, "orderer", self.orderer_org, f"{name}.{self.orderer_domain}", self.host, i,
+                          self.port_base) for i, name in enumerate(self.orderer_names))
+
+    @cached_property
+    def peers(self) -> tuple[Node, ...]:
+        first = len(self.orderer_names)
+        return tuple(Node(f"peer0.{org.name.lower()}", "peer", org.name, f"peer0.{org.domain}", self.host,
+                          first + i, self.port_base) for i, org in enumerate(self.organisations))
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return self.orderers + self.peers
+
+    def organisation(self, name: str) -> Organisation:
+        for org in self.organisations:
+            if org.name == name:
+                return org
+        raise KeyError(f"no organisation {name!r} in the topology (have {', '.join(self.org_names)})")
+
+    @property
+    def org_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.organisations)
+
+    def peer_of(self, org: str) -> Node:
+        for peer in self.peers:
+            if peer.org == org:
+                return peer
+        raise KeyError(f"no peer for organisation {org!r}")
+
+    def with_port_base(self, port_base: int) -> "Topology":
+        return Topology(self.channel, self.domain, self.host, port_base, self.orderer_org, self.orderer_msp_id,
+                        self.orderer_names, self.organisations)
+
+    # Visibility groups (mission A6): one private data collection per RA, one per AC, derived here only.
+
+    def readings_collection_for(self, ra: str) -> str:
+        return self.organisation(ra).name
+
+    def ac_collection_for(self, ac: str) -> str:
+        return self.organisation(ac).name
+
+    def collections(self) -> dict[str, tuple[str, ...]]:
+        """Collection name → member organisations: RAn = {TSO, its AC, RAn}; ACn = {TSO, ACn}."""
+        tso = [o.name for o in self.organisations if o.role == "tso"]
+        groups: dict[str, tuple[str, ...]] = {}
+        for org in self.organisations:
+            if org.role == "ac":
+                groups[self.ac_collection_for(org.name)] = tuple(tso + [org.name])
+            elif org.role == "ra":
+                groups[self.readings_collection_for(org.name)] = tuple(tso + [org.parent, org.name])
+        return groups
+
+    def consumer_owner(self, consumer: str) -> Organisation:
+        for org in self.organisations:
+            if consumer in org.consumers:
+                return org
+        raise KeyError(f"unknown consumer {consumer!r}")
+
+
+def load(path: Path | str | None = None, port_base: int | None = None) -> Topology:
+    """Reads and checks the topology; the port base comes from the argument, GRIDLEDGER_PORT_BASE, or the file."""
+    path = Path(path or os.environ.get("GRIDLEDGER_TOPOLOGY") or DEFAULT_PATH)
+    raw = yaml.safe_load(path.read_text())
+    try:
+        domain = raw["domain"]
+        orgs = tuple(Organisation(name=o["name"], role=o["role"], title=o.get("title", o["name"]),
+                                  domain=f"{o['name'].lower()}.{domain}", parent=o.get("parent"),
+                                  consumers=tuple(o.get("consumers", ())))
+                     for o in raw["organisations"])
+        base = port_base or int(os.environ.get("GRIDLEDGER_PORT_BASE") or raw["port_base"])
+        topology = Topology(channel=raw["channel"], domain=domain, host=raw.get("host", "127.0.0.1"),
+                            port_base=base, orderer_org=raw["orderers"]["name"],
+                            orderer_msp_id=raw["orderers"]["msp_id"],
+                            orderer_names=tuple(raw["orderers"]["nodes"]), organisations=orgs)
+    except (KeyError, TypeError) as missing:
+        raise TopologyError(f"{path}: missing or malformed entry {missing}") from None
+    _check(topology, path)
+    return topology
+
+
+def _check(topology: Topology, path: Path) -> None:
+    names = topology.org_names
+    if len(set(names)) != len(names):
+        raise TopologyError(f"{path}: organisation names repeat: {names}")
+    if topology.host not in ("127.0.0.1", "localhost", "::1"):
+        raise TopologyError(f"{path}: host must be a loopback address, got {topology.host}")
+    roles = [o.role for o in topology.organisations]
+    if roles.count("tso") != 1:
+        raise TopologyError(f"{path}: exactly one organisation must have role tso")
+    for org in topology.organisations:
+        if org.role not in ("tso", "ac", "ra"):
+            raise TopologyError(f"{path}: {org.name}: role must be tso, ac or ra, got {org.role!r}")
+        if org.role == "ra" and (org.parent not in names or topology.organisation(org.parent).role != "ac"):
+            raise TopologyError(f"{path}: {org.name}: parent must name an ac organisation, got {org.parent!r}")
+    consumers = [c for o in topology.organisations for c in o.consumers]
+    if len(set(consumers)) != len(consumers):
+        raise TopologyError(f"{path}: a consumer belongs to two RAs")
+    if len(topology.orderer_names) < 3:
+        raise TopologyError(f"{path}: Raft needs at least three orderers to survive one failure")
