@@ -2,6 +2,7 @@
 the owning RA's CA with the consumer id as a Fabric certificate attribute."""
 
 import datetime
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -84,43 +85,72 @@ def generate(topology: Topology, root: Path, cryptogen: Path) -> CryptoLayout:
     return layout
 
 
+def issue_certificate(ca_dir: Path, common_name: str, *, organisational_unit: str | None = None,
+                      sans: tuple[str, ...] = (), attributes: dict | None = None,
+                      server: bool = False) -> tuple[bytes, bytes]:
+    """A certificate and its PKCS#8 key (both PEM), signed by the CA whose *-cert.pem and priv_sk are in ca_dir."""
+    ca_cert = x509.load_pem_x509_certificate(next(Path(ca_dir).glob("*-cert.pem")).read_bytes())
+    ca_key = serialization.load_pem_private_key((Path(ca_dir) / "priv_sk").read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = [x509.NameAttribute(NameOID.COUNTRY_NAME, "JP")]
+    if organisational_unit:
+        names.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, organisational_unit))
+    names.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name(names)).issuer_name(ca_cert.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=3650))
+               .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                            key_encipherment=server, data_encipherment=False, key_agreement=False,
+                                            key_cert_sign=False, crl_sign=False, encipher_only=False,
+                                            decipher_only=False), critical=True)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),
+                              critical=False))
+    if server:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                                                               x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                                        critical=False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(n)) if _is_ip(n) else x509.DNSName(n) for n in sans]),
+            critical=False)
+    if attributes is not None:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(FABRIC_ATTRIBUTES_OID, json.dumps({"attrs": attributes}).encode()),
+            critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
 def issue_meter_identity(layout: CryptoLayout, ra: str, consumer: str) -> Path:
     """A client identity for a consumer's smart meter, signed by the RA's CA, carrying the consumer id.
 
     The chaincode reads the attributes {"role": "meter", "consumer": <id>} to let a meter post only for its
     own consumer; the MSP accepts it as a client of the RA's organisation (OU=client, NodeOUs).
     """
-    ca_dir = layout.org_dir(ra) / "ca"
-    ca_cert = x509.load_pem_x509_certificate(next(ca_dir.glob("*-cert.pem")).read_bytes())
-    ca_key = serialization.load_pem_private_key((ca_dir / "priv_sk").read_bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "client"),
-        x509.NameAttribute(NameOID.COMMON_NAME, f"meter-{consumer}@{layout.org_dir(ra).name}"),
-    ])
-    attributes = json.dumps({"attrs": {"role": "meter", "consumer": consumer}}).encode()
-    cert = (x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
-            .add_extension(x509.UnrecognizedExtension(FABRIC_ATTRIBUTES_OID, attributes), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert, key = issue_certificate(layout.org_dir(ra) / "ca", f"meter-{consumer}@{layout.org_dir(ra).name}",
+                                  organisational_unit="client",
+                                  attributes={"role": "meter", "consumer": consumer})
     msp = layout.meter_dir(consumer) / "msp"
     user_msp = layout.user_dir(ra) / "msp"
     for part in ("cacerts", "tlscacerts"):
         shutil.copytree(user_msp / part, msp / part)
     shutil.copy(user_msp / "config.yaml", msp / "config.yaml")
     (msp / "signcerts").mkdir(parents=True)
-    (msp / "signcerts" / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (msp / "signcerts" / "cert.pem").write_bytes(cert)
     (msp / "keystore").mkdir()
-    (msp / "keystore" / "priv_sk").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (msp / "keystore" / "priv_sk").write_bytes(key)
     return msp

@@ -1,0 +1,224 @@
+"""Chaincode as a service: each organisation's package, install, approve and commit with the private data
+collections of the topology, and each organisation's own Python chaincode server process."""
+
+import hashlib
+import io
+import json
+import sys
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from network import crypto, nodes
+from network.processes import ManagedProcess, check_ports_free
+from network.topology import Topology
+
+CHAINCODE_NAME = "gridledger"
+CHAINCODE_VERSION = "1.0"
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+def collections_config(topology: Topology) -> list[dict]:
+    """Fabric's collection config for every visibility group; member peers alone endorse their writes."""
+    config = []
+    for name, members in topology.collections().items():
+        msps = [topology.organisation(m).msp_id for m in members]
+        config.append({
+            "name": name,
+            "policy": "OR(" + ", ".join(f"'{m}.member'" for m in msps) + ")",
+            # Endorsement waits until one other member holds the data, so no single peer's loss loses it;
+            # a two-member group has no third peer to wait for without stalling when the other is down.
+            "requiredPeerCount": 1 if len(msps) > 2 else 0,
+            "maxPeerCount": len(msps) - 1,
+            "blockToLive": 0,
+            "memberOnlyRead": True,
+            "memberOnlyWrite": True,
+            "endorsementPolicy": {"signaturePolicy": "OR(" + ", ".join(f"'{m}.peer'" for m in msps) + ")"},
+        })
+    return config
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    """A gzipped tar with fixed metadata, so the same content gives the same package id."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+class ChaincodeDeployment:
+    """The chaincode of one network: packages, server processes and the committed definition."""
+
+    def __init__(self, network):
+        self.network = network
+        self.topology: Topology = network.topology
+        self.dir = network.root / "chaincode"
+
+    def server_process(self, org: str) -> ManagedProcess:
+        return ManagedProcess(self.network.root, f"chaincode.{org.lower()}")
+
+    def server_tls_dir(self, org: str) -> Path:
+        return self.dir / org / "tls"
+
+    def package_ids(self) -> dict[str, str]:
+        path = self.dir / "package-ids.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    # Packaging
+
+    def _issue_tls(self, org: str) -> None:
+        """Server and client TLS pairs from the organisation's TLS CA: the peer and its chaincode authenticate
+        each other (mutual TLS), both trusting only that CA."""
+        tls = self.server_tls_dir(org)
+        if (tls / "server.crt").exists():
+            return
+        tls.mkdir(parents=True, exist_ok=True)
+        ca_dir = self.network.layout.org_dir(org) / "tlsca"
+        host = self.topology.host
+        cert, key = crypto.issue_certificate(ca_dir, f"chaincode.{self.topology.organisation(org).domain}",
+                                             sans=(host, "localhost"), server=True)
+        (tls / "server.crt").write_bytes(cert)
+        (tls / "server.key").write_bytes(key)
+        cert, key = crypto.issue_certificate(ca_dir, f"peer-client.{self.topology.organisation(org).domain}",
+                                             server=True)
+        (tls / "client.crt").write_bytes(cert)
+        (tls / "client.key").write_bytes(key)
+        (tls / "ca.crt").write_bytes(next(ca_dir.glob("*-cert.pem")).read_bytes())
+
+    def package(self, org: str) -> tuple[Path, str]:
+        """The organisation's CCaaS package and its package id (label:sha256 of the package file)."""
+        self._issue_tls(org)
+        tls = self.server_tls_dir(org)
+        peer = self.topology.peer_of(org)
+        connection = {
+            "address": f"{peer.host}:{peer.chaincode_server_port}",
+            "dial_timeout": "10s",
+            "tls_required": True,
+            "client_auth_required": True,
+            "root_cert": (tls / "ca.crt").read_text(),
+            "client_key": (tls / "client.key").read_text(),
+            "client_cert": (tls / "client.crt").read_text(),
+        }
+        label = f"{CHAINCODE_NAME}_{org.lower()}_{CHAINCODE_VERSION}"
+        code = _tar({"connection.json": json.dumps(connection, indent=2).encode()})
+        package = _tar({"metadata.json": json.dumps({"type": "ccaas", "label": label}).encode(),
+                        "code.tar.gz": code})
+        path = self.dir / org / f"{label}.tgz"
+        path.write_bytes(package)
+        return path, f"{label}:{hashlib.sha256(package).hexdigest()}"
+
+    # Servers
+
+    def start_servers(self, log=print, timeout: float = 30.0) -> None:
+        ids = self.package_ids()
+        for org in self.topology.org_names:
+            process = self.server_process(org)
+            if process.pid() is not None:
+                continue
+            peer = self.topology.peer_of(org)
+            check_ports_free({f"chaincode.{org.lower()} listen": peer.chaincode_server_port}, peer.host)
+            tls = self.server_tls_dir(org)
+            argv = [sys.executable, "-m", "chaincode.server",
+                    "--address", f"{peer.host}:{peer.chaincode_server_port}", "--id", ids[org],
+                    "--tls-cert", str(tls / "server.crt"), "--tls-key", str(tls / "server.key"),
+                    "--client-ca", str(tls / "ca.crt")]
+            pid = process.start(argv, {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1",
+                                       "GRIDLEDGER_ORG": org}, cwd=Path(__file__).resolve().parent.parent)
+            log(f"chaincode: started the {org} chaincode server (pid {pid}) on {peer.host}:{peer.chaincode_server_port}")
+        deadline = time.monotonic() + timeout
+        for org in self.topology.org_names:
+            peer = self.topology.peer_of(org)
+            while not _listening(peer.host, peer.chaincode_server_port):
+                if self.server_process(org).pid() is None:
+                    raise DeployError(f"the {org} chaincode server exited; see {self.server_process(org).log_file}")
+                if time.monotonic() > deadline:
+                    raise DeployError(f"the {org} chaincode server does not listen in time")
+                time.sleep(0.1)
+
+    def stop_servers(self) -> None:
+        for org in self.topology.org_names:
+            self.server_process(org).stop()
+
+    # Lifecycle
+
+    def committed(self) -> dict | None:
+        admin = self.network.peer_admin(self.topology.peers[0])
+        try:
+            out = admin.run("lifecycle", "chaincode", "querycommitted", "--channelID", self.topology.channel,
+                            "--name", CHAINCODE_NAME, "--output", "json")
+        except nodes.NodeCommandError as error:
+            if "not found" in str(error) or "does not exist" in str(error):
+                return None
+            raise
+        return json.loads(out[out.index("{"):])
+
+    def deploy(self, log=print) -> int:
+        """Packages, installs, approves and commits the chaincode if its definition changed; starts the
+        servers. Returns the committed sequence (a changed definition commits sequence + 1)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        collections = collections_config(self.topology)
+        collections_file = self.dir / "collections.json"
+        collections_file.write_text(json.dumps(collections, indent=2))
+        ids = {}
+        for org in self.topology.org_names:
+            path, package_id = self.package(org)
+            ids[org] = package_id
+        (self.dir / "package-ids.json").write_text(json.dumps(ids, indent=2))
+        self.start_servers(log)
+
+        current = self.committed()
+        definition = hashlib.sha256(json.dumps([collections, ids], sort_keys=True).encode()).hexdigest()[:16]
+        marker = self.dir / "definition"
+        if current and marker.exists() and marker.read_text() == f"{current['sequence']}:{definition}":
+            log(f"chaincode: {CHAINCODE_NAME} sequence {current['sequence']} is committed and current")
+            return current["sequence"]
+        sequence = (current["sequence"] if current else 0) + 1
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(ids)) as pool:
+            list(pool.map(lambda org: self._install_and_approve(org, ids[org], sequence, collections_file),
+                          self.topology.org_names))
+        self._commit(sequence, collections_file)
+        marker.write_text(f"{sequence}:{definition}")
+        log(f"chaincode: {CHAINCODE_NAME} sequence {sequence} committed in {time.monotonic() - started:.1f} s")
+        return sequence
+
+    def _orderer_args(self) -> list[str]:
+        orderer = self.topology.orderers[0]
+        return ["-o", orderer.address, "--tls", "--cafile",
+                str(self.network.layout.node_dir(orderer) / "tls" / "ca.crt")]
+
+    def _definition_args(self, sequence: int, collections_file: Path) -> list[str]:
+        return ["--channelID", self.topology.channel, "--name", CHAINCODE_NAME, "--version", CHAINCODE_VERSION,
+                "--sequence", str(sequence), "--collections-config", str(collections_file)]
+
+    def _install_and_approve(self, org: str, package_id: str, sequence: int, collections_file: Path) -> None:
+        admin = self.network.peer_admin(self.topology.peer_of(org))
+        installed = admin.run("lifecycle", "chaincode", "queryinstalled", "--output", "json")
+        if package_id not in installed:
+            admin.run("lifecycle", "chaincode", "install", str(self.dir / org / f"{package_id.split(':')[0]}.tgz"))
+        admin.run("lifecycle", "chaincode", "approveformyorg", *self._orderer_args(),
+                  *self._definition_args(sequence, collections_file), "--package-id", package_id,
+                  "--waitForEventTimeout", "60s")
+
+    def _commit(self, sequence: int, collections_file: Path) -> None:
+        peers = []
+        for peer in self.topology.peers:
+            peers += ["--peerAddresses", peer.address,
+                      "--tlsRootCertFiles", str(self.network.layout.node_dir(peer) / "tls" / "ca.crt")]
+        admin = self.network.peer_admin(self.topology.peers[0])
+        admin.run("lifecycle", "chaincode", "commit", *self._orderer_args(),
+                  *self._definition_args(sequence, collections_file), *peers, "--waitForEventTimeout", "60s")
+
+
+def _listening(host: str, port: int) -> bool:
+    import socket
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
