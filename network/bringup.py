@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from network import configtx, crypto, fabric, nodes
+from network.chaincode import ChaincodeDeployment
 from network.processes import ManagedProcess, check_ports_free
 from network.topology import Node, Topology
 from network import topology as topology_file
@@ -65,16 +66,24 @@ class Network:
 
     def up(self, log=print, timeout: float = 120.0) -> list[NodeStatus]:
         started = time.monotonic()
+        deadline = started + timeout
         missing = [n for n in self.topology.nodes if self.process(n).pid() is None]
-        if not missing:
+        if missing:
+            self._start_nodes(missing, log, deadline)
+        else:
             log(f"network: already running in {self.root}")
-            return self.status()
+        ChaincodeDeployment(self).deploy(log)
+        statuses = self.wait_in_step(deadline)
+        if missing:
+            log(f"network: up in {time.monotonic() - started:.1f} s; logs in {self.root / 'logs'}")
+        return statuses
+
+    def _start_nodes(self, missing: list[Node], log, deadline: float) -> None:
         for node in missing:
             check_ports_free({f"{node.name} {what}": port for what, port in node.ports().items()
                               if what != "chaincode server"}, node.host)
         if not self.block.exists():
             self._generate(log)
-        deadline = time.monotonic() + timeout
         orderers = [n for n in missing if n.kind == "orderer"]
         peers = [n for n in missing if n.kind == "peer"]
         self._start(orderers, log, deadline)
@@ -89,9 +98,6 @@ class Network:
             if self.topology.channel not in admin.channels():
                 log(f"network: {node.name} joins channel {self.topology.channel}")
                 admin.join(self.block)
-        statuses = self.wait_in_step(deadline)
-        log(f"network: up in {time.monotonic() - started:.1f} s; logs in {self.root / 'logs'}")
-        return statuses
 
     def _generate(self, log) -> None:
         log(f"network: generating crypto material and the {self.topology.channel} genesis block in {self.root}")
@@ -121,7 +127,8 @@ class Network:
         """Waits until every node is healthy and every peer and orderer sees the same channel height."""
         while True:
             statuses = self.status()
-            heights = {s.height for s in statuses}
+            ledger_nodes = [s for s in statuses if s.kind != "chaincode"]
+            heights = {s.height for s in ledger_nodes}
             if all(s.healthy for s in statuses) and len(heights) == 1 and None not in heights:
                 return statuses
             if time.monotonic() > deadline:
@@ -144,6 +151,14 @@ class Network:
                 except nodes.NodeCommandError:
                     height = None
             out.append(NodeStatus(node.name, node.kind, node.org, node.address, pid, healthy, height))
+        deployment = ChaincodeDeployment(self)
+        for org in self.topology.org_names:
+            pid = deployment.server_process(org).pid()
+            if pid is None and not deployment.server_process(org).pid_file.exists():
+                continue  # never deployed here
+            peer = self.topology.peer_of(org)
+            out.append(NodeStatus(deployment.server_process(org).name, "chaincode", org,
+                                  f"{peer.host}:{peer.chaincode_server_port}", pid, pid is not None, None))
         return out
 
     def down(self, clean: bool = False, log=print) -> int:

@@ -6,6 +6,7 @@ import sys
 import click
 
 from network.bringup import DEFAULT_RUN_ROOT, Network, NetworkError, status_json, status_table
+from network.chaincode import DeployError
 from network.fabric import FabricUnavailable
 from network.processes import PortInUse
 
@@ -30,7 +31,7 @@ def up(run_dir):
     """Start (or complete) the network of network/topology.yaml and join the channel."""
     try:
         statuses = Network(run_dir).up()
-    except (FabricUnavailable, NetworkError, PortInUse) as error:
+    except (FabricUnavailable, NetworkError, PortInUse, DeployError) as error:
         _fail(error)
     click.echo(status_table(statuses))
 
