@@ -107,8 +107,7 @@ def issue_certificate(ca_dir: Path, common_name: str, *, organisational_unit: st
                                             key_cert_sign=False, crl_sign=False, encipher_only=False,
                                             decipher_only=False), critical=True)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),
-                              critical=False))
+               .add_extension(_authority_key_id(ca_cert), critical=False))
     if server:
         builder = builder.add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
                                                                x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
@@ -125,6 +124,16 @@ def issue_certificate(ca_dir: Path, common_name: str, *, organisational_unit: st
     return (cert.public_bytes(serialization.Encoding.PEM),
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption()))
+
+
+def _authority_key_id(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """Points at the CA's own subject key identifier: cryptogen derives it with SHA-256, not RFC 5280's SHA-1,
+    and OpenSSL/BoringSSL refuse a chain whose identifiers disagree."""
+    try:
+        ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key())
 
 
 def _is_ip(name: str) -> bool:

@@ -8,9 +8,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-MARKER = "GRIDLEDGER_PROCESS"
-
-
 class PortInUse(RuntimeError):
     pass
 
@@ -29,23 +26,15 @@ class ManagedProcess:
     def log_file(self) -> Path:
         return self.run_root / "logs" / f"{self.name}.log"
 
-    @property
-    def marker(self) -> str:
-        return f"{self.run_root.resolve()}#{self.name}"
-
     def pid(self) -> int | None:
-        """The pid if the process is running and is the one we started (a reused pid is not ours)."""
+        """The pid if the process is running and is the one we started: the pid file records the kernel's
+        start time of the process, so a pid reused by another process is never taken for ours."""
         try:
-            pid = int(self.pid_file.read_text())
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            pid, started = (int(part) for part in self.pid_file.read_text().split())
         except (OSError, ValueError):
             return None
-        if f"{MARKER}={self.marker}".encode() not in environ:
-            return None
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
-                return None  # exited, not yet reaped by whoever started it
-        except (OSError, IndexError):
+        state = _proc_state(pid)
+        if state is None or state[1] != started or state[0] == "Z":  # Z: exited, not yet reaped
             return None
         return pid
 
@@ -53,10 +42,10 @@ class ManagedProcess:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(argv, env={**env, MARKER: self.marker}, cwd=cwd, stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
-        self.pid_file.write_text(str(process.pid))
+            process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        state = _proc_state(process.pid)
+        self.pid_file.write_text(f"{process.pid} {state[1] if state else 0}")
         return process.pid
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -87,6 +76,15 @@ class ManagedProcess:
             while self.pid() is not None:
                 _reap(pid)
                 time.sleep(0.05)
+
+
+def _proc_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) of a process, from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[19])
 
 
 def _reap(pid: int) -> None:

@@ -1,0 +1,96 @@
+"""Submit throughput and commit latency of a simple write through the real Fabric network, at 1, 10 and 50
+concurrent clients; prints a table and writes JSON.
+
+    .venv/bin/python tests/bench/bench_gateway.py [--seconds 20] [--clients 1,10,50] [--out bench-results/gateway.json]
+
+Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 37100) in a temporary directory and
+takes it down afterwards; the load is bounded in time and stays on 127.0.0.1.
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+import os
+
+from network import topology as topology_file
+from network.bringup import Network
+from network.clients import connect_as
+
+TARGET_TPS = 300
+
+
+def run_load(network: Network, clients: int, seconds: float) -> dict:
+    orgs = network.topology.org_names
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        gateway = connect_as(network, orgs[index % len(orgs)])
+        contract = gateway.get_network(network.topology.channel).get_contract("gridledger", "records")
+        sequence = 0
+        while time.monotonic() < stop_at:
+            key = f"bench-{clients}-{index}-{sequence}"
+            sequence += 1
+            began = time.monotonic()
+            try:
+                contract.submit("put", key, json.dumps({"n": sequence}))
+            except Exception as error:  # counted and reported, the load goes on
+                with lock:
+                    failures.append(f"{type(error).__name__}: {error}"[:200])
+                continue
+            with lock:
+                latencies.append(time.monotonic() - began)
+        gateway.close()
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    ordered = sorted(latencies)
+    return {
+        "clients": clients, "seconds": round(elapsed, 2), "committed": len(latencies),
+        "failed": len(failures), "first_failures": failures[:3],
+        "tps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(1000 * statistics.median(ordered), 1) if ordered else None,
+        "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1) if ordered else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument("--out", default="bench-results/gateway.json")
+    args = parser.parse_args()
+    port_base = int(os.environ.get("GRIDLEDGER_BENCH_PORT_BASE", "37100"))
+    with tempfile.TemporaryDirectory(prefix="gridledger-bench-") as tmp:
+        network = Network(Path(tmp) / "run", topology_file.load(port_base=port_base))
+        try:
+            network.up(log=lambda line: None)
+            results = [run_load(network, int(n), args.seconds) for n in args.clients.split(",")]
+        finally:
+            network.down(log=lambda line: None)
+    print(f"{'clients':>8} {'committed':>10} {'failed':>7} {'tps':>8} {'p50 ms':>8} {'p95 ms':>8}  vs target {TARGET_TPS} tps")
+    for r in results:
+        print(f"{r['clients']:>8} {r['committed']:>10} {r['failed']:>7} {r['tps']:>8} {r['p50_ms']!s:>8} "
+              f"{r['p95_ms']!s:>8}  {r['tps'] / TARGET_TPS:.2f}x")
+        for failure in r["first_failures"]:
+            print(f"         failure: {failure}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"benchmark": "gateway-submit", "target_tps": TARGET_TPS, "results": results},
+                              indent=2))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
