@@ -127,10 +127,11 @@ class ChaincodeDeployment:
             tls = self.server_tls_dir(org)
             argv = [sys.executable, "-m", "chaincode.server",
                     "--address", f"{peer.host}:{peer.chaincode_server_port}", "--id", ids[org],
+                    "--peer-msp-id", self.topology.organisation(org).msp_id,
                     "--tls-cert", str(tls / "server.crt"), "--tls-key", str(tls / "server.key"),
                     "--client-ca", str(tls / "ca.crt")]
-            pid = process.start(argv, {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1",
-                                       "GRIDLEDGER_ORG": org}, cwd=Path(__file__).resolve().parent.parent)
+            pid = process.start(argv, {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"},
+                                cwd=Path(__file__).resolve().parent.parent)
             log(f"chaincode: started the {org} chaincode server (pid {pid}) on {peer.host}:{peer.chaincode_server_port}")
         deadline = time.monotonic() + timeout
         for org in self.topology.org_names:

@@ -1,0 +1,100 @@
+"""The stub of a transaction the peer sent: every ledger call is a ChaincodeMessage the peer answers."""
+
+from datetime import timezone
+from typing import Callable
+
+from fabric_protos.ledger.queryresult import kv_query_result_pb2
+from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2
+from google.protobuf.message import Message
+
+from chaincode.shim.stub import KV, BaseStub, KeyModification, ResultIterator, TransactionContext
+
+ShimMessage = chaincode_shim_pb2.ChaincodeMessage
+
+
+class ChaincodeStub(BaseStub):
+    """A transaction's stub on a peer. `call` is the stream handler's `call(channel_id, tx_id, message_type,
+    payload) -> bytes`, which raises StubError with the peer's text when the peer answers ERROR."""
+
+    def __init__(self, call: Callable[[str, str, int, Message], bytes], channel_id: str, tx_id: str,
+                 chaincode_input: chaincode_pb2.ChaincodeInput, context: TransactionContext,
+                 peer_msp_id: str | None):
+        super().__init__(channel_id, tx_id, list(chaincode_input.args), context, peer_msp_id)
+        self._call = call
+
+    def _request(self, message_type: int, payload: Message) -> bytes:
+        return self._call(self._channel_id, self._tx_id, message_type, payload)
+
+    def _get_state(self, collection, key):
+        value = self._request(ShimMessage.GET_STATE, chaincode_shim_pb2.GetState(key=key, collection=collection))
+        return value or None  # the peer sends an empty payload for a missing key
+
+    def _get_private_data_hash(self, collection, key):
+        value = self._request(ShimMessage.GET_PRIVATE_DATA_HASH,
+                              chaincode_shim_pb2.GetState(key=key, collection=collection))
+        return value or None
+
+    def _put_state(self, collection, key, value):
+        self._request(ShimMessage.PUT_STATE, chaincode_shim_pb2.PutState(key=key, value=value, collection=collection))
+
+    def _del_state(self, collection, key):
+        self._request(ShimMessage.DEL_STATE, chaincode_shim_pb2.DelState(key=key, collection=collection))
+
+    def _purge_private_data(self, collection, key):
+        self._request(ShimMessage.PURGE_PRIVATE_DATA, chaincode_shim_pb2.DelState(key=key, collection=collection))
+
+    def _range(self, collection, start_key, end_key):
+        request = chaincode_shim_pb2.GetStateByRange(startKey=start_key, endKey=end_key, collection=collection)
+        first_page = self._query(ShimMessage.GET_STATE_BY_RANGE, request)
+        return PeerQueryIterator(self._query, first_page, _kv_from_bytes)
+
+    def _history(self, key):
+        first_page = self._query(ShimMessage.GET_HISTORY_FOR_KEY, chaincode_shim_pb2.GetHistoryForKey(key=key))
+        return PeerQueryIterator(self._query, first_page, _modification_from_bytes)
+
+    def _query(self, message_type: int, payload: Message) -> chaincode_shim_pb2.QueryResponse:
+        return chaincode_shim_pb2.QueryResponse.FromString(self._request(message_type, payload))
+
+
+class PeerQueryIterator(ResultIterator):
+    """Walks a query the peer answers page by page: QUERY_STATE_NEXT while `has_more`, QUERY_STATE_CLOSE when
+    closed early (the peer drops an exhausted query by itself)."""
+
+    def __init__(self, query: Callable[[int, Message], chaincode_shim_pb2.QueryResponse],
+                 first_page: chaincode_shim_pb2.QueryResponse, decode: Callable[[bytes], object]):
+        self._query = query
+        self._page = first_page
+        self._position = 0
+        self._decode = decode
+        self._closed = False
+
+    def __next__(self):
+        if self._closed:
+            raise StopIteration
+        while self._position >= len(self._page.results):
+            if not self._page.has_more:
+                self._closed = True
+                raise StopIteration
+            self._page = self._query(ShimMessage.QUERY_STATE_NEXT, chaincode_shim_pb2.QueryStateNext(id=self._page.id))
+            self._position = 0
+        result = self._page.results[self._position]
+        self._position += 1
+        return self._decode(result.resultBytes)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._page.has_more:
+                self._query(ShimMessage.QUERY_STATE_CLOSE, chaincode_shim_pb2.QueryStateClose(id=self._page.id))
+
+
+def _kv_from_bytes(data: bytes) -> KV:
+    kv = kv_query_result_pb2.KV.FromString(data)
+    return KV(kv.key, kv.value)
+
+
+def _modification_from_bytes(data: bytes) -> KeyModification:
+    modification = kv_query_result_pb2.KeyModification.FromString(data)
+    timestamp = (modification.timestamp.ToDatetime(tzinfo=timezone.utc)
+                 if modification.HasField("timestamp") else None)
+    return KeyModification(modification.tx_id, modification.value, timestamp, modification.is_delete)
