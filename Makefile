@@ -39,6 +39,18 @@ network-down: setup
 network-status: setup
 	$(VENV)/bin/gridledger network status
 
+# Every benchmark in tests/bench brings up its own network (or none), bounded in time, and writes JSON.
+bench: setup fabric
+	mkdir -p bench-results
+	set -e; for script in tests/bench/bench_*.py; do \
+		name=$$(basename $$script .py); name=$${name#bench_}; \
+		echo "== $$name"; $(PY) $$script --out bench-results/$$name.json; \
+	done
+
+demo: setup fabric
+	$(VENV)/bin/gridledger network up
+	@echo "demo: the network is up (see above); simulators and web pages are not built yet"
+
 test: setup fabric
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -3,11 +3,14 @@
 import json
 import shutil
 import time
+
+import grpc
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from network import configtx, crypto, fabric, nodes
 from network.chaincode import ChaincodeDeployment
+from network.discovery import DiscoveryError, channel_members
 from network.processes import ManagedProcess, check_ports_free
 from network.topology import Node, Topology
 from network import topology as topology_file
@@ -70,6 +73,7 @@ class Network:
         missing = [n for n in self.topology.nodes if self.process(n).pid() is None]
         if missing:
             self._start_nodes(missing, log, deadline)
+            self.wait_for_gossip(deadline)
         else:
             log(f"network: already running in {self.root}")
         ChaincodeDeployment(self).deploy(log)
@@ -122,6 +126,24 @@ class Network:
                 if time.monotonic() > deadline:
                     raise NetworkError(f"{node.name} is not healthy in time; see {self.process(node).log_file}")
                 time.sleep(0.2)
+
+    def wait_for_gossip(self, deadline: float) -> None:
+        """Waits until every peer sees every organisation's peer on the channel: until then a private write
+        cannot reach the other members of its collection."""
+        everyone = {o.msp_id for o in self.topology.organisations}
+        for org in self.topology.org_names:
+            while True:
+                try:
+                    seen = channel_members(self, org)
+                except (DiscoveryError, grpc.RpcError) as error:
+                    seen = set()
+                    if time.monotonic() > deadline:
+                        raise NetworkError(f"discovery on {org}'s peer fails: {error}") from None
+                if seen == everyone:
+                    break
+                if time.monotonic() > deadline:
+                    raise NetworkError(f"{org}'s peer sees only {sorted(seen)} on the channel in time")
+                time.sleep(0.3)
 
     def wait_in_step(self, deadline: float) -> list[NodeStatus]:
         """Waits until every node is healthy and every peer and orderer sees the same channel height."""

@@ -1,9 +1,11 @@
 """Chaincode as a service: each organisation's package, install, approve and commit with the private data
 collections of the topology, and each organisation's own Python chaincode server process."""
 
+import gzip
 import hashlib
 import io
 import json
+import socket
 import sys
 import tarfile
 import time
@@ -43,13 +45,15 @@ def collections_config(topology: Topology) -> list[dict]:
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
-    """A gzipped tar with fixed metadata, so the same content gives the same package id."""
+    """A gzipped tar with fixed metadata (the gzip header's time too), so the same content gives the same
+    package id, and a redeployment of unchanged content keeps the running servers' ids valid."""
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as zipped:
+        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for name, data in sorted(files.items()):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
 
 
@@ -167,11 +171,12 @@ class ChaincodeDeployment:
         collections = collections_config(self.topology)
         collections_file = self.dir / "collections.json"
         collections_file.write_text(json.dumps(collections, indent=2))
-        ids = {}
-        for org in self.topology.org_names:
-            path, package_id = self.package(org)
-            ids[org] = package_id
+        previous = self.package_ids()
+        ids = {org: self.package(org)[1] for org in self.topology.org_names}
         (self.dir / "package-ids.json").write_text(json.dumps(ids, indent=2))
+        for org, package_id in ids.items():
+            if previous.get(org) != package_id and self.server_process(org).stop():
+                log(f"chaincode: stopped the {org} server of the previous package {previous.get(org)}")
         self.start_servers(log)
 
         current = self.committed()
@@ -187,8 +192,31 @@ class ChaincodeDeployment:
                           self.topology.org_names))
         self._commit(sequence, collections_file)
         marker.write_text(f"{sequence}:{definition}")
-        log(f"chaincode: {CHAINCODE_NAME} sequence {sequence} committed in {time.monotonic() - started:.1f} s")
+        self.wait_until_endorsable()
+        log(f"chaincode: {CHAINCODE_NAME} sequence {sequence} committed and endorsable in "
+            f"{time.monotonic() - started:.1f} s")
         return sequence
+
+    def wait_until_endorsable(self, timeout: float = 60.0) -> None:
+        """Waits until the Gateway can gather the endorsements the chaincode's policy needs: discovery learns
+        of each peer's chaincode through gossip a moment after the commit. The probe is endorsed, never
+        submitted, so it leaves nothing on the ledger."""
+        from gateway import EndorseError
+        from network.clients import connect_as
+
+        org = self.topology.org_names[0]
+        deadline = time.monotonic() + timeout
+        with connect_as(self.network, org) as gateway:
+            contract = gateway.get_network(self.topology.channel).get_contract(CHAINCODE_NAME)
+            while True:
+                try:
+                    contract.new_proposal("org.hyperledger.fabric:GetMetadata").endorse(timeout=5)
+                    return
+                except EndorseError as error:
+                    if time.monotonic() > deadline:
+                        raise DeployError(f"the chaincode is not endorsable {timeout:.0f} s after its commit: "
+                                          f"{error}") from None
+                    time.sleep(0.3)
 
     def _orderer_args(self) -> list[str]:
         orderer = self.topology.orderers[0]
@@ -219,7 +247,6 @@ class ChaincodeDeployment:
 
 
 def _listening(host: str, port: int) -> bool:
-    import socket
     with socket.socket() as probe:
         probe.settimeout(0.5)
         return probe.connect_ex((host, port)) == 0

@@ -71,8 +71,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def eventually(check, seconds: float = 15.0):
-    """Peers commit a block at slightly different moments: retry a read for a bounded time."""
+def eventually(check, seconds: float = 30.0):
+    """Peers commit a block at slightly different moments, and a member that missed a private write's push
+    fetches it at its next reconciliation (every 5 s): retry a read for a bounded time."""
     deadline = time.monotonic() + seconds
     while True:
         try:

@@ -8,6 +8,8 @@ import json
 import pytest
 
 from network.bringup import Network
+from network.chaincode import ChaincodeDeployment
+from network.clients import connect_as
 from network.processes import PortInUse
 from network import topology as topology_file
 
@@ -38,11 +40,38 @@ def test_orderers_and_peers_are_members_of_the_channel_at_one_height(fabric_netw
     assert min(heights.values()) >= 1
 
 
-def test_status_reports_each_node_with_its_pid(fabric_network):
+def test_status_reports_each_node_and_chaincode_server_with_its_pid(fabric_network):
     statuses = fabric_network.status()
-    assert len(statuses) == 9
+    assert sorted(s.kind for s in statuses) == ["chaincode"] * 6 + ["orderer"] * 3 + ["peer"] * 6
     for status in statuses:
-        assert status.healthy and status.pid and os.path.exists(f"/proc/{status.pid}"), status
+        assert status.healthy and status.pid and _is_running(status.pid), status
+
+
+def test_up_leaves_the_chaincode_committed_with_the_topologys_collections(fabric_network):
+    committed = ChaincodeDeployment(fabric_network).committed()
+    assert committed["approvals"] == {f"{org}MSP": True for org in fabric_network.topology.org_names}
+    names = [c["Payload"]["StaticCollectionConfig"]["name"] for c in committed["collections"]["config"]]
+    assert sorted(names) == sorted(fabric_network.topology.collections())
+
+
+def test_a_killed_chaincode_server_is_restarted_by_up(fabric_network):
+    deployment = ChaincodeDeployment(fabric_network)
+    deployment.server_process("RA2").kill()
+    assert not next(s for s in fabric_network.status() if s.name == "chaincode.ra2").healthy
+    fabric_network.up(log=lambda line: None)
+    assert next(s for s in fabric_network.status() if s.name == "chaincode.ra2").healthy
+
+
+def test_a_changed_definition_is_committed_as_the_next_sequence_and_still_serves(fabric_network):
+    deployment = ChaincodeDeployment(fabric_network)
+    before = deployment.committed()["sequence"]
+    (deployment.dir / "definition").unlink()  # as if the collections or packages had changed
+    assert deployment.deploy(log=lambda line: None) == before + 1
+    assert deployment.committed()["sequence"] == before + 1
+    gateway = connect_as(fabric_network, "AC2")
+    contract = gateway.get_network(fabric_network.topology.channel).get_contract("gridledger", "records")
+    contract.submit("put_record", "after-redeploy", json.dumps({"sequence": before + 1}))
+    assert json.loads(contract.evaluate("get_record", "after-redeploy")) == {"sequence": before + 1}
 
 
 def test_up_on_a_running_network_starts_no_twins(fabric_network):
@@ -72,7 +101,7 @@ def test_down_stops_exactly_what_it_started_and_clean_removes_the_ledgers(tmp_pa
         network.up(log=lambda line: None)
         pids = [s.pid for s in network.status()]
         assert all(pids)
-        assert network.down(clean=True, log=lambda line: None) == 9
+        assert network.down(clean=True, log=lambda line: None) == 15  # 9 nodes, 6 chaincode servers
         assert not any(os.path.exists(f"/proc/{pid}") and _is_running(pid) for pid in pids)
         assert not network.root.exists()
         assert bystander.fileno() != -1
