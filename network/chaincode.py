@@ -44,6 +44,14 @@ def collections_config(topology: Topology) -> list[dict]:
     return config
 
 
+def endorsement_policy(topology: Topology) -> str:
+    """A majority of the organisations' peers, as an explicit signature policy. The channel's default
+    "MAJORITY Endorsement" means the same but is an ImplicitMeta policy, whose evaluation checks every
+    signature once per organisation: profiled, that was two thirds of each peer's CPU."""
+    peers = [f"'{org.msp_id}.peer'" for org in topology.organisations]
+    return f"OutOf({len(peers) // 2 + 1}, {', '.join(peers)})"
+
+
 def _tar(files: dict[str, bytes]) -> bytes:
     """A gzipped tar with fixed metadata (the gzip header's time too), so the same content gives the same
     package id, and a redeployment of unchanged content keeps the running servers' ids valid."""
@@ -180,7 +188,8 @@ class ChaincodeDeployment:
         self.start_servers(log)
 
         current = self.committed()
-        definition = hashlib.sha256(json.dumps([collections, ids], sort_keys=True).encode()).hexdigest()[:16]
+        definition = hashlib.sha256(json.dumps([collections, ids, endorsement_policy(self.topology)],
+                                               sort_keys=True).encode()).hexdigest()[:16]
         marker = self.dir / "definition"
         if current and marker.exists() and marker.read_text() == f"{current['sequence']}:{definition}":
             log(f"chaincode: {CHAINCODE_NAME} sequence {current['sequence']} is committed and current")
@@ -225,7 +234,8 @@ class ChaincodeDeployment:
 
     def _definition_args(self, sequence: int, collections_file: Path) -> list[str]:
         return ["--channelID", self.topology.channel, "--name", CHAINCODE_NAME, "--version", CHAINCODE_VERSION,
-                "--sequence", str(sequence), "--collections-config", str(collections_file)]
+                "--sequence", str(sequence), "--collections-config", str(collections_file),
+                "--signature-policy", endorsement_policy(self.topology)]
 
     def _install_and_approve(self, org: str, package_id: str, sequence: int, collections_file: Path) -> None:
         admin = self.network.peer_admin(self.topology.peer_of(org))

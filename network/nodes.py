@@ -110,6 +110,8 @@ def peer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: Pat
         "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(data / "snapshots"),
         "CORE_OPERATIONS_LISTENADDRESS": f"{node.host}:{node.operations_port}",
         "CORE_METRICS_PROVIDER": "disabled",
+        "CORE_PEER_PROFILE_ENABLED": "true" if os.environ.get("GRIDLEDGER_PEER_PROFILE") == "1" else "false",
+        "CORE_PEER_PROFILE_LISTENADDRESS": f"{node.host}:{node.profile_port}",
     }
 
 

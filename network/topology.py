@@ -70,6 +70,11 @@ class Node:
         """Peers: where this organisation's chaincode-as-a-service process listens."""
         return self._port(3)
 
+    @property
+    def profile_port(self) -> int:
+        """Peers: Go's pprof endpoint, served only when GRIDLEDGER_PEER_PROFILE=1."""
+        return self._port(4)
+
     def ports(self) -> dict[str, int]:
         if self.kind == "orderer":
             return {"listen": self.listen_port, "admin": self.admin_port, "operations": self.operations_port}

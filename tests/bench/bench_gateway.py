@@ -23,6 +23,23 @@ from network.clients import connect_as
 TARGET_TPS = 300
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_by_kind(network: Network) -> dict[str, float]:
+    """CPU seconds used so far by the network's processes (per kind) and by this client process."""
+    used = {"peer": 0.0, "orderer": 0.0, "chaincode": 0.0}
+    for status in network.status():
+        try:
+            fields = Path(f"/proc/{status.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, TypeError):
+            continue
+        used[status.kind] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    times = os.times()
+    used["client"] = times.user + times.system
+    return used
+
+
 def run_load(network: Network, clients: int, seconds: float) -> dict:
     orgs = network.topology.org_names
     latencies: list[float] = []
@@ -48,6 +65,7 @@ def run_load(network: Network, clients: int, seconds: float) -> dict:
                 latencies.append(time.monotonic() - began)
         gateway.close()
 
+    cpu_before = cpu_seconds_by_kind(network)
     began = time.monotonic()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
@@ -55,6 +73,9 @@ def run_load(network: Network, clients: int, seconds: float) -> dict:
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - began
+    cpu_after = cpu_seconds_by_kind(network)
+    cpu_ms_per_tx = {kind: round(1000 * (cpu_after[kind] - cpu_before[kind]) / max(1, len(latencies)), 2)
+                     for kind in cpu_after}
     ordered = sorted(latencies)
     return {
         "clients": clients, "seconds": round(elapsed, 2), "committed": len(latencies),
@@ -62,6 +83,8 @@ def run_load(network: Network, clients: int, seconds: float) -> dict:
         "tps": round(len(latencies) / elapsed, 1),
         "p50_ms": round(1000 * statistics.median(ordered), 1) if ordered else None,
         "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1) if ordered else None,
+        "cpu_ms_per_tx": cpu_ms_per_tx,
+        "cpu_utilisation": round(sum(cpu_after.values()) - sum(cpu_before.values()), 1) / elapsed,
     }
 
 
@@ -83,6 +106,7 @@ def main() -> None:
     for r in results:
         print(f"{r['clients']:>8} {r['committed']:>10} {r['failed']:>7} {r['tps']:>8} {r['p50_ms']!s:>8} "
               f"{r['p95_ms']!s:>8}  {r['tps'] / TARGET_TPS:.2f}x")
+        print(f"         CPU ms per committed tx: {r['cpu_ms_per_tx']}; cores busy: {r['cpu_utilisation']:.2f}")
         for failure in r["first_failures"]:
             print(f"         failure: {failure}")
     out = Path(args.out)
