@@ -14,6 +14,7 @@ import signal
 import threading
 from pathlib import Path
 
+from chaincode.contracts.dr import DrContract
 from chaincode.contracts.records import RecordsContract
 from chaincode.shim import Chaincode
 
@@ -22,7 +23,7 @@ STOP_GRACE_SECONDS = 3.0
 
 def build_chaincode() -> Chaincode:
     """Every contract the gridledger chaincode serves; the first is the default for unprefixed function names."""
-    return Chaincode([RecordsContract()])
+    return Chaincode([RecordsContract(), DrContract()])
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:

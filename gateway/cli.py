@@ -9,9 +9,11 @@ def main():
 
 
 def _register() -> None:
+    from gateway.dr_commands import dr
     from network.commands import network
 
     main.add_command(network)
+    main.add_command(dr)
 
 
 _register()
