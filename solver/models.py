@@ -1,0 +1,219 @@
+"""Pyomo models of the three matching objectives, solved with HiGHS: the readable reference for the fast path.
+
+For one gate (quantities in kWh and prices in yen per kWh inside the models, which keeps HiGHS well scaled):
+
+    SELLS, BUYS       the gate's sell and buy orders
+    PAIRS             (s, b) with ask[s] <= bid[b] and participant[s] != participant[b]      (B6)
+    ask[s], bid[b]    yen/kWh;  qty[o]  kWh
+    x[s, b] >= 0      kWh that s sells to b
+
+    capacity:         sum_{b : (s,b) in PAIRS} x[s,b] <= qty[s]      for s in SELLS          (dual u[s])
+                      sum_{s : (s,b) in PAIRS} x[s,b] <= qty[b]      for b in BUYS           (dual v[b])
+
+    volume:   max  sum_{(s,b) in PAIRS} x[s,b]
+    welfare:  max  sum_{(s,b) in PAIRS} (bid[b] - ask[s]) x[s,b]
+
+The capacity matrix is the incidence matrix of a bipartite graph, which is totally unimodular: a basic optimal
+solution (what HiGHS's simplex returns) has whole-Wh flows and, the costs being whole sen, whole-sen duals.
+The duals are the optimality certificate: u[s] + v[b] >= gain of (s, b) for every pair, and
+sum qty u + sum qty v equals the optimum.
+
+    maxmin:  PARTICIPANTS  participants who could profit, offered[i] kWh (see proposals.py)
+             pay[s, b]     yen paid for x[s, b] (price x quantity, linear because the price is pay / x)
+             t             yen/kWh, the worst-off participant's profit per kWh offered
+      stage 1: max t
+               capacity as above
+               ask[s] x[s,b] <= pay[s,b] <= bid[b] x[s,b]                                     (B6)
+               profit[i] = sum_{(s,b): s of i} (pay[s,b] - ask[s] x[s,b])
+                         + sum_{(s,b): b of i} (bid[b] x[s,b] - pay[s,b])  >=  t offered[i]   for i in PARTICIPANTS
+      stage 2: t >= t1 (stage 1's optimum), max sum_{(s,b)} (bid[b] - ask[s]) x[s,b]
+This is a linear programme over continuous kWh and yen; matching.py rounds its solution to whole Wh and sen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sys
+from dataclasses import dataclass, field
+
+import pyomo.environ as pyo
+
+from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, compatible
+from solver.proposals import eligible_offers
+
+# Stage 2 keeps t within this much (relative, at least absolute) of stage 1's optimum: HiGHS's own feasibility
+# tolerance is 1e-7, so insisting on t >= t1 exactly can make stage 2 infeasible by rounding alone.
+STAGE_TWO_SLACK = 1e-6
+
+
+@dataclass
+class LpSolution:
+    """An optimal solution of a gate's linear programme, in the solver's integer units but still as floats.
+
+    flows[(sell id, buy id)]: Wh; payments[(sell id, buy id)]: millisen (maxmin only);
+    sell_duals / buy_duals: the capacity duals in objective units per Wh (volume and welfare only; welfare's are
+    sen per kWh); bound: the LP optimum in display units (kWh, yen, or for maxmin stage 1's yen per kWh);
+    surplus: the LP's total surplus, yen.
+    """
+
+    flows: dict
+    bound: float
+    surplus: float
+    payments: dict = field(default_factory=dict)
+    sell_duals: dict = field(default_factory=dict)
+    buy_duals: dict = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def native_stdout_silenced():
+    """HiGHS prints a banner on C's stdout the first time a solver object is made; keep it out of --json output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def matching_model(orders, objective: str) -> pyo.ConcreteModel:
+    """The model above for objective; maxmin's model carries stage 1's objective (see solve_maxmin)."""
+    sells = [o for o in orders if o.is_sell]
+    buys = [o for o in orders if not o.is_sell]
+    pairs = [(s.id, b.id) for s in sells for b in buys if compatible(s, b)]
+    participant = {o.id: o.participant for o in orders}
+
+    m = pyo.ConcreteModel(name=f"gate-{objective}")
+    m.SELLS = pyo.Set(initialize=[s.id for s in sells])
+    m.BUYS = pyo.Set(initialize=[b.id for b in buys])
+    m.PAIRS = pyo.Set(within=m.SELLS * m.BUYS, initialize=pairs)
+    m.BUYS_OF = pyo.Set(m.SELLS, initialize={s.id: [] for s in sells})
+    m.SELLS_OF = pyo.Set(m.BUYS, initialize={b.id: [] for b in buys})
+    for s, b in pairs:
+        m.BUYS_OF[s].add(b)
+        m.SELLS_OF[b].add(s)
+    m.ask = pyo.Param(m.SELLS, initialize={s.id: s.price / SEN_PER_YEN for s in sells})
+    m.bid = pyo.Param(m.BUYS, initialize={b.id: b.price / SEN_PER_YEN for b in buys})
+    m.qty = pyo.Param(m.SELLS | m.BUYS, initialize={o.id: o.quantity / WH_PER_KWH for o in orders})
+
+    m.x = pyo.Var(m.PAIRS, domain=pyo.NonNegativeReals)
+
+    def sell_capacity_rule(m, s):
+        if not m.BUYS_OF[s]:
+            return pyo.Constraint.Skip
+        return sum(m.x[s, b] for b in m.BUYS_OF[s]) <= m.qty[s]
+
+    m.sell_capacity = pyo.Constraint(m.SELLS, rule=sell_capacity_rule)
+
+    def buy_capacity_rule(m, b):
+        if not m.SELLS_OF[b]:
+            return pyo.Constraint.Skip
+        return sum(m.x[s, b] for s in m.SELLS_OF[b]) <= m.qty[b]
+
+    m.buy_capacity = pyo.Constraint(m.BUYS, rule=buy_capacity_rule)
+
+    def surplus_rule(m):
+        return sum((m.bid[b] - m.ask[s]) * m.x[s, b] for s, b in m.PAIRS)
+
+    m.surplus = pyo.Expression(rule=surplus_rule)
+
+    if objective == "volume":
+
+        def volume_rule(m):
+            return sum(m.x[s, b] for s, b in m.PAIRS)
+
+        m.volume = pyo.Objective(rule=volume_rule, sense=pyo.maximize)
+    elif objective == "welfare":
+        m.welfare = pyo.Objective(expr=m.surplus, sense=pyo.maximize)
+    elif objective == "maxmin":
+        offered = eligible_offers(orders)
+        m.PARTICIPANTS = pyo.Set(initialize=sorted(offered))
+        m.offered = pyo.Param(m.PARTICIPANTS, initialize={p: wh / WH_PER_KWH for p, wh in offered.items()})
+        m.SOLD_BY = pyo.Set(m.PARTICIPANTS, within=m.PAIRS, initialize={p: [] for p in offered})
+        m.BOUGHT_BY = pyo.Set(m.PARTICIPANTS, within=m.PAIRS, initialize={p: [] for p in offered})
+        for s, b in pairs:
+            # A participant who cannot profit at all only has zero-surplus pairs: no profit to account for.
+            if participant[s] in offered:
+                m.SOLD_BY[participant[s]].add((s, b))
+            if participant[b] in offered:
+                m.BOUGHT_BY[participant[b]].add((s, b))
+        m.pay = pyo.Var(m.PAIRS, domain=pyo.NonNegativeReals)
+        m.t = pyo.Var(domain=pyo.Reals)
+
+        def pay_floor_rule(m, s, b):
+            return m.ask[s] * m.x[s, b] <= m.pay[s, b]
+
+        m.pay_floor = pyo.Constraint(m.PAIRS, rule=pay_floor_rule)
+
+        def pay_ceiling_rule(m, s, b):
+            return m.pay[s, b] <= m.bid[b] * m.x[s, b]
+
+        m.pay_ceiling = pyo.Constraint(m.PAIRS, rule=pay_ceiling_rule)
+
+        def profit_rule(m, i):
+            return sum(m.pay[s, b] - m.ask[s] * m.x[s, b] for s, b in m.SOLD_BY[i]) + sum(
+                m.bid[b] * m.x[s, b] - m.pay[s, b] for s, b in m.BOUGHT_BY[i]
+            )
+
+        m.profit = pyo.Expression(m.PARTICIPANTS, rule=profit_rule)
+
+        def fair_share_rule(m, i):
+            return m.profit[i] >= m.t * m.offered[i]
+
+        m.fair_share = pyo.Constraint(m.PARTICIPANTS, rule=fair_share_rule)
+        m.worst_off = pyo.Objective(expr=m.t, sense=pyo.maximize)
+    else:
+        raise ValueError(f"unknown objective {objective!r}")
+    return m
+
+
+def _solve(m, solver) -> None:
+    with native_stdout_silenced():
+        results = solver.solve(m)
+    condition = results.solver.termination_condition
+    if condition != pyo.TerminationCondition.optimal:
+        raise RuntimeError(f"HiGHS did not find an optimum for {m.name}: {condition}")
+
+
+def solve_maxmin(m, solver) -> float:
+    """Stage 1 (max t), then stage 2 (keep t, max surplus); returns stage 1's t."""
+    if not m.PARTICIPANTS:
+        return 0.0  # nobody can trade with anybody: no pairs, no trades
+    _solve(m, solver)
+    t1 = pyo.value(m.t)
+    m.worst_off.deactivate()
+    m.keep_worst_off = pyo.Constraint(expr=m.t >= t1 - STAGE_TWO_SLACK * max(1.0, abs(t1)))
+    m.total_surplus = pyo.Objective(expr=m.surplus, sense=pyo.maximize)
+    _solve(m, solver)
+    return t1
+
+
+def model_relaxation(orders, objective: str) -> LpSolution:
+    """Build and solve the Pyomo model for objective with HiGHS (appsi_highs, which drives highspy)."""
+    m = matching_model(orders, objective)
+    solver = pyo.SolverFactory("appsi_highs")
+    if objective == "maxmin":
+        bound = solve_maxmin(m, solver)
+    else:
+        m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
+        if m.PAIRS:
+            _solve(m, solver)
+        bound = pyo.value(m.component(objective), exception=False) or 0.0
+
+    flows = {p: m.x[p].value * WH_PER_KWH for p in m.PAIRS if m.x[p].value}
+    solution = LpSolution(flows=flows, bound=bound, surplus=pyo.value(m.surplus, exception=False) or 0.0)
+    if objective == "maxmin":
+        solution.payments = {p: m.pay[p].value * MILLISEN_PER_YEN for p in flows}
+    else:
+        # Duals are objective units per kWh; per Wh in the certificate's units that is x1 for volume (Wh/Wh)
+        # and, for welfare, yen/kWh -> sen/kWh (= millisen per Wh).
+        scale = 1 if objective == "volume" else SEN_PER_YEN
+        solution.sell_duals = {s: m.dual.get(m.sell_capacity[s], 0.0) * scale for s in m.sell_capacity}
+        solution.buy_duals = {b: m.dual.get(m.buy_capacity[b], 0.0) * scale for b in m.buy_capacity}
+    return solution

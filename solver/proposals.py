@@ -1,0 +1,186 @@
+"""Proposals (a gate's trades, the value they claim, an optional optimality certificate) and their exact measures.
+
+Units: Trade.quantity in Wh, Trade.price in sen (0.01 yen) per kWh, money (surplus, profit) in millisen
+(price x quantity; 100000 millisen = 1 yen). The three objective values:
+
+- volume:  total traded Wh (int);
+- welfare: total surplus, sum over trades of (bid - ask) x quantity, millisen (int);
+- maxmin:  the smallest profit per kWh offered among the participants who could profit at all, sen per kWh
+           (fractions.Fraction). A participant's profit is, over its sell trades, (price - ask) x quantity plus,
+           over its buy trades, (bid - price) x quantity. A participant counts if one of its orders has a
+           counter-order of another participant with a strictly better price (ask < bid), and "offered" is the
+           quantity of those orders of it. (An order whose only possible trades have zero surplus could never
+           earn anything; counting it would pin the objective at 0 whatever the matching.) With nobody counting
+           the value is 0.
+
+Trade price for volume and welfare: the midpoint of ask and bid, (ask + bid) / 2 in sen per kWh, rounded to a
+whole sen with halves going to the even sen (banker's rounding), so that neither buyers nor sellers gain the
+half-sen systematically. Maxmin chooses prices as part of the optimisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, Order
+
+OBJECTIVES = ("volume", "welfare", "maxmin")
+
+
+class InvalidProposal(ValueError):
+    """A proposal whose JSON form cannot be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    sell: str
+    buy: str
+    quantity: int
+    price: int
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """LP dual values proving a volume or welfare proposal optimal (see verify.check_certificate).
+
+    sell_duals[s] and buy_duals[b] are non-negative integers (Wh-free: per-Wh worth of one more Wh of that order,
+    in the objective's unit per Wh) with duals[s] + duals[b] >= gain of one Wh traded between s and b for every
+    compatible pair, and sum(quantity x dual) equal to the proposal's value. Weak LP duality then says no
+    matching can do better.
+    """
+
+    sell_duals: dict = field(default_factory=dict)
+    buy_duals: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    objective: str
+    trades: tuple
+    value: int | Fraction
+    certificate: Certificate | None = None
+
+    def digest(self) -> str:
+        """SHA-256 of the outcome (objective and trades, in a canonical order): the tie-break between proposals."""
+        outcome = {
+            "objective": self.objective,
+            "trades": sorted([t.sell, t.buy, t.quantity, t.price] for t in self.trades),
+        }
+        return hashlib.sha256(json.dumps(outcome, separators=(",", ":")).encode()).hexdigest()
+
+    def to_json(self) -> dict:
+        """Integers only (maxmin value as "numerator/denominator"), so it travels through chaincode exactly."""
+        data = {
+            "objective": self.objective,
+            "value": str(self.value),
+            "trades": [
+                {"sell": t.sell, "buy": t.buy, "quantity_wh": t.quantity, "price_sen_per_kwh": t.price}
+                for t in self.trades
+            ],
+        }
+        if self.certificate is not None:
+            data["certificate"] = {"sells": self.certificate.sell_duals, "buys": self.certificate.buy_duals}
+        return data
+
+    @classmethod
+    def from_json(cls, data) -> "Proposal":
+        try:
+            objective = data["objective"]
+            value = Fraction(data["value"]) if objective == "maxmin" else int(data["value"])
+            trades = tuple(
+                Trade(str(t["sell"]), str(t["buy"]), t["quantity_wh"], t["price_sen_per_kwh"]) for t in data["trades"]
+            )
+            certificate = None
+            if "certificate" in data:
+                certificate = Certificate(dict(data["certificate"]["sells"]), dict(data["certificate"]["buys"]))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+            raise InvalidProposal(f"malformed proposal: {error!r}") from None
+        return cls(objective, trades, value, certificate)
+
+
+def midpoint_price(ask: int, bid: int) -> int:
+    """(ask + bid) / 2 to a whole sen, halves to even; always within [ask, bid]."""
+    half, odd = divmod(ask + bid, 2)
+    return half + (odd and half % 2)
+
+
+def traded_volume(trades) -> int:
+    return sum(t.quantity for t in trades)
+
+
+def total_surplus(by_id: dict, trades) -> int:
+    return sum((by_id[t.buy].price - by_id[t.sell].price) * t.quantity for t in trades)
+
+
+def eligible_offers(orders) -> dict:
+    """Participant -> Wh of its orders that could trade at a profit (the maxmin denominators, see above).
+
+    O(n log n): an order could profit if the best counter price among the other participants (the cheapest ask
+    for a buy, the highest bid for a sell) is strictly better than its own.
+    """
+    sells = [o for o in orders if o.is_sell]
+    buys = [o for o in orders if not o.is_sell]
+    cheapest = _best_two_by_participant(sells, key=lambda o: o.price)
+    dearest = _best_two_by_participant(buys, key=lambda o: -o.price)
+    offered: dict = {}
+    for order in orders:
+        best = dearest if order.is_sell else cheapest
+        counter = next((o for o in best if o.participant != order.participant), None)
+        if counter is not None and (counter.price > order.price if order.is_sell else counter.price < order.price):
+            offered[order.participant] = offered.get(order.participant, 0) + order.quantity
+    return offered
+
+
+def _best_two_by_participant(orders, key) -> list:
+    """The best order by key, and the best order of a different participant (enough to answer 'best other')."""
+    ranked = sorted(orders, key=key)
+    best = ranked[:1]
+    for order in ranked[1:]:
+        if order.participant != best[0].participant:
+            best.append(order)
+            break
+    return best
+
+
+def participant_profits(by_id: dict, trades) -> dict:
+    profits: dict = {}
+    for t in trades:
+        sell, buy = by_id[t.sell], by_id[t.buy]
+        profits[sell.participant] = profits.get(sell.participant, 0) + (t.price - sell.price) * t.quantity
+        profits[buy.participant] = profits.get(buy.participant, 0) + (buy.price - t.price) * t.quantity
+    return profits
+
+
+def worst_profit_per_kwh(offered: dict, profits: dict) -> Fraction:
+    """min over eligible participants of profit / offered, sen per kWh (millisen per Wh); 0 with nobody eligible."""
+    if not offered:
+        return Fraction(0)
+    return min(Fraction(profits.get(p, 0), wh) for p, wh in offered.items())
+
+
+def objective_value(objective: str, orders, trades) -> int | Fraction:
+    """The exact value of trades for objective (see the module docstring for units)."""
+    by_id = {o.id: o for o in orders}
+    if objective == "volume":
+        return traded_volume(trades)
+    if objective == "welfare":
+        return total_surplus(by_id, trades)
+    if objective == "maxmin":
+        return worst_profit_per_kwh(eligible_offers(orders), participant_profits(by_id, trades))
+    raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+
+
+def value_in_display_units(objective: str, value) -> float:
+    """kWh for volume, yen for welfare, yen per kWh for maxmin."""
+    if objective == "volume":
+        return value / WH_PER_KWH
+    if objective == "welfare":
+        return value / MILLISEN_PER_YEN
+    return float(Fraction(value) / SEN_PER_YEN)
+
+
+def order_by_id(orders) -> dict[str, Order]:
+    return {o.id: o for o in orders}

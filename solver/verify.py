@@ -1,0 +1,250 @@
+"""The deterministic verifier chaincode runs on a proposal, and the rule that picks the best of several.
+
+`verify(orders, seed, objective, proposal)` uses integers (and Fractions for maxmin ratios) only, no clock,
+no randomness and no solver, so every endorsing peer reaches the same verdict. It checks
+
+1. feasibility: known order ids, the sell is a sell and the buy a buy, different participants, positive whole
+   Wh, and no order filled beyond its quantity;
+2. prices: whole sen within [ask, bid] (B6); for volume and welfare exactly the midpoint rule;
+3. fairness: rank order among equivalent orders under the gate's seed (fairness.py, B7);
+4. the claimed value, recomputed exactly;
+5. if the proposal carries a certificate (volume, welfare), that it proves the value optimal.
+
+It returns the VerifiedValue or raises ProposalRejected with the reason. Everything is O(n log n) in the
+orders and linear in the trades.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from solver.fairness import equivalence_classes, margin_of
+from solver.orders import check_unique_ids
+from solver.proposals import (
+    OBJECTIVES,
+    eligible_offers,
+    midpoint_price,
+    participant_profits,
+    total_surplus,
+    traded_volume,
+    worst_profit_per_kwh,
+)
+
+
+class ProposalRejected(ValueError):
+    """A proposal that must not be endorsed; the message says what is wrong with it."""
+
+
+class CertificateRejected(ProposalRejected):
+    """A certificate that does not prove the proposal optimal."""
+
+
+@dataclass(frozen=True)
+class VerifiedValue:
+    """What verify established: the exact value, the totals, whether it is proven optimal, the outcome digest.
+
+    value: Wh (volume), millisen (welfare) or sen per kWh as a Fraction (maxmin); surplus in millisen; volume Wh.
+    """
+
+    objective: str
+    value: int | Fraction
+    surplus: int
+    volume: int
+    optimal: bool
+    digest: str
+
+
+def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
+    if objective not in OBJECTIVES:
+        raise ProposalRejected(f"the gate's objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if proposal.objective != objective:
+        raise ProposalRejected(f"the proposal is for {proposal.objective!r} but the gate's objective is {objective!r}")
+    check_unique_ids(orders)
+    by_id = {o.id: o for o in orders}
+    trades = list(proposal.trades)
+    fills: dict = {}
+    lots_of: dict = {}
+    for number, trade in enumerate(trades):
+        sell, buy = _check_trade(number, trade, by_id, objective)
+        for order in (sell, buy):
+            fills[order.id] = fills.get(order.id, 0) + trade.quantity
+            lots_of.setdefault(order.id, []).append(trade)
+    for order_id, filled in fills.items():
+        if filled > by_id[order_id].quantity:
+            raise ProposalRejected(f"order {order_id} is filled {filled} Wh but offers only {by_id[order_id].quantity} Wh")
+
+    surplus = total_surplus(by_id, trades)
+    volume = traded_volume(trades)
+    offered, profits, worst = {}, {}, Fraction(0)
+    if objective == "maxmin":
+        offered = eligible_offers(orders)
+        profits = participant_profits(by_id, trades)
+        worst = worst_profit_per_kwh(offered, profits)
+    value = {"volume": volume, "welfare": surplus, "maxmin": worst}[objective]
+    claimed = proposal.value
+    if isinstance(claimed, bool) or not isinstance(claimed, (int, Fraction)) or claimed != value:
+        shown = claimed if isinstance(claimed, (int, Fraction)) else repr(claimed)
+        raise ProposalRejected(f"the proposal claims {objective} {shown} but its trades give {value}")
+
+    check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, profits, worst)
+    if proposal.certificate is not None:
+        check_certificate(orders, objective, value, proposal.certificate)
+    return VerifiedValue(objective, value, surplus, volume, proposal.certificate is not None, proposal.digest())
+
+
+def _check_trade(number, trade, by_id, objective):
+    label = f"trade {number} ({trade.sell} -> {trade.buy})"
+    sell, buy = by_id.get(trade.sell), by_id.get(trade.buy)
+    if sell is None or buy is None:
+        unknown = trade.sell if sell is None else trade.buy
+        raise ProposalRejected(f"{label}: order {unknown} is not in the gate's book")
+    if not sell.is_sell:
+        raise ProposalRejected(f"{label}: order {sell.id} is a buy order, not a sell")
+    if buy.is_sell:
+        raise ProposalRejected(f"{label}: order {buy.id} is a sell order, not a buy")
+    if sell.participant == buy.participant:
+        raise ProposalRejected(f"{label}: both orders belong to {sell.participant}, who cannot trade with itself")
+    if not _whole(trade.quantity) or trade.quantity <= 0:
+        raise ProposalRejected(f"{label}: quantity must be a positive whole number of Wh, got {trade.quantity!r}")
+    if not _whole(trade.price) or not sell.price <= trade.price <= buy.price:
+        raise ProposalRejected(
+            f"{label}: price must be whole sen/kWh between the ask {sell.price} and the bid {buy.price}, "
+            f"got {trade.price!r}"
+        )
+    if objective != "maxmin" and trade.price != midpoint_price(sell.price, buy.price):
+        raise ProposalRejected(
+            f"{label}: {objective} trades at the midpoint {midpoint_price(sell.price, buy.price)} sen/kWh, "
+            f"got {trade.price}"
+        )
+    return sell, buy
+
+
+def _whole(number) -> bool:
+    return isinstance(number, int) and not isinstance(number, bool)
+
+
+def check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, profits, worst) -> None:
+    """Fairness (fairness.py): no fill of an order could be handed to a higher-ranked, unfilled equivalent one.
+
+    One pass per class from the highest rank down, remembering the participants of the orders seen so far
+    that still have room; a trade of a lower order is handed over-able if one of those participants is not the
+    counter-order's (and, for maxmin, if the handover would not lower the value).
+    """
+    for members in equivalence_classes(orders, seed):
+        open_by_participant: dict = {}
+        for lower in members:
+            for trade in lots_of.get(lower.id, ()):
+                counter = by_id[trade.buy if lower.is_sell else trade.sell]
+                margin = margin_of(lower, trade.price)
+                harmless = (
+                    objective != "maxmin"
+                    or margin == 0
+                    or profits.get(lower.participant, 0) - margin >= worst * offered[lower.participant]
+                )
+                if harmless:
+                    takers = [p for p in open_by_participant if p != counter.participant][:1]
+                else:
+                    # Only an order of lower's own participant can take the trade without moving profit.
+                    takers = [lower.participant] if lower.participant in open_by_participant else []
+                if takers:
+                    higher = open_by_participant[takers[0]]
+                    raise ProposalRejected(
+                        f"order {lower.id} trades {trade.quantity} Wh with order {counter.id}, but the equivalent order "
+                        f"{higher.id} ranks higher under the gate's seed and is not completely filled (fairness)"
+                    )
+            if fills.get(lower.id, 0) < lower.quantity:
+                open_by_participant.setdefault(lower.participant, lower)
+
+
+def check_certificate(orders, objective, value, certificate) -> None:
+    """LP duality, exactly: duals u (sells), v (buys) >= 0, whole, with u[s] + v[b] >= gain(s, b) for every pair
+    (s, b) of different participants with ask <= bid (gain 1 Wh per Wh for volume, bid - ask for welfare) and
+    sum qty u + sum qty v == value. Any matching's value is at most that sum, so value is the optimum.
+    O(n log n): per buy only the smallest u (volume) or u + ask (welfare) of another participant's sells matters.
+    """
+    if objective == "maxmin":
+        raise CertificateRejected("maxmin proposals carry no certificate (their optimum is over continuous prices)")
+    sells = [o for o in orders if o.is_sell]
+    buys = [o for o in orders if not o.is_sell]
+    u = _duals(certificate.sell_duals, sells, "sell")
+    v = _duals(certificate.buy_duals, buys, "buy")
+    bound = sum(o.quantity * u[o.id] for o in sells) + sum(o.quantity * v[o.id] for o in buys)
+    if bound != value:
+        raise CertificateRejected(f"the certificate bounds {objective} at {bound} but the proposal's value is {value}")
+
+    if objective == "welfare":
+        # u[s] + v[b] >= bid - ask  <=>  u[s] + ask[s] >= bid[b] - v[b]; trivially true where ask > bid.
+        best = _LowestTwo()
+        for s in sells:
+            best.add(u[s.id] + s.price, s)
+        for b in buys:
+            s = best.lowest_not_of(b.participant)
+            if s is not None and u[s.id] + s.price < b.price - v[b.id]:
+                _refuse(s, b, u, v, b.price - s.price)
+        return
+    best = _LowestTwo()
+    ascending = sorted(sells, key=lambda o: o.price)
+    next_sell = 0
+    for b in sorted(buys, key=lambda o: o.price):
+        while next_sell < len(ascending) and ascending[next_sell].price <= b.price:
+            best.add(u[ascending[next_sell].id], ascending[next_sell])
+            next_sell += 1
+        s = best.lowest_not_of(b.participant)
+        if s is not None and u[s.id] + v[b.id] < 1:
+            _refuse(s, b, u, v, 1)
+
+
+def _duals(given, orders, side) -> dict:
+    known = {o.id for o in orders}
+    for order_id, dual in given.items():
+        if order_id not in known:
+            raise CertificateRejected(f"the certificate names {order_id!r}, which is not a {side} order of the gate")
+        if not _whole(dual) or dual < 0:
+            raise CertificateRejected(f"the certificate's dual for order {order_id} must be a whole number >= 0")
+    return {o.id: given.get(o.id, 0) for o in orders}
+
+
+def _refuse(s, b, u, v, gain):
+    raise CertificateRejected(
+        f"the certificate does not cover sell {s.id} and buy {b.id}: {u[s.id]} + {v[b.id]} < {gain}"
+    )
+
+
+class _LowestTwo:
+    """The order with the lowest key, and the lowest-keyed order of any other participant."""
+
+    def __init__(self):
+        self.first = None
+        self.second = None
+
+    def add(self, key, order):
+        entry = (key, order)
+        if self.first is None or key < self.first[0]:
+            if self.first is not None and self.first[1].participant != order.participant:
+                self.second = self.first
+            self.first = entry
+        elif order.participant != self.first[1].participant and (self.second is None or key < self.second[0]):
+            self.second = entry
+
+    def lowest_not_of(self, participant):
+        for entry in (self.first, self.second):
+            if entry is not None and entry[1].participant != participant:
+                return entry[1]
+        return None
+
+
+def better(objective: str, a: VerifiedValue, b: VerifiedValue) -> VerifiedValue:
+    """The better of two verified proposals for the gate: the higher value (maxmin: then the higher surplus);
+    on a tie the one whose outcome digest (SHA-256, proposals.Proposal.digest) is smaller, so every peer keeps
+    the same proposal whatever order they arrived in."""
+    for candidate in (a, b):
+        if candidate.objective != objective:
+            raise ValueError(f"a {candidate.objective} proposal cannot compete in a {objective} gate")
+
+    def rank(candidate):
+        return (candidate.value, candidate.surplus) if objective == "maxmin" else (candidate.value,)
+
+    if rank(a) != rank(b):
+        return a if rank(a) > rank(b) else b
+    return a if a.digest <= b.digest else b
