@@ -100,7 +100,9 @@ def issue_certificate(ca_dir: Path, common_name: str, *, organisational_unit: st
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name(names)).issuer_name(ca_cert.subject).public_key(key.public_key())
                .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
+               # Fabric checks a chain as of the certificate's own NotBefore, and cryptogen's CA starts at a
+               # rounded minute: a certificate must never claim to predate its CA.
+               .not_valid_before(max(now - datetime.timedelta(minutes=5), ca_cert.not_valid_before_utc))
                .not_valid_after(now + datetime.timedelta(days=3650))
                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
                                             key_encipherment=server, data_encipherment=False, key_agreement=False,
