@@ -55,7 +55,9 @@ def configtx(topology: Topology, layout: CryptoLayout) -> dict:
     return {"Profiles": {PROFILE: {
         "Policies": {"Readers": _implicit("ANY Readers"), "Writers": _implicit("ANY Writers"),
                      "Admins": _implicit("MAJORITY Admins")},
-        "Capabilities": {"V3_0": True},
+        # V2_0, not V3_0: in the pinned Fabric commit the V3_0 channel capability marks a channel as BFT, and
+        # the Gateway then sends every transaction to all three Raft orderers (each ordered three times).
+        "Capabilities": {"V2_0": True},
         "Orderer": {
             "OrdererType": "etcdraft",
             # Small batches, cut quickly: meter readings and orders want latency, not huge blocks.
