@@ -11,9 +11,11 @@ def main():
 def _register() -> None:
     from gateway.dr_commands import dr
     from network.commands import network
+    from solver.commands import market
 
     main.add_command(network)
     main.add_command(dr)
+    main.add_command(market)
 
 
 _register()

@@ -18,6 +18,7 @@ from network.topology import Topology
 
 CHAINCODE_NAME = "gridledger"
 CHAINCODE_VERSION = "1.0"
+CHAINCODE_SOURCE = Path(__file__).resolve().parent.parent / "chaincode"
 
 
 class DeployError(RuntimeError):
@@ -42,6 +43,14 @@ def collections_config(topology: Topology) -> list[dict]:
             "endorsementPolicy": {"signaturePolicy": "OR(" + ", ".join(f"'{m}.peer'" for m in msps) + ")"},
         })
     return config
+
+
+def code_fingerprint() -> str:
+    """SHA-256 over the chaincode's Python source: a chaincode server runs the code it was started with."""
+    digest = hashlib.sha256()
+    for path in sorted(CHAINCODE_SOURCE.rglob("*.py")):
+        digest.update(str(path.relative_to(CHAINCODE_SOURCE)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def endorsement_policy(topology: Topology) -> str:
@@ -185,6 +194,12 @@ class ChaincodeDeployment:
         for org, package_id in ids.items():
             if previous.get(org) != package_id and self.server_process(org).stop():
                 log(f"chaincode: stopped the {org} server of the previous package {previous.get(org)}")
+        fingerprint_file = self.dir / "code-fingerprint"
+        fingerprint = code_fingerprint()
+        if fingerprint_file.exists() and fingerprint_file.read_text() != fingerprint:
+            log("chaincode: the chaincode's code changed; restarting its servers")
+            self.stop_servers()
+        fingerprint_file.write_text(fingerprint)
         self.start_servers(log)
 
         current = self.committed()
