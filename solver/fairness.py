@@ -55,11 +55,8 @@ def equivalence_classes(orders, seed: bytes) -> list[list]:
     classes: dict = {}
     for order in orders:
         classes.setdefault(order.equivalence_key(), []).append(order)
-    return [
-        sorted(members, key=lambda o: (rank_key(seed, o.id), o.id))
-        for key, members in sorted(classes.items())
-        if len(members) > 1
-    ]
+    shared = sorted((key, members) for key, members in classes.items() if len(members) > 1)
+    return [sorted(members, key=lambda o: (rank_key(seed, o.id), o.id)) for _, members in shared]
 
 
 class _Book:
@@ -116,6 +113,7 @@ def hand_over_to_higher_ranks(orders, trades, seed: bytes, objective: str) -> li
     maxmin = objective == "maxmin"
     offered = eligible_offers(orders) if maxmin else {}
     profits = participant_profits(book.by_id, trades) if maxmin else {}
+    worst = worst_profit_per_kwh(offered, profits) if maxmin else None
     moved = bool(classes and book.lots)
     while moved:
         moved = False
@@ -131,12 +129,13 @@ def hand_over_to_higher_ranks(orders, trades, seed: bytes, objective: str) -> li
                         quantity = min(need, book.lots[lot])
                         margin = margin_of(lower, lot[2])
                         if maxmin and margin and lower.participant != higher.participant:
-                            quantity = min(quantity, _harmless_quantity(lower, margin, offered, profits))
+                            quantity = min(quantity, _harmless_quantity(lower, margin, offered, profits, worst))
                         if quantity <= 0:
                             continue
                         if maxmin:
                             profits[lower.participant] -= margin * quantity
                             profits[higher.participant] = profits.get(higher.participant, 0) + margin * quantity
+                            worst = worst_profit_per_kwh(offered, profits)
                         book.hand_over(lot, lower, higher, quantity)
                         moved = True
     return book.result()
@@ -147,12 +146,11 @@ def margin_of(order, price: int) -> int:
     return price - order.price if order.is_sell else order.price - price
 
 
-def _harmless_quantity(lower, margin: int, offered: dict, profits: dict) -> int:
+def _harmless_quantity(lower, margin: int, offered: dict, profits: dict, worst) -> int:
     """Wh that lower's participant can give up without falling below the worst-off participant's profit per kWh.
 
     Only lower's participant loses profit in a handover, so the maxmin value falls only if it falls below the
     current worst; the higher-ranked order's participant gains.
     """
-    worst = worst_profit_per_kwh(offered, profits)
     slack = profits.get(lower.participant, 0) - worst * offered[lower.participant]
     return int(slack // margin) if slack > 0 else 0

@@ -42,9 +42,9 @@ from collections import deque
 import highspy
 import numpy as np
 
-from solver.models import STAGE_TWO_SLACK, LpSolution, native_stdout_silenced
 from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH
 from solver.proposals import eligible_offers
+from solver.relaxation import STAGE_TWO_SLACK, LpSolution, native_stdout_silenced
 
 INF = highspy.kHighsInf
 # A Wh amount this close to a whole number is that number (HiGHS's feasibility tolerance is 1e-7 kWh = 1e-4 Wh).
@@ -54,7 +54,7 @@ ENTERING_TOLERANCE = 1e-6
 # Buys (or sells) priced against all counter-orders at once: 256 x 5000 doubles is about 10 MB per array.
 PRICING_CHUNK = 256
 # Entering pairs per order and round, for the orders priced by brute force in maxmin.
-ENTERING_PER_ORDER = 2
+ENTERING_PER_ORDER = 20
 
 
 def new_highs() -> highspy.Highs:
@@ -514,12 +514,12 @@ class _MaxminProgramme:
             sells = weighted_sells[first:first + PRICING_CHUNK]
             reduced = (m.usable(sells, everyone_b) * (base + sell_weight[None, sells]) - alpha[None, sells]
                        - beta[:, None]).T
-            entering += [(int(sells[r]), b, True) for b, r in _positive_top_per_row(reduced)]
+            entering += [(value, int(sells[r]), b, True) for value, b, r in _positive_top_per_row(reduced)]
         for first in range(0, len(weighted_buys), PRICING_CHUNK):
             buys = weighted_buys[first:first + PRICING_CHUNK]
             reduced = (m.usable(everyone_s, buys) * (base + buy_weight[buys, None]) - alpha[None, :]
                        - beta[buys, None])
-            entering += [(s, int(buys[r]), False) for s, r in _positive_top_per_row(reduced)]
+            entering += [(value, s, int(buys[r]), False) for value, s, r in _positive_top_per_row(reduced)]
         if self.stage_two:
             key_sell = list(alpha + m.ask)
             key_buy = list(m.bid - beta)
@@ -528,9 +528,12 @@ class _MaxminProgramme:
                 by_bid = [j for j in m.by_bid if to_seller or buy_weight[j] <= 0]
                 for_buy, for_sell = _best_partners(m.sells, m.buys, key_sell, key_buy, by_ask, by_bid)
                 pairs = [(i, j) for j, i in for_buy.items()] + list(for_sell.items())
-                entering += [(i, j, to_seller) for i, j in pairs
+                entering += [(key_buy[j] - key_sell[i], i, j, to_seller) for i, j in pairs
                              if m.bid[j] > m.ask[i] and key_buy[j] - key_sell[i] > ENTERING_TOLERANCE]
-        return entering
+        # Entering everything at once can bloat the programme many times over when most participants are at the
+        # worst-off level; the most promising ones, as many as there are orders, keep each round's solve quick.
+        entering.sort(key=lambda candidate: -candidate[0])
+        return [candidate[1:] for candidate in entering[: 10 * (len(m.sells) + len(m.buys))]]
 
     def t(self) -> float:
         return float(self.highs.getSolution().col_value[0])
@@ -556,10 +559,12 @@ class _MaxminProgramme:
 
 
 def _positive_top_per_row(reduced) -> list:
-    """(column, row) of each row's ENTERING_PER_ORDER largest values above ENTERING_TOLERANCE."""
+    """(value, column, row) of each row's ENTERING_PER_ORDER largest values above ENTERING_TOLERANCE."""
     count = min(ENTERING_PER_ORDER, reduced.shape[1])
-    if count == 0:
+    rows = np.nonzero(reduced.max(axis=1, initial=-np.inf) > ENTERING_TOLERANCE)[0] if count else []
+    if len(rows) == 0:
         return []
-    top = np.argpartition(reduced, -count, axis=1)[:, -count:]
-    chosen = np.take_along_axis(reduced, top, axis=1)
-    return [(int(top[r, k]), int(r)) for r, k in zip(*np.nonzero(chosen > ENTERING_TOLERANCE))]
+    candidates = reduced[rows]  # most rows price out nothing: partition only the others
+    top = np.argpartition(candidates, -count, axis=1)[:, -count:]
+    chosen = np.take_along_axis(candidates, top, axis=1)
+    return [(float(chosen[r, k]), int(top[r, k]), int(rows[r])) for r, k in zip(*np.nonzero(chosen > ENTERING_TOLERANCE))]

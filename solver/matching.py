@@ -1,17 +1,20 @@
 """Solve a gate: optimal whole-Wh trades for an objective, in seeded rank order, with an optimality certificate.
 
 `solve(orders, objective, seed)` runs the fast path (fast.py) or the Pyomo model (models.py, method="model"),
-turns the LP optimum into trades in whole Wh and sen, hands fills to higher-ranked equivalent orders
-(fairness.py), and measures the result exactly. Its `proposal()` is what a matching service submits.
+turns the optimum into trades in whole Wh and sen, hands fills to higher-ranked equivalent orders
+(fairness.py), and measures the result exactly. Its `proposal()` is what a matching service submits. The
+orders are given to the solvers sorted by their seeded rank, so wherever a solver picks among equally good
+answers by position, the pick is as random as the seed (and the book's listing order does not matter).
 
-volume and welfare: the LP optimum is already whole (totally unimodular), prices are the midpoint rule
-(proposals.py) and the LP duals, rounded to whole numbers, are checked exactly before they are offered as the
-certificate, so a proposal never carries a certificate its verifier would refuse.
+volume and welfare: the optimum is already whole (maximum flow; a totally unimodular programme), prices follow
+the midpoint rule (proposals.py) and the duals, rounded to whole numbers, are checked exactly before they are
+offered as the certificate, so a proposal never carries a certificate its verifier would refuse.
 
-maxmin: the LP is over continuous kWh and prices. Rounding: each pair's Wh is rounded down, then pairs get
-1 Wh back in order of their largest fractional part while both orders have room; each price is the LP's
-payment per kWh rounded to the nearest sen and kept within [ask, bid]. The exact value of the rounded trades
-is what the proposal claims; `bound` keeps the LP optimum (an upper bound) so the rounding loss is visible.
+maxmin: the programme is over continuous kWh and prices. Rounding: each pair's Wh is rounded down, then pairs
+get 1 Wh back in order of their largest fractional part while both orders have room; each price is the LP's
+payment per kWh rounded to the nearest sen and kept within [ask, bid]. The proposal claims the exact value of
+the rounded trades; `bound` keeps the LP optimum (an upper bound) so the rounding loss is visible (a fraction
+of a sen per kWh in the benchmarks).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from fractions import Fraction
 
 from solver.fairness import hand_over_to_higher_ranks, order_book_seed, rank_key
 from solver.fast import max_volume, maxmin_relaxation, welfare_relaxation
-from solver.models import model_relaxation
 from solver.orders import check_unique_ids
 from solver.proposals import (
     OBJECTIVES,
@@ -47,6 +49,10 @@ ROUNDING_SLACK_WH = 1e-3
 
 @dataclass(frozen=True)
 class Solution:
+    """A solved gate. value: Wh (volume), millisen (welfare) or sen/kWh as a Fraction (maxmin); surplus in
+    millisen and volume in Wh; certificate: proof of optimality (volume, welfare); bound: the LP optimum in
+    display units (kWh, yen, yen/kWh); seed: the one used; seconds: wall time of solve()."""
+
     objective: str
     trades: tuple
     value: int | Fraction
@@ -79,6 +85,8 @@ def solve(orders, objective: str, seed: bytes | None = None, *, method: str = "f
     by_id = order_by_id(orders)
 
     if method == "model":
+        from solver.models import model_relaxation  # Pyomo takes a while to import; only the model needs it
+
         lp = model_relaxation(orders, objective)
     elif objective == "maxmin":
         lp = maxmin_relaxation(orders)

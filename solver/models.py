@@ -32,55 +32,11 @@ This is a linear programme over continuous kWh and yen; matching.py rounds its s
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
-import sys
-from dataclasses import dataclass, field
-
 import pyomo.environ as pyo
 
 from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, compatible
 from solver.proposals import eligible_offers
-
-# Stage 2 keeps t within this much (relative, at least absolute) of stage 1's optimum: HiGHS's own feasibility
-# tolerance is 1e-7, so insisting on t >= t1 exactly can make stage 2 infeasible by rounding alone.
-STAGE_TWO_SLACK = 1e-6
-
-
-@dataclass
-class LpSolution:
-    """An optimal solution of a gate's linear programme, in the solver's integer units but still as floats.
-
-    flows[(sell id, buy id)]: Wh; payments[(sell id, buy id)]: millisen (maxmin only);
-    sell_duals / buy_duals: the capacity duals in objective units per Wh (volume and welfare only; welfare's are
-    sen per kWh); bound: the LP optimum in display units (kWh, yen, or for maxmin stage 1's yen per kWh);
-    surplus: the LP's total surplus, yen.
-    """
-
-    flows: dict
-    bound: float
-    surplus: float
-    payments: dict = field(default_factory=dict)
-    sell_duals: dict = field(default_factory=dict)
-    buy_duals: dict = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def native_stdout_silenced():
-    """HiGHS prints a banner on C's stdout the first time a solver object is made; keep it out of --json output."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        yield
-    finally:
-        ctypes.CDLL(None).fflush(None)
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-
+from solver.relaxation import STAGE_TWO_SLACK, LpSolution, native_stdout_silenced
 
 def matching_model(orders, objective: str) -> pyo.ConcreteModel:
     """The model above for objective; maxmin's model carries stage 1's objective (see solve_maxmin)."""

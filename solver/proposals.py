@@ -158,7 +158,12 @@ def worst_profit_per_kwh(offered: dict, profits: dict) -> Fraction:
     """min over eligible participants of profit / offered, sen per kWh (millisen per Wh); 0 with nobody eligible."""
     if not offered:
         return Fraction(0)
-    return min(Fraction(profits.get(p, 0), wh) for p, wh in offered.items())
+    best_profit, best_offered = None, 1
+    for participant, wh in offered.items():  # compare a/b < c/d as a*d < c*b: exact, without Fraction objects
+        profit = profits.get(participant, 0)
+        if best_profit is None or profit * best_offered < best_profit * wh:
+            best_profit, best_offered = profit, wh
+    return Fraction(best_profit, best_offered)
 
 
 def objective_value(objective: str, orders, trades) -> int | Fraction:

@@ -56,6 +56,7 @@ class VerifiedValue:
 
 
 def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
+    """The proposal's exact value for the gate (orders, seed, objective), or ProposalRejected saying why not."""
     if objective not in OBJECTIVES:
         raise ProposalRejected(f"the gate's objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if proposal.objective != objective:
@@ -66,10 +67,12 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
     fills: dict = {}
     lots_of: dict = {}
     for number, trade in enumerate(trades):
-        sell, buy = _check_trade(number, trade, by_id, objective)
-        for order in (sell, buy):
-            fills[order.id] = fills.get(order.id, 0) + trade.quantity
-            lots_of.setdefault(order.id, []).append(trade)
+        _check_trade(number, trade, by_id, objective)
+        quantity = trade.quantity
+        fills[trade.sell] = fills.get(trade.sell, 0) + quantity
+        fills[trade.buy] = fills.get(trade.buy, 0) + quantity
+        lots_of.setdefault(trade.sell, []).append(trade)
+        lots_of.setdefault(trade.buy, []).append(trade)
     for order_id, filled in fills.items():
         if filled > by_id[order_id].quantity:
             raise ProposalRejected(f"order {order_id} is filled {filled} Wh but offers only {by_id[order_id].quantity} Wh")
@@ -93,9 +96,18 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
     return VerifiedValue(objective, value, surplus, volume, proposal.certificate is not None, proposal.digest())
 
 
-def _check_trade(number, trade, by_id, objective):
-    label = f"trade {number} ({trade.sell} -> {trade.buy})"
+def _check_trade(number, trade, by_id, objective) -> None:
+    midpoint = objective != "maxmin"
     sell, buy = by_id.get(trade.sell), by_id.get(trade.buy)
+    quantity, price = trade.quantity, trade.price
+    if (
+        sell is not None and buy is not None and sell.side == "sell" and buy.side == "buy"
+        and sell.participant != buy.participant
+        and type(quantity) is int and quantity > 0 and type(price) is int and sell.price <= price <= buy.price
+        and (not midpoint or price == midpoint_price(sell.price, buy.price))
+    ):
+        return  # the common case, checked in one go; otherwise say what is wrong
+    label = f"trade {number} ({trade.sell} -> {trade.buy})"
     if sell is None or buy is None:
         unknown = trade.sell if sell is None else trade.buy
         raise ProposalRejected(f"{label}: order {unknown} is not in the gate's book")
@@ -105,19 +117,16 @@ def _check_trade(number, trade, by_id, objective):
         raise ProposalRejected(f"{label}: order {buy.id} is a sell order, not a buy")
     if sell.participant == buy.participant:
         raise ProposalRejected(f"{label}: both orders belong to {sell.participant}, who cannot trade with itself")
-    if not _whole(trade.quantity) or trade.quantity <= 0:
-        raise ProposalRejected(f"{label}: quantity must be a positive whole number of Wh, got {trade.quantity!r}")
-    if not _whole(trade.price) or not sell.price <= trade.price <= buy.price:
+    if not _whole(quantity) or quantity <= 0:
+        raise ProposalRejected(f"{label}: quantity must be a positive whole number of Wh, got {quantity!r}")
+    if not _whole(price) or not sell.price <= price <= buy.price:
         raise ProposalRejected(
-            f"{label}: price must be whole sen/kWh between the ask {sell.price} and the bid {buy.price}, "
-            f"got {trade.price!r}"
+            f"{label}: price must be whole sen/kWh between the ask {sell.price} and the bid {buy.price}, got {price!r}"
         )
-    if objective != "maxmin" and trade.price != midpoint_price(sell.price, buy.price):
-        raise ProposalRejected(
-            f"{label}: {objective} trades at the midpoint {midpoint_price(sell.price, buy.price)} sen/kWh, "
-            f"got {trade.price}"
-        )
-    return sell, buy
+    raise ProposalRejected(
+        f"{label}: {objective} trades at the midpoint {midpoint_price(sell.price, buy.price)} sen/kWh, "
+        f"got {price}"
+    )
 
 
 def _whole(number) -> bool:
@@ -142,13 +151,13 @@ def check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, pr
                     or margin == 0
                     or profits.get(lower.participant, 0) - margin >= worst * offered[lower.participant]
                 )
-                if harmless:
-                    takers = [p for p in open_by_participant if p != counter.participant][:1]
+                if harmless:  # at most two keys are looked at: one of them is not the counter-order's
+                    taker = next((p for p in open_by_participant if p != counter.participant), None)
                 else:
                     # Only an order of lower's own participant can take the trade without moving profit.
-                    takers = [lower.participant] if lower.participant in open_by_participant else []
-                if takers:
-                    higher = open_by_participant[takers[0]]
+                    taker = lower.participant if lower.participant in open_by_participant else None
+                if taker is not None:
+                    higher = open_by_participant[taker]
                     raise ProposalRejected(
                         f"order {lower.id} trades {trade.quantity} Wh with order {counter.id}, but the equivalent order "
                         f"{higher.id} ranks higher under the gate's seed and is not completely filled (fairness)"
