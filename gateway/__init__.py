@@ -11,8 +11,8 @@ from gateway.signing import Signer
 _LAZY = {
     "connect": "gateway.client", "grpc_channel_for": "gateway.client", "Gateway": "gateway.client",
     "Network": "gateway.client", "Contract": "gateway.client", "Proposal": "gateway.client",
-    "Transaction": "gateway.client", "SubmittedTransaction": "gateway.client", "CommitStatus": "gateway.client",
-    "ChaincodeEvent": "gateway.client", "ChaincodeEvents": "gateway.client",
+    "Transaction": "gateway.client", "SubmittedTransaction": "gateway.client", "CommitStatus": "gateway.results",
+    "ChaincodeEvent": "gateway.results", "ChaincodeEvents": "gateway.client",
     "X509Identity": "gateway.identity", "identity_from_msp_dir": "gateway.identity",
 }
 

@@ -26,6 +26,7 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
 from gateway.errors import CommitError, CommitStatusError, EndorseError, GatewayError, SubmitError
+from gateway.results import ChaincodeEvent, CommitStatus, as_bytes
 
 # fabric-gateway's default deadlines, in seconds.
 DEFAULT_EVALUATE_TIMEOUT = 5.0
@@ -189,8 +190,8 @@ class Contract:
         """
         function = f"{self.contract_name}:{name}" if self.contract_name else name
         return Proposal(self.network.gateway, self.network.name, self.chaincode_name,
-                        [function.encode(), *(_as_bytes(arg, f"argument {i}") for i, arg in enumerate(args, 1))],
-                        {key: _as_bytes(value, f"transient {key!r}") for key, value in (transient or {}).items()},
+                        [function.encode(), *(as_bytes(arg, f"argument {i}") for i, arg in enumerate(args, 1))],
+                        {key: as_bytes(value, f"transient {key!r}") for key, value in (transient or {}).items()},
                         list(endorsing_organizations or ()))
 
     def evaluate(self, name: str, *args: str | bytes, transient: dict[str, str | bytes] | None = None,
@@ -292,18 +293,6 @@ class Transaction:
         return SubmittedTransaction(self.gateway, self.channel_name, self.transaction_id, self.result)
 
 
-@dataclass(frozen=True)
-class CommitStatus:
-    """How a transaction committed: `code` is its peer.TxValidationCode name, "VALID" when it took effect."""
-    transaction_id: str
-    code: str
-    block_number: int
-
-    @property
-    def successful(self) -> bool:
-        return self.code == "VALID"
-
-
 class SubmittedTransaction:
     """A transaction the ordering service accepted; `status()` waits for it to commit."""
 
@@ -326,16 +315,6 @@ class SubmittedTransaction:
         except grpc.RpcError as error:
             raise gateway_error(error, "commit status", CommitStatusError, self.transaction_id) from error
         return CommitStatus(self.transaction_id, validation_code_name(response.result), response.block_number)
-
-
-@dataclass(frozen=True)
-class ChaincodeEvent:
-    """An event a chaincode set in a committed transaction."""
-    block_number: int
-    transaction_id: str
-    chaincode_name: str
-    event_name: str
-    payload: bytes
 
 
 class ChaincodeEvents:
@@ -374,14 +353,6 @@ class ChaincodeEvents:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def _as_bytes(value: str | bytes, what: str) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    raise TypeError(f"{what} must be str or bytes (e.g. json.dumps(...)), not {type(value).__name__}")
 
 
 def _proposal(channel_name: str, chaincode_name: str, args: list[bytes], transient: dict[str, bytes],

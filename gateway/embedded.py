@@ -33,6 +33,7 @@ from chaincode.shim import Collection, MemoryWorld, Response
 from chaincode.shim.identity import serialized_identity
 from chaincode.shim.memory import DUPLICATE_TXID, VALID, Height, MemoryStub, Write, new_tx_id
 from gateway.errors import CommitError, EndorseError, GatewayError
+from gateway.results import ChaincodeEvent, CommitStatus, as_bytes
 
 GENESIS_PREVIOUS_HASH = "0" * 64
 
@@ -47,28 +48,6 @@ class Block:
     previous_hash: str
     transactions: tuple[dict, ...]  # canonical transaction records, see _transaction_record
     hash: str
-
-
-@dataclass(frozen=True)
-class CommitStatus:
-    """As gateway.client.CommitStatus: `code` is a peer.TxValidationCode name, "VALID" when it took effect."""
-    transaction_id: str
-    code: str
-    block_number: int
-
-    @property
-    def successful(self) -> bool:
-        return self.code == VALID
-
-
-@dataclass(frozen=True)
-class ChaincodeEvent:
-    """As gateway.client.ChaincodeEvent."""
-    block_number: int
-    transaction_id: str
-    chaincode_name: str
-    event_name: str
-    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -386,8 +365,8 @@ class Contract:
                      endorsing_organizations: list[str] | None = None) -> "Proposal":
         """`endorsing_organizations` (MSP ids): whose peers run the transaction (default: the caller's org)."""
         function = f"{self.contract_name}:{name}" if self.contract_name else name
-        arguments = [function.encode()] + [_as_bytes(arg, f"argument {i}") for i, arg in enumerate(args, 1)]
-        transient = {key: _as_bytes(value, f"transient {key!r}") for key, value in (transient or {}).items()}
+        arguments = [function.encode()] + [as_bytes(arg, f"argument {i}") for i, arg in enumerate(args, 1)]
+        transient = {key: as_bytes(value, f"transient {key!r}") for key, value in (transient or {}).items()}
         return Proposal(self, arguments, transient, list(endorsing_organizations or ()))
 
     def evaluate(self, name: str, *args: str | bytes, transient: dict[str, str | bytes] | None = None,
@@ -537,12 +516,6 @@ class ChaincodeEvents:
         self.close()
 
 
-def _as_bytes(value: str | bytes, what: str) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    raise TypeError(f"{what} must be str or bytes (e.g. json.dumps(...)), not {type(value).__name__}")
 
 
 def _details(endorsement: Endorsement) -> tuple[tuple[str, str, str], ...]:
