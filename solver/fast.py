@@ -42,7 +42,7 @@ from collections import deque
 import highspy
 import numpy as np
 
-from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH
+from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, LowestOfOthers
 from solver.proposals import eligible_offers
 from solver.relaxation import STAGE_TWO_SLACK, LpSolution, native_stdout_silenced
 
@@ -53,8 +53,10 @@ WHOLE_WH_TOLERANCE = 1e-3
 ENTERING_TOLERANCE = 1e-6
 # Buys (or sells) priced against all counter-orders at once: 256 x 5000 doubles is about 10 MB per array.
 PRICING_CHUNK = 256
-# Entering pairs per order and round, for the orders priced by brute force in maxmin.
+# Entering pairs per order and round for the orders maxmin prices by brute force, and at most this many per
+# order in all per round (measured: fewer means more rounds, more means slower rounds).
 ENTERING_PER_ORDER = 20
+ENTERING_PER_ROUND = 2
 
 
 def new_highs() -> highspy.Highs:
@@ -125,49 +127,26 @@ def _best_partners(sells, buys, key_sell, key_buy, by_ask, by_bid):
     """For each buy the compatible sell with the smallest key_sell, and for each sell the compatible buy with the
     largest key_buy (compatible: ask <= bid, another participant). Two sweeps over prices, O(n)."""
     for_buy = {}
-    lowest = _TwoBest()
+    lowest = LowestOfOthers()
     i = 0
     for j in by_bid:
         while i < len(by_ask) and sells[by_ask[i]].price <= buys[j].price:
             lowest.add(key_sell[by_ask[i]], by_ask[i], sells[by_ask[i]].participant)
             i += 1
-        found = lowest.best_not_of(buys[j].participant)
+        found = lowest.lowest_not_of(buys[j].participant)
         if found is not None:
             for_buy[j] = found
     for_sell = {}
-    highest = _TwoBest()
+    highest = LowestOfOthers()
     j = len(by_bid) - 1
     for i in reversed(by_ask):
         while j >= 0 and buys[by_bid[j]].price >= sells[i].price:
             highest.add(-key_buy[by_bid[j]], by_bid[j], buys[by_bid[j]].participant)
             j -= 1
-        found = highest.best_not_of(sells[i].participant)
+        found = highest.lowest_not_of(sells[i].participant)
         if found is not None:
             for_sell[i] = found
     return for_buy, for_sell
-
-
-class _TwoBest:
-    """The index with the smallest key, and the smallest-keyed index of any other participant."""
-
-    def __init__(self):
-        self.first = None
-        self.second = None
-
-    def add(self, key, index, participant):
-        entry = (key, index, participant)
-        if self.first is None or key < self.first[0]:
-            if self.first is not None and self.first[2] != participant:
-                self.second = self.first
-            self.first = entry
-        elif participant != self.first[2] and (self.second is None or key < self.second[0]):
-            self.second = entry
-
-    def best_not_of(self, participant):
-        for entry in (self.first, self.second):
-            if entry is not None and entry[2] != participant:
-                return entry[1]
-        return None
 
 
 def welfare_relaxation(orders) -> LpSolution:
@@ -270,7 +249,8 @@ def max_volume(orders) -> LpSolution:
             heapq.heappush(available, entry)
 
     while True:
-        reached_s, reached_b, came_from_s, came_from_b, end = _search(sells, buys, left_s, left_b, feeding, by_bid, bids)
+        reached_s, reached_b, came_from_s, came_from_b, end = _search(
+            sells, buys, left_s, left_b, feeding, by_bid, bids)
         if end is None:
             break
         path = []  # forward edges (i, j) on the path; the backward ones are (next i, previous j)
@@ -531,9 +511,9 @@ class _MaxminProgramme:
                 entering += [(key_buy[j] - key_sell[i], i, j, to_seller) for i, j in pairs
                              if m.bid[j] > m.ask[i] and key_buy[j] - key_sell[i] > ENTERING_TOLERANCE]
         # Entering everything at once can bloat the programme many times over when most participants are at the
-        # worst-off level; the most promising ones, as many as there are orders, keep each round's solve quick.
+        # worst-off level; the most promising ones, a few per order, keep each round's solve quick.
         entering.sort(key=lambda candidate: -candidate[0])
-        return [candidate[1:] for candidate in entering[: 10 * (len(m.sells) + len(m.buys))]]
+        return [candidate[1:] for candidate in entering[: ENTERING_PER_ROUND * (len(m.sells) + len(m.buys))]]
 
     def t(self) -> float:
         return float(self.highs.getSolution().col_value[0])
@@ -567,4 +547,5 @@ def _positive_top_per_row(reduced) -> list:
     candidates = reduced[rows]  # most rows price out nothing: partition only the others
     top = np.argpartition(candidates, -count, axis=1)[:, -count:]
     chosen = np.take_along_axis(candidates, top, axis=1)
-    return [(float(chosen[r, k]), int(top[r, k]), int(rows[r])) for r, k in zip(*np.nonzero(chosen > ENTERING_TOLERANCE))]
+    positive = zip(*np.nonzero(chosen > ENTERING_TOLERANCE))
+    return [(float(chosen[r, k]), int(top[r, k]), int(rows[r])) for r, k in positive]

@@ -165,6 +165,30 @@ def compatible(sell: Order, buy: Order) -> bool:
     return sell.price <= buy.price and sell.participant != buy.participant
 
 
+class LowestOfOthers:
+    """The item with the lowest key, and the lowest-keyed item of any other participant: enough to answer "the
+    lowest item not of participant p" for every p, in O(1) per item added (compatibility checks, pricing)."""
+
+    def __init__(self):
+        self.first = None
+        self.second = None
+
+    def add(self, key, item, participant) -> None:
+        entry = (key, item, participant)
+        if self.first is None or key < self.first[0]:
+            if self.first is not None and self.first[2] != participant:
+                self.second = self.first
+            self.first = entry
+        elif participant != self.first[2] and (self.second is None or key < self.second[0]):
+            self.second = entry
+
+    def lowest_not_of(self, participant):
+        for entry in (self.first, self.second):
+            if entry is not None and entry[2] != participant:
+                return entry[1]
+        return None
+
+
 def order_to_json(order: Order) -> dict:
     """The JSON form parse_orders reads, with exact decimals (strings would also be accepted)."""
     return {

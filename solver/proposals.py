@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, Order
+from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, LowestOfOthers, Order
 
 OBJECTIVES = ("volume", "welfare", "maxmin")
 
@@ -44,12 +44,12 @@ class Trade:
 
 @dataclass(frozen=True)
 class Certificate:
-    """LP dual values proving a volume or welfare proposal optimal (see verify.check_certificate).
+    """LP dual values proving a volume or welfare proposal optimal (checked by verify.check_certificate).
 
-    sell_duals[s] and buy_duals[b] are non-negative integers (Wh-free: per-Wh worth of one more Wh of that order,
-    in the objective's unit per Wh) with duals[s] + duals[b] >= gain of one Wh traded between s and b for every
-    compatible pair, and sum(quantity x dual) equal to the proposal's value. Weak LP duality then says no
-    matching can do better.
+    sell_duals[order id], buy_duals[order id]: whole numbers >= 0, what one more Wh of that order would be worth
+    (volume: Wh per Wh; welfare: millisen per Wh = sen per kWh); missing ids count as 0. They prove optimality
+    if sell_dual + buy_dual >= the gain of 1 Wh traded for every compatible pair, and sum(quantity x dual)
+    equals the proposal's value: by LP duality no matching can do better.
     """
 
     sell_duals: dict = field(default_factory=dict)
@@ -118,31 +118,26 @@ def total_surplus(by_id: dict, trades) -> int:
 def eligible_offers(orders) -> dict:
     """Participant -> Wh of its orders that could trade at a profit (the maxmin denominators, see above).
 
-    O(n log n): an order could profit if the best counter price among the other participants (the cheapest ask
-    for a buy, the highest bid for a sell) is strictly better than its own.
+    O(n): an order could profit if the best counter price among the other participants (the cheapest ask for a
+    buy, the highest bid for a sell) is strictly better than its own.
     """
-    sells = [o for o in orders if o.is_sell]
-    buys = [o for o in orders if not o.is_sell]
-    cheapest = _best_two_by_participant(sells, key=lambda o: o.price)
-    dearest = _best_two_by_participant(buys, key=lambda o: -o.price)
+    cheapest_ask, dearest_bid = LowestOfOthers(), LowestOfOthers()
+    for order in orders:
+        if order.is_sell:
+            cheapest_ask.add(order.price, order.price, order.participant)
+        else:
+            dearest_bid.add(-order.price, order.price, order.participant)
     offered: dict = {}
     for order in orders:
-        best = dearest if order.is_sell else cheapest
-        counter = next((o for o in best if o.participant != order.participant), None)
-        if counter is not None and (counter.price > order.price if order.is_sell else counter.price < order.price):
+        if order.is_sell:
+            bid = dearest_bid.lowest_not_of(order.participant)
+            profitable = bid is not None and bid > order.price
+        else:
+            ask = cheapest_ask.lowest_not_of(order.participant)
+            profitable = ask is not None and ask < order.price
+        if profitable:
             offered[order.participant] = offered.get(order.participant, 0) + order.quantity
     return offered
-
-
-def _best_two_by_participant(orders, key) -> list:
-    """The best order by key, and the best order of a different participant (enough to answer 'best other')."""
-    ranked = sorted(orders, key=key)
-    best = ranked[:1]
-    for order in ranked[1:]:
-        if order.participant != best[0].participant:
-            best.append(order)
-            break
-    return best
 
 
 def participant_profits(by_id: dict, trades) -> dict:

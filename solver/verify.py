@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from solver.fairness import equivalence_classes, margin_of
-from solver.orders import check_unique_ids
+from solver.orders import LowestOfOthers, check_unique_ids
 from solver.proposals import (
     OBJECTIVES,
     eligible_offers,
@@ -75,7 +75,8 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
         lots_of.setdefault(trade.buy, []).append(trade)
     for order_id, filled in fills.items():
         if filled > by_id[order_id].quantity:
-            raise ProposalRejected(f"order {order_id} is filled {filled} Wh but offers only {by_id[order_id].quantity} Wh")
+            offered = by_id[order_id].quantity
+            raise ProposalRejected(f"order {order_id} is filled {filled} Wh but offers only {offered} Wh")
 
     surplus = total_surplus(by_id, trades)
     volume = traded_volume(trades)
@@ -159,8 +160,8 @@ def check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, pr
                 if taker is not None:
                     higher = open_by_participant[taker]
                     raise ProposalRejected(
-                        f"order {lower.id} trades {trade.quantity} Wh with order {counter.id}, but the equivalent order "
-                        f"{higher.id} ranks higher under the gate's seed and is not completely filled (fairness)"
+                        f"order {lower.id} trades {trade.quantity} Wh with order {counter.id}, but the equivalent "
+                        f"order {higher.id} ranks higher under the gate's seed and is not completely filled (fairness)"
                     )
             if fills.get(lower.id, 0) < lower.quantity:
                 open_by_participant.setdefault(lower.participant, lower)
@@ -184,20 +185,20 @@ def check_certificate(orders, objective, value, certificate) -> None:
 
     if objective == "welfare":
         # u[s] + v[b] >= bid - ask  <=>  u[s] + ask[s] >= bid[b] - v[b]; trivially true where ask > bid.
-        best = _LowestTwo()
+        best = LowestOfOthers()
         for s in sells:
-            best.add(u[s.id] + s.price, s)
+            best.add(u[s.id] + s.price, s, s.participant)
         for b in buys:
             s = best.lowest_not_of(b.participant)
             if s is not None and u[s.id] + s.price < b.price - v[b.id]:
                 _refuse(s, b, u, v, b.price - s.price)
         return
-    best = _LowestTwo()
+    best = LowestOfOthers()
     ascending = sorted(sells, key=lambda o: o.price)
     next_sell = 0
     for b in sorted(buys, key=lambda o: o.price):
         while next_sell < len(ascending) and ascending[next_sell].price <= b.price:
-            best.add(u[ascending[next_sell].id], ascending[next_sell])
+            best.add(u[ascending[next_sell].id], ascending[next_sell], ascending[next_sell].participant)
             next_sell += 1
         s = best.lowest_not_of(b.participant)
         if s is not None and u[s.id] + v[b.id] < 1:
@@ -218,29 +219,6 @@ def _refuse(s, b, u, v, gain):
     raise CertificateRejected(
         f"the certificate does not cover sell {s.id} and buy {b.id}: {u[s.id]} + {v[b.id]} < {gain}"
     )
-
-
-class _LowestTwo:
-    """The order with the lowest key, and the lowest-keyed order of any other participant."""
-
-    def __init__(self):
-        self.first = None
-        self.second = None
-
-    def add(self, key, order):
-        entry = (key, order)
-        if self.first is None or key < self.first[0]:
-            if self.first is not None and self.first[1].participant != order.participant:
-                self.second = self.first
-            self.first = entry
-        elif order.participant != self.first[1].participant and (self.second is None or key < self.second[0]):
-            self.second = entry
-
-    def lowest_not_of(self, participant):
-        for entry in (self.first, self.second):
-            if entry is not None and entry[1].participant != participant:
-                return entry[1]
-        return None
 
 
 def better(objective: str, a: VerifiedValue, b: VerifiedValue) -> VerifiedValue:

@@ -11,8 +11,9 @@ participants trade on both sides and 5 % of the orders are copies of another ord
 Targets at 10,000 orders: volume and welfare solved to proven optimality in under 1 s, maxmin under 10 s,
 verification under 100 ms. The Pyomo model builds variables per compatible pair (O(n^2)) and is skipped above
 MODEL_LIMIT orders (1000 for volume and welfare, 300 for maxmin, whose model has two variables and three
-constraints per pair: at 1000 orders it runs for over ten minutes); maxmin's fast path prices its worst-off participants' orders against every counter-order
-and is skipped above MAXMIN_LIMIT orders. Both are said so in the output.
+constraints per pair: at 1000 orders it runs for over ten minutes); maxmin's fast path prices its worst-off
+participants' orders against every counter-order and is skipped above MAXMIN_LIMIT orders. Both are said so in
+the output.
 """
 
 import argparse
@@ -103,6 +104,7 @@ def run_objective(orders, objective, seed):
 
 
 def run(sizes, out):
+    started = time.perf_counter()
     rows, baselines = [], []
     print(HEADER)
     for size in sizes:
@@ -120,6 +122,7 @@ def run(sizes, out):
     summary = targets(rows)
     for line in summary:
         print(line)
+    print(f"benchmark took {time.perf_counter() - started:.0f} s (load average {os.getloadavg()[0]:.1f})")
     result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "load_average": os.getloadavg()},
               "results": rows, "continuous_double_auction": baselines, "targets": summary}
