@@ -104,11 +104,11 @@ class ChaincodeDeployment:
         ca_dir = self.network.layout.org_dir(org) / "tlsca"
         host = self.topology.host
         cert, key = crypto.issue_certificate(ca_dir, f"chaincode.{self.topology.organisation(org).domain}",
-                                             sans=(host, "localhost"), server=True)
+                                             sans=(host, "localhost"), tls=True)
         (tls / "server.crt").write_bytes(cert)
         (tls / "server.key").write_bytes(key)
         cert, key = crypto.issue_certificate(ca_dir, f"peer-client.{self.topology.organisation(org).domain}",
-                                             server=True)
+                                             tls=True)
         (tls / "client.crt").write_bytes(cert)
         (tls / "client.key").write_bytes(key)
         (tls / "ca.crt").write_bytes(next(ca_dir.glob("*-cert.pem")).read_bytes())

@@ -87,8 +87,10 @@ def generate(topology: Topology, root: Path, cryptogen: Path) -> CryptoLayout:
 
 def issue_certificate(ca_dir: Path, common_name: str, *, organisational_unit: str | None = None,
                       sans: tuple[str, ...] = (), attributes: dict | None = None,
-                      server: bool = False) -> tuple[bytes, bytes]:
-    """A certificate and its PKCS#8 key (both PEM), signed by the CA whose *-cert.pem and priv_sk are in ca_dir."""
+                      tls: bool = False) -> tuple[bytes, bytes]:
+    """A certificate and its PKCS#8 key (both PEM), signed by the CA whose *-cert.pem and priv_sk are in ca_dir.
+
+    tls: for a TLS connection, either end (server and client authentication); otherwise a signing identity."""
     ca_cert = x509.load_pem_x509_certificate(next(Path(ca_dir).glob("*-cert.pem")).read_bytes())
     ca_key = serialization.load_pem_private_key((Path(ca_dir) / "priv_sk").read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -105,12 +107,12 @@ def issue_certificate(ca_dir: Path, common_name: str, *, organisational_unit: st
                .not_valid_before(max(now - datetime.timedelta(minutes=5), ca_cert.not_valid_before_utc))
                .not_valid_after(now + datetime.timedelta(days=3650))
                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                            key_encipherment=server, data_encipherment=False, key_agreement=False,
+                                            key_encipherment=tls, data_encipherment=False, key_agreement=False,
                                             key_cert_sign=False, crl_sign=False, encipher_only=False,
                                             decipher_only=False), critical=True)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(_authority_key_id(ca_cert), critical=False))
-    if server:
+    if tls:
         builder = builder.add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
                                                                x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
                                         critical=False)
