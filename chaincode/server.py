@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from chaincode.contracts.dr import DrContract
+from chaincode.contracts.market import MarketContract
 from chaincode.contracts.records import RecordsContract
 from chaincode.shim import Chaincode
 
@@ -23,7 +24,7 @@ STOP_GRACE_SECONDS = 3.0
 
 def build_chaincode() -> Chaincode:
     """Every contract the gridledger chaincode serves; the first is the default for unprefixed function names."""
-    return Chaincode([RecordsContract(), DrContract()])
+    return Chaincode([RecordsContract(), DrContract(), MarketContract()])
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:

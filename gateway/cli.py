@@ -11,7 +11,7 @@ def main():
 def _register() -> None:
     from gateway.dr_commands import dr
     from network.commands import network
-    from solver.commands import market
+    from gateway.market_commands import market
 
     main.add_command(network)
     main.add_command(dr)

@@ -53,17 +53,24 @@ class DrSession:
 
         self.who = who
         self.org = topology.organisation(org)
+        self.all_msp_ids = [o.msp_id for o in topology.organisations]
         self.gateway = connect_as(network, org, user)
-        self.contract = self.gateway.get_network(topology.channel).get_contract(CHAINCODE, "dr")
+        self.channel = self.gateway.get_network(topology.channel)
+        self.contracts = {name: self.channel.get_contract(CHAINCODE, name) for name in ("dr", "market")}
+        self.contract = self.contracts["dr"]
 
-    def evaluate(self, name: str, *args: str):
-        return json.loads(self.contract.evaluate(name, *args, endorsing_organizations=[self.org.msp_id]))
+    def evaluate(self, name: str, *args: str, contract: str = "dr"):
+        return json.loads(self.contracts[contract].evaluate(name, *args, endorsing_organizations=[self.org.msp_id]))
 
-    def submit(self, name: str, *args: str, transient: dict | None = None, private: bool = False):
+    def submit(self, name: str, *args: str, transient: dict | None = None, private: bool = False,
+               contract: str = "dr", endorsers: list[str] | None = None):
         """`private`: the transaction writes only the caller's groups, so its own peer alone endorses it and no
-        other organisation receives the transient data. Otherwise Fabric chooses (public writes need a majority)."""
-        endorsers = [self.org.msp_id] if private else None
-        return json.loads(self.contract.submit(name, *args, transient=transient, endorsing_organizations=endorsers))
+        other organisation receives the transient data. `endorsers`: these MSP ids' peers endorse. Otherwise
+        Fabric chooses (public writes need a majority)."""
+        if private:
+            endorsers = [self.org.msp_id]
+        return json.loads(self.contracts[contract].submit(name, *args, transient=transient,
+                                                          endorsing_organizations=endorsers))
 
 
 class Sessions:

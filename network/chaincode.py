@@ -18,7 +18,10 @@ from network.topology import Topology
 
 CHAINCODE_NAME = "gridledger"
 CHAINCODE_VERSION = "1.0"
-CHAINCODE_SOURCE = Path(__file__).resolve().parent.parent / "chaincode"
+_CHECKOUT = Path(__file__).resolve().parent.parent
+# What a chaincode server runs: the contracts, the verifier they call, and the topology they read.
+CHAINCODE_SOURCES = (_CHECKOUT / "chaincode", _CHECKOUT / "solver", _CHECKOUT / "network" / "topology.py",
+                     _CHECKOUT / "network" / "topology.yaml")
 
 
 class DeployError(RuntimeError):
@@ -46,10 +49,11 @@ def collections_config(topology: Topology) -> list[dict]:
 
 
 def code_fingerprint() -> str:
-    """SHA-256 over the chaincode's Python source: a chaincode server runs the code it was started with."""
+    """SHA-256 over what the chaincode runs: a chaincode server runs the code it was started with."""
     digest = hashlib.sha256()
-    for path in sorted(CHAINCODE_SOURCE.rglob("*.py")):
-        digest.update(str(path.relative_to(CHAINCODE_SOURCE)).encode() + b"\0" + path.read_bytes())
+    for source in CHAINCODE_SOURCES:
+        for path in sorted(source.rglob("*.py")) if source.is_dir() else [source]:
+            digest.update(str(path.relative_to(_CHECKOUT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 

@@ -30,6 +30,16 @@ class Organisation:
 
 
 @dataclass(frozen=True)
+class MarketRules:
+    """The market's defaults until its operator configures otherwise, and who may propose matchings."""
+    operator: str
+    matchers: tuple[str, ...]
+    gate_seconds: int
+    proposal_seconds: int
+    objective: str
+
+
+@dataclass(frozen=True)
 class Node:
     """One orderer or peer process and the ports it listens on."""
     name: str            # e.g. orderer0, peer0.tso
@@ -92,6 +102,7 @@ class Topology:
     orderer_msp_id: str
     orderer_names: tuple[str, ...]
     organisations: tuple[Organisation, ...] = field(default_factory=tuple)
+    market: MarketRules | None = None
 
     @property
     def orderer_domain(self) -> str:
@@ -130,7 +141,7 @@ class Topology:
 
     def with_port_base(self, port_base: int) -> "Topology":
         return Topology(self.channel, self.domain, self.host, port_base, self.orderer_org, self.orderer_msp_id,
-                        self.orderer_names, self.organisations)
+                        self.orderer_names, self.organisations, self.market)
 
     # Visibility groups (mission A6): one private data collection per RA, one per AC, derived here only.
 
@@ -168,11 +179,15 @@ def load(path: Path | str | None = None, port_base: int | None = None) -> Topolo
                                   domain=f"{o['name'].lower()}.{domain}", parent=o.get("parent"),
                                   consumers=tuple(o.get("consumers", ())))
                      for o in raw["organisations"])
+        market = raw.get("market")
+        rules = None if market is None else MarketRules(
+            operator=market["operator"], matchers=tuple(market["matchers"]), gate_seconds=int(market["gate_seconds"]),
+            proposal_seconds=int(market["proposal_seconds"]), objective=market["objective"])
         base = port_base or int(os.environ.get("GRIDLEDGER_PORT_BASE") or raw["port_base"])
         topology = Topology(channel=raw["channel"], domain=domain, host=raw.get("host", "127.0.0.1"),
                             port_base=base, orderer_org=raw["orderers"]["name"],
                             orderer_msp_id=raw["orderers"]["msp_id"],
-                            orderer_names=tuple(raw["orderers"]["nodes"]), organisations=orgs)
+                            orderer_names=tuple(raw["orderers"]["nodes"]), organisations=orgs, market=rules)
     except (KeyError, TypeError) as missing:
         raise TopologyError(f"{path}: missing or malformed entry {missing}") from None
     _check(topology, path)
@@ -196,5 +211,16 @@ def _check(topology: Topology, path: Path) -> None:
     consumers = [c for o in topology.organisations for c in o.consumers]
     if len(set(consumers)) != len(consumers):
         raise TopologyError(f"{path}: a consumer belongs to two RAs")
+    if topology.market is not None:
+        rules = topology.market
+        if rules.operator not in names:
+            raise TopologyError(f"{path}: market operator {rules.operator!r} is not an organisation")
+        unknown = [m for m in rules.matchers if m not in names]
+        if unknown or not rules.matchers:
+            raise TopologyError(f"{path}: market matchers must be organisations, got {list(rules.matchers)}")
+        if rules.objective not in ("volume", "welfare", "maxmin"):
+            raise TopologyError(f"{path}: market objective must be volume, welfare or maxmin")
+        if rules.gate_seconds < 1 or rules.proposal_seconds < 1:
+            raise TopologyError(f"{path}: market gate_seconds and proposal_seconds must be at least 1")
     if len(topology.orderer_names) < 3:
         raise TopologyError(f"{path}: Raft needs at least three orderers to survive one failure")

@@ -131,6 +131,21 @@ def minute_label(index: int) -> str:
     return (_EPOCH + timedelta(minutes=index)).astimezone(JST).strftime("%Y-%m-%dT%H:%M")
 
 
+def consumer_ra(ctx, topology: Topology, consumer: str) -> str | None:
+    """The RA a consumer belongs to (the topology's, or the one whose registry holds its key), or None.
+    Only the registry key's hash is read, which every peer holds: any organisation may ask."""
+    try:
+        return topology.consumer_owner(consumer).name
+    except KeyError:
+        pass
+    key = ctx.stub.create_composite_key(CONSUMER, [consumer])
+    for ra in topology.organisations:
+        collection = topology.readings_collection_for(ra.name) if ra.role == "ra" else None
+        if collection and ctx.stub.get_private_data_hash(collection, key) is not None:
+            return ra.name
+    return None
+
+
 @dataclass(frozen=True)
 class Command:
     """A stored DR command, with its window as minute indexes (first and last minute included)."""
@@ -543,16 +558,7 @@ class DrContract(Contract):
                                 f"{collection}; send the request to your own organisation's peer")
 
     def _owner(self, ctx, consumer: str) -> str | None:
-        """The RA a consumer belongs to (the topology's, or the one whose registry holds its key), or None."""
-        try:
-            return self.topology.consumer_owner(consumer).name
-        except KeyError:
-            pass
-        key = ctx.stub.create_composite_key(CONSUMER, [consumer])
-        for ra in self._ras():
-            if ctx.stub.get_private_data_hash(self.topology.readings_collection_for(ra.name), key) is not None:
-                return ra.name
-        return None
+        return consumer_ra(ctx, self.topology, consumer)
 
     # Reading and checking inputs.
 

@@ -1,0 +1,615 @@
+"""The "market" contract: P2P trading in gates whose matching is chosen by optimisation, not mining (B1–B9).
+
+    configure(config)            the operator (topology)   gate length, proposal window, objective  MarketConfigured
+    set_gate_objective(g, obj)   the operator              the objective of a gate still open
+    place_orders(orders)         an RA for its consumers,  orders into the gate of the transaction's time
+                                 a meter for its own                                                 OrdersPlaced
+    cancel_order(gate, id)       whoever placed it         while the gate is open
+    close_gate(gate)             any organisation          after the gate's end: the book and its seed  GateClosed
+    propose(gate, proposal)      a matcher (topology)      in the proposal window, verified here     ProposalAccepted
+    finalise(gate)               any organisation          after the window: the best proposal wins  GateFinalised
+    get_config, get_gate, list_gates, get_book, list_proposals, get_proposal, get_trades, get_prices
+                                 anyone: the book is public, every matcher must solve it
+    get_positions(participant)   the participant's RA, its AC, the TSO, the participant's own meter
+
+Time is the transaction's timestamp (the client's, identical on every endorser), in Unix milliseconds. Gates
+tile time: a configuration segment starting at `since` cuts it into gates of `gate_seconds`; gate ids are the
+gate's start in JST, "YYYY-MM-DDTHH:MM:SS". A new configuration starts at the next whole second, so the gate
+open then is cut short there (tests run gates of seconds; the default from the topology is 30 minutes).
+
+Why it is shaped this way (Fabric facts the design follows):
+- Every order is its own key, so concurrent orders never conflict. Each order transaction reads the gate's
+  record (absent while open) and the configuration: close_gate and configure write those, so an order
+  endorsed before the close but ordered after it fails MVCC_READ_CONFLICT instead of slipping into a closed
+  book, and close_gate's range read fails as a phantom if an order commits under it. A client that backdates
+  its timestamp into a closed gate is refused by the same record.
+- close_gate snapshots the book into one key with its seed (SHA-256 of the book, B7), so that each proposal's
+  verification reads one key, not 10,000.
+- Every proposal is its own key (one per matcher and gate): matchers never conflict with each other; every
+  endorsing peer verifies it with solver.verify (exact integers) before accepting it. finalise picks the best
+  with solver.better (ties: the smaller outcome digest), so the result does not depend on arrival order.
+- Positions are kept per participant and gate: a participant's balance is a range read, no hot key.
+
+Units, all integers: prices in sen (0.01 yen) per kWh, quantities in Wh, money in millisen (price x Wh;
+100,000 millisen = 1 yen). Orders arrive in yen/kWh and kWh and are converted exactly (solver.orders).
+"""
+
+import json
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+
+from chaincode.contracts.dr import JST, consumer_ra
+from chaincode.contracts.records import canonical_json
+from chaincode.shim import Contract, ContractError, evaluate, submit
+from network import topology as topology_file
+from network.topology import Topology
+from solver.fairness import order_book_seed
+from solver.orders import InvalidOrders, Order, price_from_yen, quantity_from_kwh
+from solver.proposals import OBJECTIVES, InvalidProposal, Proposal, value_in_display_units
+from solver.verify import ProposalRejected, VerifiedValue, better, verify
+
+MAX_ORDERS_PER_CALL = 1000
+MAX_GATE_SECONDS = 86_400
+MAX_PROPOSAL_SECONDS = 3600
+MAX_LIST = 500
+
+MARKET_CONFIGURED = "MarketConfigured"
+ORDERS_PLACED = "OrdersPlaced"
+GATE_CLOSED = "GateClosed"
+PROPOSAL_ACCEPTED = "ProposalAccepted"
+GATE_FINALISED = "GateFinalised"
+
+# Object types of the composite keys, all public.
+CONFIG = "market-config"
+GATE = "gate"                 # written when the gate closes; absent while it is open
+GATE_OBJECTIVE = "gate-objective"
+ORDER = "order"
+BOOK = "book"
+PROPOSAL = "proposal"
+TRADES = "trades"
+CLEARING = "clearing"
+POSITION = "position"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def gate_label(ms: int) -> str:
+    """The JST label of a gate start (whole seconds)."""
+    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def gate_start(label) -> int:
+    """Unix milliseconds of a gate label; ValueError if it is not one."""
+    try:
+        moment = datetime.strptime(label, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=JST)
+    except (TypeError, ValueError):
+        raise ValueError(f"gate must be a JST time YYYY-MM-DDTHH:MM:SS, got {label!r}") from None
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+class Schedule:
+    """The market's configuration segments: which gate a moment falls in, and each gate's rules."""
+
+    def __init__(self, segments: list[dict]):
+        self.segments = segments  # sorted by since_ms; the first starts at 0
+
+    def segment_at(self, ms: int) -> tuple[dict, int | None]:
+        """The segment in force at ms, and the start of the next one (None if it is the last)."""
+        index = max(i for i, s in enumerate(self.segments) if s["since_ms"] <= ms)
+        following = self.segments[index + 1]["since_ms"] if index + 1 < len(self.segments) else None
+        return self.segments[index], following
+
+    def gate_at(self, ms: int) -> dict:
+        segment, following = self.segment_at(ms)
+        length = segment["gate_seconds"] * 1000
+        start = segment["since_ms"] + (ms - segment["since_ms"]) // length * length
+        end = start + length if following is None else min(start + length, following)
+        return {
+            "id": gate_label(start), "start_ms": start, "end_ms": end,
+            "deadline_ms": end + segment["proposal_seconds"] * 1000, "objective": segment["objective"],
+        }
+
+
+class MarketContract(Contract):
+    name = "market"
+
+    def __init__(self, topology: Topology | None = None):
+        super().__init__()
+        self.topology = topology or topology_file.load()
+        if self.topology.market is None:
+            raise ValueError("topology.yaml has no market section")
+        self.rules = self.topology.market
+        self._by_msp = {org.msp_id: org for org in self.topology.organisations}
+
+    # Configuration.
+
+    @submit
+    def configure(self, ctx, config: dict) -> dict:
+        """Sets {"gate_seconds", "proposal_seconds", "objective"} from the next whole second on. Operator only."""
+        action = "configure the market"
+        org = self._organisation(ctx, action)
+        if org.name != self.rules.operator:
+            raise ContractError(f"failed to {action}: only the market operator {self.rules.operator} may, "
+                                f"not {org.name}")
+        unknown = sorted(set(config) - {"gate_seconds", "proposal_seconds", "objective"})
+        if unknown:
+            raise ContractError(f"failed to {action}: unknown fields {', '.join(unknown)}")
+        current = self._schedule(ctx).segment_at(self._now(ctx))[0]
+        segment = {name: config.get(name, current[name]) for name in ("gate_seconds", "proposal_seconds",
+                                                                         "objective")}
+        _check_integer(action, "gate_seconds", segment["gate_seconds"], 1, MAX_GATE_SECONDS)
+        _check_integer(action, "proposal_seconds", segment["proposal_seconds"], 1, MAX_PROPOSAL_SECONDS)
+        _check_objective(action, segment["objective"])
+        since = -(-self._now(ctx) // 1000) * 1000
+        stored = self._stored_segments(ctx)
+        stored = [s for s in stored if s["since_ms"] < since]  # a second configure in one second replaces
+        segment.update(since_ms=since, since=gate_label(since), by=org.name)
+        stored.append(segment)
+        ctx.stub.put_state(ctx.stub.create_composite_key(CONFIG, []), canonical_json(stored))
+        ctx.stub.set_event(MARKET_CONFIGURED, canonical_json(segment))
+        return segment
+
+    @evaluate
+    def get_config(self, ctx) -> dict:
+        """The configuration in force now, and the gate open now."""
+        now = self._now(ctx)
+        schedule = self._schedule(ctx)
+        segment = dict(schedule.segment_at(now)[0])
+        segment["since"] = gate_label(segment["since_ms"])
+        segment["operator"] = self.rules.operator
+        segment["matchers"] = list(self.rules.matchers)
+        current = schedule.gate_at(now)
+        segment["current_gate"] = current["id"]
+        segment["current_gate_end_ms"] = current["end_ms"]
+        return segment
+
+    @submit
+    def set_gate_objective(self, ctx, gate: str, objective: str) -> dict:
+        """Sets the objective of a gate that has not ended yet. Operator only."""
+        action = "set the gate's objective"
+        org = self._organisation(ctx, action)
+        if org.name != self.rules.operator:
+            raise ContractError(f"failed to {action}: only the market operator {self.rules.operator} may, "
+                                f"not {org.name}")
+        _check_objective(action, objective)
+        window = self._gate_window(ctx, action, gate)
+        if self._now(ctx) >= window["end_ms"]:
+            raise ContractError(f"failed to {action}: gate {gate} has already ended")
+        ctx.stub.put_state(ctx.stub.create_composite_key(GATE_OBJECTIVE, [gate]),
+                           canonical_json({"gate": gate, "objective": objective, "by": org.name}))
+        return {"gate": gate, "objective": objective}
+
+    # Orders.
+
+    @submit
+    def place_orders(self, ctx, orders: list) -> dict:
+        """Places [{"participant", "side": "buy"|"sell", "price": yen/kWh, "quantity": kWh}] into the gate open
+        at the transaction's time. An RA places orders for its own consumers; a meter for its own consumer."""
+        action = "place orders"
+        org, consumer = self._trader(ctx, action)
+        if not 1 <= len(orders) <= MAX_ORDERS_PER_CALL:
+            raise ContractError(f"failed to {action}: give 1 to {MAX_ORDERS_PER_CALL} orders, got {len(orders)}")
+        now = self._now(ctx)
+        gate = self._schedule(ctx).gate_at(now)
+        if ctx.stub.get_state(ctx.stub.create_composite_key(GATE, [gate["id"]])) is not None:
+            raise ContractError(f"failed to {action}: gate {gate['id']} has closed; submit again for the next gate")
+        owners: dict = {}
+        records = []
+        tx_id = ctx.stub.get_tx_id()
+        for position, item in enumerate(orders):
+            record = self._checked_order(ctx, action, position, item, org, consumer, owners)
+            record.update(id=f"{tx_id[:16]}-{position}", gate=gate["id"], time_ms=now, placed_by=org.name)
+            if consumer is not None:
+                record["placed_by_meter"] = consumer
+            records.append(record)
+        for record in records:
+            ctx.stub.put_state(ctx.stub.create_composite_key(ORDER, [gate["id"], record["id"]]),
+                               canonical_json(record))
+        ctx.stub.set_event(ORDERS_PLACED, canonical_json({"gate": gate["id"], "count": len(records),
+                                                          "placed_by": org.name}))
+        return {"gate": gate["id"], "orders": records}
+
+    @submit
+    def cancel_order(self, ctx, gate: str, order_id: str) -> dict:
+        """Withdraws an order of a gate that is still open; only whoever placed it may."""
+        action = "cancel the order"
+        org, consumer = self._trader(ctx, action)
+        window = self._gate_window(ctx, action, gate)
+        if self._now(ctx) >= window["end_ms"] or self._closed(ctx, gate) is not None:
+            raise ContractError(f"failed to {action}: gate {gate} has ended; its orders are final")
+        key = ctx.stub.create_composite_key(ORDER, [gate, str(order_id)])
+        value = ctx.stub.get_state(key)
+        record = None if value is None else json.loads(value)
+        if record is None or record["placed_by"] != org.name or (
+                consumer is not None and record.get("placed_by_meter") != consumer):
+            raise ContractError(f"failed to {action}: no order {order_id!r} of yours in gate {gate}")
+        ctx.stub.del_state(key)
+        return {"gate": gate, "cancelled": order_id}
+
+    # Closing, proposing, finalising.
+
+    @submit
+    def close_gate(self, ctx, gate: str) -> dict:
+        """Closes an ended gate: snapshots its book and fixes its seed. An empty gate is final at once."""
+        action = "close the gate"
+        org = self._organisation(ctx, action)
+        window = self._gate_window(ctx, action, gate)
+        if self._now(ctx) < window["end_ms"]:
+            raise ContractError(f"failed to {action}: gate {gate} is open until {_moment(window['end_ms'])}")
+        if self._closed(ctx, gate) is not None:
+            raise ContractError(f"failed to {action}: gate {gate} is already closed")
+        with ctx.stub.get_state_by_partial_composite_key(ORDER, [gate]) as results:
+            book = sorted((json.loads(kv.value) for kv in results), key=lambda o: o["id"])
+        seed = order_book_seed([_order(o) for o in book])
+        record = {
+            "id": gate, "start": _moment(window["start_ms"]), "end": _moment(window["end_ms"]),
+            "proposal_deadline": _moment(window["deadline_ms"]), "start_ms": window["start_ms"],
+            "end_ms": window["end_ms"], "deadline_ms": window["deadline_ms"],
+            "objective": self._objective(ctx, gate, window), "orders": len(book), "seed": seed.hex(),
+            "closed_by": org.name, "status": "proposing" if book else "finalised", "winner": None, "clearing": None,
+        }
+        ctx.stub.put_state(ctx.stub.create_composite_key(BOOK, [gate]), canonical_json(book))
+        ctx.stub.put_state(ctx.stub.create_composite_key(GATE, [gate]), canonical_json(record))
+        ctx.stub.set_event(GATE_CLOSED, canonical_json(record))
+        return record
+
+    @submit
+    def propose(self, ctx, gate: str, proposal: dict) -> dict:
+        """Proposes a matching for a closed gate (Proposal.to_json() form); accepted only once verified here."""
+        action = "propose a matching"
+        org = self._organisation(ctx, action)
+        if org.name not in self.rules.matchers:
+            raise ContractError(f"failed to {action}: only the matchers ({', '.join(self.rules.matchers)}) "
+                                f"propose, not {org.name}")
+        record = self._proposing(ctx, action, gate)
+        now = self._now(ctx)
+        if not record["end_ms"] <= now < record["deadline_ms"]:
+            raise ContractError(f"failed to {action}: gate {gate} takes proposals until {record['proposal_deadline']}")
+        key = ctx.stub.create_composite_key(PROPOSAL, [gate, org.name])
+        if ctx.stub.get_state(key) is not None:
+            raise ContractError(f"failed to {action}: {org.name} has already proposed for gate {gate}")
+        try:
+            candidate = Proposal.from_json(proposal)
+            verified = verify(self._book(ctx, gate), bytes.fromhex(record["seed"]), record["objective"], candidate)
+        except (InvalidProposal, ProposalRejected) as error:
+            raise ContractError(f"failed to {action}: {error}") from None
+        summary = _summary(gate, org.name, verified, len(candidate.trades))
+        ctx.stub.put_state(key, canonical_json({**summary, "proposal": candidate.to_json()}))
+        ctx.stub.set_event(PROPOSAL_ACCEPTED, canonical_json(summary))
+        return summary
+
+    @submit
+    def finalise(self, ctx, gate: str) -> dict:
+        """After the window, records the best proposal's trades, the positions and the clearing prices (B4, B8)."""
+        action = "finalise the gate"
+        self._organisation(ctx, action)
+        record = self._proposing(ctx, action, gate)
+        if self._now(ctx) < record["deadline_ms"]:
+            raise ContractError(f"failed to {action}: gate {gate} takes proposals until {record['proposal_deadline']}")
+        with ctx.stub.get_state_by_partial_composite_key(PROPOSAL, [gate]) as results:
+            proposals = [json.loads(kv.value) for kv in results]
+        record["status"] = "finalised"
+        record["proposals"] = len(proposals)
+        if proposals:
+            best = None
+            for stored in proposals:
+                best = stored if best is None else _better_stored(record["objective"], best, stored)
+            winner = {k: v for k, v in best.items() if k != "proposal"}
+            record["winner"] = winner
+            by_id = {o["id"]: o for o in self._book_records(ctx, gate)}
+            trades = [_trade_record(t, by_id) for t in best["proposal"]["trades"]]
+            record["clearing"] = _clearing(gate, record, trades)
+            ctx.stub.put_state(ctx.stub.create_composite_key(TRADES, [gate]),
+                               canonical_json({"gate": gate, "winner": winner, "trades": trades}))
+            if record["clearing"] is not None:
+                ctx.stub.put_state(ctx.stub.create_composite_key(CLEARING, [gate]), canonical_json(record["clearing"]))
+            for participant, position in _positions(gate, trades).items():
+                ctx.stub.put_state(ctx.stub.create_composite_key(POSITION, [participant, gate]),
+                                   canonical_json(position))
+        ctx.stub.put_state(ctx.stub.create_composite_key(GATE, [gate]), canonical_json(record))
+        ctx.stub.set_event(GATE_FINALISED, canonical_json(record))
+        return record
+
+    # Reading.
+
+    @evaluate
+    def get_gate(self, ctx, gate: str) -> dict:
+        window = self._gate_window(ctx, "get the gate", gate)
+        closed = self._closed(ctx, gate)
+        if closed is not None:
+            return closed
+        return self._open_record(ctx, gate, window, count=True)
+
+    @evaluate
+    def list_gates(self, ctx, limit: int = 20) -> list:
+        """The gate open now (and one that has ended but is not closed yet), then closed gates, newest first."""
+        _check_integer("list gates", "limit", limit, 1, MAX_LIST)
+        now = self._now(ctx)
+        schedule = self._schedule(ctx)
+        with ctx.stub.get_state_by_partial_composite_key(GATE) as results:
+            closed = [json.loads(kv.value) for kv in results]
+        closed_ids = {g["id"] for g in closed}
+        current = schedule.gate_at(now)
+        pending = [current]
+        if current["start_ms"] > 0:
+            previous = schedule.gate_at(current["start_ms"] - 1)
+            if previous["id"] not in closed_ids:
+                pending.insert(0, previous)
+        gates = [self._open_record(ctx, g["id"], g, count=True) for g in pending if g["id"] not in closed_ids]
+        gates += closed
+        gates.sort(key=lambda g: g["start_ms"], reverse=True)
+        return gates[:limit]
+
+    @evaluate
+    def get_book(self, ctx, gate: str) -> dict:
+        """A gate's orders: the closed book, or the orders placed so far while it is open."""
+        window = self._gate_window(ctx, "get the book", gate)
+        closed = self._closed(ctx, gate)
+        if closed is not None:
+            return {"gate": closed, "orders": self._book_records(ctx, gate)}
+        with ctx.stub.get_state_by_partial_composite_key(ORDER, [gate]) as results:
+            orders = sorted((json.loads(kv.value) for kv in results), key=lambda o: o["id"])
+        record = self._open_record(ctx, gate, window, count=False)
+        record["orders"] = len(orders)
+        return {"gate": record, "orders": orders}
+
+    @evaluate
+    def list_proposals(self, ctx, gate: str) -> list:
+        self._gate_window(ctx, "list proposals", gate)
+        with ctx.stub.get_state_by_partial_composite_key(PROPOSAL, [gate]) as results:
+            return [{k: v for k, v in json.loads(kv.value).items() if k != "proposal"} for kv in results]
+
+    @evaluate
+    def get_proposal(self, ctx, gate: str, org: str) -> dict:
+        self._gate_window(ctx, "get the proposal", gate)
+        value = ctx.stub.get_state(ctx.stub.create_composite_key(PROPOSAL, [gate, org]))
+        if value is None:
+            raise ContractError(f"failed to get the proposal: {org!r} has not proposed for gate {gate}")
+        return json.loads(value)
+
+    @evaluate
+    def get_trades(self, ctx, gate: str) -> dict:
+        self._gate_window(ctx, "get the trades", gate)
+        closed = self._closed(ctx, gate)
+        if closed is None or closed["status"] != "finalised":
+            raise ContractError(f"failed to get the trades: gate {gate} is not finalised yet")
+        value = ctx.stub.get_state(ctx.stub.create_composite_key(TRADES, [gate]))
+        if value is None:
+            return {"gate": gate, "winner": None, "trades": []}
+        return json.loads(value)
+
+    @evaluate
+    def get_prices(self, ctx, limit: int = 48) -> list:
+        """The clearing prices of the last `limit` gates that traded, oldest first (B8)."""
+        _check_integer("get prices", "limit", limit, 1, MAX_LIST)
+        with ctx.stub.get_state_by_partial_composite_key(CLEARING) as results:
+            prices = [json.loads(kv.value) for kv in results]
+        prices.sort(key=lambda p: p["start_ms"])
+        return prices[-limit:]
+
+    @evaluate
+    def get_positions(self, ctx, participant: str) -> dict:
+        """A participant's bought and sold Wh and money per gate, and the totals. Visible to its RA, that RA's
+        AC, the TSO, and its own meter."""
+        action = "get positions"
+        org, consumer = self._trader(ctx, action, organisations=True)
+        owner = consumer_ra(ctx, self.topology, participant) if isinstance(participant, str) else None
+        allowed = owner is not None and (
+            (consumer is not None and consumer == participant)
+            or (consumer is None and (org.role == "tso" or org.name == owner
+                                      or self.topology.organisation(owner).parent == org.name)))
+        if not allowed:
+            raise ContractError(f"failed to {action}: {org.name} may not see the positions of {participant!r}")
+        with ctx.stub.get_state_by_partial_composite_key(POSITION, [participant]) as results:
+            gates = sorted((json.loads(kv.value) for kv in results), key=lambda p: p["gate"])
+        totals = {name: sum(g[name] for g in gates)
+                  for name in ("bought_wh", "sold_wh", "paid_millisen", "received_millisen")}
+        totals["net_millisen"] = totals["received_millisen"] - totals["paid_millisen"]
+        return {"participant": participant, "ra": owner, "gates": gates, "totals": totals}
+
+    # Helpers: who is calling, time, gates.
+
+    def _organisation(self, ctx, action: str):
+        """The caller's organisation; meters only place and cancel orders."""
+        org, consumer = self._trader(ctx, action, organisations=True)
+        if consumer is not None:
+            raise ContractError(f"failed to {action}: a meter may only place orders and read its own positions")
+        return org
+
+    def _trader(self, ctx, action: str, organisations: bool = False):
+        """(organisation, consumer): consumer is set for a meter's certificate; otherwise the caller must be an
+        RA user unless `organisations` allows any member."""
+        identity = ctx.client_identity
+        org = self._by_msp.get(identity.msp_id)
+        if org is None:
+            raise ContractError(f"failed to {action}: {identity.msp_id} is not an organisation of the consortium")
+        if identity.get_attribute_value("role") == "meter":
+            consumer = identity.get_attribute_value("consumer")
+            if org.role != "ra" or not consumer:
+                raise ContractError(f"failed to {action}: a meter certificate must be issued by an RA and name its "
+                                    f"consumer")
+            return org, consumer
+        if not organisations and org.role != "ra":
+            raise ContractError(f"failed to {action}: orders are placed by an RA for its consumers, not by "
+                                f"{org.name}")
+        return org, None
+
+    @staticmethod
+    def _now(ctx) -> int:
+        timestamp = ctx.stub.get_tx_timestamp()
+        if timestamp is None:
+            raise ContractError("failed to read the transaction's time: the proposal carries no timestamp")
+        return (timestamp - _EPOCH) // timedelta(milliseconds=1)
+
+    def _stored_segments(self, ctx) -> list:
+        value = ctx.stub.get_state(ctx.stub.create_composite_key(CONFIG, []))
+        return [] if value is None else json.loads(value)
+
+    def _schedule(self, ctx) -> Schedule:
+        default = {"since_ms": 0, "gate_seconds": self.rules.gate_seconds,
+                   "proposal_seconds": self.rules.proposal_seconds, "objective": self.rules.objective, "by": None}
+        return Schedule([default, *self._stored_segments(ctx)])
+
+    def _gate_window(self, ctx, action: str, gate) -> dict:
+        """The gate's start, end and proposal deadline, after checking that `gate` names a gate."""
+        try:
+            start = gate_start(gate)
+        except ValueError as error:
+            raise ContractError(f"failed to {action}: {error}") from None
+        window = self._schedule(ctx).gate_at(start) if start >= 0 else None
+        if window is None or window["id"] != gate:
+            if window is None:
+                raise ContractError(f"failed to {action}: no gate starts before 1970")
+            raise ContractError(f"failed to {action}: no gate starts at {gate}; the gate of that time is "
+                                f"{window['id']}")
+        return window
+
+    def _closed(self, ctx, gate: str) -> dict | None:
+        value = ctx.stub.get_state(ctx.stub.create_composite_key(GATE, [gate]))
+        return None if value is None else json.loads(value)
+
+    def _proposing(self, ctx, action: str, gate: str) -> dict:
+        self._gate_window(ctx, action, gate)
+        record = self._closed(ctx, gate)
+        if record is None:
+            raise ContractError(f"failed to {action}: gate {gate} is not closed yet")
+        if record["status"] != "proposing":
+            raise ContractError(f"failed to {action}: gate {gate} is already finalised")
+        return record
+
+    def _objective(self, ctx, gate: str, window: dict) -> str:
+        value = ctx.stub.get_state(ctx.stub.create_composite_key(GATE_OBJECTIVE, [gate]))
+        return window["objective"] if value is None else json.loads(value)["objective"]
+
+    def _open_record(self, ctx, gate: str, window: dict, count: bool) -> dict:
+        now = self._now(ctx)
+        record = {
+            "id": gate, "start": _moment(window["start_ms"]), "end": _moment(window["end_ms"]),
+            "proposal_deadline": _moment(window["deadline_ms"]), "start_ms": window["start_ms"],
+            "end_ms": window["end_ms"], "deadline_ms": window["deadline_ms"],
+            "objective": self._objective(ctx, gate, window), "status": "open" if now < window["end_ms"] else "closing",
+            "seed": None, "winner": None, "clearing": None,
+        }
+        if count:
+            with ctx.stub.get_state_by_partial_composite_key(ORDER, [gate]) as results:
+                record["orders"] = sum(1 for _ in results)
+        return record
+
+    def _book_records(self, ctx, gate: str) -> list:
+        value = ctx.stub.get_state(ctx.stub.create_composite_key(BOOK, [gate]))
+        return [] if value is None else json.loads(value)
+
+    def _book(self, ctx, gate: str) -> list[Order]:
+        return [_order(o) for o in self._book_records(ctx, gate)]
+
+    def _checked_order(self, ctx, action, position, item, org, consumer, owners) -> dict:
+        label = f"order {position}"
+        if not isinstance(item, dict):
+            raise ContractError(f"failed to {action}: {label} must be an object, got {item!r}")
+        unknown = sorted(set(item) - {"participant", "side", "price", "quantity"})
+        missing = sorted({"participant", "side", "price", "quantity"} - set(item))
+        if unknown or missing:
+            problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+                [f"unknown fields {', '.join(unknown)}"] if unknown else [])
+            raise ContractError(f"failed to {action}: {label}: {'; '.join(problems)}")
+        participant = item["participant"]
+        if not isinstance(participant, str) or not participant:
+            raise ContractError(f"failed to {action}: {label}: participant must be a consumer id, got {participant!r}")
+        if consumer is not None and participant != consumer:
+            raise ContractError(f"failed to {action}: {label}: this meter trades only for {consumer}, "
+                                f"not {participant}")
+        if participant not in owners:
+            owners[participant] = consumer_ra(ctx, self.topology, participant)
+        if owners[participant] != org.name:
+            raise ContractError(f"failed to {action}: {label}: {participant} is not a consumer of {org.name}")
+        if item["side"] not in ("buy", "sell"):
+            raise ContractError(f"failed to {action}: {label}: side must be \"buy\" or \"sell\", got {item['side']!r}")
+        try:
+            price = price_from_yen(item["price"], label)
+            quantity = quantity_from_kwh(item["quantity"], label)
+        except InvalidOrders as error:
+            raise ContractError(f"failed to {action}: {error}") from None
+        return {"participant": participant, "side": item["side"], "price_sen_per_kwh": price, "quantity_wh": quantity}
+
+
+def _order(record: dict) -> Order:
+    return Order(record["id"], record["participant"], record["side"], record["price_sen_per_kwh"],
+                 record["quantity_wh"], record["time_ms"])
+
+
+def _moment(ms: int) -> str:
+    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(JST).isoformat(timespec="seconds")
+
+
+def _check_integer(action: str, what: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ContractError(f"failed to {action}: {what} must be a whole number from {low} to {high}, got {value!r}")
+
+
+def _check_objective(action: str, objective) -> None:
+    if objective not in OBJECTIVES:
+        raise ContractError(f"failed to {action}: objective must be one of {', '.join(OBJECTIVES)}, "
+                            f"got {objective!r}")
+
+
+def _summary(gate: str, org: str, verified: VerifiedValue, trades: int) -> dict:
+    return {
+        "gate": gate, "org": org, "objective": verified.objective, "value": str(verified.value),
+        "value_display": float(value_in_display_units(verified.objective, verified.value)),
+        "surplus_millisen": verified.surplus, "volume_wh": verified.volume, "optimal": verified.optimal,
+        "digest": verified.digest, "trades": trades,
+    }
+
+
+def _verified(stored: dict) -> VerifiedValue:
+    objective = stored["objective"]
+    value = Fraction(stored["value"]) if objective == "maxmin" else int(stored["value"])
+    return VerifiedValue(objective, value, stored["surplus_millisen"], stored["volume_wh"], stored["optimal"],
+                         stored["digest"])
+
+
+def _better_stored(objective: str, a: dict, b: dict) -> dict:
+    verified_a, verified_b = _verified(a), _verified(b)
+    return a if better(objective, verified_a, verified_b) is verified_a else b
+
+
+def _trade_record(trade: dict, by_id: dict) -> dict:
+    return {
+        "sell": trade["sell"], "buy": trade["buy"], "seller": by_id[trade["sell"]]["participant"],
+        "buyer": by_id[trade["buy"]]["participant"], "quantity_wh": trade["quantity_wh"],
+        "price_sen_per_kwh": trade["price_sen_per_kwh"],
+    }
+
+
+def _clearing(gate: str, record: dict, trades: list) -> dict | None:
+    """The gate's clearing prices for the next round: volume-weighted mean (to the sen, halves to even), range."""
+    if not trades:
+        return None
+    volume = sum(t["quantity_wh"] for t in trades)
+    money = sum(t["quantity_wh"] * t["price_sen_per_kwh"] for t in trades)
+    prices = [t["price_sen_per_kwh"] for t in trades]
+    return {
+        "gate": gate, "start": record["start"], "start_ms": record["start_ms"], "objective": record["objective"],
+        "volume_wh": volume, "average_price_sen_per_kwh": round(Fraction(money, volume)),
+        "low_sen_per_kwh": min(prices), "high_sen_per_kwh": max(prices), "trades": len(trades),
+    }
+
+
+def _positions(gate: str, trades: list) -> dict:
+    positions: dict = {}
+
+    def position(participant):
+        return positions.setdefault(participant, {"gate": gate, "participant": participant, "bought_wh": 0,
+                                                  "sold_wh": 0, "paid_millisen": 0, "received_millisen": 0,
+                                                  "trades": 0})
+
+    for t in trades:
+        money = t["quantity_wh"] * t["price_sen_per_kwh"]
+        seller, buyer = position(t["seller"]), position(t["buyer"])
+        seller["sold_wh"] += t["quantity_wh"]
+        seller["received_millisen"] += money
+        buyer["bought_wh"] += t["quantity_wh"]
+        buyer["paid_millisen"] += money
+        seller["trades"] += 1
+        buyer["trades"] += 1
+    return positions
