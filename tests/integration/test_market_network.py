@@ -1,0 +1,140 @@
+"""The market on the real network, through the gateway as its users: orders by identity, a gate closed with its
+seed, proposals verified by every peer (a wrong one refused), the best finalised; then matching services of
+RA1-RA3 running whole rounds by themselves, their result equal to an independent solve of the same book."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from gateway.dr_commands import Sessions
+from gateway.errors import EndorseError, GatewayError
+from gateway.market_commands import MarketClient, start_matchers
+from solver import Order, Proposal, verify
+from solver.matching import solve
+
+pytestmark = pytest.mark.fabric
+
+
+@pytest.fixture(scope="module")
+def sessions(fabric_network):
+    return Sessions(str(fabric_network.root))
+
+
+def market(sessions, who) -> MarketClient:
+    return MarketClient(sessions(who))
+
+
+def eventually(check, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except GatewayError:
+            pass
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+def orders_of(book):
+    return [Order(o["id"], o["participant"], o["side"], o["price_sen_per_kwh"], o["quantity_wh"], o["time_ms"])
+            for o in book["orders"]]
+
+
+def configure(sessions, gate_seconds, proposal_seconds, objective="welfare"):
+    market(sessions, "TSO").submit("configure", json.dumps(
+        {"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}))
+
+
+def wait_for_fresh_gate(client, seconds_left):
+    """The id of the gate open now, once at least `seconds_left` of it remain."""
+    while True:
+        config = client.evaluate("get_config")
+        if config["current_gate_end_ms"] / 1000 - time.time() >= seconds_left:
+            return config["current_gate"], config["current_gate_end_ms"] / 1000
+        time.sleep(0.2)
+
+
+def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions):
+    configure(sessions, gate_seconds=8, proposal_seconds=8)
+    ra1, ra2, ra3 = (market(sessions, org) for org in ("RA1", "RA2", "RA3"))
+    gate, end = wait_for_fresh_gate(ra1, 6)
+    placed = ra1.submit("place_orders", json.dumps([{"participant": "C1", "side": "sell", "price": 20, "quantity": 3}]))
+    assert placed["gate"] == gate
+    ra2.submit("place_orders", json.dumps([{"participant": "C2", "side": "buy", "price": 26, "quantity": 2}]))
+    meter = MarketClient(sessions("meter:C3"))
+    meter.submit("place_orders", json.dumps([{"participant": "C3", "side": "buy", "price": 24, "quantity": 2}]))
+    with pytest.raises(EndorseError, match="C2 is not a consumer of RA1"):
+        ra1.submit("place_orders", json.dumps([{"participant": "C2", "side": "buy", "price": 24, "quantity": 2}]))
+    with pytest.raises(EndorseError, match="multiple of 0.01"):
+        ra1.submit("place_orders", json.dumps([{"participant": "C4", "side": "buy", "price": 24.001, "quantity": 2}]))
+
+    time.sleep(max(0.0, end - time.time() + 0.2))
+    closed = ra3.submit("close_gate", gate)
+    assert (closed["orders"], closed["status"]) == (3, "proposing")
+    book = eventually(lambda: market(sessions, "AC2").evaluate("get_book", gate))
+    orders = orders_of(book)
+    seed = bytes.fromhex(book["gate"]["seed"])
+    best = solve(orders, "welfare", seed).proposal()
+    assert best.value == 600 * 2000 + 400 * 1000
+
+    lying = {**best.to_json(), "value": str(best.value + 1)}
+    with pytest.raises(EndorseError, match="claims welfare"):
+        ra2.submit("propose", gate, json.dumps(lying), all_peers=True)
+    accepted = eventually(lambda: ra1.submit("propose", gate, json.dumps(best.to_json()), all_peers=True), 10)
+    assert accepted["optimal"] and accepted["value"] == str(best.value)
+    empty = Proposal("welfare", (), 0)
+    assert verify(orders, seed, "welfare", empty).value == 0
+    ra3.submit("propose", gate, json.dumps(empty.to_json()), all_peers=True)
+
+    time.sleep(max(0.0, closed["deadline_ms"] / 1000 - time.time() + 0.2))
+    final = ra2.submit("finalise", gate)
+    assert (final["winner"]["org"], final["proposals"]) == ("RA1", 2)
+    assert final["clearing"]["average_price_sen_per_kwh"] == 2267
+    trades = eventually(lambda: market(sessions, "TSO").evaluate("get_trades", gate))["trades"]
+    assert sorted((t["seller"], t["buyer"], t["quantity_wh"], t["price_sen_per_kwh"]) for t in trades) == [
+        ("C1", "C2", 2000, 2300), ("C1", "C3", 1000, 2200)]
+    c3 = eventually(lambda: MarketClient(sessions("meter:C3")).evaluate("get_positions", "C3"))
+    assert c3["totals"]["bought_wh"] == 1000
+    with pytest.raises(GatewayError, match="may not see the positions"):
+        market(sessions, "RA2").evaluate("get_positions", "C1")
+
+
+def test_matching_services_run_rounds_by_themselves(sessions):
+    configure(sessions, gate_seconds=6, proposal_seconds=5, objective="volume")
+    stop = threading.Event()
+    services, threads = start_matchers(sessions, ["RA1", "RA2", "RA3"], stop, poll_seconds=1.0)
+    try:
+        ra1 = market(sessions, "RA1")
+        gate, _ = wait_for_fresh_gate(ra1, 4)
+        batch = [{"participant": p, "side": side, "price": price, "quantity": q} for p, side, price, q in [
+            ("C1", "sell", 15, 2), ("C4", "sell", 18, 1.5), ("C1", "buy", 30, 1)]]
+        ra1.submit("place_orders", json.dumps(batch))
+        market(sessions, "RA2").submit("place_orders", json.dumps([
+            {"participant": "C2", "side": "buy", "price": 19, "quantity": 2},
+            {"participant": "C5", "side": "buy", "price": 16, "quantity": 1}]))
+        market(sessions, "RA3").submit("place_orders", json.dumps([
+            {"participant": "C3", "side": "sell", "price": 14, "quantity": 1}]))
+        tso = market(sessions, "TSO")
+        final = eventually(lambda: (lambda g: g if g["status"] == "finalised" else None)(
+            tso.evaluate("get_gate", gate)), 40)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    proposals = tso.evaluate("list_proposals", gate)
+    assert sorted(p["org"] for p in proposals) == ["RA1", "RA2", "RA3"]
+    book = tso.evaluate("get_book", gate)
+    independent = solve(orders_of(book), "volume", bytes.fromhex(final["seed"]))
+    assert final["winner"]["value"] == str(independent.value)
+    assert all(p["optimal"] for p in proposals)
+    assert final["closed_by"] in ("RA1", "RA2", "RA3")
+    prices = tso.evaluate("get_prices", "5")
+    assert prices[-1]["gate"] == gate
+    by_id = {o["id"]: o for o in book["orders"]}
+    for t in tso.evaluate("get_trades", gate)["trades"]:
+        assert by_id[t["sell"]]["price_sen_per_kwh"] <= t["price_sen_per_kwh"] <= by_id[t["buy"]]["price_sen_per_kwh"]
+        assert t["seller"] != t["buyer"]
