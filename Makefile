@@ -9,7 +9,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export GRIDLEDGER_CACHE ?= $(HOME)/.cache/gridledger
 PYTEST_ARGS ?=
 
-.PHONY: setup protos fabric network-up network-down network-status test test-unit demo bench clean
+.PHONY: setup protos fabric chromium network-up network-down network-status test test-unit demo bench clean
 
 setup: $(VENV)/.installed $(PROTOS)/.generated
 
@@ -29,6 +29,11 @@ $(PROTOS)/.generated: $(VENV)/.installed network/protos.py network/fabric-build/
 
 fabric:
 	$(PYTHON) -m network.fabric
+
+# Debian's chromium for the browser tests (Playwright drives it through executable_path; it never downloads one).
+chromium:
+	@command -v chromium >/dev/null || { echo "setup: installing Debian's chromium"; \
+		$$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 network-up: setup fabric
 	$(VENV)/bin/gridledger network up
@@ -51,11 +56,11 @@ demo: setup fabric
 	$(VENV)/bin/gridledger network up
 	@echo "demo: a DR command with 60 simulated consumers; the aggregation system misrecords 2% of readings"
 	$(VENV)/bin/gridledger dr simulate --consumers 60 --discrepancy-rate 0.02
-	@echo "demo: the network keeps running; try 'gridledger dr command list --as TSO',"
-	@echo "      'gridledger dr aggregates --as RA1 --command <id>', 'gridledger network status';"
-	@echo "      web pages and market rounds are not built yet. 'make network-down' stops it all."
+	@echo "demo: trading rounds every minute (matchers RA1-RA3) and the web pages; Ctrl-C stops them,"
+	@echo "      'make network-down' stops the network"
+	$(VENV)/bin/gridledger demo
 
-test: setup fabric
+test: setup fabric chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup

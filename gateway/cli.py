@@ -11,11 +11,15 @@ def main():
 def _register() -> None:
     from gateway.dr_commands import dr
     from network.commands import network
+    from sim.demo import demo
+    from web.commands import web
     from gateway.market_commands import market
 
     main.add_command(network)
     main.add_command(dr)
     main.add_command(market)
+    main.add_command(web)
+    main.add_command(demo)
 
 
 _register()

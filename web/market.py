@@ -1,0 +1,263 @@
+"""Market pages: order entry, each gate's order book, the proposals of the matching organisations with their
+objective values, the chosen block and its trades, clearing prices over time, positions, the operator's settings.
+
+The book is public (every matcher must solve it); positions are visible to the participant's RA, its AC, the TSO
+and the consumer itself, as the market contract rules. The ledger stores sen/kWh, Wh and millisen; pages show
+yen/kWh, kWh and yen.
+"""
+
+import json
+from decimal import Decimal, InvalidOperation
+
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+
+from solver.orders import MAX_PRICE_YEN, MAX_QUANTITY_KWH
+from solver.proposals import OBJECTIVES
+from web.auth import login_required, roles_required
+from web.charts import Series, line_chart
+from web.ledger import LedgerRefused
+
+bp = Blueprint("market", __name__, url_prefix="/market")
+
+OBJECTIVE_TITLES = {"volume": "maximise the volume traded", "welfare": "maximise total surplus",
+                    "maxmin": "raise the worst-off participant's profit"}
+VALUE_UNITS = {"volume": "kWh", "welfare": "yen", "maxmin": "yen/kWh"}
+
+
+@bp.app_template_filter("yen_per_kwh")
+def yen_per_kwh(sen):
+    return "–" if sen is None else f"{Decimal(sen) / 100:,.2f}"
+
+
+@bp.app_template_filter("millisen_yen")
+def millisen_yen(millisen):
+    return "–" if millisen is None else f"{Decimal(millisen) / 100000:,.2f}"
+
+
+# Loaders.
+
+def get_book(gate: str) -> dict:
+    try:
+        return g.ledger.evaluate("market", "get_book", gate)
+    except LedgerRefused:
+        abort(404, description=f"There is no gate {gate[:40]!r}.")
+
+
+def get_positions(participant: str) -> dict:
+    if g.user.role == "consumer" and participant != g.user.consumer:
+        abort(404, description=f"There are no positions of {participant[:40]!r} for you to see.")
+    try:
+        return g.ledger.evaluate("market", "get_positions", participant)
+    except LedgerRefused:
+        abort(404, description=f"There are no positions of {participant[:40]!r} for you to see.")
+
+
+def own_participants() -> list[str]:
+    """Who the account may place orders for: a consumer itself, an RA its consumers."""
+    if g.user.role == "consumer":
+        return [g.user.consumer]
+    if g.user.role == "ra":
+        return g.ledger.evaluate("dr", "list_consumers").get(g.user.org, [])
+    return []
+
+
+def visible_participants() -> list[str]:
+    if g.user.role == "consumer":
+        return [g.user.consumer]
+    return sorted(c for consumers in g.ledger.evaluate("dr", "list_consumers").values() for c in consumers)
+
+
+def _fragment() -> bool:
+    return request.args.get("fragment") == "1"
+
+
+def price_chart(prices: list[dict]):
+    def point(p, field):
+        return p["start"][11:16], p[field] / 100
+    return line_chart([Series("average", [point(p, "average_price_sen_per_kwh") for p in prices], "bc"),
+                       Series("low", [point(p, "low_sen_per_kwh") for p in prices], "low"),
+                       Series("high", [point(p, "high_sen_per_kwh") for p in prices], "high")],
+                      unit="yen/kWh", title="Clearing prices per gate")
+
+
+def order_form(form, participants: list[str]) -> tuple[dict | None, dict[str, str]]:
+    errors = {}
+    participant = form.get("participant", "")
+    if participant not in participants:
+        errors["participant"] = ("Choose who the order is for." if not participant else
+                                 f"You may not place orders for {participant[:40]!r}.")
+    side = form.get("side", "")
+    if side not in ("buy", "sell"):
+        errors["side"] = "Choose buy or sell."
+    values = {}
+    for field, unit, places, low_open, high in (("price", "yen/kWh", 2, False, MAX_PRICE_YEN),
+                                                 ("quantity", "kWh", 3, True, MAX_QUANTITY_KWH)):
+        text = form.get(field, "").strip()
+        try:
+            number = Decimal(text)
+            if not number.is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            errors[field] = f"Enter the {field} in {unit}, e.g. {'24.50' if field == 'price' else '1.5'}."
+            continue
+        if (number <= 0 if low_open else number < 0) or number > high:
+            errors[field] = (f"The {field} must be {'more than' if low_open else 'at least'} 0 and at most "
+                             f"{high:,} {unit}.")
+        elif number != number.quantize(Decimal(1).scaleb(-places)):
+            errors[field] = f"Use at most {places} decimals for the {field} ({unit})."
+        else:
+            values[field] = str(number)
+    if errors:
+        return None, errors
+    return {"participant": participant, "side": side, **values}, errors
+
+
+# Pages.
+
+def _render_index(errors: dict | None = None, form=None, status: int = 200):
+    config = g.ledger.evaluate("market", "get_config")
+    gates = g.ledger.evaluate("market", "list_gates", "20")
+    prices = g.ledger.evaluate("market", "get_prices", "48")
+    return render_template("market/index.html", config=config, gates=gates, prices=prices,
+                           chart=price_chart(prices), participants=own_participants(),
+                           positions=visible_participants(), objectives=OBJECTIVES,
+                           objective_titles=OBJECTIVE_TITLES, errors=errors or {}, form=form or {},
+                           fragment=_fragment()), status
+
+
+@bp.route("/")
+@login_required
+def index():
+    return _render_index()
+
+
+@bp.route("/orders", methods=("POST",))
+@roles_required("ra", "consumer", what="place orders")
+def place_order():
+    participants = own_participants()
+    order, errors = order_form(request.form, participants)
+    if order:
+        try:
+            placed, tx_id = g.ledger.submit("market", "place_orders", json.dumps([order]))
+        except LedgerRefused as refused:
+            errors["form"] = refused.message
+        else:
+            record = placed["orders"][0]
+            flash(f"Order {record['id']} ({record['side']} {Decimal(record['quantity_wh']) / 1000:g} kWh at "
+                  f"{yen_per_kwh(record['price_sen_per_kwh'])} yen/kWh for {record['participant']}) placed in gate "
+                  f"{placed['gate']}, transaction {tx_id}.", "committed")
+            return redirect(url_for("market.gate", gate=placed["gate"]))
+    return _render_index(errors, request.form, 400)
+
+
+def _gate_data(gate: str) -> dict:
+    book = get_book(gate)
+    proposals = g.ledger.evaluate("market", "list_proposals", gate)
+    record = book["gate"]
+    trades = g.ledger.evaluate("market", "get_trades", gate) if record["status"] == "finalised" else None
+    orders = book["orders"]
+    sells = sorted((o for o in orders if o["side"] == "sell"), key=lambda o: (o["price_sen_per_kwh"], o["time_ms"]))
+    buys = sorted((o for o in orders if o["side"] == "buy"), key=lambda o: (-o["price_sen_per_kwh"], o["time_ms"]))
+    return {"gate": record, "sells": sells, "buys": buys, "orders": orders, "proposals": proposals,
+            "trades": trades}
+
+
+@bp.route("/gates/<gate>")
+@login_required
+def gate(gate):
+    data = _gate_data(gate)
+    return render_template("market/gate.html", **data, value_units=VALUE_UNITS, objective_titles=OBJECTIVE_TITLES,
+                           fragment=_fragment())
+
+
+@bp.route("/gates/<gate>.json")
+@login_required
+def gate_json(gate):
+    return jsonify(_gate_data(gate))
+
+
+@bp.route("/gates.json")
+@login_required
+def gates_json():
+    return jsonify(g.ledger.evaluate("market", "list_gates", "20"))
+
+
+@bp.route("/prices.json")
+@login_required
+def prices_json():
+    return jsonify(g.ledger.evaluate("market", "get_prices", "48"))
+
+
+@bp.route("/gates/<gate>/orders/<order_id>/cancel", methods=("POST",))
+@roles_required("ra", "consumer", what="cancel orders")
+def cancel_order(gate, order_id):
+    try:
+        _, tx_id = g.ledger.submit("market", "cancel_order", gate, order_id)
+    except LedgerRefused as refused:
+        flash(f"Not cancelled: {refused.message}", "error")
+    else:
+        flash(f"Order {order_id} cancelled in transaction {tx_id}.", "committed")
+    return redirect(url_for("market.gate", gate=gate))
+
+
+@bp.route("/gates/<gate>/<step>", methods=("POST",))
+@roles_required("tso", "ac", "ra", what="close or finalise gates")
+def gate_step(gate, step):
+    """Closing and finalising are normally the matching services' work; an organisation may do it by hand."""
+    if step not in ("close", "finalise"):
+        abort(404)
+    try:
+        _, tx_id = g.ledger.submit("market", "close_gate" if step == "close" else "finalise", gate)
+    except LedgerRefused as refused:
+        flash(f"Not done: {refused.message}", "error")
+    else:
+        flash(f"Gate {gate} {'closed' if step == 'close' else 'finalised'} in transaction {tx_id}.", "committed")
+    return redirect(url_for("market.gate", gate=gate))
+
+
+@bp.route("/positions")
+@login_required
+def positions_lookup():
+    participant = request.args.get("participant", "")
+    if not participant:
+        return redirect(url_for("market.index"))
+    return redirect(url_for("market.positions", participant=participant))
+
+
+@bp.route("/positions/<participant>")
+@login_required
+def positions(participant):
+    return render_template("market/positions.html", positions=get_positions(participant), fragment=_fragment())
+
+
+@bp.route("/positions/<participant>.json")
+@login_required
+def positions_json(participant):
+    return jsonify(get_positions(participant))
+
+
+@bp.route("/config", methods=("POST",))
+@roles_required("tso", what="configure the market")
+def configure():
+    errors = {}
+    config = {}
+    for field, high in (("gate_seconds", 86_400), ("proposal_seconds", 3600)):
+        text = request.form.get(field, "").strip()
+        if not text.isdigit() or not 1 <= int(text) <= high:
+            errors[field] = f"Give a whole number of seconds from 1 to {high:,}, got {text[:20]!r}."
+        else:
+            config[field] = int(text)
+    objective = request.form.get("objective", "")
+    if objective not in OBJECTIVES:
+        errors["objective"] = f"Choose one of {', '.join(OBJECTIVES)}."
+    config["objective"] = objective
+    if not errors:
+        try:
+            segment, tx_id = g.ledger.submit("market", "configure", json.dumps(config))
+        except LedgerRefused as refused:
+            errors["form"] = refused.message
+        else:
+            flash(f"Market configured from {segment['since']}: gates of {segment['gate_seconds']} s, objective "
+                  f"{segment['objective']}; transaction {tx_id}.", "committed")
+            return redirect(url_for("market.index"))
+    return _render_index({f"config-{k}": v for k, v in errors.items()}, request.form, 400)
