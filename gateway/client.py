@@ -426,6 +426,7 @@ def gateway_error(error: grpc.RpcError, stage: str, error_class: type[GatewayErr
         message = f"{stage} failed with {error.code().name}: {status_message}"
         if details:
             message += " (" + "; ".join(f"{msp_id} at {address}: {said}" for address, msp_id, said in details) + ")"
+    refused = refusal is not None
     if tx_id is None:
-        return error_class(message, details)
-    return error_class(message, tx_id, details)
+        return error_class(message, details, refused=refused)
+    return error_class(message, tx_id, details, refused=refused)

@@ -411,7 +411,7 @@ class Proposal:
         endorsement = self._ledger.endorse(self._identity, self.args, self.transient, self._peers[:1],
                                            self.transaction_id, self.timestamp)
         if not endorsement.response.ok:
-            raise GatewayError(endorsement.response.message, _details(endorsement))
+            raise GatewayError(endorsement.response.message, _details(endorsement), refused=True)
         return endorsement.response.payload
 
     def endorse(self, timeout: float | None = None) -> "Transaction":
@@ -422,7 +422,8 @@ class Proposal:
         endorsement = self._ledger.endorse(self._identity, self.args, self.transient, self._peers,
                                            self.transaction_id, self.timestamp)
         if not endorsement.response.ok:
-            raise EndorseError(endorsement.response.message, self.transaction_id, _details(endorsement))
+            raise EndorseError(endorsement.response.message, self.transaction_id, _details(endorsement),
+                               refused=True)
         return Transaction(self._ledger, endorsement)
 
     @property

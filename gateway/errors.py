@@ -2,18 +2,20 @@
 
 
 class GatewayError(Exception):
-    """A gateway call failed; `details` holds (address, msp_id, message) for each peer or orderer that said why."""
+    """A gateway call failed; `details` holds (address, msp_id, message) for each peer or orderer that said why;
+    `refused` is true when the chaincode itself refused the call (the message is then the chaincode's)."""
 
-    def __init__(self, message: str, details: tuple = ()):
+    def __init__(self, message: str, details: tuple = (), refused: bool = False):
         super().__init__(message)
         self.details = tuple(details)
+        self.refused = refused
 
 
 class TransactionError(GatewayError):
     """A transaction failed at some stage; `tx_id` names it."""
 
-    def __init__(self, message: str, tx_id: str, details: tuple = ()):
-        super().__init__(message, details)
+    def __init__(self, message: str, tx_id: str, details: tuple = (), refused: bool = False):
+        super().__init__(message, details, refused)
         self.tx_id = tx_id
 
 

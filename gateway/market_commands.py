@@ -42,7 +42,7 @@ class MarketClient:
         try:
             return self.session.submit(name, *args, contract="market", endorsers=self.session.all_msp_ids)
         except EndorseError as error:
-            if "failed to" in str(error):   # the contract refused: every peer would
+            if error.refused:   # the contract refused: every peer would
                 raise
             return self.session.submit(name, *args, contract="market")
 

@@ -27,6 +27,7 @@ def demo(context, run_dir, port, gate_seconds, proposal_seconds, objective, trad
     from web.commands import serve
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     sessions = Sessions(run_dir)
     market = sessions.topology.market
     MarketClient(sessions(market.operator)).submit("configure", json.dumps(

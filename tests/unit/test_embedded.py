@@ -258,3 +258,9 @@ print(contract.evaluate("get_private_record", "RA1", "c1").decode())
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "{}"
+
+
+def test_a_chaincode_refusal_is_marked_refused(ledger):
+    with pytest.raises(EndorseError) as refused:
+        records(ledger, RA1).submit("put_record", "", "{}")
+    assert refused.value.refused

@@ -167,7 +167,7 @@ def test_chaincode_refusal_surfaces_the_chaincodes_message_with_the_details():
                           EndorseError, "3fa9")
     assert isinstance(error, EndorseError)
     assert str(error) == "failed to put record: reading kWh must be between 0 and 100, got -3"
-    assert error.tx_id == "3fa9"
+    assert error.tx_id == "3fa9" and error.refused
     assert error.details == (("peer0.ra1:7061", "RA1MSP", "chaincode response 500, failed to put record: "
                                                           "reading kWh must be between 0 and 100, got -3"),)
 
@@ -176,7 +176,7 @@ def test_evaluate_refusal_without_details_still_yields_the_chaincodes_message():
     error = gateway_error(FakeRpcError(grpc.StatusCode.UNKNOWN, "evaluate call to endorser returned error: "
                                        "chaincode response 404, unknown consumer c9"), "evaluate")
     assert type(error) is GatewayError
-    assert str(error) == "unknown consumer c9"
+    assert str(error) == "unknown consumer c9" and error.refused
     assert error.details == ()
 
 
@@ -185,7 +185,7 @@ def test_other_failures_name_the_stage_the_status_and_each_peer():
                          gateway_pb2.ErrorDetail(address="orderer0:7050", msp_id="OrdererMSP", message="EOF"))
     error = gateway_error(FakeRpcError(grpc.StatusCode.UNAVAILABLE, status.message, status), "submit",
                           SubmitError, "77")
-    assert isinstance(error, SubmitError) and error.tx_id == "77"
+    assert isinstance(error, SubmitError) and error.tx_id == "77" and not error.refused
     assert str(error) == "submit failed with UNAVAILABLE: orderer unreachable (OrdererMSP at orderer0:7050: EOF)"
     assert error_details(FakeRpcError(grpc.StatusCode.UNAVAILABLE, "x")) == ()
 
