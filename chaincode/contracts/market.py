@@ -63,6 +63,7 @@ GATE_FINALISED = "GateFinalised"
 CONFIG = "market-config"
 GATE = "gate"                 # written when the gate closes; absent while it is open
 GATE_OBJECTIVE = "gate-objective"
+PENDING = "gate-pending"      # a gate that has orders and is not closed yet (blind writes: never a conflict)
 ORDER = "order"
 BOOK = "book"
 PROPOSAL = "proposal"
@@ -205,6 +206,7 @@ class MarketContract(Contract):
         for record in records:
             ctx.stub.put_state(ctx.stub.create_composite_key(ORDER, [gate["id"], record["id"]]),
                                canonical_json(record))
+        ctx.stub.put_state(ctx.stub.create_composite_key(PENDING, [gate["id"]]), gate["id"])
         ctx.stub.set_event(ORDERS_PLACED, canonical_json({"gate": gate["id"], "count": len(records),
                                                           "placed_by": org.name}))
         return {"gate": gate["id"], "orders": records}
@@ -241,14 +243,17 @@ class MarketContract(Contract):
         with ctx.stub.get_state_by_partial_composite_key(ORDER, [gate]) as results:
             book = sorted((json.loads(kv.value) for kv in results), key=lambda o: o["id"])
         seed = order_book_seed([_order(o) for o in book])
+        # A gate closed late (no service was running) still gets its whole proposal window.
+        deadline = max(window["end_ms"], self._now(ctx)) + window["deadline_ms"] - window["end_ms"]
         record = {
             "id": gate, "start": _moment(window["start_ms"]), "end": _moment(window["end_ms"]),
-            "proposal_deadline": _moment(window["deadline_ms"]), "start_ms": window["start_ms"],
-            "end_ms": window["end_ms"], "deadline_ms": window["deadline_ms"],
+            "proposal_deadline": _moment(deadline), "start_ms": window["start_ms"],
+            "end_ms": window["end_ms"], "deadline_ms": deadline,
             "objective": self._objective(ctx, gate, window), "orders": len(book), "seed": seed.hex(),
             "closed_by": org.name, "status": "proposing" if book else "finalised", "winner": None, "clearing": None,
         }
         ctx.stub.put_state(ctx.stub.create_composite_key(BOOK, [gate]), canonical_json(book))
+        ctx.stub.del_state(ctx.stub.create_composite_key(PENDING, [gate]))
         ctx.stub.put_state(ctx.stub.create_composite_key(GATE, [gate]), canonical_json(record))
         ctx.stub.set_event(GATE_CLOSED, canonical_json(record))
         return record
@@ -322,7 +327,7 @@ class MarketContract(Contract):
 
     @evaluate
     def list_gates(self, ctx, limit: int = 20) -> list:
-        """The gate open now (and one that has ended but is not closed yet), then closed gates, newest first."""
+        """The gate open now, the gates that ended but are not closed yet, then closed gates, newest first."""
         _check_integer("list gates", "limit", limit, 1, MAX_LIST)
         now = self._now(ctx)
         schedule = self._schedule(ctx)
@@ -330,15 +335,19 @@ class MarketContract(Contract):
             closed = [json.loads(kv.value) for kv in results]
         closed_ids = {g["id"] for g in closed}
         current = schedule.gate_at(now)
-        pending = [current]
+        pending = {current["id"]: current}
         if current["start_ms"] > 0:
             previous = schedule.gate_at(current["start_ms"] - 1)
-            if previous["id"] not in closed_ids:
-                pending.insert(0, previous)
-        gates = [self._open_record(ctx, g["id"], g, count=True) for g in pending if g["id"] not in closed_ids]
-        gates += closed
+            pending[previous["id"]] = previous
+        with ctx.stub.get_state_by_partial_composite_key(PENDING) as results:
+            for kv in results:
+                gate = schedule.gate_at(gate_start(kv.value.decode()))
+                pending[gate["id"]] = gate
+        gates = [self._open_record(ctx, g["id"], g, count=True) for g in pending.values()
+                 if g["id"] not in closed_ids]
         gates.sort(key=lambda g: g["start_ms"], reverse=True)
-        return gates[:limit]
+        closed.sort(key=lambda g: g["start_ms"], reverse=True)
+        return (gates + closed)[:limit]
 
     @evaluate
     def get_book(self, ctx, gate: str) -> dict:

@@ -260,7 +260,10 @@ def test_the_operator_configures_gates_from_the_next_second_and_objectives_per_g
     config_now = ok(world, USERS["AC1"], "get_config", when=at(T0, 116))
     assert (config_now["gate_seconds"], config_now["current_gate"]) == (5, "2026-11-23T10:01:56")
     gates = ok(world, USERS["AC1"], "list_gates", 5, when=at(T0, 116))
-    assert [g["id"] for g in gates][:2] == ["2026-11-23T10:01:56", "2026-11-23T10:01:51"]
+    # Open and not yet closed gates first (those with orders, however old), then closed ones.
+    assert [(g["id"], g["status"]) for g in gates] == [
+        ("2026-11-23T10:01:56", "open"), ("2026-11-23T10:01:46", "closing"), (GATE, "closing"),
+        ("2026-11-23T10:01:51", "finalised")]
 
 
 def test_gate_ids_are_checked(world):
@@ -277,3 +280,14 @@ def test_maxmin_gates_verify_their_prices(world):
     assert summary["objective"] == "maxmin" and not summary["optimal"]
     final = ok(world, USERS["RA1"], "finalise", GATE, when=DEADLINE)
     assert final["winner"]["digest"] == best.digest()
+
+
+def test_a_gate_nobody_closed_in_time_stays_listed_and_gets_its_whole_window_when_closed_late(world):
+    place_book(world)
+    later = at(END, 3 * 1800 + 7)
+    listed = ok(world, USERS["AC1"], "list_gates", 3, when=later)
+    assert [(g["id"], g["status"]) for g in listed][-1] == (GATE, "closing")
+    closed = ok(world, USERS["RA1"], "close_gate", GATE, when=later)
+    assert closed["proposal_deadline"] == (later + timedelta(seconds=120)).astimezone(
+        timezone(timedelta(hours=9))).isoformat(timespec="seconds")
+    assert GATE not in [g["id"] for g in ok(world, USERS["AC1"], "list_gates", 3, when=later) if g["status"] != "proposing"]
