@@ -120,7 +120,7 @@ def test_proposals_the_chosen_block_and_clearing_prices(client, clock, backend):
     as_account(backend, "RA2").submit("market", "propose", GATE, json.dumps(best.to_json()))
     page = client.get(f"/market/gates/{GATE}").text
     assert page.count("<td class=\"num\">16.000 yen</td>") == 2  # welfare: (26-20) x 2 + (24-20) x 1 yen
-    clock(DEADLINE + timedelta(seconds=1))
+    clock(DEADLINE + timedelta(seconds=3))  # closed 2 s after the end: its window ends 2 s later
     finalised = post(client, f"/market/gates/{GATE}/finalise", follow_redirects=True)
     assert f"Gate {GATE} finalised in transaction" in finalised.text
     assert "· chosen</strong>" in finalised.text and "The chosen block: 2 trades" in finalised.text
