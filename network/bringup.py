@@ -16,6 +16,8 @@ from network.topology import Node, Topology
 from network import topology as topology_file
 
 DEFAULT_RUN_ROOT = Path(__file__).resolve().parent.parent / "run"
+# An orderer this far behind the others while they are in step is restarted once (see wait_in_step).
+STUCK_ORDERER_SECONDS = 15.0
 
 
 class NetworkError(RuntimeError):
@@ -77,7 +79,7 @@ class Network:
         else:
             log(f"network: already running in {self.root}")
         ChaincodeDeployment(self).deploy(log)
-        statuses = self.wait_in_step(deadline)
+        statuses = self.wait_in_step(deadline, log)
         if missing:
             log(f"network: up in {time.monotonic() - started:.1f} s; logs in {self.root / 'logs'}")
         return statuses
@@ -145,14 +147,34 @@ class Network:
                     raise NetworkError(f"{org}'s peer sees only {sorted(seen)} on the channel in time")
                 time.sleep(0.3)
 
-    def wait_in_step(self, deadline: float) -> list[NodeStatus]:
-        """Waits until every node is healthy and every peer and orderer sees the same channel height."""
+    def wait_in_step(self, deadline: float, log=print) -> list[NodeStatus]:
+        """Waits until every node is healthy and every peer and orderer sees the same channel height.
+
+        Seen once under heavy load: a Raft follower that joined with the others voted for the leader and then
+        appended nothing, staying at the genesis block while the leader's stream to it stayed open. A restart
+        makes it catch up from the leader, so an orderer that lags STUCK_ORDERER_SECONDS is restarted, once."""
+        lagging_since: dict[str, float] = {}
+        restarted: set[str] = set()
         while True:
             statuses = self.status()
             ledger_nodes = [s for s in statuses if s.kind != "chaincode"]
             heights = {s.height for s in ledger_nodes}
             if all(s.healthy for s in statuses) and len(heights) == 1 and None not in heights:
                 return statuses
+            top = max((h for h in heights if h is not None), default=None)
+            now = time.monotonic()
+            for status in ledger_nodes:
+                if status.kind != "orderer" or status.height is None or status.height == top:
+                    lagging_since.pop(status.name, None)
+                    continue
+                since = lagging_since.setdefault(status.name, now)
+                if now - since > STUCK_ORDERER_SECONDS and status.name not in restarted:
+                    log(f"network: {status.name} is stuck at height {status.height} while others are at {top}; "
+                        f"restarting it")
+                    node = next(n for n in self.topology.orderers if n.name == status.name)
+                    self.process(node).stop()
+                    self._start([node], log, deadline)
+                    restarted.add(status.name)
             if time.monotonic() > deadline:
                 raise NetworkError("nodes are not healthy at one height in time: "
                                    + ", ".join(f"{s.name}={s.height}" for s in statuses))
