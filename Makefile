@@ -9,7 +9,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export GRIDLEDGER_CACHE ?= $(HOME)/.cache/gridledger
 PYTEST_ARGS ?=
 
-.PHONY: setup protos fabric chromium network-up network-down network-status test test-unit demo bench clean
+.PHONY: setup protos fabric chromium network-up network-down network-status test test-unit demo bench chaos clean
 
 setup: $(VENV)/.installed $(PROTOS)/.generated
 
@@ -59,6 +59,12 @@ demo: setup fabric
 	@echo "demo: trading rounds every minute (matchers RA1-RA3) and the web pages; Ctrl-C stops them,"
 	@echo "      'make network-down' stops the network"
 	$(VENV)/bin/gridledger demo
+
+# Long fault runs under load and many more fuzz cases; prints the figures, writes bench-results/chaos/*.json.
+chaos: setup fabric
+	mkdir -p bench-results/chaos
+	GRIDLEDGER_CHAOS=1 GRIDLEDGER_FUZZ_EXAMPLES=1000 GRIDLEDGER_FUZZ_RANDOM=1 GRIDLEDGER_GATEWAY_FUZZ_EXAMPLES=100 \
+	GRIDLEDGER_FIGURES_DIR=bench-results/chaos $(PY) -m pytest -m chaos tests/fault tests/security $(PYTEST_ARGS)
 
 test: setup fabric chromium
 	$(PY) -m pytest $(PYTEST_ARGS)

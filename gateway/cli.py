@@ -10,6 +10,7 @@ def main():
 
 def _register() -> None:
     from gateway.dr_commands import dr
+    from network.audit import audit
     from network.commands import network
     from sim.demo import demo
     from web.commands import web
@@ -20,6 +21,7 @@ def _register() -> None:
     main.add_command(market)
     main.add_command(web)
     main.add_command(demo)
+    main.add_command(audit)
 
 
 _register()

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from gateway.dr_commands import DrCommandError, Sessions, _common, _emit, _reported, _table
-from gateway.errors import EndorseError
+from gateway.errors import EndorseError, GatewayError
 from network.commands import run_dir_option
 from solver.commands import market
 from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH
@@ -299,16 +299,32 @@ def run_rounds(sessions: Sessions, traders, gates: int, log=lambda line: None, s
         count = 0
         for ra, orders in by_ra.items():
             client = MarketClient(sessions(ra))
-            for chunk in range(0, len(orders), 1000):
-                result = client.submit("place_orders", json.dumps(orders[chunk:chunk + 1000]))
-                if result["gate"] != gate:
-                    log(f"  note: {ra}'s orders landed in gate {result['gate']} (the clock moved on)")
-                count += len(orders[chunk:chunk + 1000])
+            refs = [{**o, "ref": f"{gate[11:].replace(':', '')}-{o['participant']}"} for o in orders]
+            for chunk in range(0, len(refs), 1000):
+                _place_once(client, refs[chunk:chunk + 1000], ra, gate, log)
+                count += len(refs[chunk:chunk + 1000])
         log(f"gate {gate}: {count} orders from {len(by_ra)} RAs")
         placed.append(gate)
         index += 1
         stop.wait(max(0.0, end - time.time() + 0.05))
     return placed
+
+
+def _place_once(client: MarketClient, orders: list, ra: str, gate: str, log) -> None:
+    """Places a batch; if the answer is lost (timeout, peer restart), sends it again: its refs make the contract
+    refuse a copy that did commit ("already placed"), so no order is placed twice."""
+    for attempt in (1, 2):
+        try:
+            result = client.submit("place_orders", json.dumps(orders))
+        except GatewayError as error:
+            if error.refused and "already placed" in str(error) and attempt == 2:
+                return
+            if error.refused or attempt == 2:
+                raise
+            continue
+        if result["gate"] != gate:
+            log(f"  note: {ra}'s orders landed in gate {result['gate']} (the clock moved on)")
+        return
 
 
 @market.command("simulate")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from chaincode.contracts.dr import minute_index, minute_label
-from gateway.errors import CommitError
+from gateway.errors import CommitError, CommitStatusError, EndorseError, SubmitError
 from network.topology import Topology
 
 # Share of the base load per hour of the JST day, 00:00 to 23:00.
@@ -123,7 +123,14 @@ def batches(readings: Iterable[Reading], size: int) -> Iterator[tuple[str, list[
 def post_readings(contract, msp_id: str, command_id: str, readings: list[Reading], attempts: int = 3) -> dict:
     """One post_readings transaction; the readings travel in transient data and only the poster's own peer
     endorses it, so no other organisation ever receives them. A transaction that lost an MVCC race (another
-    one wrote the same consumer-hour first) changed nothing and is tried again, up to `attempts` times."""
+    one wrote the same consumer-hour first) changed nothing and is tried again, up to `attempts` times; so is one
+    whose fate is unknown (the orderer or the commit status did not answer).
+
+    Posting is idempotent, so a simulator killed and started again resumes without losing or double-posting: the
+    contract keys a reading by (command, consumer, minute) and refuses one it already holds. When a batch is
+    refused as "already recorded" (an earlier attempt, or an earlier run, committed it unseen), its readings are
+    read back from the poster's own peer; if the ledger holds exactly them the batch counts as posted, with
+    "already_recorded": true. A recorded minute with another value is an error, never overwritten."""
     payload = json.dumps([r.as_json() for r in readings], separators=(",", ":"))
     for attempt in range(1, attempts + 1):
         try:
@@ -132,6 +139,26 @@ def post_readings(contract, msp_id: str, command_id: str, readings: list[Reading
         except CommitError as error:
             if error.code != "MVCC_READ_CONFLICT" or attempt == attempts:
                 raise
+        except (SubmitError, CommitStatusError):
+            if attempt == attempts:
+                raise
+        except EndorseError as error:
+            if "already recorded" not in str(error):
+                raise
+            return _already_recorded(contract, msp_id, command_id, readings, error)
+
+
+def _already_recorded(contract, msp_id: str, command_id: str, readings: list[Reading], refusal: Exception) -> dict:
+    """The summary of a batch the ledger already holds exactly, read back consumer by consumer; else the refusal."""
+    recorded: dict[tuple[str, str], int] = {}
+    for consumer in sorted({r.consumer for r in readings}):
+        shown = json.loads(contract.evaluate("get_readings", consumer, command_id, endorsing_organizations=[msp_id]))
+        recorded.update({(consumer, r["minute"]): r["wh"] for r in shown["readings"]})
+    if any(recorded.get((r.consumer, r.minute)) != r.wh for r in readings):
+        raise refusal
+    minutes = sorted(r.minute for r in readings)
+    return {"command": command_id, "ra": readings[0].ra, "readings": len(readings), "first_minute": minutes[0],
+            "last_minute": minutes[-1], "already_recorded": True}
 
 
 def post_all(poster_for: Callable[[Reading], tuple[object, str]], command_id: str,

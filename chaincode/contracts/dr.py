@@ -588,7 +588,7 @@ class DrContract(Contract):
                                 f"that it never reaches the block")
         try:
             value = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             shown = raw[:40].decode("utf-8", errors="replace")
             raise ContractError(f"failed to {action}: transient {name!r} is malformed JSON: {shown!r}") from None
         if not isinstance(value, kind):

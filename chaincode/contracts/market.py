@@ -35,6 +35,7 @@ Units, all integers: prices in sen (0.01 yen) per kWh, quantities in Wh, money i
 """
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
@@ -72,6 +73,7 @@ CLEARING = "clearing"
 POSITION = "position"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_REF = re.compile(r"[A-Za-z0-9_@-]{1,64}")
 
 
 def gate_label(ms: int) -> str:
@@ -184,8 +186,10 @@ class MarketContract(Contract):
 
     @submit
     def place_orders(self, ctx, orders: list) -> dict:
-        """Places [{"participant", "side": "buy"|"sell", "price": yen/kWh, "quantity": kWh}] into the gate open
-        at the transaction's time. An RA places orders for its own consumers; a meter for its own consumer."""
+        """Places [{"participant", "side": "buy"|"sell", "price": yen/kWh, "quantity": kWh, "ref" (optional)}] into
+        the gate open at the transaction's time. An RA places orders for its own consumers; a meter for its own
+        consumer. With a "ref", the order's id is the placer's and the ref, so a client that is unsure whether
+        its batch committed can send it again: a second copy is refused as "already placed"."""
         action = "place orders"
         org, consumer = self._trader(ctx, action)
         if not 1 <= len(orders) <= MAX_ORDERS_PER_CALL:
@@ -199,7 +203,15 @@ class MarketContract(Contract):
         tx_id = ctx.stub.get_tx_id()
         for position, item in enumerate(orders):
             record = self._checked_order(ctx, action, position, item, org, consumer, owners)
-            record.update(id=f"{tx_id[:16]}-{position}", gate=gate["id"], time_ms=now, placed_by=org.name)
+            ref = record.pop("ref", None)
+            if ref is None:
+                order_id = f"{tx_id[:16]}-{position}"
+            else:
+                order_id = ".".join([org.name] + ([consumer] if consumer else []) + [ref])
+                if order_id in {r["id"] for r in records} or ctx.stub.get_state(
+                        ctx.stub.create_composite_key(ORDER, [gate["id"], order_id])) is not None:
+                    raise ContractError(f"failed to {action}: order {ref!r} is already placed in gate {gate['id']}")
+            record.update(id=order_id, gate=gate["id"], time_ms=now, placed_by=org.name)
             if consumer is not None:
                 record["placed_by_meter"] = consumer
             records.append(record)
@@ -515,7 +527,7 @@ class MarketContract(Contract):
         label = f"order {position}"
         if not isinstance(item, dict):
             raise ContractError(f"failed to {action}: {label} must be an object, got {item!r}")
-        unknown = sorted(set(item) - {"participant", "side", "price", "quantity"})
+        unknown = sorted(set(item) - {"participant", "side", "price", "quantity", "ref"})
         missing = sorted({"participant", "side", "price", "quantity"} - set(item))
         if unknown or missing:
             problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
@@ -538,7 +550,13 @@ class MarketContract(Contract):
             quantity = quantity_from_kwh(item["quantity"], label)
         except InvalidOrders as error:
             raise ContractError(f"failed to {action}: {error}") from None
-        return {"participant": participant, "side": item["side"], "price_sen_per_kwh": price, "quantity_wh": quantity}
+        record = {"participant": participant, "side": item["side"], "price_sen_per_kwh": price, "quantity_wh": quantity}
+        if "ref" in item:
+            if not isinstance(item["ref"], str) or not _REF.fullmatch(item["ref"]):
+                raise ContractError(f"failed to {action}: {label}: ref must be 1-64 letters, digits, '_', '-' or "
+                                    f"'@', got {item['ref']!r}")
+            record["ref"] = item["ref"]
+        return record
 
 
 def _order(record: dict) -> Order:

@@ -118,7 +118,7 @@ def _check_collection(action: str, collection: str) -> None:
 def _record_bytes(action: str, what: str, text: str) -> bytes:
     try:
         record = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         shown = text if len(text) <= 40 else text[:40] + "…"
         raise ContractError(f"failed to {action}: {what} must be a JSON object, got malformed JSON {shown!r}") \
             from None

@@ -249,7 +249,7 @@ def _convert(name: str, kind: type, raw: bytes):
         return text == "true"
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
         raise ValueError(f"argument {name} must be a JSON {_schema_type(kind)}, got malformed JSON "
                          f"{_shown(text)}") from None
     if not isinstance(value, kind):

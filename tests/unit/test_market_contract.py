@@ -291,3 +291,15 @@ def test_a_gate_nobody_closed_in_time_stays_listed_and_gets_its_whole_window_whe
     assert closed["proposal_deadline"] == (later + timedelta(seconds=120)).astimezone(
         timezone(timedelta(hours=9))).isoformat(timespec="seconds")
     assert GATE not in [g["id"] for g in ok(world, USERS["AC1"], "list_gates", 3, when=later) if g["status"] != "proposing"]
+
+
+def test_orders_with_a_ref_can_be_sent_again_safely(world):
+    batch = [{**order("C1", "sell", 20, 1), "ref": "g7-C1"}, {**order("C4", "buy", 25, 1), "ref": "g7-C4"}]
+    placed = ok(world, USERS["RA1"], "place_orders", batch, when=at(T0, 1))
+    assert [o["id"] for o in placed["orders"]] == ["RA1.g7-C1", "RA1.g7-C4"]
+    assert "'g7-C1' is already placed" in refused(world, USERS["RA1"], "place_orders", batch, when=at(T0, 2))
+    meter = ok(world, METER_C1, "place_orders", [{**order("C1", "buy", 20, 1), "ref": "g7-C1"}], when=at(T0, 3))
+    assert meter["orders"][0]["id"] == "RA1.C1.g7-C1"
+    assert "ref must be" in refused(world, USERS["RA1"], "place_orders", [{**order("C1", "sell", 20, 1), "ref": "a b"}])
+    twice = [{**order("C1", "sell", 20, 1), "ref": "x"}, {**order("C4", "sell", 20, 1), "ref": "x"}]
+    assert "already placed" in refused(world, USERS["RA1"], "place_orders", twice)

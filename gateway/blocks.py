@@ -1,0 +1,313 @@
+"""Blocks from a peer's Deliver service: fetch them (with the private data the caller may receive), check their
+hash chain, and read what each transaction wrote, publicly and as private-data hashes.
+
+After fabric-gateway's BlockEvents and Fabric's protoutil: a seek request is a signed envelope of type
+DELIVER_SEEK_INFO; a block's header hash is SHA-256 of the ASN.1 DER of (number, previous hash, data hash), its
+data hash SHA-256 of its envelopes concatenated; the transactions filter in the block metadata gives each
+transaction's validation code. `DeliverWithPrivateData` returns, beside each block, the private write sets of the
+collections the caller's organisation is a member of, as the peer keeps them (its private data store).
+
+    with connect_as(network, "TSO") as gateway:            # any identity of the channel
+        for block in fetch_blocks(gateway, "grid", channel=grpc_channel, private=True):
+            ...
+    problems = chain_problems(blocks)                      # [] when every block links and hashes as it says
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import grpc
+from fabric_protos.common import common_pb2
+from fabric_protos.ledger.rwset import rwset_pb2
+from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.orderer import ab_pb2
+from fabric_protos.peer import (chaincode_event_pb2, events_pb2, events_pb2_grpc, proposal_pb2,
+                                proposal_response_pb2, transaction_pb2)
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError
+
+from gateway.errors import GatewayError
+
+DEFAULT_DELIVER_TIMEOUT = 60.0
+NONCE_BYTES = 24
+
+
+class BlockFetchError(GatewayError):
+    """The Deliver service refused the request or ended it with a status other than SUCCESS."""
+
+
+@dataclass(frozen=True)
+class PublicWrite:
+    namespace: str
+    key: str
+    value: bytes
+    is_delete: bool
+
+
+@dataclass(frozen=True)
+class HashedWrite:
+    """A private write as every peer's block records it: SHA-256 of the key and of the value."""
+    namespace: str
+    collection: str
+    key_hash: bytes
+    value_hash: bytes
+    is_delete: bool
+
+
+@dataclass(frozen=True)
+class PrivateWrite:
+    """A private write in clear, from the private data a member peer delivered beside the block."""
+    namespace: str
+    collection: str
+    key: str
+    value: bytes
+    is_delete: bool
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    index: int                  # position in the block
+    tx_id: str
+    type: str                   # common.HeaderType name: ENDORSER_TRANSACTION, CONFIG, …
+    validation_code: str        # peer.TxValidationCode name
+    creator_msp_id: str
+    chaincode: str
+    public_writes: tuple[PublicWrite, ...] = ()
+    hashed_writes: tuple[HashedWrite, ...] = ()
+    # collection name → the pvt_rwset_hash the block records for it
+    collection_rwset_hashes: tuple[tuple[str, str, bytes], ...] = ()
+    event_name: str = ""
+    event_payload: bytes = b""
+
+    @property
+    def valid(self) -> bool:
+        return self.validation_code == "VALID"
+
+
+@dataclass(frozen=True)
+class BlockRecord:
+    number: int
+    previous_hash: bytes
+    data_hash: bytes
+    computed_data_hash: bytes
+    header_hash: bytes
+    transactions: tuple[TransactionRecord, ...]
+    # (namespace, collection, raw rwset bytes, writes in clear) of each transaction index, as delivered
+    private_data: dict[int, tuple[tuple[str, str, bytes, tuple[PrivateWrite, ...]], ...]] = field(default_factory=dict)
+    raw: bytes = b""
+
+
+# Hashes, as protoutil computes them.
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(encoded)]) + encoded
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    return bytes([tag]) + _der_length(len(content)) + content
+
+
+def _der_unsigned(number: int) -> bytes:
+    # Two's complement, minimal: a leading zero byte when the high bit would make it negative.
+    return _der(0x02, number.to_bytes(number.bit_length() // 8 + 1, "big"))
+
+
+def header_bytes(number: int, previous_hash: bytes, data_hash: bytes) -> bytes:
+    """protoutil.BlockHeaderBytes: asn1.Marshal of {Number *big.Int, PreviousHash, DataHash []byte}."""
+    return _der(0x30, _der_unsigned(number) + _der(0x04, previous_hash) + _der(0x04, data_hash))
+
+
+def header_hash(number: int, previous_hash: bytes, data_hash: bytes) -> bytes:
+    return hashlib.sha256(header_bytes(number, previous_hash, data_hash)).digest()
+
+
+def data_hash(envelopes: Iterable[bytes]) -> bytes:
+    """protoutil.BlockDataHash: SHA-256 of the block's envelopes, concatenated."""
+    return hashlib.sha256(b"".join(envelopes)).digest()
+
+
+# Fetching.
+
+def seek_envelope(identity, signer, channel_name: str, start: int, stop: int | None) -> common_pb2.Envelope:
+    """A signed DELIVER_SEEK_INFO envelope for blocks start..stop (stop None: the newest when asked)."""
+    creator = identity.serialize()
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    timestamp = timestamp_pb2.Timestamp()
+    timestamp.GetCurrentTime()
+    channel_header = common_pb2.ChannelHeader(
+        type=common_pb2.DELIVER_SEEK_INFO, channel_id=channel_name, timestamp=timestamp,
+        tx_id=hashlib.sha256(nonce + creator).hexdigest())
+    seek = ab_pb2.SeekInfo(start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)),
+                           behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY)
+    if stop is None:
+        seek.stop.newest.SetInParent()
+    else:
+        seek.stop.specified.number = stop
+    payload = common_pb2.Payload(
+        header=common_pb2.Header(channel_header=channel_header.SerializeToString(),
+                                 signature_header=common_pb2.SignatureHeader(creator=creator,
+                                                                             nonce=nonce).SerializeToString()),
+        data=seek.SerializeToString()).SerializeToString()
+    return common_pb2.Envelope(payload=payload, signature=signer.sign(payload))
+
+
+def fetch_blocks(gateway, channel_name: str, *, channel: grpc.Channel, start: int = 0, stop: int | None = None,
+                 private: bool = False, timeout: float = DEFAULT_DELIVER_TIMEOUT) -> Iterator[BlockRecord]:
+    """Blocks start..stop (default: to the newest) from the peer at the other end of `channel`, as the gateway's
+    identity. With `private`, also the private write sets this identity's organisation may receive."""
+    stub = events_pb2_grpc.DeliverStub(channel)
+    envelope = seek_envelope(gateway.identity, gateway.signer, channel_name, start, stop)
+    call = (stub.DeliverWithPrivateData if private else stub.Deliver)(iter([envelope]), timeout=timeout)
+    try:
+        for response in call:
+            kind = response.WhichOneof("Type")
+            if kind == "status":
+                if response.status != common_pb2.SUCCESS:
+                    raise BlockFetchError(f"failed to fetch blocks of {channel_name}: the peer answered "
+                                          f"{common_pb2.Status.Name(response.status)}")
+                return
+            if kind == "block":
+                yield parse_block(response.block)
+            elif kind == "block_and_private_data":
+                yield parse_block(response.block_and_private_data.block,
+                                  dict(response.block_and_private_data.private_data_map))
+    except grpc.RpcError as error:
+        raise BlockFetchError(f"failed to fetch blocks of {channel_name}: {error.code().name}: "
+                              f"{error.details()}") from error
+    finally:
+        call.cancel()
+
+
+# Reading a block.
+
+def parse_block(block: common_pb2.Block, private_data: dict | None = None) -> BlockRecord:
+    header = block.header
+    envelopes = list(block.data.data)
+    metadata = block.metadata.metadata
+    flags = metadata[common_pb2.TRANSACTIONS_FILTER] if len(metadata) > common_pb2.TRANSACTIONS_FILTER else b""
+    transactions = tuple(_transaction(index, envelope, flags[index] if index < len(flags) else None)
+                         for index, envelope in enumerate(envelopes))
+    private = {}
+    for index, pvt in (private_data or {}).items():
+        private[int(index)] = tuple(_private_sets(pvt))
+    return BlockRecord(header.number, bytes(header.previous_hash), bytes(header.data_hash), data_hash(envelopes),
+                       header_hash(header.number, header.previous_hash, header.data_hash), transactions, private,
+                       block.SerializeToString())
+
+
+def _code_name(code: int | None) -> str:
+    if code is None:
+        return "NOT_VALIDATED"
+    try:
+        return transaction_pb2.TxValidationCode.Name(code)
+    except ValueError:
+        return f"TxValidationCode {code}"
+
+
+def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> TransactionRecord:
+    try:
+        envelope = common_pb2.Envelope.FromString(envelope_bytes)
+        payload = common_pb2.Payload.FromString(envelope.payload)
+        channel_header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+        creator = common_pb2.SignatureHeader.FromString(payload.header.signature_header).creator
+        msp_id = identities_pb2.SerializedIdentity.FromString(creator).mspid
+    except DecodeError:
+        return TransactionRecord(index, "", "UNREADABLE", _code_name(code), "", "")
+    try:
+        kind = common_pb2.HeaderType.Name(channel_header.type)
+    except ValueError:
+        kind = str(channel_header.type)
+    record = TransactionRecord(index, channel_header.tx_id, kind, _code_name(code), msp_id, "")
+    if channel_header.type != common_pb2.ENDORSER_TRANSACTION:
+        return record
+    try:
+        actions = transaction_pb2.Transaction.FromString(payload.data).actions
+        if not actions:
+            return record
+        action_payload = transaction_pb2.ChaincodeActionPayload.FromString(actions[0].payload)
+        response_payload = proposal_response_pb2.ProposalResponsePayload.FromString(
+            action_payload.action.proposal_response_payload)
+        action = proposal_pb2.ChaincodeAction.FromString(response_payload.extension)
+        rwset = rwset_pb2.TxReadWriteSet.FromString(action.results)
+        event = chaincode_event_pb2.ChaincodeEvent.FromString(action.events)
+    except DecodeError:
+        return TransactionRecord(index, channel_header.tx_id, kind, _code_name(code), msp_id, "", event_name="")
+    public, hashed, collection_hashes = [], [], []
+    for ns in rwset.ns_rwset:
+        for write in kv_rwset_pb2.KVRWSet.FromString(ns.rwset).writes:
+            public.append(PublicWrite(ns.namespace, write.key, bytes(write.value), write.is_delete))
+        for collection in ns.collection_hashed_rwset:
+            collection_hashes.append((ns.namespace, collection.collection_name, bytes(collection.pvt_rwset_hash)))
+            for write in kv_rwset_pb2.HashedRWSet.FromString(collection.hashed_rwset).hashed_writes:
+                hashed.append(HashedWrite(ns.namespace, collection.collection_name, bytes(write.key_hash),
+                                          bytes(write.value_hash), write.is_delete))
+    return TransactionRecord(index, channel_header.tx_id, kind, _code_name(code), msp_id, action.chaincode_id.name,
+                             tuple(public), tuple(hashed), tuple(collection_hashes), event.event_name,
+                             bytes(event.payload))
+
+
+def _private_sets(pvt: rwset_pb2.TxPvtReadWriteSet):
+    for ns in pvt.ns_pvt_rwset:
+        for collection in ns.collection_pvt_rwset:
+            writes = tuple(PrivateWrite(ns.namespace, collection.collection_name, w.key, bytes(w.value), w.is_delete)
+                           for w in kv_rwset_pb2.KVRWSet.FromString(collection.rwset).writes)
+            yield ns.namespace, collection.collection_name, bytes(collection.rwset), writes
+
+
+# Checking.
+
+def chain_problems(blocks: Iterable[BlockRecord], first_previous_hash: bytes | None = None) -> list[str]:
+    """Everything wrong with a run of consecutive blocks: a gap, a data hash that does not match the block's
+    envelopes, a previous hash that is not the header hash of the block before. [] when the chain holds."""
+    problems = []
+    previous: BlockRecord | None = None
+    for block in blocks:
+        if block.computed_data_hash != block.data_hash:
+            problems.append(f"block {block.number}: its transactions hash to {block.computed_data_hash.hex()[:16]}…, "
+                            f"its header says {block.data_hash.hex()[:16]}…")
+        if previous is not None:
+            if block.number != previous.number + 1:
+                problems.append(f"block {previous.number + 1} is missing (block {block.number} follows "
+                                f"{previous.number})")
+            elif block.previous_hash != previous.header_hash:
+                problems.append(f"block {block.number} does not link to block {previous.number}: previous hash "
+                                f"{block.previous_hash.hex()[:16]}…, block {previous.number} hashes to "
+                                f"{previous.header_hash.hex()[:16]}…")
+        elif first_previous_hash is not None and block.previous_hash != first_previous_hash:
+            problems.append(f"block {block.number} does not link to the block before it")
+        previous = block
+    return problems
+
+
+def private_data_problems(block: BlockRecord) -> list[str]:
+    """Every private write set delivered beside the block that does not match the hashes the block records."""
+    problems = []
+    for index, sets in block.private_data.items():
+        if index >= len(block.transactions):
+            problems.append(f"block {block.number}: private data for transaction {index}, which does not exist")
+            continue
+        tx = block.transactions[index]
+        recorded = {(ns, collection): digest for ns, collection, digest in tx.collection_rwset_hashes}
+        hashed = {(w.namespace, w.collection, w.key_hash): w for w in tx.hashed_writes}
+        for namespace, collection, raw, writes in sets:
+            where = f"block {block.number} transaction {tx.tx_id[:12]}… collection {collection}"
+            expected = recorded.get((namespace, collection))
+            if expected is None:
+                problems.append(f"{where}: the block records no hash for this collection")
+                continue
+            if hashlib.sha256(raw).digest() != expected:
+                problems.append(f"{where}: the private write set does not hash to what the block records")
+            for write in writes:
+                entry = hashed.get((namespace, collection, hashlib.sha256(write.key.encode()).digest()))
+                if entry is None:
+                    problems.append(f"{where}: key {write.key!r} is not among the block's hashed writes")
+                elif not write.is_delete and hashlib.sha256(write.value).digest() != entry.value_hash:
+                    problems.append(f"{where}: the value of key {write.key!r} does not hash to what the block "
+                                    f"records")
+    return problems

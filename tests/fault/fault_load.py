@@ -1,0 +1,245 @@
+"""A steady load of meter readings on the real network, and the checks that follow a fault: every write
+acknowledged to a client is on every live peer, nothing is committed twice.
+
+Each RA has a worker posting batches (its consumers × a few minutes) as that RA, endorsed by the RA's peer alone,
+one batch at a time. A batch that fails is tried again, the same batch: the contract refuses a reading it already
+holds ("duplicate reading … already recorded"), so a retry of a batch whose first attempt did commit (its
+acknowledgement lost in the fault) is recognised, never posted twice — (command, consumer, minute) is the
+submission key. The commit-status wait is short (6 s), so a transaction lost with a killed orderer is tried again
+soon rather than waited on for Fabric's default minute. Every attempt is recorded: acknowledged (the client saw VALID), committed without an
+acknowledgement (found by a retry), or unresolved when the load stopped.
+"""
+
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from chaincode.contracts.dr import minute_index, minute_label
+from gateway.errors import GatewayError
+
+# `make chaos` sets GRIDLEDGER_CHAOS=1: the long version of each fault.
+LONG = os.environ.get("GRIDLEDGER_CHAOS") == "1"
+WINDOW_START = "2021-02-01T00:00"
+WINDOW_MINUTES = 1440
+MINUTES_PER_BATCH = 5
+
+
+@dataclass
+class Batch:
+    ra: str
+    readings: list[dict]
+    state: str = "pending"          # pending | acked | committed-unacked | unresolved
+    tx_id: str | None = None
+    acked_at: float | None = None
+    attempts: int = 0
+
+
+@dataclass
+class Worker:
+    ra: str
+    msp_id: str
+    consumers: list[str]
+    batches: list[Batch] = field(default_factory=list)
+    errors: list[tuple[float, str]] = field(default_factory=list)
+    next_minute: int = 0
+
+
+class SteadyLoad:
+    """Meter readings from every RA, as fast as one transaction at a time per RA allows, until stopped."""
+
+    def __init__(self, network, consumers_per_ra: int = 4, commit_status_timeout: float = 6.0):
+        from gateway.dr_commands import DrSession, _declare
+        from network.clients import connect_as
+
+        self.network = network
+        topology = network.topology
+        self.command = f"fault-{uuid.uuid4().hex[:8]}"
+        first = minute_index(WINDOW_START)
+        tso = DrSession(network, "TSO")
+        tso.submit("issue_command", json.dumps({
+            "id": self.command, "start": WINDOW_START, "end": minute_label(first + WINDOW_MINUTES - 1),
+            "requested_kw": 10, "target_acs": [o.name for o in topology.organisations if o.role == "ac"],
+            "price_per_kwh": 100, "baseline_minutes": 1}))
+        self.workers: list[Worker] = []
+        self._contracts = {}
+        for ra in (o for o in topology.organisations if o.role == "ra"):
+            session = DrSession(network, ra.name)
+            _eventually(lambda: session.evaluate("get_command", self.command))
+            consumers = [f"{ra.name}-F{self.command[-8:]}-{n}" for n in range(consumers_per_ra)]
+            session.submit("register_consumers", transient={"consumers": json.dumps(consumers)}, private=True)
+            _declare(session, self.command, {"baseline_method": "mean-before", "consumers": {
+                c: {"expected_wh": [1] * WINDOW_MINUTES} for c in consumers}}, seconds=60)
+            session.gateway.close()
+            self.workers.append(Worker(ra.name, ra.msp_id, consumers))
+            gateway = connect_as(network, ra.name, commit_status_timeout=commit_status_timeout)
+            self._contracts[ra.name] = (gateway, gateway.get_network(topology.channel).get_contract("gridledger",
+                                                                                                 "dr"))
+        tso.gateway.close()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # Running.
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._threads = [threading.Thread(target=self._run, args=(w,), daemon=True) for w in self.workers]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 90.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        for worker in self.workers:
+            for batch in worker.batches:
+                if batch.state == "pending":
+                    batch.state = "unresolved"
+
+    def close(self) -> None:
+        for gateway, _ in self._contracts.values():
+            gateway.close()
+
+    def _next_batch(self, worker: Worker) -> Batch | None:
+        first = minute_index(WINDOW_START) + worker.next_minute
+        minutes = [m for m in range(first, first + MINUTES_PER_BATCH) if m < minute_index(WINDOW_START) + WINDOW_MINUTES]
+        if not minutes:
+            return None
+        worker.next_minute += len(minutes)
+        readings = [{"consumer": c, "minute": minute_label(m), "wh": _wh(c, m)} for m in minutes
+                    for c in worker.consumers]
+        batch = Batch(worker.ra, readings)
+        worker.batches.append(batch)
+        return batch
+
+    def _run(self, worker: Worker) -> None:
+        _, contract = self._contracts[worker.ra]
+        batch = None
+        while not self._stop.is_set():
+            if batch is None or batch.state != "pending":
+                batch = self._next_batch(worker)
+                if batch is None:
+                    return
+            batch.attempts += 1
+            proposal = contract.new_proposal("post_readings", self.command, transient={
+                "readings": json.dumps(batch.readings)}, endorsing_organizations=[worker.msp_id])
+            try:
+                submitted = proposal.endorse().submit()
+                status = submitted.status()
+                if status.successful:
+                    batch.state, batch.tx_id, batch.acked_at = "acked", status.transaction_id, time.monotonic()
+                    continue
+                worker.errors.append((time.monotonic(), f"commit {status.code}"))
+            except GatewayError as error:
+                message = str(error)
+                if "duplicate reading" in message and "already recorded" in message:
+                    batch.state = "committed-unacked"  # an earlier attempt committed; its acknowledgement was lost
+                    continue
+                worker.errors.append((time.monotonic(), f"{type(error).__name__}: {' '.join(message.split())[:160]}"))
+            self._stop.wait(0.3)
+
+    # Figures.
+
+    def acked(self, since: float = 0.0, until: float = float("inf"), ra: str | None = None) -> list[Batch]:
+        return [b for w in self.workers for b in w.batches
+                if b.state == "acked" and since <= b.acked_at < until and (ra is None or b.ra == ra)]
+
+    def readings_per_second(self, since: float, until: float) -> float:
+        seconds = max(until - since, 1e-9)
+        return round(sum(len(b.readings) for b in self.acked(since, until)) / seconds, 1)
+
+    def longest_stall(self, since: float, until: float, ra: str | None = None) -> float:
+        """The longest time without an acknowledgement (of `ra`, or of anyone) between since and until."""
+        times = sorted([since] + [b.acked_at for b in self.acked(since, until, ra)] + [until])
+        return round(max(b - a for a, b in zip(times, times[1:])), 2)
+
+    def first_ack_after(self, moment: float, ra: str | None = None) -> float | None:
+        times = [b.acked_at for b in self.acked(moment, ra=ra)]
+        return min(times) if times else None
+
+    def errors_between(self, since: float, until: float) -> int:
+        return sum(1 for w in self.workers for t, _ in w.errors if since <= t < until)
+
+
+def _wh(consumer: str, minute: int) -> int:
+    """A reading that names its consumer and minute, so a misplaced one cannot pass for another."""
+    return (sum(consumer.encode()) * 7 + minute) % 90_000 + 1
+
+
+def _eventually(check, seconds: float = 30.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return check()
+        except GatewayError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, seconds: float = 60.0) -> dict:
+    """After a fault: on every live peer, every acknowledged transaction is VALID (once), and on every member peer of
+    each RA's collection every acknowledged reading is there with its value and nothing is counted twice.
+    Waits (bounded) for peers that are catching up. Returns {"lost", "duplicates", "checked_peers", ...}."""
+    from gateway import grpc_channel_for
+    from gateway.blocks import fetch_blocks
+    from network.clients import connect_as
+
+    topology = network.topology
+    live_peers = live_peers or [p.name for p in topology.peers]
+    acked = {b.tx_id: b for b in load.acked()}
+    known = [b for w in load.workers for b in w.batches if b.state in ("acked", "committed-unacked")]
+    deadline = time.monotonic() + seconds
+    result = {"acked_batches": len(acked), "acked_readings": sum(len(b.readings) for b in acked.values()),
+              "committed_unacked_batches": sum(b.state == "committed-unacked" for b in known),
+              "unresolved_batches": sum(b.state == "unresolved" for w in load.workers for b in w.batches)}
+    with connect_as(network, "TSO") as gateway:
+        # Transactions: every acknowledged one VALID on every live peer, none VALID twice.
+        missing_tx, twice = {}, {}
+        for peer in [p for p in topology.peers if p.name in live_peers]:
+            channel = grpc_channel_for(peer.address, network.layout.node_dir(peer) / "tls" / "ca.crt")
+            while True:
+                valid: dict[str, int] = {}
+                for block in fetch_blocks(gateway, topology.channel, channel=channel):
+                    for tx in block.transactions:
+                        if tx.valid:
+                            valid[tx.tx_id] = valid.get(tx.tx_id, 0) + 1
+                missing = [t for t in acked if t not in valid]
+                if not missing or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            missing_tx[peer.name] = len(missing)
+            twice[peer.name] = sum(1 for count in valid.values() if count > 1)
+        # Readings: on each member peer of the RA's collection, as the TSO (a member of every RA collection).
+        contract = gateway.get_network(topology.channel).get_contract("gridledger", "dr")
+        lost_readings, duplicate_readings = {}, {}
+        for worker in load.workers:
+            expected = {(r["consumer"], r["minute"]): r["wh"] for b in acked.values() if b.ra == worker.ra
+                        for r in b.readings}
+            for member in topology.collections()[topology.readings_collection_for(worker.ra)]:
+                peer = topology.peer_of(member)
+                if peer.name not in live_peers:
+                    continue
+                msp = [topology.organisation(member).msp_id]
+                while True:
+                    present = {}
+                    for consumer in worker.consumers:
+                        shown = json.loads(contract.evaluate("get_readings", consumer, load.command,
+                                                             endorsing_organizations=msp))
+                        present.update({(consumer, r["minute"]): r["wh"] for r in shown["readings"]})
+                    lost = [k for k, wh in expected.items() if present.get(k) != wh]
+                    if not lost or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+                aggregates = json.loads(contract.evaluate("get_aggregates", load.command, worker.ra,
+                                                          endorsing_organizations=msp))["aggregates"][0]
+                counted = sum(m["readings"] for m in aggregates["minutes"])
+                lost_readings[f"{worker.ra}@{peer.name}"] = len(lost)
+                duplicate_readings[f"{worker.ra}@{peer.name}"] = counted - len(present)
+    result.update(missing_transactions=missing_tx, transactions_valid_twice=twice, lost_by_peer=lost_readings,
+                  duplicates_by_peer=duplicate_readings, checked_peers=live_peers,
+                  lost=sum(lost_readings.values()) + sum(missing_tx.values()),
+                  duplicates=sum(duplicate_readings.values()) + sum(twice.values()))
+    return result

@@ -1,0 +1,146 @@
+"""Restart safety of the simulators: a meter simulator killed in the middle of posting and started again resumes
+without losing or double-posting a reading, on the embedded ledger and on the real network (a real process, killed
+with SIGKILL). The submission key is the contract's own: (command, consumer, minute)."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from chaincode.server import build_chaincode
+from chaincode.shim.testing import make_identity
+from gateway.embedded import EmbeddedGateway, EmbeddedLedger
+from gateway.errors import EndorseError
+from network import topology as topology_file
+from sim.meters import MeterFleet, Reading, batches, post_readings
+
+TOPOLOGY = topology_file.load()
+REPO = Path(__file__).resolve().parents[2]
+COMMAND = {"id": "restart", "start": "2021-03-01T01:00", "end": "2021-03-01T02:59", "requested_kw": 10,
+           "target_acs": ["AC1", "AC2"], "price_per_kwh": 100, "baseline_minutes": 60}
+
+
+def test_a_batch_posted_again_is_recognised_and_a_changed_one_refused():
+    collections = {n: {TOPOLOGY.organisation(m).msp_id for m in ms} for n, ms in TOPOLOGY.collections().items()}
+    ledger = EmbeddedLedger(build_chaincode(), collections)
+    tso, ra1 = make_identity("TSOMSP"), make_identity("RA1MSP")
+    dr = lambda who: EmbeddedGateway(who, ledger).get_network("grid").get_contract("gridledger", "dr")  # noqa: E731
+    dr(tso).submit("issue_command", json.dumps(COMMAND))
+    summary = json.loads(dr(ra1).submit("declare", "restart", transient={"declaration": json.dumps(
+        {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [1] * 120}}})}))
+    dr(ra1).submit("publish_declaration", "restart", json.dumps(summary))
+    batch = [Reading("RA1", "C1", f"2021-03-01T01:0{m}", 100 + m) for m in range(5)]
+    first = post_readings(dr(ra1), "RA1MSP", "restart", batch)
+    height = ledger.height
+    again = post_readings(dr(ra1), "RA1MSP", "restart", batch)
+    assert "already_recorded" not in first and again["already_recorded"] and again["readings"] == 5
+    assert ledger.height == height  # recognised, not posted again
+    changed = batch[:4] + [Reading("RA1", "C1", "2021-03-01T01:04", 999)]
+    with pytest.raises(EndorseError, match="already recorded"):
+        post_readings(dr(ra1), "RA1MSP", "restart", changed)
+    readings = json.loads(dr(ra1).evaluate("get_readings", "C1", "restart"))["readings"]
+    assert [r["wh"] for r in readings] == [100, 101, 102, 103, 104]
+
+
+SIMULATOR = textwrap.dedent("""
+    # A meter simulator: every reading of the fleet for the command, one batch at a time, to the ledger and then
+    # to the aggregation system; started again after a kill, it posts the same batches in the same order.
+    import sys
+    from network.bringup import Network
+    from network.clients import connect_as
+    from sim.aggregation_system import AggregationSystem
+    from sim.meters import MeterFleet, batches, post_all
+
+    run_dir, command_id, as_db, progress = sys.argv[1:5]
+    network = Network(run_dir)
+    topology = network.topology
+    command = {"start": "%(start)s", "end": "%(end)s", "baseline_minutes": %(baseline)d}
+    fleet = MeterFleet.for_topology(topology, 6, seed=7)
+    system = AggregationSystem(as_db, topology)
+    contracts = {ra: connect_as(network, ra).get_network(topology.channel).get_contract("gridledger", "dr")
+                 for ra in fleet.by_ra()}
+    groups = [group for _, group in batches(fleet.readings_for(command), 60)]
+
+    def posted(group, summary):
+        system.receive(command_id, group)
+        with open(progress, "a") as out:
+            out.write(("again" if summary.get("already_recorded") else "new") + "\\n")
+
+    post_all(lambda r: (contracts[r.ra], topology.organisation(r.ra).msp_id), command_id, groups, workers=1,
+             on_posted=posted)
+    print("done")
+""") % {"start": COMMAND["start"], "end": COMMAND["end"], "baseline": COMMAND["baseline_minutes"]}
+
+
+@pytest.mark.fabric
+@pytest.mark.chaos
+@pytest.mark.timeout(300)
+def test_a_meter_simulator_killed_and_restarted_posts_every_reading_once(fault_network, tmp_path, figures):
+    from gateway.dr_commands import DrSession, _declare
+
+    network = fault_network
+    command_id = f"restart-{int(time.time())}"
+    DrSession(network, "TSO").submit("issue_command", json.dumps({**COMMAND, "id": command_id}))
+    fleet = MeterFleet.for_topology(network.topology, 6, seed=7)
+    for ra, consumers in fleet.by_ra().items():
+        session = DrSession(network, ra)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                session.evaluate("get_command", command_id)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        _declare(session, command_id, fleet.declaration({**COMMAND, "granularity_minutes": 1}, consumers))
+    every = fleet.readings_for(COMMAND)
+    total_batches = len(list(batches(every, 60)))
+    as_db, progress = tmp_path / "as.sqlite", tmp_path / "progress"
+    argv = [sys.executable, "-c", SIMULATOR, str(network.root), command_id, str(as_db), str(progress)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def done_batches() -> list[str]:
+        return progress.read_text().split() if progress.exists() else []
+
+    first = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while len(done_batches()) < total_batches // 3 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)  # mid-run, maybe mid-transaction
+    first.wait(10)
+    killed_after = len(done_batches())
+    assert 0 < killed_after < total_batches, f"the first run posted {killed_after} of {total_batches} batches"
+
+    again = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+    assert again.returncode == 0 and b"done" in again.stdout, again.stdout.decode()[-2000:]
+    outcomes = done_batches()[killed_after:]
+    assert outcomes.count("again") >= killed_after and len(outcomes) == total_batches
+
+    # The ledger holds every reading once, with its value; so does the aggregation system.
+    expected = {(r.consumer, r.minute): r.wh for r in every}
+    held, counted = {}, 0
+    for ra in fleet.by_ra():
+        session = DrSession(network, ra)
+        for consumer in [c.id for c in fleet.by_ra()[ra]]:
+            shown = session.evaluate("get_readings", consumer, command_id)["readings"]
+            held.update({(consumer, r["minute"]): r["wh"] for r in shown})
+        counted += sum(m["readings"] for a in session.evaluate("get_aggregates", command_id, ra)["aggregates"]
+                       for m in a["minutes"])
+    in_window = sum(1 for r in every if r.minute >= COMMAND["start"])
+    lost = sum(1 for k, wh in expected.items() if held.get(k) != wh)
+    duplicates = counted - in_window
+    with sqlite3.connect(as_db) as db:
+        as_count = db.execute("SELECT COUNT(*) FROM as_readings").fetchone()[0]
+    figures.append({"fault": "meter simulator killed and restarted", "acked_readings": len(expected), "lost": lost,
+                    "duplicates": duplicates, "recovered_batches": outcomes.count("again"),
+                    "killed_after_batches": killed_after})
+    assert lost == 0 and duplicates == 0 and held == expected
+    assert as_count == len(expected)
