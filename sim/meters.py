@@ -120,7 +120,8 @@ def batches(readings: Iterable[Reading], size: int) -> Iterator[tuple[str, list[
         yield ra, batch
 
 
-def post_readings(contract, msp_id: str, command_id: str, readings: list[Reading], attempts: int = 3) -> dict:
+def post_readings(contract, msp_id: str, command_id: str, readings: list[Reading], attempts: int = 3,
+                  resume: bool = False) -> dict:
     """One post_readings transaction; the readings travel in transient data and only the poster's own peer
     endorses it, so no other organisation ever receives them. A transaction that lost an MVCC race (another
     one wrote the same consumer-hour first) changed nothing and is tried again, up to `attempts` times; so is one
@@ -128,9 +129,10 @@ def post_readings(contract, msp_id: str, command_id: str, readings: list[Reading
 
     Posting is idempotent, so a simulator killed and started again resumes without losing or double-posting: the
     contract keys a reading by (command, consumer, minute) and refuses one it already holds. When a batch is
-    refused as "already recorded" (an earlier attempt, or an earlier run, committed it unseen), its readings are
-    read back from the poster's own peer; if the ledger holds exactly them the batch counts as posted, with
-    "already_recorded": true. A recorded minute with another value is an error, never overwritten."""
+    refused as "already recorded" after an attempt whose fate is unknown, or with `resume` (a simulator run
+    again over the same readings), its readings are read back from the poster's own peer; if the ledger holds
+    exactly them the batch counts as posted, with "already_recorded": true. Otherwise the refusal stands: a
+    person posting a reading twice is told so, and a recorded minute is never overwritten."""
     payload = json.dumps([r.as_json() for r in readings], separators=(",", ":"))
     for attempt in range(1, attempts + 1):
         try:
@@ -142,8 +144,9 @@ def post_readings(contract, msp_id: str, command_id: str, readings: list[Reading
         except (SubmitError, CommitStatusError):
             if attempt == attempts:
                 raise
+            resume = True  # it may have committed unseen: a refusal as "already recorded" may be our own
         except EndorseError as error:
-            if "already recorded" not in str(error):
+            if "already recorded" not in str(error) or not resume:
                 raise
             return _already_recorded(contract, msp_id, command_id, readings, error)
 
@@ -171,7 +174,7 @@ def post_all(poster_for: Callable[[Reading], tuple[object, str]], command_id: st
 
     def post(group: list[Reading]) -> None:
         contract, msp_id = poster_for(group[0])
-        summary = post_readings(contract, msp_id, command_id, group)
+        summary = post_readings(contract, msp_id, command_id, group, resume=True)
         with lock:
             summaries.append(summary)
             if on_posted:

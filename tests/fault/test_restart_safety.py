@@ -39,12 +39,14 @@ def test_a_batch_posted_again_is_recognised_and_a_changed_one_refused():
     batch = [Reading("RA1", "C1", f"2021-03-01T01:0{m}", 100 + m) for m in range(5)]
     first = post_readings(dr(ra1), "RA1MSP", "restart", batch)
     height = ledger.height
-    again = post_readings(dr(ra1), "RA1MSP", "restart", batch)
+    with pytest.raises(EndorseError, match="already recorded"):   # posting it twice by hand is refused
+        post_readings(dr(ra1), "RA1MSP", "restart", batch)
+    again = post_readings(dr(ra1), "RA1MSP", "restart", batch, resume=True)
     assert "already_recorded" not in first and again["already_recorded"] and again["readings"] == 5
     assert ledger.height == height  # recognised, not posted again
     changed = batch[:4] + [Reading("RA1", "C1", "2021-03-01T01:04", 999)]
     with pytest.raises(EndorseError, match="already recorded"):
-        post_readings(dr(ra1), "RA1MSP", "restart", changed)
+        post_readings(dr(ra1), "RA1MSP", "restart", changed, resume=True)
     readings = json.loads(dr(ra1).evaluate("get_readings", "C1", "restart"))["readings"]
     assert [r["wh"] for r in readings] == [100, 101, 102, 103, 104]
 
