@@ -288,7 +288,4 @@ def test_only_the_allowed_cells_succeed(seeded, cell):
                                        f"{cell.kind.name} through {cell.path}")
 
 
-@pytest.mark.parametrize("cell", [c for c in CELLS if c.path in ("web", "json-api")], ids=lambda c: c.id)
-def test_web_cells(cell):
-    pytest.skip("the web and JSON API rows are checked by the web's tests (tests/unit/test_web_*.py) from "
-                "tests/security/access_matrix.cells(TOPOLOGY, paths=('web', 'json-api')); web/ is not written here")
+# The web and JSON API rows: tests/unit/test_web_access_matrix.py asks the pages and routes for the same cells.
