@@ -95,6 +95,15 @@ class Sessions:
         return AggregationSystem(path or self.run_dir / AS_DB_NAME, self.topology, **options)
 
 
+def register_consumers(session: DrSession, ra: str, consumers: list[str]) -> None:
+    """Registers with `ra` those of `consumers` it does not know yet (the simulators' synthetic consumers)."""
+    known = set(session.evaluate("list_consumers").get(ra, []))
+    new = [c for c in consumers if c not in known]
+    for chunk in range(0, len(new), 5000):
+        session.submit("register_consumers", transient={"consumers": json.dumps(new[chunk:chunk + 5000])},
+                       private=True)
+
+
 def _reported(command):
     """Turns the errors a user can cause into one line on stderr and exit status 1."""
     @functools.wraps(command)
@@ -427,11 +436,7 @@ def simulate(who, run_dir, as_json, consumer_count, command_id, start, minutes, 
     for ra, consumers in by_ra.items():
         session = sessions(ra)
         _eventually(lambda: session.evaluate("get_command", command_id), f"command {command_id} reaching {ra}'s peer")
-        known = set(session.evaluate("list_consumers").get(ra, []))
-        new = [c.id for c in consumers if c.id not in known]
-        for chunk in range(0, len(new), 5000):
-            session.submit("register_consumers", transient={"consumers": json.dumps(new[chunk:chunk + 5000])},
-                           private=True)
+        register_consumers(session, ra, [c.id for c in consumers])
         _declare(session, command_id, fleet.declaration(command_record, consumers))
     system = sessions.aggregation_system(as_db, discrepancy_rate=discrepancy_rate, seed=seed)
     all_readings = fleet.readings_for(command_record)

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import click
 
-from gateway.dr_commands import DrCommandError, Sessions, _common, _emit, _reported, _table
+from gateway.dr_commands import (CHAINCODE, DrCommandError, Sessions, _common, _emit, _kwh, _reported, _table,
+                                 register_consumers)
 from gateway.errors import EndorseError, GatewayError
 from network.commands import run_dir_option
 from solver.commands import market
-from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH
+from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN
 
 __all__ = ["market", "MarketClient"]
 
@@ -47,15 +48,11 @@ class MarketClient:
             return self.session.submit(name, *args, contract="market")
 
     def events(self):
-        return self.session.channel.get_chaincode_events("gridledger")
+        return self.session.channel.get_chaincode_events(CHAINCODE)
 
 
 def _yen(sen: int | None) -> str:
     return "-" if sen is None else f"{Decimal(sen) / SEN_PER_YEN:.2f}"
-
-
-def _kwh(wh: int) -> str:
-    return f"{Decimal(wh) / WH_PER_KWH:.3f}"
 
 
 def _money(millisen: int) -> str:
@@ -262,12 +259,7 @@ def _consumers(sessions: Sessions, count: int) -> list[tuple[str, str]]:
 
     fleet = MeterFleet.for_topology(sessions.topology, count)
     for ra, consumers in fleet.by_ra().items():
-        session = sessions(ra)
-        known = set(session.evaluate("list_consumers").get(ra, []))
-        new = [c.id for c in consumers if c.id not in known]
-        for chunk in range(0, len(new), 5000):
-            session.submit("register_consumers", transient={"consumers": json.dumps(new[chunk:chunk + 5000])},
-                           private=True)
+        register_consumers(sessions(ra), ra, [c.id for c in consumers])
     return [(c.id, c.ra) for c in fleet.consumers]
 
 
@@ -388,13 +380,12 @@ def simulate_command(run_dir, as_json, gates, gate_seconds, proposal_seconds, ob
 def gate_report(client: MarketClient, gate: str) -> dict:
     """A finalised gate's proposals, winner and totals, against the continuous double auction on its book."""
     from solver.cda import continuous_double_auction
-    from solver.orders import Order
+    from solver.orders import order_from_ledger
     from solver.proposals import total_surplus, traded_volume
 
     record = client.evaluate("get_gate", gate)
     book = client.evaluate("get_book", gate)["orders"]
-    orders = [Order(o["id"], o["participant"], o["side"], o["price_sen_per_kwh"], o["quantity_wh"], o["time_ms"])
-              for o in book]
+    orders = [order_from_ledger(o) for o in book]
     by_id = {o.id: o for o in orders}
     cda = continuous_double_auction(orders)
     trades = client.evaluate("get_trades", gate)["trades"] if record["status"] == "finalised" else []

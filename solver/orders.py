@@ -129,6 +129,13 @@ def order_from_json(item, position: int) -> Order:
     )
 
 
+def order_from_ledger(record: dict) -> Order:
+    """An order as the market contract stores it: {"id", "participant", "side", "price_sen_per_kwh",
+    "quantity_wh", "time_ms", ...}, already in whole units."""
+    return Order(record["id"], record["participant"], record["side"], record["price_sen_per_kwh"],
+                 record["quantity_wh"], record["time_ms"])
+
+
 def parse_orders(book) -> list[Order]:
     """Orders from a decoded book {"orders": [...]} (or the bare list); ids must be unique."""
     items = book.get("orders") if isinstance(book, dict) else book

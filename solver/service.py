@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from solver.matching import solve
-from solver.orders import Order
+from solver.orders import order_from_ledger
 
 LOG = logging.getLogger("gridledger.matching")
 GATE_CLOSED = "GateClosed"
@@ -92,11 +92,20 @@ class MatchingService:
                     self._attempt("finalise", gate["id"], self.record.finalised)
 
     def _listen(self, stop: threading.Event) -> None:
+        current: dict = {}
+
+        def close_on_stop():  # one closer for every stream this listener opens, not one per reconnection
+            stop.wait()
+            if "events" in current:
+                current["events"].close()
+
+        threading.Thread(target=close_on_stop, name=f"{self.org}-events-closer", daemon=True).start()
         while not stop.is_set():
             try:
                 with self.market.events() as events:
-                    closer = threading.Thread(target=lambda: (stop.wait(), events.close()), daemon=True)
-                    closer.start()
+                    current["events"] = events
+                    if stop.is_set():  # stopped while connecting: the closer may have missed this stream
+                        break
                     for event in events:
                         if event.event_name == GATE_CLOSED:
                             gate = json.loads(event.payload)
@@ -113,8 +122,7 @@ class MatchingService:
         if int(self.clock() * 1000) >= gate["deadline_ms"]:
             return
         book = self.market.evaluate("get_book", gate_id)
-        orders = [Order(o["id"], o["participant"], o["side"], o["price_sen_per_kwh"], o["quantity_wh"], o["time_ms"])
-                  for o in book["orders"]]
+        orders = [order_from_ledger(o) for o in book["orders"]]
         solution = solve(orders, gate["objective"], bytes.fromhex(gate["seed"]), method=self.method)
         self.record.solve_seconds[gate_id] = solution.seconds
         try:

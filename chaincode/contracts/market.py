@@ -45,7 +45,7 @@ from chaincode.shim import Contract, ContractError, evaluate, submit
 from network import topology as topology_file
 from network.topology import Topology
 from solver.fairness import order_book_seed
-from solver.orders import InvalidOrders, Order, price_from_yen, quantity_from_kwh
+from solver.orders import InvalidOrders, Order, order_from_ledger, price_from_yen, quantity_from_kwh
 from solver.proposals import OBJECTIVES, InvalidProposal, Proposal, value_in_display_units
 from solver.verify import ProposalRejected, VerifiedValue, better, verify
 
@@ -254,16 +254,11 @@ class MarketContract(Contract):
             raise ContractError(f"failed to {action}: gate {gate} is already closed")
         with ctx.stub.get_state_by_partial_composite_key(ORDER, [gate]) as results:
             book = sorted((json.loads(kv.value) for kv in results), key=lambda o: o["id"])
-        seed = order_book_seed([_order(o) for o in book])
+        seed = order_book_seed([order_from_ledger(o) for o in book])
         # A gate closed late (no service was running) still gets its whole proposal window.
         deadline = max(window["end_ms"], self._now(ctx)) + window["deadline_ms"] - window["end_ms"]
-        record = {
-            "id": gate, "start": _moment(window["start_ms"]), "end": _moment(window["end_ms"]),
-            "proposal_deadline": _moment(deadline), "start_ms": window["start_ms"],
-            "end_ms": window["end_ms"], "deadline_ms": deadline,
-            "objective": self._objective(ctx, gate, window), "orders": len(book), "seed": seed.hex(),
-            "closed_by": org.name, "status": "proposing" if book else "finalised", "winner": None, "clearing": None,
-        }
+        record = self._gate_record(ctx, gate, window, deadline, "proposing" if book else "finalised")
+        record.update(orders=len(book), seed=seed.hex(), closed_by=org.name)
         ctx.stub.put_state(ctx.stub.create_composite_key(BOOK, [gate]), canonical_json(book))
         ctx.stub.del_state(ctx.stub.create_composite_key(PENDING, [gate]))
         ctx.stub.put_state(ctx.stub.create_composite_key(GATE, [gate]), canonical_json(record))
@@ -502,15 +497,17 @@ class MarketContract(Contract):
         value = ctx.stub.get_state(ctx.stub.create_composite_key(GATE_OBJECTIVE, [gate]))
         return window["objective"] if value is None else json.loads(value)["objective"]
 
-    def _open_record(self, ctx, gate: str, window: dict, count: bool) -> dict:
-        now = self._now(ctx)
-        record = {
+    def _gate_record(self, ctx, gate: str, window: dict, deadline_ms: int, status: str) -> dict:
+        return {
             "id": gate, "start": _moment(window["start_ms"]), "end": _moment(window["end_ms"]),
-            "proposal_deadline": _moment(window["deadline_ms"]), "start_ms": window["start_ms"],
-            "end_ms": window["end_ms"], "deadline_ms": window["deadline_ms"],
-            "objective": self._objective(ctx, gate, window), "status": "open" if now < window["end_ms"] else "closing",
+            "proposal_deadline": _moment(deadline_ms), "start_ms": window["start_ms"], "end_ms": window["end_ms"],
+            "deadline_ms": deadline_ms, "objective": self._objective(ctx, gate, window), "status": status,
             "seed": None, "winner": None, "clearing": None,
         }
+
+    def _open_record(self, ctx, gate: str, window: dict, count: bool) -> dict:
+        status = "open" if self._now(ctx) < window["end_ms"] else "closing"
+        record = self._gate_record(ctx, gate, window, window["deadline_ms"], status)
         if count:
             with ctx.stub.get_state_by_partial_composite_key(ORDER, [gate]) as results:
                 record["orders"] = sum(1 for _ in results)
@@ -521,7 +518,7 @@ class MarketContract(Contract):
         return [] if value is None else json.loads(value)
 
     def _book(self, ctx, gate: str) -> list[Order]:
-        return [_order(o) for o in self._book_records(ctx, gate)]
+        return [order_from_ledger(o) for o in self._book_records(ctx, gate)]
 
     def _checked_order(self, ctx, action, position, item, org, consumer, owners) -> dict:
         label = f"order {position}"
@@ -557,11 +554,6 @@ class MarketContract(Contract):
                                     f"'@', got {item['ref']!r}")
             record["ref"] = item["ref"]
         return record
-
-
-def _order(record: dict) -> Order:
-    return Order(record["id"], record["participant"], record["side"], record["price_sen_per_kwh"],
-                 record["quantity_wh"], record["time_ms"])
 
 
 def _moment(ms: int) -> str:

@@ -11,7 +11,8 @@ import pytest
 from gateway.dr_commands import Sessions
 from gateway.errors import EndorseError, GatewayError
 from gateway.market_commands import MarketClient, start_matchers
-from solver import Order, Proposal, verify
+from solver import Proposal, verify
+from solver.orders import order_from_ledger
 from solver.matching import solve
 
 pytestmark = pytest.mark.fabric
@@ -40,8 +41,7 @@ def eventually(check, seconds=30.0):
 
 
 def orders_of(book):
-    return [Order(o["id"], o["participant"], o["side"], o["price_sen_per_kwh"], o["quantity_wh"], o["time_ms"])
-            for o in book["orders"]]
+    return [order_from_ledger(o) for o in book["orders"]]
 
 
 def configure(sessions, gate_seconds, proposal_seconds, objective="welfare"):

@@ -12,7 +12,8 @@ from chaincode.shim import Chaincode, MemoryWorld
 from chaincode.shim.memory import MVCC_READ_CONFLICT
 from chaincode.shim.testing import make_identity
 from network import topology as topology_file
-from solver import Order, Proposal, order_book_seed, verify
+from solver import Proposal, order_book_seed, verify
+from solver.orders import order_from_ledger
 from solver.matching import solve
 
 TOPOLOGY = topology_file.load()
@@ -75,8 +76,7 @@ def place_book(world):
 
 def solved(world, objective="welfare"):
     book = ok(world, USERS["RA1"], "get_book", GATE, when=at(END, 2))
-    orders = [Order(o["id"], o["participant"], o["side"], o["price_sen_per_kwh"], o["quantity_wh"], o["time_ms"])
-              for o in book["orders"]]
+    orders = [order_from_ledger(o) for o in book["orders"]]
     return orders, solve(orders, objective, bytes.fromhex(book["gate"]["seed"])).proposal()
 
 
@@ -149,8 +149,7 @@ def test_a_gate_closes_only_after_its_end_once_with_the_seed_of_its_book(world):
     closed = ok(world, USERS["RA2"], "close_gate", GATE, when=END)
     assert (closed["status"], closed["orders"], closed["objective"]) == ("proposing", 3, "welfare")
     book = ok(world, USERS["TSO"], "get_book", GATE, when=at(END, 1))["orders"]
-    orders = [Order(o["id"], o["participant"], o["side"], o["price_sen_per_kwh"], o["quantity_wh"], o["time_ms"])
-              for o in book]
+    orders = [order_from_ledger(o) for o in book]
     assert closed["seed"] == order_book_seed(orders).hex()
     assert "already closed" in refused(world, USERS["RA3"], "close_gate", GATE, when=at(END, 1))
     # A client that backdates its timestamp into the closed gate is refused.

@@ -9,7 +9,7 @@ from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
 from network import topology as topology_file
-from solver import Order
+from solver.orders import order_from_ledger
 from solver.matching import solve
 from solver.service import MatchingService
 
@@ -69,8 +69,7 @@ def test_three_services_close_solve_propose_and_finalise_a_gate():
             thread.join(timeout=5)
     assert sorted(p["org"] for p in markets["TSO"].evaluate("list_proposals", gate)) == ["RA1", "RA2", "RA3"]
     book = markets["TSO"].evaluate("get_book", gate)["orders"]
-    orders = [Order(o["id"], o["participant"], o["side"], o["price_sen_per_kwh"], o["quantity_wh"], o["time_ms"])
-              for o in book]
+    orders = [order_from_ledger(o) for o in book]
     assert final["winner"]["value"] == str(solve(orders, "welfare", bytes.fromhex(final["seed"])).value)
     assert sum(s.record.closed.count(gate) for s in services) == 1     # the others found it closed
     assert sum(s.record.finalised.count(gate) for s in services) == 1

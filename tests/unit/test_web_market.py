@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from solver import Order
+from solver.orders import order_from_ledger
 from solver.matching import solve
 from test_web_support import app, as_account, as_db, backend, client, ledger, post, sign_in  # noqa: F401
 
@@ -112,8 +112,7 @@ def test_proposals_the_chosen_block_and_clearing_prices(client, clock, backend):
     closed = post(client, f"/market/gates/{GATE}/close", follow_redirects=True)
     assert f"Gate {GATE} closed in transaction" in closed.text and 'data-testid="gate-status">proposing<' in closed.text
     book = as_account(backend, "RA1").evaluate("market", "get_book", GATE)
-    orders = [Order(o["id"], o["participant"], o["side"], o["price_sen_per_kwh"], o["quantity_wh"], o["time_ms"])
-              for o in book["orders"]]
+    orders = [order_from_ledger(o) for o in book["orders"]]
     best = solve(orders, "welfare", bytes.fromhex(book["gate"]["seed"])).proposal()
     clock(END + timedelta(seconds=5))
     as_account(backend, "RA1").submit("market", "propose", GATE, json.dumps(best.to_json()))
