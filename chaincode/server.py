@@ -30,23 +30,43 @@ def build_chaincode() -> Chaincode:
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="python -m chaincode.server", description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default=env("CHAINCODE_SERVER_ADDRESS"),
-                        help="where to listen, HOST:PORT (env CHAINCODE_SERVER_ADDRESS)")
-    parser.add_argument("--id", dest="package_id", default=env("CHAINCODE_ID"),
-                        help="the chaincode package id the peer installed, label:hash (env CHAINCODE_ID)")
-    parser.add_argument("--peer-msp-id", default=env("CORE_PEER_LOCALMSPID"),
-                        help="MSP id of the peer this server serves (env CORE_PEER_LOCALMSPID)")
-    parser.add_argument("--tls-cert", type=Path, default=env("CHAINCODE_TLS_CERT"),
-                        help="server TLS certificate, PEM (env CHAINCODE_TLS_CERT)")
-    parser.add_argument("--tls-key", type=Path, default=env("CHAINCODE_TLS_KEY"),
-                        help="server TLS private key, PEM (env CHAINCODE_TLS_KEY)")
-    parser.add_argument("--client-ca", type=Path, default=env("CHAINCODE_CLIENT_CA_CERT"),
-                        help="CA whose client certificates the peer must present: mutual TLS (env "
-                             "CHAINCODE_CLIENT_CA_CERT)")
+    parser.add_argument(
+        "--address",
+        default=env("CHAINCODE_SERVER_ADDRESS"),
+        help="where to listen, HOST:PORT (env CHAINCODE_SERVER_ADDRESS)",
+    )
+    parser.add_argument(
+        "--id",
+        dest="package_id",
+        default=env("CHAINCODE_ID"),
+        help="the chaincode package id the peer installed, label:hash (env CHAINCODE_ID)",
+    )
+    parser.add_argument(
+        "--peer-msp-id",
+        default=env("CORE_PEER_LOCALMSPID"),
+        help="MSP id of the peer this server serves (env CORE_PEER_LOCALMSPID)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=env("CHAINCODE_TLS_CERT"),
+        help="server TLS certificate, PEM (env CHAINCODE_TLS_CERT)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        type=Path,
+        default=env("CHAINCODE_TLS_KEY"),
+        help="server TLS private key, PEM (env CHAINCODE_TLS_KEY)",
+    )
+    parser.add_argument(
+        "--client-ca",
+        type=Path,
+        default=env("CHAINCODE_CLIENT_CA_CERT"),
+        help="CA whose client certificates the peer must present: mutual TLS (env CHAINCODE_CLIENT_CA_CERT)",
+    )
     parser.add_argument("--log-level", default=env("CHAINCODE_LOG_LEVEL", "INFO"))
     arguments = parser.parse_args(argv)
-    missing = [flag for flag, value in (("--address", arguments.address), ("--id", arguments.package_id))
-               if not value]
+    missing = [flag for flag, value in (("--address", arguments.address), ("--id", arguments.package_id)) if not value]
     if missing:
         parser.error(f"missing {' and '.join(missing)} (or their environment variables)")
     if bool(arguments.tls_cert) != bool(arguments.tls_key):
@@ -62,15 +82,20 @@ def main(argv: list[str] | None = None) -> None:
     from chaincode.shim.server import ChaincodeServer
 
     arguments = parse_arguments(argv)
-    logging.basicConfig(level=arguments.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=arguments.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def read(path: Path | None) -> bytes | None:
         return path.read_bytes() if path else None
 
-    server = ChaincodeServer(build_chaincode(), arguments.package_id, arguments.address,
-                             peer_msp_id=arguments.peer_msp_id, tls_cert=read(arguments.tls_cert),
-                             tls_key=read(arguments.tls_key), client_ca=read(arguments.client_ca))
+    server = ChaincodeServer(
+        build_chaincode(),
+        arguments.package_id,
+        arguments.address,
+        peer_msp_id=arguments.peer_msp_id,
+        tls_cert=read(arguments.tls_cert),
+        tls_key=read(arguments.tls_key),
+        client_ca=read(arguments.client_ca),
+    )
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

@@ -24,8 +24,14 @@ from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.orderer import ab_pb2
-from fabric_protos.peer import (chaincode_event_pb2, events_pb2, events_pb2_grpc, proposal_pb2,
-                                proposal_response_pb2, transaction_pb2)
+from fabric_protos.peer import (
+    chaincode_event_pb2,
+    events_pb2,
+    events_pb2_grpc,
+    proposal_pb2,
+    proposal_response_pb2,
+    transaction_pb2,
+)
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
@@ -50,6 +56,7 @@ class PublicWrite:
 @dataclass(frozen=True)
 class HashedWrite:
     """A private write as every peer's block records it: SHA-256 of the key and of the value."""
+
     namespace: str
     collection: str
     key_hash: bytes
@@ -60,6 +67,7 @@ class HashedWrite:
 @dataclass(frozen=True)
 class PrivateWrite:
     """A private write in clear, from the private data a member peer delivered beside the block."""
+
     namespace: str
     collection: str
     key: str
@@ -69,10 +77,10 @@ class PrivateWrite:
 
 @dataclass(frozen=True)
 class TransactionRecord:
-    index: int                  # position in the block
+    index: int  # position in the block
     tx_id: str
-    type: str                   # common.HeaderType name: ENDORSER_TRANSACTION, CONFIG, …
-    validation_code: str        # peer.TxValidationCode name
+    type: str  # common.HeaderType name: ENDORSER_TRANSACTION, CONFIG, …
+    validation_code: str  # peer.TxValidationCode name
     creator_msp_id: str
     chaincode: str
     public_writes: tuple[PublicWrite, ...] = ()
@@ -101,6 +109,7 @@ class BlockRecord:
 
 
 # Hashes, as protoutil computes them.
+
 
 def _der_length(length: int) -> bytes:
     if length < 0x80:
@@ -134,6 +143,7 @@ def data_hash(envelopes: Iterable[bytes]) -> bytes:
 
 # Fetching.
 
+
 def seek_envelope(identity, signer, channel_name: str, start: int, stop: int | None) -> common_pb2.Envelope:
     """A signed DELIVER_SEEK_INFO envelope for blocks start..stop (stop None: the newest when asked)."""
     creator = identity.serialize()
@@ -141,24 +151,39 @@ def seek_envelope(identity, signer, channel_name: str, start: int, stop: int | N
     timestamp = timestamp_pb2.Timestamp()
     timestamp.GetCurrentTime()
     channel_header = common_pb2.ChannelHeader(
-        type=common_pb2.DELIVER_SEEK_INFO, channel_id=channel_name, timestamp=timestamp,
-        tx_id=hashlib.sha256(nonce + creator).hexdigest())
-    seek = ab_pb2.SeekInfo(start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)),
-                           behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY)
+        type=common_pb2.DELIVER_SEEK_INFO,
+        channel_id=channel_name,
+        timestamp=timestamp,
+        tx_id=hashlib.sha256(nonce + creator).hexdigest(),
+    )
+    seek = ab_pb2.SeekInfo(
+        start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)),
+        behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
+    )
     if stop is None:
         seek.stop.newest.SetInParent()
     else:
         seek.stop.specified.number = stop
     payload = common_pb2.Payload(
-        header=common_pb2.Header(channel_header=channel_header.SerializeToString(),
-                                 signature_header=common_pb2.SignatureHeader(creator=creator,
-                                                                             nonce=nonce).SerializeToString()),
-        data=seek.SerializeToString()).SerializeToString()
+        header=common_pb2.Header(
+            channel_header=channel_header.SerializeToString(),
+            signature_header=common_pb2.SignatureHeader(creator=creator, nonce=nonce).SerializeToString(),
+        ),
+        data=seek.SerializeToString(),
+    ).SerializeToString()
     return common_pb2.Envelope(payload=payload, signature=signer.sign(payload))
 
 
-def fetch_blocks(gateway, channel_name: str, *, channel: grpc.Channel, start: int = 0, stop: int | None = None,
-                 private: bool = False, timeout: float = DEFAULT_DELIVER_TIMEOUT) -> Iterator[BlockRecord]:
+def fetch_blocks(
+    gateway,
+    channel_name: str,
+    *,
+    channel: grpc.Channel,
+    start: int = 0,
+    stop: int | None = None,
+    private: bool = False,
+    timeout: float = DEFAULT_DELIVER_TIMEOUT,
+) -> Iterator[BlockRecord]:
     """Blocks start..stop (default: to the newest) from the peer at the other end of `channel`, as the gateway's
     identity. With `private`, also the private write sets this identity's organisation may receive."""
     stub = events_pb2_grpc.DeliverStub(channel)
@@ -169,36 +194,50 @@ def fetch_blocks(gateway, channel_name: str, *, channel: grpc.Channel, start: in
             kind = response.WhichOneof("Type")
             if kind == "status":
                 if response.status != common_pb2.SUCCESS:
-                    raise BlockFetchError(f"failed to fetch blocks of {channel_name}: the peer answered "
-                                          f"{common_pb2.Status.Name(response.status)}")
+                    raise BlockFetchError(
+                        f"failed to fetch blocks of {channel_name}: the peer answered "
+                        f"{common_pb2.Status.Name(response.status)}"
+                    )
                 return
             if kind == "block":
                 yield parse_block(response.block)
             elif kind == "block_and_private_data":
-                yield parse_block(response.block_and_private_data.block,
-                                  dict(response.block_and_private_data.private_data_map))
+                yield parse_block(
+                    response.block_and_private_data.block, dict(response.block_and_private_data.private_data_map)
+                )
     except grpc.RpcError as error:
-        raise BlockFetchError(f"failed to fetch blocks of {channel_name}: {error.code().name}: "
-                              f"{error.details()}") from error
+        raise BlockFetchError(
+            f"failed to fetch blocks of {channel_name}: {error.code().name}: {error.details()}"
+        ) from error
     finally:
         call.cancel()
 
 
 # Reading a block.
 
+
 def parse_block(block: common_pb2.Block, private_data: dict | None = None) -> BlockRecord:
     header = block.header
     envelopes = list(block.data.data)
     metadata = block.metadata.metadata
     flags = metadata[common_pb2.TRANSACTIONS_FILTER] if len(metadata) > common_pb2.TRANSACTIONS_FILTER else b""
-    transactions = tuple(_transaction(index, envelope, flags[index] if index < len(flags) else None)
-                         for index, envelope in enumerate(envelopes))
+    transactions = tuple(
+        _transaction(index, envelope, flags[index] if index < len(flags) else None)
+        for index, envelope in enumerate(envelopes)
+    )
     private = {}
     for index, pvt in (private_data or {}).items():
         private[int(index)] = tuple(_private_sets(pvt))
-    return BlockRecord(header.number, bytes(header.previous_hash), bytes(header.data_hash), data_hash(envelopes),
-                       header_hash(header.number, header.previous_hash, header.data_hash), transactions, private,
-                       block.SerializeToString())
+    return BlockRecord(
+        header.number,
+        bytes(header.previous_hash),
+        bytes(header.data_hash),
+        data_hash(envelopes),
+        header_hash(header.number, header.previous_hash, header.data_hash),
+        transactions,
+        private,
+        block.SerializeToString(),
+    )
 
 
 def _code_name(code: int | None) -> str:
@@ -232,7 +271,8 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
             return record
         action_payload = transaction_pb2.ChaincodeActionPayload.FromString(actions[0].payload)
         response_payload = proposal_response_pb2.ProposalResponsePayload.FromString(
-            action_payload.action.proposal_response_payload)
+            action_payload.action.proposal_response_payload
+        )
         action = proposal_pb2.ChaincodeAction.FromString(response_payload.extension)
         rwset = rwset_pb2.TxReadWriteSet.FromString(action.results)
         event = chaincode_event_pb2.ChaincodeEvent.FromString(action.events)
@@ -245,22 +285,42 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
         for collection in ns.collection_hashed_rwset:
             collection_hashes.append((ns.namespace, collection.collection_name, bytes(collection.pvt_rwset_hash)))
             for write in kv_rwset_pb2.HashedRWSet.FromString(collection.hashed_rwset).hashed_writes:
-                hashed.append(HashedWrite(ns.namespace, collection.collection_name, bytes(write.key_hash),
-                                          bytes(write.value_hash), write.is_delete))
-    return TransactionRecord(index, channel_header.tx_id, kind, _code_name(code), msp_id, action.chaincode_id.name,
-                             tuple(public), tuple(hashed), tuple(collection_hashes), event.event_name,
-                             bytes(event.payload))
+                hashed.append(
+                    HashedWrite(
+                        ns.namespace,
+                        collection.collection_name,
+                        bytes(write.key_hash),
+                        bytes(write.value_hash),
+                        write.is_delete,
+                    )
+                )
+    return TransactionRecord(
+        index,
+        channel_header.tx_id,
+        kind,
+        _code_name(code),
+        msp_id,
+        action.chaincode_id.name,
+        tuple(public),
+        tuple(hashed),
+        tuple(collection_hashes),
+        event.event_name,
+        bytes(event.payload),
+    )
 
 
 def _private_sets(pvt: rwset_pb2.TxPvtReadWriteSet):
     for ns in pvt.ns_pvt_rwset:
         for collection in ns.collection_pvt_rwset:
-            writes = tuple(PrivateWrite(ns.namespace, collection.collection_name, w.key, bytes(w.value), w.is_delete)
-                           for w in kv_rwset_pb2.KVRWSet.FromString(collection.rwset).writes)
+            writes = tuple(
+                PrivateWrite(ns.namespace, collection.collection_name, w.key, bytes(w.value), w.is_delete)
+                for w in kv_rwset_pb2.KVRWSet.FromString(collection.rwset).writes
+            )
             yield ns.namespace, collection.collection_name, bytes(collection.rwset), writes
 
 
 # Checking.
+
 
 def chain_problems(blocks: Iterable[BlockRecord], first_previous_hash: bytes | None = None) -> list[str]:
     """Everything wrong with a run of consecutive blocks: a gap, a data hash that does not match the block's
@@ -269,16 +329,21 @@ def chain_problems(blocks: Iterable[BlockRecord], first_previous_hash: bytes | N
     previous: BlockRecord | None = None
     for block in blocks:
         if block.computed_data_hash != block.data_hash:
-            problems.append(f"block {block.number}: its transactions hash to {block.computed_data_hash.hex()[:16]}…, "
-                            f"its header says {block.data_hash.hex()[:16]}…")
+            problems.append(
+                f"block {block.number}: its transactions hash to {block.computed_data_hash.hex()[:16]}…, "
+                f"its header says {block.data_hash.hex()[:16]}…"
+            )
         if previous is not None:
             if block.number != previous.number + 1:
-                problems.append(f"block {previous.number + 1} is missing (block {block.number} follows "
-                                f"{previous.number})")
+                problems.append(
+                    f"block {previous.number + 1} is missing (block {block.number} follows {previous.number})"
+                )
             elif block.previous_hash != previous.header_hash:
-                problems.append(f"block {block.number} does not link to block {previous.number}: previous hash "
-                                f"{block.previous_hash.hex()[:16]}…, block {previous.number} hashes to "
-                                f"{previous.header_hash.hex()[:16]}…")
+                problems.append(
+                    f"block {block.number} does not link to block {previous.number}: previous hash "
+                    f"{block.previous_hash.hex()[:16]}…, block {previous.number} hashes to "
+                    f"{previous.header_hash.hex()[:16]}…"
+                )
         elif first_previous_hash is not None and block.previous_hash != first_previous_hash:
             problems.append(f"block {block.number} does not link to the block before it")
         previous = block
@@ -308,6 +373,5 @@ def private_data_problems(block: BlockRecord) -> list[str]:
                 if entry is None:
                     problems.append(f"{where}: key {write.key!r} is not among the block's hashed writes")
                 elif not write.is_delete and hashlib.sha256(write.value).digest() != entry.value_hash:
-                    problems.append(f"{where}: the value of key {write.key!r} does not hash to what the block "
-                                    f"records")
+                    problems.append(f"{where}: the value of key {write.key!r} does not hash to what the block records")
     return problems

@@ -48,8 +48,9 @@ _channels: dict[tuple[str, bytes, str | None], grpc.Channel] = {}
 _channels_lock = threading.Lock()
 
 
-def grpc_channel_for(address: str, tls_root_cert: bytes | str | os.PathLike,
-                     server_name_override: str | None = None) -> grpc.Channel:
+def grpc_channel_for(
+    address: str, tls_root_cert: bytes | str | os.PathLike, server_name_override: str | None = None
+) -> grpc.Channel:
     """The process's one TLS channel to the peer at `address` ("host:port"), opened on first use and shared.
 
     `tls_root_cert` is the PEM of the CA that issued the peer's TLS certificate, as bytes or a path to the
@@ -61,8 +62,10 @@ def grpc_channel_for(address: str, tls_root_cert: bytes | str | os.PathLike,
     with _channels_lock:
         channel = _channels.get(key)
         if channel is None:
-            options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                       ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+            options = [
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ]
             if server_name_override:
                 options.append(("grpc.ssl_target_name_override", server_name_override))
             channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=pem), options)
@@ -73,16 +76,23 @@ def grpc_channel_for(address: str, tls_root_cert: bytes | str | os.PathLike,
 @dataclass(frozen=True)
 class Timeouts:
     """Deadlines in seconds for each gateway call."""
+
     evaluate: float = DEFAULT_EVALUATE_TIMEOUT
     endorse: float = DEFAULT_ENDORSE_TIMEOUT
     submit: float = DEFAULT_SUBMIT_TIMEOUT
     commit_status: float = DEFAULT_COMMIT_STATUS_TIMEOUT
 
 
-def connect(identity=None, *, signer=None, channel: grpc.Channel | None = None,
-            evaluate_timeout: float = DEFAULT_EVALUATE_TIMEOUT, endorse_timeout: float = DEFAULT_ENDORSE_TIMEOUT,
-            submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
-            commit_status_timeout: float = DEFAULT_COMMIT_STATUS_TIMEOUT) -> "Gateway":
+def connect(
+    identity=None,
+    *,
+    signer=None,
+    channel: grpc.Channel | None = None,
+    evaluate_timeout: float = DEFAULT_EVALUATE_TIMEOUT,
+    endorse_timeout: float = DEFAULT_ENDORSE_TIMEOUT,
+    submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
+    commit_status_timeout: float = DEFAULT_COMMIT_STATUS_TIMEOUT,
+) -> "Gateway":
     """A gateway through the peer at the other end of `channel`, acting as `identity` and signing with `signer`.
 
     identity: an X509Identity (msp_id, serialize()); signer: anything with sign(message) -> DER signature,
@@ -102,8 +112,12 @@ def connect(identity=None, *, signer=None, channel: grpc.Channel | None = None,
         problems.append("channel= (grpc_channel_for(address, tls_root_cert))")
     elif not isinstance(channel, grpc.Channel):
         problems.append(f"channel= a grpc.Channel, not {type(channel).__name__}")
-    for name, value in (("evaluate_timeout", evaluate_timeout), ("endorse_timeout", endorse_timeout),
-                        ("submit_timeout", submit_timeout), ("commit_status_timeout", commit_status_timeout)):
+    for name, value in (
+        ("evaluate_timeout", evaluate_timeout),
+        ("endorse_timeout", endorse_timeout),
+        ("submit_timeout", submit_timeout),
+        ("commit_status_timeout", commit_status_timeout),
+    ):
         if not value > 0:
             problems.append(f"{name} > 0 seconds, not {value!r}")
     if problems:
@@ -149,8 +163,9 @@ class Network:
         """The chaincode `chaincode_name`, or one named contract inside it (functions called "contract:name")."""
         return Contract(self, chaincode_name, contract_name)
 
-    def get_chaincode_events(self, chaincode_name: str, start_block: int | None = None,
-                             after_transaction_id: str | None = None) -> "ChaincodeEvents":
+    def get_chaincode_events(
+        self, chaincode_name: str, start_block: int | None = None, after_transaction_id: str | None = None
+    ) -> "ChaincodeEvents":
         """Events emitted by `chaincode_name`'s committed transactions, in ledger order, until closed.
 
         Without `start_block` the events of blocks committed from now on; with it, from that block on. To
@@ -158,15 +173,19 @@ class Network:
         events of that block up to and including that transaction are skipped.
         """
         request = gateway_pb2.ChaincodeEventsRequest(
-            channel_id=self.name, chaincode_id=chaincode_name, identity=self.gateway.identity.serialize(),
-            after_transaction_id=after_transaction_id or "")
+            channel_id=self.name,
+            chaincode_id=chaincode_name,
+            identity=self.gateway.identity.serialize(),
+            after_transaction_id=after_transaction_id or "",
+        )
         if start_block is None:
             request.start_position.next_commit.SetInParent()
         else:
             request.start_position.specified.number = start_block
         request_bytes = request.SerializeToString()
         signed = gateway_pb2.SignedChaincodeEventsRequest(
-            request=request_bytes, signature=self.gateway.signer.sign(request_bytes))
+            request=request_bytes, signature=self.gateway.signer.sign(request_bytes)
+        )
         events = ChaincodeEvents(self.gateway.stub.ChaincodeEvents(signed))
         self.gateway._event_streams.add(events)
         return events
@@ -180,8 +199,13 @@ class Contract:
         self.chaincode_name = chaincode_name
         self.contract_name = contract_name
 
-    def new_proposal(self, name: str, *args: str | bytes, transient: dict[str, str | bytes] | None = None,
-                     endorsing_organizations: list[str] | None = None) -> "Proposal":
+    def new_proposal(
+        self,
+        name: str,
+        *args: str | bytes,
+        transient: dict[str, str | bytes] | None = None,
+        endorsing_organizations: list[str] | None = None,
+    ) -> "Proposal":
         """A signed proposal to call transaction function `name` with `args`, to evaluate or endorse.
 
         `transient` data reaches the chaincode but never the ledger (private data goes here).
@@ -189,31 +213,49 @@ class Contract:
         transient data, name the members of the collection written so nobody else sees the data.
         """
         function = f"{self.contract_name}:{name}" if self.contract_name else name
-        return Proposal(self.network.gateway, self.network.name, self.chaincode_name,
-                        [function.encode(), *(as_bytes(arg, f"argument {i}") for i, arg in enumerate(args, 1))],
-                        {key: as_bytes(value, f"transient {key!r}") for key, value in (transient or {}).items()},
-                        list(endorsing_organizations or ()))
+        return Proposal(
+            self.network.gateway,
+            self.network.name,
+            self.chaincode_name,
+            [function.encode(), *(as_bytes(arg, f"argument {i}") for i, arg in enumerate(args, 1))],
+            {key: as_bytes(value, f"transient {key!r}") for key, value in (transient or {}).items()},
+            list(endorsing_organizations or ()),
+        )
 
-    def evaluate(self, name: str, *args: str | bytes, transient: dict[str, str | bytes] | None = None,
-                 endorsing_organizations: list[str] | None = None) -> bytes:
+    def evaluate(
+        self,
+        name: str,
+        *args: str | bytes,
+        transient: dict[str, str | bytes] | None = None,
+        endorsing_organizations: list[str] | None = None,
+    ) -> bytes:
         """The result of running `name` on one peer, recording nothing: `new_proposal(...).evaluate()`.
 
         Here `endorsing_organizations` chooses whose peer runs it. Raises GatewayError with the chaincode's
         message when the chaincode refuses.
         """
-        return self.new_proposal(name, *args, transient=transient,
-                                 endorsing_organizations=endorsing_organizations).evaluate()
+        return self.new_proposal(
+            name, *args, transient=transient, endorsing_organizations=endorsing_organizations
+        ).evaluate()
 
-    def submit(self, name: str, *args: str | bytes, transient: dict[str, str | bytes] | None = None,
-               endorsing_organizations: list[str] | None = None) -> bytes:
+    def submit(
+        self,
+        name: str,
+        *args: str | bytes,
+        transient: dict[str, str | bytes] | None = None,
+        endorsing_organizations: list[str] | None = None,
+    ) -> bytes:
         """Runs `name` as a transaction and returns its result once it has committed.
 
         That is `new_proposal(...).endorse().submit()` followed by waiting for the commit status. Raises
         EndorseError (the chaincode's message when it refuses), SubmitError, CommitStatusError, or CommitError
         when the transaction was ordered but did not commit as valid.
         """
-        submitted = self.new_proposal(name, *args, transient=transient,
-                                      endorsing_organizations=endorsing_organizations).endorse().submit()
+        submitted = (
+            self.new_proposal(name, *args, transient=transient, endorsing_organizations=endorsing_organizations)
+            .endorse()
+            .submit()
+        )
         status = submitted.status()
         if not status.successful:
             raise CommitError(status.transaction_id, status.code)
@@ -228,24 +270,36 @@ def transaction_id(nonce: bytes, creator: bytes) -> str:
 class Proposal:
     """A transaction proposal, signed, not yet sent: evaluate it (a query) or endorse it (a transaction)."""
 
-    def __init__(self, gateway: Gateway, channel_name: str, chaincode_name: str, args: list[bytes],
-                 transient: dict[str, bytes], endorsing_organizations: list[str]):
+    def __init__(
+        self,
+        gateway: Gateway,
+        channel_name: str,
+        chaincode_name: str,
+        args: list[bytes],
+        transient: dict[str, bytes],
+        endorsing_organizations: list[str],
+    ):
         self.gateway = gateway
         self.channel_name = channel_name
         self.endorsing_organizations = endorsing_organizations
         creator = gateway.identity.serialize()
         nonce = secrets.token_bytes(NONCE_BYTES)
         self.transaction_id = transaction_id(nonce, creator)
-        proposal_bytes = _proposal(channel_name, chaincode_name, args, transient, creator, nonce,
-                                   self.transaction_id).SerializeToString()
+        proposal_bytes = _proposal(
+            channel_name, chaincode_name, args, transient, creator, nonce, self.transaction_id
+        ).SerializeToString()
         self.signed_proposal = proposal_pb2.SignedProposal(
-            proposal_bytes=proposal_bytes, signature=gateway.signer.sign(proposal_bytes))
+            proposal_bytes=proposal_bytes, signature=gateway.signer.sign(proposal_bytes)
+        )
 
     def evaluate(self, timeout: float | None = None) -> bytes:
         """The chaincode's result from one peer; nothing is recorded. Raises GatewayError."""
         request = gateway_pb2.EvaluateRequest(
-            transaction_id=self.transaction_id, channel_id=self.channel_name,
-            proposed_transaction=self.signed_proposal, target_organizations=self.endorsing_organizations)
+            transaction_id=self.transaction_id,
+            channel_id=self.channel_name,
+            proposed_transaction=self.signed_proposal,
+            target_organizations=self.endorsing_organizations,
+        )
         try:
             response = self.gateway.stub.Evaluate(request, timeout=timeout or self.gateway.timeouts.evaluate)
         except grpc.RpcError as error:
@@ -255,8 +309,11 @@ class Proposal:
     def endorse(self, timeout: float | None = None) -> "Transaction":
         """Endorsed by enough peers to satisfy the endorsement policy, ready to submit. Raises EndorseError."""
         request = gateway_pb2.EndorseRequest(
-            transaction_id=self.transaction_id, channel_id=self.channel_name,
-            proposed_transaction=self.signed_proposal, endorsing_organizations=self.endorsing_organizations)
+            transaction_id=self.transaction_id,
+            channel_id=self.channel_name,
+            proposed_transaction=self.signed_proposal,
+            endorsing_organizations=self.endorsing_organizations,
+        )
         try:
             response = self.gateway.stub.Endorse(request, timeout=timeout or self.gateway.timeouts.endorse)
         except grpc.RpcError as error:
@@ -265,16 +322,20 @@ class Proposal:
         try:
             result = result_from_envelope(envelope)
         except (ValueError, DecodeError) as error:
-            raise EndorseError(f"transaction {self.transaction_id} was endorsed but the gateway's prepared "
-                               f"transaction has no readable result: {error}", self.transaction_id) from error
+            raise EndorseError(
+                f"transaction {self.transaction_id} was endorsed but the gateway's prepared "
+                f"transaction has no readable result: {error}",
+                self.transaction_id,
+            ) from error
         return Transaction(self.gateway, self.channel_name, self.transaction_id, envelope, result)
 
 
 class Transaction:
     """An endorsed transaction: its result is known, it is not yet ordered."""
 
-    def __init__(self, gateway: Gateway, channel_name: str, transaction_id: str, envelope: common_pb2.Envelope,
-                 result: bytes):
+    def __init__(
+        self, gateway: Gateway, channel_name: str, transaction_id: str, envelope: common_pb2.Envelope, result: bytes
+    ):
         self.gateway = gateway
         self.channel_name = channel_name
         self.transaction_id = transaction_id
@@ -284,8 +345,9 @@ class Transaction:
     def submit(self, timeout: float | None = None) -> "SubmittedTransaction":
         """Signs the transaction and hands it to the ordering service. Raises SubmitError."""
         self.envelope.signature = self.gateway.signer.sign(self.envelope.payload)
-        request = gateway_pb2.SubmitRequest(transaction_id=self.transaction_id, channel_id=self.channel_name,
-                                            prepared_transaction=self.envelope)
+        request = gateway_pb2.SubmitRequest(
+            transaction_id=self.transaction_id, channel_id=self.channel_name, prepared_transaction=self.envelope
+        )
         try:
             self.gateway.stub.Submit(request, timeout=timeout or self.gateway.timeouts.submit)
         except grpc.RpcError as error:
@@ -305,13 +367,13 @@ class SubmittedTransaction:
     def status(self, timeout: float | None = None) -> CommitStatus:
         """Blocks until the gateway's peer has committed the transaction. Raises CommitStatusError."""
         request_bytes = gateway_pb2.CommitStatusRequest(
-            transaction_id=self.transaction_id, channel_id=self.channel_name,
-            identity=self.gateway.identity.serialize()).SerializeToString()
-        signed = gateway_pb2.SignedCommitStatusRequest(request=request_bytes,
-                                                       signature=self.gateway.signer.sign(request_bytes))
+            transaction_id=self.transaction_id, channel_id=self.channel_name, identity=self.gateway.identity.serialize()
+        ).SerializeToString()
+        signed = gateway_pb2.SignedCommitStatusRequest(
+            request=request_bytes, signature=self.gateway.signer.sign(request_bytes)
+        )
         try:
-            response = self.gateway.stub.CommitStatus(signed,
-                                                      timeout=timeout or self.gateway.timeouts.commit_status)
+            response = self.gateway.stub.CommitStatus(signed, timeout=timeout or self.gateway.timeouts.commit_status)
         except grpc.RpcError as error:
             raise gateway_error(error, "commit status", CommitStatusError, self.transaction_id) from error
         return CommitStatus(self.transaction_id, validation_code_name(response.result), response.block_number)
@@ -338,8 +400,10 @@ class ChaincodeEvents:
                 if self._closed:  # our own cancel() ending the stream
                     raise StopIteration from None
                 raise gateway_error(error, "chaincode events") from error
-            self._pending.extend(ChaincodeEvent(response.block_number, event.tx_id, event.chaincode_id,
-                                                event.event_name, event.payload) for event in response.events)
+            self._pending.extend(
+                ChaincodeEvent(response.block_number, event.tx_id, event.chaincode_id, event.event_name, event.payload)
+                for event in response.events
+            )
         return self._pending.popleft()
 
     def close(self) -> None:
@@ -355,24 +419,41 @@ class ChaincodeEvents:
         self.close()
 
 
-def _proposal(channel_name: str, chaincode_name: str, args: list[bytes], transient: dict[str, bytes],
-              creator: bytes, nonce: bytes, tx_id: str) -> proposal_pb2.Proposal:
+def _proposal(
+    channel_name: str,
+    chaincode_name: str,
+    args: list[bytes],
+    transient: dict[str, bytes],
+    creator: bytes,
+    nonce: bytes,
+    tx_id: str,
+) -> proposal_pb2.Proposal:
     """The unsigned proposal, as fabric's protoutil.CreateChaincodeProposalWithTransient builds it."""
     chaincode_id = chaincode_pb2.ChaincodeID(name=chaincode_name)
     timestamp = timestamp_pb2.Timestamp()
     timestamp.GetCurrentTime()
     channel_header = common_pb2.ChannelHeader(
-        type=common_pb2.ENDORSER_TRANSACTION, timestamp=timestamp, channel_id=channel_name, tx_id=tx_id, epoch=0,
-        extension=proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_id).SerializeToString())
+        type=common_pb2.ENDORSER_TRANSACTION,
+        timestamp=timestamp,
+        channel_id=channel_name,
+        tx_id=tx_id,
+        epoch=0,
+        extension=proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_id).SerializeToString(),
+    )
     header = common_pb2.Header(
         channel_header=channel_header.SerializeToString(),
-        signature_header=common_pb2.SignatureHeader(creator=creator, nonce=nonce).SerializeToString())
-    invocation = chaincode_pb2.ChaincodeInvocationSpec(chaincode_spec=chaincode_pb2.ChaincodeSpec(
-        chaincode_id=chaincode_id, input=chaincode_pb2.ChaincodeInput(args=args)))
+        signature_header=common_pb2.SignatureHeader(creator=creator, nonce=nonce).SerializeToString(),
+    )
+    invocation = chaincode_pb2.ChaincodeInvocationSpec(
+        chaincode_spec=chaincode_pb2.ChaincodeSpec(
+            chaincode_id=chaincode_id, input=chaincode_pb2.ChaincodeInput(args=args)
+        )
+    )
     # The field really is spelt TransientMap in proposal.proto.
     payload = proposal_pb2.ChaincodeProposalPayload(input=invocation.SerializeToString(), TransientMap=transient)
-    return proposal_pb2.Proposal(header=header.SerializeToString(),
-                                 payload=payload.SerializeToString(deterministic=True))
+    return proposal_pb2.Proposal(
+        header=header.SerializeToString(), payload=payload.SerializeToString(deterministic=True)
+    )
 
 
 def result_from_envelope(envelope: common_pb2.Envelope) -> bytes:
@@ -383,7 +464,8 @@ def result_from_envelope(envelope: common_pb2.Envelope) -> bytes:
         raise ValueError("no chaincode action in the transaction")
     action_payload = transaction_pb2.ChaincodeActionPayload.FromString(actions[0].payload)
     response_payload = proposal_response_pb2.ProposalResponsePayload.FromString(
-        action_payload.action.proposal_response_payload)
+        action_payload.action.proposal_response_payload
+    )
     return proposal_pb2.ChaincodeAction.FromString(response_payload.extension).response.payload
 
 
@@ -408,8 +490,9 @@ def error_details(error: grpc.RpcError) -> tuple[tuple[str, str, str], ...]:
     return ()
 
 
-def gateway_error(error: grpc.RpcError, stage: str, error_class: type[GatewayError] = GatewayError,
-                  tx_id: str | None = None) -> GatewayError:
+def gateway_error(
+    error: grpc.RpcError, stage: str, error_class: type[GatewayError] = GatewayError, tx_id: str | None = None
+) -> GatewayError:
     """The gateway.errors exception for a failed call at `stage`.
 
     When a chaincode refused ("chaincode response 500, <message>"), the message is the chaincode's own;

@@ -41,14 +41,16 @@ class DrSession:
             try:
                 org = topology.consumer_owner(consumer).name
             except KeyError:
-                raise DrCommandError(f"no meter identity for {consumer!r}: meters exist for the topology's "
-                                     f"consumers only") from None
+                raise DrCommandError(
+                    f"no meter identity for {consumer!r}: meters exist for the topology's consumers only"
+                ) from None
             user = who
         elif who in topology.org_names:
             org, user = who, "User1"
         else:
-            raise DrCommandError(f"--as must be one of {', '.join(topology.org_names)} or meter:<consumer>, "
-                                 f"got {who!r}")
+            raise DrCommandError(
+                f"--as must be one of {', '.join(topology.org_names)} or meter:<consumer>, got {who!r}"
+            )
         from network.clients import connect_as  # needs Fabric's generated protobufs: loaded when used
 
         self.who = who
@@ -62,15 +64,23 @@ class DrSession:
     def evaluate(self, name: str, *args: str, contract: str = "dr"):
         return json.loads(self.contracts[contract].evaluate(name, *args, endorsing_organizations=[self.org.msp_id]))
 
-    def submit(self, name: str, *args: str, transient: dict | None = None, private: bool = False,
-               contract: str = "dr", endorsers: list[str] | None = None):
+    def submit(
+        self,
+        name: str,
+        *args: str,
+        transient: dict | None = None,
+        private: bool = False,
+        contract: str = "dr",
+        endorsers: list[str] | None = None,
+    ):
         """`private`: the transaction writes only the caller's groups, so its own peer alone endorses it and no
         other organisation receives the transient data. `endorsers`: these MSP ids' peers endorse. Otherwise
         Fabric chooses (public writes need a majority)."""
         if private:
             endorsers = [self.org.msp_id]
-        return json.loads(self.contracts[contract].submit(name, *args, transient=transient,
-                                                          endorsing_organizations=endorsers))
+        return json.loads(
+            self.contracts[contract].submit(name, *args, transient=transient, endorsing_organizations=endorsers)
+        )
 
 
 class Sessions:
@@ -92,6 +102,7 @@ class Sessions:
 
     def aggregation_system(self, path: str | None, **options):
         from sim.aggregation_system import AggregationSystem
+
         return AggregationSystem(path or self.run_dir / AS_DB_NAME, self.topology, **options)
 
 
@@ -100,12 +111,14 @@ def register_consumers(session: DrSession, ra: str, consumers: list[str]) -> Non
     known = set(session.evaluate("list_consumers").get(ra, []))
     new = [c for c in consumers if c not in known]
     for chunk in range(0, len(new), 5000):
-        session.submit("register_consumers", transient={"consumers": json.dumps(new[chunk:chunk + 5000])},
-                       private=True)
+        session.submit(
+            "register_consumers", transient={"consumers": json.dumps(new[chunk : chunk + 5000])}, private=True
+        )
 
 
 def _reported(command):
     """Turns the errors a user can cause into one line on stderr and exit status 1."""
+
     @functools.wraps(command)
     def run(*args, **kwargs):
         try:
@@ -116,6 +129,7 @@ def _reported(command):
             message = str(error.args[0]) if error.args else "not found"
         click.echo("error: " + " ".join(message.split()), err=True)
         sys.exit(1)
+
     return run
 
 
@@ -124,8 +138,13 @@ def _common(command):
     command = _reported(command)
     command = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
     command = run_dir_option(command)
-    return click.option("--as", "who", required=True, metavar="ORG|meter:CONSUMER",
-                        help="Who acts: TSO, AC1, RA1, … or a smart meter, meter:C1.")(command)
+    return click.option(
+        "--as",
+        "who",
+        required=True,
+        metavar="ORG|meter:CONSUMER",
+        help="Who acts: TSO, AC1, RA1, … or a smart meter, meter:C1.",
+    )(command)
 
 
 def _emit(as_json: bool, data, lines: list[str]) -> None:
@@ -148,6 +167,7 @@ def dr():
 
 # Commands.
 
+
 @dr.group()
 def command():
     """DR commands (the TSO issues them; everyone reads them)."""
@@ -160,19 +180,48 @@ def command():
 @click.option("--end", required=True, help="Last minute, JST, included.")
 @click.option("--kw", "requested_kw", type=int, required=True, help="Requested reduction, kW.")
 @click.option("--target", "targets", multiple=True, required=True, help="A target AC (repeat for several).")
-@click.option("--price", "price_per_kwh", type=int, required=True,
-              help="Reward per kWh in hundredths of a yen (2500 = 25.00 yen/kWh).")
+@click.option(
+    "--price",
+    "price_per_kwh",
+    type=int,
+    required=True,
+    help="Reward per kWh in hundredths of a yen (2500 = 25.00 yen/kWh).",
+)
 @click.option("--granularity", type=int, default=1, show_default=True, help="Slot length, minutes.")
-@click.option("--baseline-minutes", type=int, default=30, show_default=True,
-              help="Minutes before the start whose readings are accepted (the mean-before baseline).")
-def command_issue(who, run_dir, as_json, command_id, start, end, requested_kw, targets, price_per_kwh,
-                  granularity, baseline_minutes):
+@click.option(
+    "--baseline-minutes",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Minutes before the start whose readings are accepted (the mean-before baseline).",
+)
+def command_issue(
+    who, run_dir, as_json, command_id, start, end, requested_kw, targets, price_per_kwh, granularity, baseline_minutes
+):
     """Issue a DR command (TSO only)."""
-    record = Sessions(run_dir)(who).submit("issue_command", json.dumps({
-        "id": command_id, "start": start, "end": end, "requested_kw": requested_kw, "target_acs": list(targets),
-        "price_per_kwh": price_per_kwh, "granularity_minutes": granularity, "baseline_minutes": baseline_minutes}))
-    _emit(as_json, record, [f"command {record['id']} issued: {record['start']} to {record['end']} JST, "
-                            f"{record['requested_kw']} kW from {', '.join(record['target_acs'])}"])
+    record = Sessions(run_dir)(who).submit(
+        "issue_command",
+        json.dumps(
+            {
+                "id": command_id,
+                "start": start,
+                "end": end,
+                "requested_kw": requested_kw,
+                "target_acs": list(targets),
+                "price_per_kwh": price_per_kwh,
+                "granularity_minutes": granularity,
+                "baseline_minutes": baseline_minutes,
+            }
+        ),
+    )
+    _emit(
+        as_json,
+        record,
+        [
+            f"command {record['id']} issued: {record['start']} to {record['end']} JST, "
+            f"{record['requested_kw']} kW from {', '.join(record['target_acs'])}"
+        ],
+    )
 
 
 @command.command("list")
@@ -181,23 +230,43 @@ def command_list(who, run_dir, as_json):
     """List the DR commands."""
     commands = Sessions(run_dir)(who).evaluate("list_commands")
     rows = [("id", "start (JST)", "end (JST)", "kW", "targets", "price/kWh", "slot min")]
-    rows += [(c["id"], c["start"], c["end"], c["requested_kw"], ",".join(c["target_acs"]),
-              f"{Decimal(c['price_per_kwh']) / 100:.2f}", c["granularity_minutes"]) for c in commands]
+    rows += [
+        (
+            c["id"],
+            c["start"],
+            c["end"],
+            c["requested_kw"],
+            ",".join(c["target_acs"]),
+            f"{Decimal(c['price_per_kwh']) / 100:.2f}",
+            c["granularity_minutes"],
+        )
+        for c in commands
+    ]
     _emit(as_json, commands, _table(rows))
 
 
 # Declarations.
 
+
 @dr.command()
 @_common
 @click.option("--command", "command_id", required=True)
-@click.option("--file", "declaration_file", type=click.File(), help="Declaration JSON: {baseline_method, consumers: "
-              "{id: {expected_wh: [per slot], baseline_wh: [per slot, 'declared' only]}}}.")
+@click.option(
+    "--file",
+    "declaration_file",
+    type=click.File(),
+    help="Declaration JSON: {baseline_method, consumers: "
+    "{id: {expected_wh: [per slot], baseline_wh: [per slot, 'declared' only]}}}.",
+)
 @click.option("--consumer", "consumers", multiple=True, help="A consumer to declare (repeat); with --expected-wh.")
 @click.option("--expected-wh", type=int, help="Expected reduction per slot and consumer, Wh.")
 @click.option("--baseline-wh", type=int, help="Declared baseline per slot and consumer, Wh (method 'declared').")
-@click.option("--method", type=click.Choice(["mean-before", "declared"]), default=None,
-              help="Baseline method (default: declared when --baseline-wh is given, else mean-before).")
+@click.option(
+    "--method",
+    type=click.Choice(["mean-before", "declared"]),
+    default=None,
+    help="Baseline method (default: declared when --baseline-wh is given, else mean-before).",
+)
 def declare(who, run_dir, as_json, command_id, declaration_file, consumers, expected_wh, baseline_wh, method):
     """Declare which of your consumers answer a command (RA only): the detail stays in your group, a summary
     (consumers, total expected Wh) is published on the channel."""
@@ -213,23 +282,29 @@ def declare(who, run_dir, as_json, command_id, declaration_file, consumers, expe
         if (method == "declared") != (baseline_wh is not None):
             raise DrCommandError("--baseline-wh goes with --method declared, and only with it")
         command_record = session.evaluate("get_command", command_id)
-        slots = ((minute_index(command_record["end"]) - minute_index(command_record["start"]) + 1)
-                 // command_record["granularity_minutes"])
+        slots = (minute_index(command_record["end"]) - minute_index(command_record["start"]) + 1) // command_record[
+            "granularity_minutes"
+        ]
         entry = {"expected_wh": [expected_wh] * slots}
         if baseline_wh is not None:
             entry["baseline_wh"] = [baseline_wh] * slots
         declaration = {"baseline_method": method, "consumers": {c: entry for c in consumers}}
     summary = _declare(session, command_id, declaration)
-    _emit(as_json, summary, [f"{summary['ra']} declared {summary['consumers']} consumer(s) for command "
-                             f"{summary['command']}, {_kwh(summary['expected_wh'])} kWh expected in total"])
+    _emit(
+        as_json,
+        summary,
+        [
+            f"{summary['ra']} declared {summary['consumers']} consumer(s) for command "
+            f"{summary['command']}, {_kwh(summary['expected_wh'])} kWh expected in total"
+        ],
+    )
 
 
 def _declare(session: DrSession, command_id: str, declaration: dict, seconds: float = 20.0) -> dict:
     """Declares privately, then publishes the summary. The publication's endorsers (a majority of the peers)
     each check the private summary's hash, so each must have committed the declaration first: a peer a moment
     behind says "has not declared", and the publication is tried again, for a bounded time."""
-    summary = session.submit("declare", command_id, transient={"declaration": json.dumps(declaration)},
-                             private=True)
+    summary = session.submit("declare", command_id, transient={"declaration": json.dumps(declaration)}, private=True)
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -241,6 +316,7 @@ def _declare(session: DrSession, command_id: str, declaration: dict, seconds: fl
 
 
 # Readings.
+
 
 @dr.group()
 def readings():
@@ -255,13 +331,18 @@ def readings():
 @click.option("--minute", help="… its JST minute …")
 @click.option("--wh", type=int, help="… and its Wh,")
 @click.option("--kwh", help="… or its kWh (at most three decimals).")
-@click.option("--batch-size", type=click.IntRange(1, 5000), default=1000, show_default=True,
-              help="Readings per transaction.")
-@click.option("--as-db", type=click.Path(dir_okay=False), help=f"The aggregation system's store "
-              f"[default: <run-dir>/{AS_DB_NAME}].")
+@click.option(
+    "--batch-size", type=click.IntRange(1, 5000), default=1000, show_default=True, help="Readings per transaction."
+)
+@click.option(
+    "--as-db",
+    type=click.Path(dir_okay=False),
+    help=f"The aggregation system's store [default: <run-dir>/{AS_DB_NAME}].",
+)
 @click.option("--no-as", is_flag=True, help="Do not send the readings to the aggregation system too.")
-def readings_post(who, run_dir, as_json, command_id, readings_file, consumer, minute, wh, kwh, batch_size, as_db,
-                  no_as):
+def readings_post(
+    who, run_dir, as_json, command_id, readings_file, consumer, minute, wh, kwh, batch_size, as_db, no_as
+):
     """Post readings to the ledger as an RA (batched) or a meter (its own only), and send the same data to the
     aggregation system once the ledger has accepted them."""
     from sim.meters import Reading, post_readings
@@ -285,13 +366,16 @@ def readings_post(who, run_dir, as_json, command_id, readings_file, consumer, mi
     system = None if no_as else sessions.aggregation_system(as_db)
     summaries = []
     for start in range(0, len(batch), batch_size):
-        part = batch[start:start + batch_size]
+        part = batch[start : start + batch_size]
         summaries.append(post_readings(session.contract, session.org.msp_id, command_id, part))
         if system:
             system.receive(command_id, part)
     posted = sum(s["readings"] for s in summaries)
-    _emit(as_json, {"command": command_id, "posted": posted, "transactions": summaries},
-          [f"{posted} reading(s) posted for command {command_id} in {len(summaries)} transaction(s)"])
+    _emit(
+        as_json,
+        {"command": command_id, "posted": posted, "transactions": summaries},
+        [f"{posted} reading(s) posted for command {command_id} in {len(summaries)} transaction(s)"],
+    )
 
 
 def _wh_of(kwh: str) -> int:
@@ -306,6 +390,7 @@ def _wh_of(kwh: str) -> int:
 
 # Aggregates and the comparison.
 
+
 @dr.command()
 @_common
 @click.option("--command", "command_id", required=True)
@@ -314,25 +399,36 @@ def aggregates(who, run_dir, as_json, command_id, org):
     """BC aggregates per AC and RA and minute, as the ledger computes them."""
     result = Sessions(run_dir)(who).evaluate("get_aggregates", command_id, org)
     rows = [("org", "minute (JST)", "kWh", "readings")]
-    rows += [(a["org"], m["minute"], _kwh(m["wh"]), m["readings"]) for a in result["aggregates"]
-             for m in a["minutes"]]
+    rows += [(a["org"], m["minute"], _kwh(m["wh"]), m["readings"]) for a in result["aggregates"] for m in a["minutes"]]
     _emit(as_json, result, _table(rows))
 
 
 @dr.command()
 @_common
 @click.option("--command", "command_id", required=True)
-@click.option("--as-db", type=click.Path(dir_okay=False), help=f"The aggregation system's store "
-              f"[default: <run-dir>/{AS_DB_NAME}].")
+@click.option(
+    "--as-db",
+    type=click.Path(dir_okay=False),
+    help=f"The aggregation system's store [default: <run-dir>/{AS_DB_NAME}].",
+)
 def compare(who, run_dir, as_json, command_id, as_db):
     """Per AC and RA and minute: the BC aggregate beside the AS aggregate, and whether they match."""
     sessions = Sessions(run_dir)
     result = _comparison(sessions(who), sessions.aggregation_system(as_db), command_id)
     rows = [("org", "command", "date", "minute", "BC kWh", "AS kWh", "")]
-    rows += [(r["org"], r["command"], r["minute"][:10], r["minute"][11:], _kwh(r["bc_wh"]), _kwh(r["as_wh"]),
-              "" if r["match"] else "MISMATCH") for r in result["rows"]]
-    summary = (f"{result['mismatches']} mismatch(es)" if result["mismatches"]
-               else "BC and AS agree on every minute")
+    rows += [
+        (
+            r["org"],
+            r["command"],
+            r["minute"][:10],
+            r["minute"][11:],
+            _kwh(r["bc_wh"]),
+            _kwh(r["as_wh"]),
+            "" if r["match"] else "MISMATCH",
+        )
+        for r in result["rows"]
+    ]
+    summary = f"{result['mismatches']} mismatch(es)" if result["mismatches"] else "BC and AS agree on every minute"
     _emit(as_json, result, _table(rows) + [summary])
 
 
@@ -343,14 +439,22 @@ def _comparison(session: DrSession, system, command_id: str) -> dict:
         as_figures = system.aggregates(command_id, aggregate["org"])
         for minute in aggregate["minutes"]:
             as_wh = as_figures.get(minute["minute"])
-            rows.append({"org": aggregate["org"], "level": aggregate["level"], "command": command_id,
-                         "minute": minute["minute"], "bc_wh": minute["wh"], "as_wh": as_wh,
-                         "match": as_wh == minute["wh"] or (as_wh is None and minute["readings"] == 0)})
-    return {"command": command_id, "unit": "Wh", "rows": rows,
-            "mismatches": sum(not row["match"] for row in rows)}
+            rows.append(
+                {
+                    "org": aggregate["org"],
+                    "level": aggregate["level"],
+                    "command": command_id,
+                    "minute": minute["minute"],
+                    "bc_wh": minute["wh"],
+                    "as_wh": as_wh,
+                    "match": as_wh == minute["wh"] or (as_wh is None and minute["readings"] == 0),
+                }
+            )
+    return {"command": command_id, "unit": "Wh", "rows": rows, "mismatches": sum(not row["match"] for row in rows)}
 
 
 # Settlement.
+
 
 @dr.command()
 @_common
@@ -368,14 +472,23 @@ def settle(who, run_dir, as_json, command_id, show):
 def _settlement_lines(result: dict) -> list[str]:
     rows = [("org", "baseline kWh", "actual kWh", "delivered kWh", "expected kWh", "shortfall kWh", "reward yen")]
     for figure in result["figures"] + ([result["total"]] if "total" in result else []):
-        rows.append((figure["org"], _kwh(figure["baseline_wh"]), _kwh(figure["actual_wh"]),
-                     _kwh(figure["delivered_wh"]), _kwh(figure["expected_wh"]), _kwh(figure["shortfall_wh"]),
-                     f"{Decimal(figure['reward_hundredth_yen']) / 100:.2f}"))
+        rows.append(
+            (
+                figure["org"],
+                _kwh(figure["baseline_wh"]),
+                _kwh(figure["actual_wh"]),
+                _kwh(figure["delivered_wh"]),
+                _kwh(figure["expected_wh"]),
+                _kwh(figure["shortfall_wh"]),
+                f"{Decimal(figure['reward_hundredth_yen']) / 100:.2f}",
+            )
+        )
     state = "settled" if result["settled"] else "not settled yet (figures so far)"
     return [f"command {result['command']}: {state}"] + _table(rows)
 
 
 # The whole sequence.
+
 
 def _eventually(check, what: str, seconds: float = 30.0) -> None:
     """Another organisation's peer commits a block a moment after the submitter's: retry a read until it sees it."""
@@ -392,8 +505,14 @@ def _eventually(check, what: str, seconds: float = 30.0) -> None:
 
 
 @dr.command()
-@click.option("--as", "who", default="TSO", show_default=True, metavar="ORG",
-              help="Whose comparison and settlement view to print (the run acts as each organisation in turn).")
+@click.option(
+    "--as",
+    "who",
+    default="TSO",
+    show_default=True,
+    metavar="ORG",
+    help="Whose comparison and settlement view to print (the run acts as each organisation in turn).",
+)
 @run_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--consumers", "consumer_count", type=click.IntRange(1, 30000), default=6, show_default=True)
@@ -401,19 +520,41 @@ def _eventually(check, what: str, seconds: float = 30.0) -> None:
 @click.option("--start", help="First minute, JST [default: ended just now, so it can be settled].")
 @click.option("--minutes", type=click.IntRange(1, 1440), default=15, show_default=True, help="Window length.")
 @click.option("--baseline-minutes", type=click.IntRange(1, 240), default=15, show_default=True)
-@click.option("--price", "price_per_kwh", type=int, default=2500, show_default=True,
-              help="Hundredths of a yen per kWh.")
+@click.option(
+    "--price", "price_per_kwh", type=int, default=2500, show_default=True, help="Hundredths of a yen per kWh."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the load model.")
 @click.option("--batch-size", type=click.IntRange(1, 5000), default=500, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Transactions in flight at once.")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Transactions in flight at once."
+)
 @click.option("--per-meter", is_flag=True, help="The topology's consumers post under their meters' identities.")
-@click.option("--discrepancy-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Share of readings the aggregation system records wrong.")
+@click.option(
+    "--discrepancy-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of readings the aggregation system records wrong.",
+)
 @click.option("--as-db", type=click.Path(dir_okay=False), help=f"[default: <run-dir>/{AS_DB_NAME}]")
 @_reported
-def simulate(who, run_dir, as_json, consumer_count, command_id, start, minutes, baseline_minutes, price_per_kwh,
-             seed, batch_size, workers, per_meter, discrepancy_rate, as_db):
+def simulate(
+    who,
+    run_dir,
+    as_json,
+    consumer_count,
+    command_id,
+    start,
+    minutes,
+    baseline_minutes,
+    price_per_kwh,
+    seed,
+    batch_size,
+    workers,
+    per_meter,
+    discrepancy_rate,
+    as_db,
+):
     """Run the whole DR sequence with N simulated consumers: command, declarations, meter readings to the ledger
     and the aggregation system, comparison, settlement."""
     from sim.meters import MeterFleet, batches, post_all
@@ -428,10 +569,20 @@ def simulate(who, run_dir, as_json, consumer_count, command_id, start, minutes, 
     fleet = MeterFleet.for_topology(topology, consumer_count, seed)
     by_ra = fleet.by_ra()
     acs = sorted({topology.organisation(ra).parent for ra in by_ra})
-    command_record = sessions("TSO").submit("issue_command", json.dumps({
-        "id": command_id or f"sim-{int(time.time())}", "start": start, "end": minute_label(first + minutes - 1),
-        "requested_kw": max(1, int(sum(c.base_kw * c.response for c in fleet.consumers))), "target_acs": acs,
-        "price_per_kwh": price_per_kwh, "baseline_minutes": baseline_minutes}))
+    command_record = sessions("TSO").submit(
+        "issue_command",
+        json.dumps(
+            {
+                "id": command_id or f"sim-{int(time.time())}",
+                "start": start,
+                "end": minute_label(first + minutes - 1),
+                "requested_kw": max(1, int(sum(c.base_kw * c.response for c in fleet.consumers))),
+                "target_acs": acs,
+                "price_per_kwh": price_per_kwh,
+                "baseline_minutes": baseline_minutes,
+            }
+        ),
+    )
     command_id = command_record["id"]
     for ra, consumers in by_ra.items():
         session = sessions(ra)
@@ -450,31 +601,51 @@ def simulate(who, run_dir, as_json, consumer_count, command_id, start, minutes, 
         return session.contract, session.org.msp_id
 
     posting_began = time.monotonic()
-    summaries = post_all(poster_for, command_id, groups, workers,
-                         on_posted=lambda group, _: system.receive(command_id, group))
+    summaries = post_all(
+        poster_for, command_id, groups, workers, on_posted=lambda group, _: system.receive(command_id, group)
+    )
     posting_seconds = time.monotonic() - posting_began
     viewer = sessions(who)
     in_window = {}
     for reading in all_readings:
         if reading.minute >= command_record["start"]:
             in_window[reading.ra] = in_window.get(reading.ra, 0) + 1
-    _eventually(lambda: all(sum(m["readings"] for m in a["minutes"]) == in_window.get(a["org"], 0)
-                            for a in viewer.evaluate("get_aggregates", command_id)["aggregates"]
-                            if a["level"] == "ra"), f"every reading reaching {who}'s peer")
+    _eventually(
+        lambda: all(
+            sum(m["readings"] for m in a["minutes"]) == in_window.get(a["org"], 0)
+            for a in viewer.evaluate("get_aggregates", command_id)["aggregates"]
+            if a["level"] == "ra"
+        ),
+        f"every reading reaching {who}'s peer",
+    )
     comparison = _comparison(viewer, system, command_id)
     sessions("TSO").submit("settle", command_id, private=True)
-    _eventually(lambda: viewer.evaluate("get_settlement", command_id)["settled"],
-                f"the settlement reaching {who}'s peer")
+    _eventually(
+        lambda: viewer.evaluate("get_settlement", command_id)["settled"], f"the settlement reaching {who}'s peer"
+    )
     settlement = viewer.evaluate("get_settlement", command_id)
-    result = {"command": command_record, "consumers": len(fleet.consumers), "readings": len(all_readings),
-              "transactions": len(summaries), "posting_seconds": round(posting_seconds, 2),
-              "readings_per_second": round(len(all_readings) / posting_seconds, 1) if posting_seconds else None,
-              "mismatches": comparison["mismatches"], "comparison": comparison, "settlement": settlement,
-              "seconds": round(time.monotonic() - began, 2)}
-    lines = [f"command {command_id}: {command_record['start']} to {command_record['end']} JST, "
-             f"{len(fleet.consumers)} consumers of {', '.join(sorted(by_ra))}",
-             f"{len(all_readings)} readings in {len(summaries)} transactions, {posting_seconds:.1f} s "
-             f"({result['readings_per_second']} readings/s)",
-             f"comparison as {who}: " + (f"{comparison['mismatches']} mismatch(es)" if comparison["mismatches"]
-                                         else "BC and AS agree on every minute")]
+    result = {
+        "command": command_record,
+        "consumers": len(fleet.consumers),
+        "readings": len(all_readings),
+        "transactions": len(summaries),
+        "posting_seconds": round(posting_seconds, 2),
+        "readings_per_second": round(len(all_readings) / posting_seconds, 1) if posting_seconds else None,
+        "mismatches": comparison["mismatches"],
+        "comparison": comparison,
+        "settlement": settlement,
+        "seconds": round(time.monotonic() - began, 2),
+    }
+    lines = [
+        f"command {command_id}: {command_record['start']} to {command_record['end']} JST, "
+        f"{len(fleet.consumers)} consumers of {', '.join(sorted(by_ra))}",
+        f"{len(all_readings)} readings in {len(summaries)} transactions, {posting_seconds:.1f} s "
+        f"({result['readings_per_second']} readings/s)",
+        f"comparison as {who}: "
+        + (
+            f"{comparison['mismatches']} mismatch(es)"
+            if comparison["mismatches"]
+            else "BC and AS agree on every minute"
+        ),
+    ]
     _emit(as_json, result, lines + _settlement_lines(settlement))

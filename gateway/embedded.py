@@ -54,6 +54,7 @@ class Block:
 class Endorsement:
     """A simulated transaction: the stub holding its reads and writes, and the response of `peer_msp_id`'s peer
     (the one that refused, if one did)."""
+
     tx_id: str
     stub: MemoryStub
     response: Response
@@ -61,8 +62,9 @@ class Endorsement:
 
 
 def block_hash(number: int, previous_hash: str, transactions: Iterable[dict]) -> str:
-    return hashlib.sha256(_canonical({"number": number, "previous_hash": previous_hash,
-                                      "transactions": list(transactions)})).hexdigest()
+    return hashlib.sha256(
+        _canonical({"number": number, "previous_hash": previous_hash, "transactions": list(transactions)})
+    ).hexdigest()
 
 
 class EmbeddedLedger:
@@ -72,8 +74,15 @@ class EmbeddedLedger:
     member MSP ids} or {name: chaincode.shim.Collection}; `path`: an SQLite file to keep the ledger in.
     """
 
-    def __init__(self, chaincode, collections: Mapping[str, Iterable[str] | Collection] | None = None,
-                 path: str | Path | None = None, *, chaincode_name: str = "gridledger", channel: str = "grid"):
+    def __init__(
+        self,
+        chaincode,
+        collections: Mapping[str, Iterable[str] | Collection] | None = None,
+        path: str | Path | None = None,
+        *,
+        chaincode_name: str = "gridledger",
+        channel: str = "grid",
+    ):
         self.chaincode = chaincode
         self.chaincode_name = chaincode_name
         self.channel = channel
@@ -110,14 +119,22 @@ class EmbeddedLedger:
 
     # Endorse, order, commit.
 
-    def endorse(self, identity, args: list[bytes], transient: Mapping[str, bytes], peer_msp_ids: list[str],
-                tx_id: str, timestamp: datetime) -> Endorsement:
+    def endorse(
+        self,
+        identity,
+        args: list[bytes],
+        transient: Mapping[str, bytes],
+        peer_msp_ids: list[str],
+        tx_id: str,
+        timestamp: datetime,
+    ) -> Endorsement:
         """Simulates the transaction on the peer of each organisation in `peer_msp_ids`. Returns the first refusal,
         or the endorsement when every peer agreed; raises EndorseError when their results differ."""
         endorsements = []
         for peer_msp_id in peer_msp_ids:
-            stub = self.world.new_stub(args, identity=identity, transient=transient, tx_id=tx_id,
-                                       timestamp=timestamp, peer_msp_id=peer_msp_id)
+            stub = self.world.new_stub(
+                args, identity=identity, transient=transient, tx_id=tx_id, timestamp=timestamp, peer_msp_id=peer_msp_id
+            )
             endorsement = Endorsement(tx_id, stub, self.chaincode.invoke(stub), peer_msp_id)
             if not endorsement.response.ok:
                 return endorsement
@@ -125,9 +142,15 @@ class EmbeddedLedger:
         first = endorsements[0]
         for other in endorsements[1:]:
             if (other.response.payload, other.stub.writes, other.stub.event) != (
-                    first.response.payload, first.stub.writes, first.stub.event):
-                raise EndorseError(f"ProposalResponsePayloads do not match: the peers of {first.peer_msp_id} and "
-                                   f"{other.peer_msp_id} computed different results", tx_id)
+                first.response.payload,
+                first.stub.writes,
+                first.stub.event,
+            ):
+                raise EndorseError(
+                    f"ProposalResponsePayloads do not match: the peers of {first.peer_msp_id} and "
+                    f"{other.peer_msp_id} computed different results",
+                    tx_id,
+                )
         return first
 
     def order(self, endorsement: Endorsement) -> CommitStatus:
@@ -154,21 +177,24 @@ class EmbeddedLedger:
         self._blocks.append(block)
         self._private_values[block.number] = private
         for record in block.transactions:
-            self._statuses.setdefault(record["tx_id"],
-                                      CommitStatus(record["tx_id"], record["validation_code"], block.number))
+            self._statuses.setdefault(
+                record["tx_id"], CommitStatus(record["tx_id"], record["validation_code"], block.number)
+            )
 
     # Events.
 
-    def chaincode_events(self, chaincode_name: str, start_block: int | None,
-                         after_transaction_id: str | None) -> "ChaincodeEvents":
+    def chaincode_events(
+        self, chaincode_name: str, start_block: int | None, after_transaction_id: str | None
+    ) -> "ChaincodeEvents":
         """As the Fabric gateway: a known `after_transaction_id` starts the stream at that transaction's block,
         skipping it and what precedes it there; otherwise at `start_block`, or at the next block committed."""
         with self._lock:
             located = self._statuses.get(after_transaction_id) if after_transaction_id else None
             if located is not None:
                 return ChaincodeEvents(self, chaincode_name, located.block_number, after_transaction_id)
-            return ChaincodeEvents(self, chaincode_name, len(self._blocks) if start_block is None else start_block,
-                                   None)
+            return ChaincodeEvents(
+                self, chaincode_name, len(self._blocks) if start_block is None else start_block, None
+            )
 
     def wait_for_block(self, number: int, stream: "ChaincodeEvents") -> Block | None:
         """Block `number` once it exists; None when the stream or the ledger closes first."""
@@ -188,8 +214,9 @@ class EmbeddedLedger:
         matches the hashes its block recorded, and that the state is what replaying the chain gives. Reads the
         SQLite file when there is one. Returns the number of blocks checked; raises LedgerIntegrityError."""
         with self._lock:
-            blocks, private_values = self._read_log() if self._db is not None else (
-                list(self._blocks), dict(self._private_values))
+            blocks, private_values = (
+                self._read_log() if self._db is not None else (list(self._blocks), dict(self._private_values))
+            )
             replayed = self._replay(blocks, private_values)
             if replayed.public_state() != self.world.public_state():
                 raise LedgerIntegrityError("the public state differs from what the block log replays to")
@@ -212,27 +239,35 @@ class EmbeddedLedger:
             for record in block.transactions:
                 if record["validation_code"] == VALID:
                     writes = _replay_writes(block.number, record, private_values.get(block.number, []))
-                    world.apply(writes, Height(block.number), record["tx_id"],
-                                datetime.fromisoformat(record["timestamp"]))
+                    world.apply(
+                        writes, Height(block.number), record["tx_id"], datetime.fromisoformat(record["timestamp"])
+                    )
         return world
 
     # Persistence.
 
     def _store(self, block: Block, private: list[Write]) -> None:
         with self._db:
-            self._db.execute("INSERT INTO blocks (number, previous_hash, hash, transactions) VALUES (?, ?, ?, ?)",
-                             (block.number, block.previous_hash, block.hash,
-                              _canonical(list(block.transactions)).decode()))
-            self._db.executemany("INSERT INTO private_values (block, collection, key, value) VALUES (?, ?, ?, ?)",
-                                 [(block.number, w.collection, w.key, w.value) for w in private])
+            self._db.execute(
+                "INSERT INTO blocks (number, previous_hash, hash, transactions) VALUES (?, ?, ?, ?)",
+                (block.number, block.previous_hash, block.hash, _canonical(list(block.transactions)).decode()),
+            )
+            self._db.executemany(
+                "INSERT INTO private_values (block, collection, key, value) VALUES (?, ?, ?, ?)",
+                [(block.number, w.collection, w.key, w.value) for w in private],
+            )
 
     def _read_log(self) -> tuple[list[Block], dict[int, list[Write]]]:
-        blocks = [Block(number, previous_hash, tuple(json.loads(transactions)), hash_)
-                  for number, previous_hash, hash_, transactions in self._db.execute(
-                      "SELECT number, previous_hash, hash, transactions FROM blocks ORDER BY number")]
+        blocks = [
+            Block(number, previous_hash, tuple(json.loads(transactions)), hash_)
+            for number, previous_hash, hash_, transactions in self._db.execute(
+                "SELECT number, previous_hash, hash, transactions FROM blocks ORDER BY number"
+            )
+        ]
         private_values: dict[int, list[Write]] = {}
         for number, collection, key, value in self._db.execute(
-                "SELECT block, collection, key, value FROM private_values ORDER BY block, collection, key"):
+            "SELECT block, collection, key, value FROM private_values ORDER BY block, collection, key"
+        ):
             private_values.setdefault(number, []).append(Write(collection, key, value))
         return blocks, private_values
 
@@ -280,13 +315,15 @@ def _transaction_record(stub: MemoryStub, result: bytes, code: str, chaincode_na
     return {
         "tx_id": stub.get_tx_id(),
         "timestamp": stub.get_tx_timestamp().isoformat(),
-        "creator": {"msp_id": identity.msp_id, "id": identity.id, "certificate_sha256": _sha256(
-            stub.get_creator())},
+        "creator": {"msp_id": identity.msp_id, "id": identity.id, "certificate_sha256": _sha256(stub.get_creator())},
         "chaincode": chaincode_name,
         "args": [_b64(arg) for arg in stub.get_args()],
         "writes": [{"key": w.key, "value": _b64(w.value)} for w in writes if not w.collection],
-        "private_writes": [{"collection": w.collection, "key_hash": _sha256(w.key.encode()),
-                            "value_hash": _sha256(w.value)} for w in writes if w.collection],
+        "private_writes": [
+            {"collection": w.collection, "key_hash": _sha256(w.key.encode()), "value_hash": _sha256(w.value)}
+            for w in writes
+            if w.collection
+        ],
         "event": {"name": stub.event.name, "payload": _b64(stub.event.payload)} if stub.event else None,
         "result": _b64(result),
         "validation_code": code,
@@ -294,14 +331,17 @@ def _transaction_record(stub: MemoryStub, result: bytes, code: str, chaincode_na
 
 
 def _replay_writes(number: int, record: dict, private_values: list[Write]) -> list[Write]:
-    writes = [Write("", w["key"], None if w["value"] is None else base64.b64decode(w["value"]))
-              for w in record["writes"]]
+    writes = [
+        Write("", w["key"], None if w["value"] is None else base64.b64decode(w["value"])) for w in record["writes"]
+    ]
     values = {(w.collection, _sha256(w.key.encode())): w for w in private_values}
     for hashed in record["private_writes"]:
         write = values.get((hashed["collection"], hashed["key_hash"]))
         if write is None or _sha256(write.value) != hashed["value_hash"]:
-            raise LedgerIntegrityError(f"block {number}: a private value of collection {hashed['collection']} "
-                                       f"does not match the hash the block recorded")
+            raise LedgerIntegrityError(
+                f"block {number}: a private value of collection {hashed['collection']} "
+                f"does not match the hash the block recorded"
+            )
         writes.append(write)
     return writes
 
@@ -340,8 +380,9 @@ class Network:
     def get_contract(self, chaincode_name: str, contract_name: str | None = None) -> "Contract":
         return Contract(self, chaincode_name, contract_name)
 
-    def get_chaincode_events(self, chaincode_name: str, start_block: int | None = None,
-                             after_transaction_id: str | None = None) -> "ChaincodeEvents":
+    def get_chaincode_events(
+        self, chaincode_name: str, start_block: int | None = None, after_transaction_id: str | None = None
+    ) -> "ChaincodeEvents":
         """Events of `chaincode_name`'s valid transactions, in ledger order, until closed: from the next block
         committed, or from `start_block`; with `after_transaction_id` (a checkpoint), from that transaction's
         block, skipping it and the transactions before it in that block."""
@@ -361,28 +402,47 @@ class Contract:
         self.chaincode_name = chaincode_name
         self.contract_name = contract_name
 
-    def new_proposal(self, name: str, *args: str | bytes, transient: dict[str, str | bytes] | None = None,
-                     endorsing_organizations: list[str] | None = None) -> "Proposal":
+    def new_proposal(
+        self,
+        name: str,
+        *args: str | bytes,
+        transient: dict[str, str | bytes] | None = None,
+        endorsing_organizations: list[str] | None = None,
+    ) -> "Proposal":
         """`endorsing_organizations` (MSP ids): whose peers run the transaction (default: the caller's org)."""
         function = f"{self.contract_name}:{name}" if self.contract_name else name
         arguments = [function.encode()] + [as_bytes(arg, f"argument {i}") for i, arg in enumerate(args, 1)]
         transient = {key: as_bytes(value, f"transient {key!r}") for key, value in (transient or {}).items()}
         return Proposal(self, arguments, transient, list(endorsing_organizations or ()))
 
-    def evaluate(self, name: str, *args: str | bytes, transient: dict[str, str | bytes] | None = None,
-                 endorsing_organizations: list[str] | None = None) -> bytes:
+    def evaluate(
+        self,
+        name: str,
+        *args: str | bytes,
+        transient: dict[str, str | bytes] | None = None,
+        endorsing_organizations: list[str] | None = None,
+    ) -> bytes:
         """The result of running `name`, recording nothing: `new_proposal(...).evaluate()`. Raises GatewayError
         with the chaincode's message when it refuses."""
-        return self.new_proposal(name, *args, transient=transient,
-                                 endorsing_organizations=endorsing_organizations).evaluate()
+        return self.new_proposal(
+            name, *args, transient=transient, endorsing_organizations=endorsing_organizations
+        ).evaluate()
 
-    def submit(self, name: str, *args: str | bytes, transient: dict[str, str | bytes] | None = None,
-               endorsing_organizations: list[str] | None = None) -> bytes:
+    def submit(
+        self,
+        name: str,
+        *args: str | bytes,
+        transient: dict[str, str | bytes] | None = None,
+        endorsing_organizations: list[str] | None = None,
+    ) -> bytes:
         """Runs `name` as a transaction and returns its result once committed: `new_proposal(...).endorse()
         .submit()` then the commit status. Raises EndorseError (the chaincode's message when it refuses) or
         CommitError (e.g. MVCC_READ_CONFLICT)."""
-        submitted = self.new_proposal(name, *args, transient=transient,
-                                      endorsing_organizations=endorsing_organizations).endorse().submit()
+        submitted = (
+            self.new_proposal(name, *args, transient=transient, endorsing_organizations=endorsing_organizations)
+            .endorse()
+            .submit()
+        )
         status = submitted.status()
         if not status.successful:
             raise CommitError(status.transaction_id, status.code)
@@ -392,8 +452,9 @@ class Contract:
 class Proposal:
     """A transaction proposal: evaluate it (a query) or endorse it (a transaction)."""
 
-    def __init__(self, contract: Contract, args: list[bytes], transient: dict[str, bytes],
-                 endorsing_organizations: list[str]):
+    def __init__(
+        self, contract: Contract, args: list[bytes], transient: dict[str, bytes], endorsing_organizations: list[str]
+    ):
         self.contract = contract
         self.args = args
         self.transient = transient
@@ -408,8 +469,9 @@ class Proposal:
         problem = self._problem()
         if problem:
             raise GatewayError(problem)
-        endorsement = self._ledger.endorse(self._identity, self.args, self.transient, self._peers[:1],
-                                           self.transaction_id, self.timestamp)
+        endorsement = self._ledger.endorse(
+            self._identity, self.args, self.transient, self._peers[:1], self.transaction_id, self.timestamp
+        )
         if not endorsement.response.ok:
             raise GatewayError(endorsement.response.message, _details(endorsement), refused=True)
         return endorsement.response.payload
@@ -419,11 +481,11 @@ class Proposal:
         problem = self._problem()
         if problem:
             raise EndorseError(problem, self.transaction_id)
-        endorsement = self._ledger.endorse(self._identity, self.args, self.transient, self._peers,
-                                           self.transaction_id, self.timestamp)
+        endorsement = self._ledger.endorse(
+            self._identity, self.args, self.transient, self._peers, self.transaction_id, self.timestamp
+        )
         if not endorsement.response.ok:
-            raise EndorseError(endorsement.response.message, self.transaction_id, _details(endorsement),
-                               refused=True)
+            raise EndorseError(endorsement.response.message, self.transaction_id, _details(endorsement), refused=True)
         return Transaction(self._ledger, endorsement)
 
     @property
@@ -444,8 +506,10 @@ class Proposal:
         if channel != self._ledger.channel:
             return _unknown_channel(channel, self._ledger)
         if chaincode != self._ledger.chaincode_name:
-            return (f"make sure the chaincode {chaincode} has been successfully defined on channel {channel} and "
-                    f"try again: chaincode {chaincode} not found")
+            return (
+                f"make sure the chaincode {chaincode} has been successfully defined on channel {channel} and "
+                f"try again: chaincode {chaincode} not found"
+            )
         return None
 
 
@@ -501,8 +565,15 @@ class ChaincodeEvents:
                     continue
                 event = record["event"]
                 if event and record["validation_code"] == VALID and record["chaincode"] == self._chaincode_name:
-                    self._pending.append(ChaincodeEvent(block.number, record["tx_id"], record["chaincode"],
-                                                        event["name"], base64.b64decode(event["payload"])))
+                    self._pending.append(
+                        ChaincodeEvent(
+                            block.number,
+                            record["tx_id"],
+                            record["chaincode"],
+                            event["name"],
+                            base64.b64decode(event["payload"]),
+                        )
+                    )
         return self._pending.popleft()
 
     def close(self) -> None:
@@ -517,13 +588,16 @@ class ChaincodeEvents:
         self.close()
 
 
-
-
 def _details(endorsement: Endorsement) -> tuple[tuple[str, str, str], ...]:
     """What gateway.client reports per peer: (address, msp_id, "chaincode response <status>, <message>")."""
     response = endorsement.response
-    return ((f"embedded:{endorsement.peer_msp_id}", endorsement.peer_msp_id,
-             f"chaincode response {response.status}, {response.message}"),)
+    return (
+        (
+            f"embedded:{endorsement.peer_msp_id}",
+            endorsement.peer_msp_id,
+            f"chaincode response {response.status}, {response.message}",
+        ),
+    )
 
 
 def _unknown_channel(name: str, ledger: EmbeddedLedger) -> str:

@@ -16,8 +16,17 @@ from pathlib import Path
 
 import click
 
-from gateway.dr_commands import (CHAINCODE, DrCommandError, Sessions, _common, _emit, _kwh, _reported, _table,
-                                 register_consumers)
+from gateway.dr_commands import (
+    CHAINCODE,
+    DrCommandError,
+    Sessions,
+    _common,
+    _emit,
+    _kwh,
+    _reported,
+    _table,
+    register_consumers,
+)
 from gateway.errors import EndorseError, GatewayError
 from network.commands import run_dir_option
 from solver.commands import market
@@ -43,7 +52,7 @@ class MarketClient:
         try:
             return self.session.submit(name, *args, contract="market", endorsers=self.session.all_msp_ids)
         except EndorseError as error:
-            if error.refused:   # the contract refused: every peer would
+            if error.refused:  # the contract refused: every peer would
                 raise
             return self.session.submit(name, *args, contract="market")
 
@@ -73,8 +82,12 @@ def _current_gate(client: MarketClient, gate: str | None) -> str:
 @click.option("--side", type=click.Choice(["buy", "sell"]))
 @click.option("--price", help="Limit price, yen/kWh (at most 2 decimals).")
 @click.option("--quantity", help="kWh (at most 3 decimals).")
-@click.option("--input", "input_path", type=click.Path(dir_okay=False),
-              help='Many orders from a file: [{"participant", "side", "price", "quantity"}].')
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(dir_okay=False),
+    help='Many orders from a file: [{"participant", "side", "price", "quantity"}].',
+)
 def order_command(who, run_dir, as_json, participant, side, price, quantity, input_path):
     """Place an order (or a file of orders) into the gate open now."""
     if input_path:
@@ -82,15 +95,26 @@ def order_command(who, run_dir, as_json, participant, side, price, quantity, inp
             raise DrCommandError("give either --input or --participant/--side/--price/--quantity, not both")
         orders = json.loads(Path(input_path).read_text(encoding="utf-8"))
     else:
-        missing = [flag for flag, value in (("--participant", participant), ("--side", side), ("--price", price),
-                                            ("--quantity", quantity)) if value is None]
+        missing = [
+            flag
+            for flag, value in (
+                ("--participant", participant),
+                ("--side", side),
+                ("--price", price),
+                ("--quantity", quantity),
+            )
+            if value is None
+        ]
         if missing:
             raise DrCommandError(f"missing {', '.join(missing)} (or --input FILE)")
         orders = [{"participant": participant, "side": side, "price": price, "quantity": quantity}]
     result = _client(run_dir, who).submit("place_orders", json.dumps(orders))
     lines = [f"gate {result['gate']}: {len(result['orders'])} order(s) placed"]
-    lines += [f"  {o['id']}  {o['participant']}  {o['side']}  {_kwh(o['quantity_wh'])} kWh at "
-              f"{_yen(o['price_sen_per_kwh'])} yen/kWh" for o in result["orders"]]
+    lines += [
+        f"  {o['id']}  {o['participant']}  {o['side']}  {_kwh(o['quantity_wh'])} kWh at "
+        f"{_yen(o['price_sen_per_kwh'])} yen/kWh"
+        for o in result["orders"]
+    ]
     _emit(as_json, result, lines)
 
 
@@ -113,9 +137,17 @@ def gates_command(who, run_dir, as_json, limit):
     rows = [("gate (JST)", "status", "objective", "orders", "winner", "kWh traded", "avg yen/kWh")]
     for g in gates:
         clearing = g.get("clearing") or {}
-        rows.append((g["id"], g["status"], g["objective"], g.get("orders", "-"),
-                     (g.get("winner") or {}).get("org", "-"),
-                     _kwh(clearing["volume_wh"]) if clearing else "-", _yen(clearing.get("average_price_sen_per_kwh"))))
+        rows.append(
+            (
+                g["id"],
+                g["status"],
+                g["objective"],
+                g.get("orders", "-"),
+                (g.get("winner") or {}).get("org", "-"),
+                _kwh(clearing["volume_wh"]) if clearing else "-",
+                _yen(clearing.get("average_price_sen_per_kwh")),
+            )
+        )
     _emit(as_json, gates, _table(rows))
 
 
@@ -127,8 +159,10 @@ def book_command(who, run_dir, as_json, gate):
     client = _client(run_dir, who)
     book = client.evaluate("get_book", _current_gate(client, gate))
     rows = [("order", "participant", "side", "kWh", "yen/kWh")]
-    rows += [(o["id"], o["participant"], o["side"], _kwh(o["quantity_wh"]), _yen(o["price_sen_per_kwh"]))
-             for o in book["orders"]]
+    rows += [
+        (o["id"], o["participant"], o["side"], _kwh(o["quantity_wh"]), _yen(o["price_sen_per_kwh"]))
+        for o in book["orders"]
+    ]
     g = book["gate"]
     lines = [f"gate {g['id']} ({g['status']}, {g['objective']}), {g['start']} to {g['end']}"]
     _emit(as_json, book, lines + (_table(rows) if book["orders"] else ["no orders"]))
@@ -143,10 +177,24 @@ def proposals_command(who, run_dir, as_json, gate):
     proposals = client.evaluate("list_proposals", gate)
     winner = (client.evaluate("get_gate", gate).get("winner") or {}).get("org")
     rows = [("matcher", "objective", "value", "kWh", "surplus yen", "trades", "optimal", "chosen")]
-    rows += [(p["org"], p["objective"], p["value_display"], _kwh(p["volume_wh"]), _money(p["surplus_millisen"]),
-              p["trades"], "proven" if p["optimal"] else "-", "*" if p["org"] == winner else "") for p in proposals]
-    _emit(as_json, {"gate": gate, "winner": winner, "proposals": proposals},
-          _table(rows) if proposals else [f"no proposals for gate {gate}"])
+    rows += [
+        (
+            p["org"],
+            p["objective"],
+            p["value_display"],
+            _kwh(p["volume_wh"]),
+            _money(p["surplus_millisen"]),
+            p["trades"],
+            "proven" if p["optimal"] else "-",
+            "*" if p["org"] == winner else "",
+        )
+        for p in proposals
+    ]
+    _emit(
+        as_json,
+        {"gate": gate, "winner": winner, "proposals": proposals},
+        _table(rows) if proposals else [f"no proposals for gate {gate}"],
+    )
 
 
 @market.command("trades")
@@ -158,8 +206,10 @@ def trades_command(who, run_dir, as_json, gate):
     rows = [("seller", "buyer", "kWh", "yen/kWh")]
     rows += [(t["seller"], t["buyer"], _kwh(t["quantity_wh"]), _yen(t["price_sen_per_kwh"])) for t in result["trades"]]
     winner = result.get("winner") or {}
-    lines = [f"gate {gate}: " + (f"{winner['org']}'s proposal, {winner['objective']} {winner['value_display']}"
-                                 if winner else "no proposal")]
+    lines = [
+        f"gate {gate}: "
+        + (f"{winner['org']}'s proposal, {winner['objective']} {winner['value_display']}" if winner else "no proposal")
+    ]
     _emit(as_json, result, lines + (_table(rows) if result["trades"] else []))
 
 
@@ -170,8 +220,18 @@ def prices_command(who, run_dir, as_json, limit):
     """Clearing prices of the latest gates that traded, oldest first (what bidders adjust to)."""
     prices = _client(run_dir, who).evaluate("get_prices", str(limit))
     rows = [("gate (JST)", "objective", "kWh", "avg yen/kWh", "low", "high", "trades")]
-    rows += [(p["gate"], p["objective"], _kwh(p["volume_wh"]), _yen(p["average_price_sen_per_kwh"]),
-              _yen(p["low_sen_per_kwh"]), _yen(p["high_sen_per_kwh"]), p["trades"]) for p in prices]
+    rows += [
+        (
+            p["gate"],
+            p["objective"],
+            _kwh(p["volume_wh"]),
+            _yen(p["average_price_sen_per_kwh"]),
+            _yen(p["low_sen_per_kwh"]),
+            _yen(p["high_sen_per_kwh"]),
+            p["trades"],
+        )
+        for p in prices
+    ]
     _emit(as_json, prices, _table(rows) if prices else ["no gate has traded yet"])
 
 
@@ -182,10 +242,15 @@ def positions_command(who, run_dir, as_json, participant):
     """A participant's energy and money per gate (its RA, its AC, the TSO, or its own meter)."""
     result = _client(run_dir, who).evaluate("get_positions", participant)
     totals = result["totals"]
-    _emit(as_json, result, [
-        f"{participant} ({result['ra']}): bought {_kwh(totals['bought_wh'])} kWh for {_money(totals['paid_millisen'])} "
-        f"yen, sold {_kwh(totals['sold_wh'])} kWh for {_money(totals['received_millisen'])} yen, net "
-        f"{_money(totals['net_millisen'])} yen over {len(result['gates'])} gate(s)"])
+    _emit(
+        as_json,
+        result,
+        [
+            f"{participant} ({result['ra']}): bought {_kwh(totals['bought_wh'])} kWh for {_money(totals['paid_millisen'])} "
+            f"yen, sold {_kwh(totals['sold_wh'])} kWh for {_money(totals['received_millisen'])} yen, net "
+            f"{_money(totals['net_millisen'])} yen over {len(result['gates'])} gate(s)"
+        ],
+    )
 
 
 @market.command("configure")
@@ -195,13 +260,22 @@ def positions_command(who, run_dir, as_json, participant):
 @click.option("--objective", type=click.Choice(["volume", "welfare", "maxmin"]))
 def configure_command(who, run_dir, as_json, gate_seconds, proposal_seconds, objective):
     """Set the gate length, proposal window and default objective from the next second on (the operator)."""
-    config = {k: v for k, v in (("gate_seconds", gate_seconds), ("proposal_seconds", proposal_seconds),
-                                ("objective", objective)) if v is not None}
+    config = {
+        k: v
+        for k, v in (("gate_seconds", gate_seconds), ("proposal_seconds", proposal_seconds), ("objective", objective))
+        if v is not None
+    }
     if not config:
         raise DrCommandError("give at least one of --gate-seconds, --proposal-seconds, --objective")
     result = _client(run_dir, who).submit("configure", json.dumps(config))
-    _emit(as_json, result, [f"from {result['since']}: gates of {result['gate_seconds']} s, proposals for "
-                            f"{result['proposal_seconds']} s, objective {result['objective']}"])
+    _emit(
+        as_json,
+        result,
+        [
+            f"from {result['since']}: gates of {result['gate_seconds']} s, proposals for "
+            f"{result['proposal_seconds']} s, objective {result['objective']}"
+        ],
+    )
 
 
 @market.command("objective")
@@ -218,8 +292,10 @@ def start_matchers(sessions: Sessions, matchers: list[str], stop: threading.Even
     """A MatchingService per matcher, each in a thread of its own; returns (services, threads)."""
     from solver.service import MatchingService
 
-    services = [MatchingService(org, MarketClient(sessions(org)), rank=rank, poll_seconds=poll_seconds)
-                for rank, org in enumerate(matchers)]
+    services = [
+        MatchingService(org, MarketClient(sessions(org)), rank=rank, poll_seconds=poll_seconds)
+        for rank, org in enumerate(matchers)
+    ]
     threads = [threading.Thread(target=s.run, args=(stop,), name=f"matcher-{s.org}", daemon=True) for s in services]
     for thread in threads:
         thread.start()
@@ -227,8 +303,13 @@ def start_matchers(sessions: Sessions, matchers: list[str], stop: threading.Even
 
 
 @market.command("serve")
-@click.option("--as", "matchers", multiple=True, metavar="ORG",
-              help="A matcher to run (repeat) [default: every matcher of the topology].")
+@click.option(
+    "--as",
+    "matchers",
+    multiple=True,
+    metavar="ORG",
+    help="A matcher to run (repeat) [default: every matcher of the topology].",
+)
 @run_dir_option
 @click.option("--seconds", type=float, help="Stop after this long [default: until interrupted].")
 @_reported
@@ -293,8 +374,8 @@ def run_rounds(sessions: Sessions, traders, gates: int, log=lambda line: None, s
             client = MarketClient(sessions(ra))
             refs = [{**o, "ref": f"{gate[11:].replace(':', '')}-{o['participant']}"} for o in orders]
             for chunk in range(0, len(refs), 1000):
-                _place_once(client, refs[chunk:chunk + 1000], ra, gate, log)
-                count += len(refs[chunk:chunk + 1000])
+                _place_once(client, refs[chunk : chunk + 1000], ra, gate, log)
+                count += len(refs[chunk : chunk + 1000])
         log(f"gate {gate}: {count} orders from {len(by_ra)} RAs")
         placed.append(gate)
         index += 1
@@ -325,8 +406,7 @@ def _place_once(client: MarketClient, orders: list, ra: str, gate: str, log) -> 
 @click.option("--gates", type=click.IntRange(1, 1000), default=3, show_default=True)
 @click.option("--gate-seconds", type=click.IntRange(3, 86400), default=10, show_default=True)
 @click.option("--proposal-seconds", type=click.IntRange(2, 3600), default=5, show_default=True)
-@click.option("--objective", type=click.Choice(["volume", "welfare", "maxmin"]), default="welfare",
-              show_default=True)
+@click.option("--objective", type=click.Choice(["volume", "welfare", "maxmin"]), default="welfare", show_default=True)
 @click.option("--traders", "trader_count", type=click.IntRange(2, 30000), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @_reported
@@ -340,8 +420,10 @@ def simulate_command(run_dir, as_json, gates, gate_seconds, proposal_seconds, ob
     sessions = Sessions(run_dir)
     topology = sessions.topology
     tso = MarketClient(sessions(topology.market.operator))
-    tso.submit("configure", json.dumps({"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds,
-                                        "objective": objective}))
+    tso.submit(
+        "configure",
+        json.dumps({"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}),
+    )
     traders = TraderFleet.for_consumers(_consumers(sessions, trader_count), seed)
     stop = threading.Event()
     services, threads = start_matchers(sessions, list(topology.market.matchers), stop, poll_seconds=1.0)
@@ -360,20 +442,28 @@ def simulate_command(run_dir, as_json, gates, gate_seconds, proposal_seconds, ob
         for thread in threads:
             thread.join(timeout=10)
     report = [gate_report(tso, gate) for gate in placed]
-    result = {"gates": report, "traders": trader_count, "objective": objective,
-              "seconds": round(time.monotonic() - began, 1),
-              "solve_seconds": {s.org: s.record.solve_seconds for s in services}}
+    result = {
+        "gates": report,
+        "traders": trader_count,
+        "objective": objective,
+        "seconds": round(time.monotonic() - began, 1),
+        "solve_seconds": {s.org: s.record.solve_seconds for s in services},
+    }
     lines = []
     for g in report:
         values = ", ".join(f"{p['org']} {p['value_display']}" for p in g["proposals"])
-        lines.append(f"gate {g['gate']}: {g['orders']} orders, {len(g['proposals'])} proposals ({values}), "
-                     f"winner {g['winner'] or '-'}")
+        lines.append(
+            f"gate {g['gate']}: {g['orders']} orders, {len(g['proposals'])} proposals ({values}), "
+            f"winner {g['winner'] or '-'}"
+        )
         if g["clearing"]:
             c = g["clearing"]
-            lines.append(f"  traded {_kwh(c['volume_wh'])} kWh at {_yen(c['average_price_sen_per_kwh'])} yen/kWh "
-                         f"(low {_yen(c['low_sen_per_kwh'])}, high {_yen(c['high_sen_per_kwh'])}); surplus "
-                         f"{_money(g['surplus_millisen'])} yen vs {_money(g['cda_surplus_millisen'])} yen by the "
-                         f"continuous double auction, volume {_kwh(g['cda_volume_wh'])} kWh by CDA")
+            lines.append(
+                f"  traded {_kwh(c['volume_wh'])} kWh at {_yen(c['average_price_sen_per_kwh'])} yen/kWh "
+                f"(low {_yen(c['low_sen_per_kwh'])}, high {_yen(c['high_sen_per_kwh'])}); surplus "
+                f"{_money(g['surplus_millisen'])} yen vs {_money(g['cda_surplus_millisen'])} yen by the "
+                f"continuous double auction, volume {_kwh(g['cda_volume_wh'])} kWh by CDA"
+            )
     _emit(as_json, result, lines)
 
 
@@ -391,10 +481,16 @@ def gate_report(client: MarketClient, gate: str) -> dict:
     trades = client.evaluate("get_trades", gate)["trades"] if record["status"] == "finalised" else []
     winner = record.get("winner") or {}
     return {
-        "gate": gate, "status": record["status"], "objective": record["objective"], "orders": len(orders),
-        "proposals": client.evaluate("list_proposals", gate), "winner": winner.get("org"),
-        "clearing": record.get("clearing"), "trades": len(trades),
+        "gate": gate,
+        "status": record["status"],
+        "objective": record["objective"],
+        "orders": len(orders),
+        "proposals": client.evaluate("list_proposals", gate),
+        "winner": winner.get("org"),
+        "clearing": record.get("clearing"),
+        "trades": len(trades),
         "surplus_millisen": sum((by_id[t["buy"]].price - by_id[t["sell"]].price) * t["quantity_wh"] for t in trades),
         "volume_wh": sum(t["quantity_wh"] for t in trades),
-        "cda_surplus_millisen": total_surplus(by_id, cda), "cda_volume_wh": traded_volume(cda),
+        "cda_surplus_millisen": total_surplus(by_id, cda),
+        "cda_volume_wh": traded_volume(cda),
     }

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class CommitStatus:
     """How a transaction committed: `code` is its peer.TxValidationCode name, "VALID" when it took effect."""
+
     transaction_id: str
     code: str
     block_number: int
@@ -19,6 +20,7 @@ class CommitStatus:
 @dataclass(frozen=True)
 class ChaincodeEvent:
     """An event a chaincode set in a committed transaction."""
+
     block_number: int
     transaction_id: str
     chaincode_name: str

@@ -81,8 +81,7 @@ def audit_ledger(network, org: str, peer_org: str | None = None, compare: bool =
             report.problems += _compare_tips(network, gateway, peer, blocks[-1], report)
         latest, keys = _latest_private_writes(blocks)
         contract = gateway.get_network(topology.channel).get_contract(CHAINCODE, RECORDS)
-        report.problems += _check_private_state(contract, topology.organisation(peer.org).msp_id, latest, keys,
-                                                report)
+        report.problems += _check_private_state(contract, topology.organisation(peer.org).msp_id, latest, keys, report)
     report.seconds = round(time.monotonic() - started, 2)
     return report
 
@@ -101,8 +100,11 @@ def _compare_tips(network, gateway, own_peer, tip, report: AuditReport) -> list[
         channel = grpc_channel_for(node.address, network.layout.node_dir(node) / "tls" / "ca.crt")
         try:
             if node.kind == "peer":
-                blocks = list(fetch_blocks(gateway, topology.channel, channel=channel, start=tip.number,
-                                           stop=tip.number, timeout=10))
+                blocks = list(
+                    fetch_blocks(
+                        gateway, topology.channel, channel=channel, start=tip.number, stop=tip.number, timeout=10
+                    )
+                )
             else:
                 envelope = seek_envelope(gateway.identity, gateway.signer, topology.channel, tip.number, tip.number)
                 call = ab_pb2_grpc.AtomicBroadcastStub(channel).Deliver(iter([envelope]), timeout=10)
@@ -115,8 +117,10 @@ def _compare_tips(network, gateway, own_peer, tip, report: AuditReport) -> list[
             continue
         other = blocks[0]
         if other.header_hash != tip.header_hash:
-            problems.append(f"block {tip.number} on {own_peer.name} hashes to {tip.header_hash.hex()[:16]}…, on "
-                            f"{node.name} to {other.header_hash.hex()[:16]}…: the chains differ")
+            problems.append(
+                f"block {tip.number} on {own_peer.name} hashes to {tip.header_hash.hex()[:16]}…, on "
+                f"{node.name} to {other.header_hash.hex()[:16]}…: the chains differ"
+            )
             report.nodes_compared.append(f"{node.name}: DIFFERS")
         else:
             report.nodes_compared.append(f"{node.name}: same")
@@ -134,8 +138,11 @@ def _latest_private_writes(blocks):
                 continue
             for write in tx.hashed_writes:
                 if write.namespace == CHAINCODE:
-                    latest[(write.collection, write.key_hash)] = (None if write.is_delete else write.value_hash,
-                                                                  block.number, tx.tx_id)
+                    latest[(write.collection, write.key_hash)] = (
+                        None if write.is_delete else write.value_hash,
+                        block.number,
+                        tx.tx_id,
+                    )
             for namespace, collection, _, writes in block.private_data.get(tx.index, ()):
                 if namespace == CHAINCODE:
                     for write in writes:
@@ -153,14 +160,18 @@ def _check_private_state(contract, peer_msp_id: str, latest, keys, report: Audit
         expected = {key_hash: entry for (c, key_hash), entry in latest.items() if c == collection}
         for key_hash, (value_hash, number, tx_id) in sorted(expected.items(), key=lambda item: item[1][1]):
             key = keys.get((collection, key_hash))
-            where = f"collection {collection} key {key!r}" if key is not None else \
-                f"collection {collection} key hash {key_hash.hex()[:16]}…"
+            where = (
+                f"collection {collection} key {key!r}"
+                if key is not None
+                else f"collection {collection} key hash {key_hash.hex()[:16]}…"
+            )
             if held is not None:
                 actual = held.get(key_hash)
             elif key is not None and key.isprintable() and 1 <= len(key) <= MAX_RECORD_KEY_CHARS:
                 try:
-                    value = contract.evaluate("get_private_record", collection, key,
-                                              endorsing_organizations=[peer_msp_id])
+                    value = contract.evaluate(
+                        "get_private_record", collection, key, endorsing_organizations=[peer_msp_id]
+                    )
                     actual = hashlib.sha256(value).digest()
                 except GatewayError as error:
                     actual = None if "no record with key" in str(error) else error
@@ -175,8 +186,10 @@ def _check_private_state(contract, peer_msp_id: str, latest, keys, report: Audit
             if actual != value_hash:
                 shown = "absent" if actual is None else f"{actual.hex()[:16]}…"
                 recorded = "a delete" if value_hash is None else f"{value_hash.hex()[:16]}…"
-                problems.append(f"{where}: the peer holds a value hashing to {shown}, but block {number} "
-                                f"(transaction {tx_id[:12]}…) records {recorded}: the private data was altered")
+                problems.append(
+                    f"{where}: the peer holds a value hashing to {shown}, but block {number} "
+                    f"(transaction {tx_id[:12]}…) records {recorded}: the private data was altered"
+                )
     return problems
 
 
@@ -186,8 +199,7 @@ def _list_private_hashes(contract, peer_msp_id: str, collection: str) -> dict[by
     from gateway.errors import GatewayError
 
     try:
-        listed = json.loads(contract.evaluate("list_private_hashes", collection,
-                                              endorsing_organizations=[peer_msp_id]))
+        listed = json.loads(contract.evaluate("list_private_hashes", collection, endorsing_organizations=[peer_msp_id]))
     except GatewayError as error:
         if "has no transaction" in str(error):
             return None
@@ -221,14 +233,19 @@ def audit(who, peer_org, no_compare, run_dir, as_json):
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        click.echo(f"audit of {report.peer} as {report.org}: {report.blocks} blocks, {report.transactions} "
-                   f"transactions ({report.valid_transactions} valid), {report.private_write_sets} private write "
-                   f"sets, {report.private_values_checked} private values checked"
-                   + (f", {report.private_values_unchecked} unchecked" if report.private_values_unchecked else "")
-                   + f" in {report.seconds:.1f} s")
+        click.echo(
+            f"audit of {report.peer} as {report.org}: {report.blocks} blocks, {report.transactions} "
+            f"transactions ({report.valid_transactions} valid), {report.private_write_sets} private write "
+            f"sets, {report.private_values_checked} private values checked"
+            + (f", {report.private_values_unchecked} unchecked" if report.private_values_unchecked else "")
+            + f" in {report.seconds:.1f} s"
+        )
         if report.nodes_compared:
             click.echo("newest block compared with " + ", ".join(report.nodes_compared))
-        click.echo("\n".join(f"PROBLEM: {p}" for p in report.problems) if report.problems
-                   else "the hash chain holds and every private value checked matches its block's hash")
+        click.echo(
+            "\n".join(f"PROBLEM: {p}" for p in report.problems)
+            if report.problems
+            else "the hash chain holds and every private value checked matches its block's hash"
+        )
     if report.problems:
         sys.exit(2)

@@ -38,16 +38,19 @@ class NodeStatus:
 class Network:
     """The network living in one run directory: its crypto, channel block, node data, logs and pid files."""
 
-    def __init__(self, run_root: Path | str = DEFAULT_RUN_ROOT, topology: Topology | None = None,
-                 bin_dir: Path | None = None):
+    def __init__(
+        self, run_root: Path | str = DEFAULT_RUN_ROOT, topology: Topology | None = None, bin_dir: Path | None = None
+    ):
         self.root = Path(run_root).resolve()
         self.state_file = self.root / "network.json"
         # A network keeps the ports it was created with, whatever GRIDLEDGER_PORT_BASE says later.
         saved = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
         self.topology = topology or topology_file.load(port_base=saved.get("port_base"))
         if saved and saved["port_base"] != self.topology.port_base:
-            raise NetworkError(f"the network in {self.root} was created with port base {saved['port_base']}, "
-                               f"not {self.topology.port_base}; take it down with --clean to move it")
+            raise NetworkError(
+                f"the network in {self.root} was created with port base {saved['port_base']}, "
+                f"not {self.topology.port_base}; take it down with --clean to move it"
+            )
         self._bin_dir = bin_dir
         self.layout = crypto.CryptoLayout(self.topology, self.root / "crypto")
         self.block = self.root / "channel" / f"{self.topology.channel}.block"
@@ -86,8 +89,10 @@ class Network:
 
     def _start_nodes(self, missing: list[Node], log, deadline: float) -> None:
         for node in missing:
-            check_ports_free({f"{node.name} {what}": port for what, port in node.ports().items()
-                              if what != "chaincode server"}, node.host)
+            check_ports_free(
+                {f"{node.name} {what}": port for what, port in node.ports().items() if what != "chaincode server"},
+                node.host,
+            )
         if not self.block.exists():
             self._generate(log)
         orderers = [n for n in missing if n.kind == "orderer"]
@@ -123,8 +128,10 @@ class Network:
         for node in batch:
             while not nodes.healthy(node):
                 if self.process(node).pid() is None:
-                    raise NetworkError(f"{node.name} exited; the end of {self.process(node).log_file}:\n"
-                                       + _tail(self.process(node).log_file))
+                    raise NetworkError(
+                        f"{node.name} exited; the end of {self.process(node).log_file}:\n"
+                        + _tail(self.process(node).log_file)
+                    )
                 if time.monotonic() > deadline:
                     raise NetworkError(f"{node.name} is not healthy in time; see {self.process(node).log_file}")
                 time.sleep(0.2)
@@ -169,15 +176,19 @@ class Network:
                     continue
                 since = lagging_since.setdefault(status.name, now)
                 if now - since > STUCK_ORDERER_SECONDS and status.name not in restarted:
-                    log(f"network: {status.name} is stuck at height {status.height} while others are at {top}; "
-                        f"restarting it")
+                    log(
+                        f"network: {status.name} is stuck at height {status.height} while others are at {top}; "
+                        f"restarting it"
+                    )
                     node = next(n for n in self.topology.orderers if n.name == status.name)
                     self.process(node).stop()
                     self._start([node], log, deadline)
                     restarted.add(status.name)
             if time.monotonic() > deadline:
-                raise NetworkError("nodes are not healthy at one height in time: "
-                                   + ", ".join(f"{s.name}={s.height}" for s in statuses))
+                raise NetworkError(
+                    "nodes are not healthy at one height in time: "
+                    + ", ".join(f"{s.name}={s.height}" for s in statuses)
+                )
             time.sleep(0.3)
 
     # Reporting and tear-down
@@ -201,8 +212,17 @@ class Network:
             if pid is None and not deployment.server_process(org).pid_file.exists():
                 continue  # never deployed here
             peer = self.topology.peer_of(org)
-            out.append(NodeStatus(deployment.server_process(org).name, "chaincode", org,
-                                  f"{peer.host}:{peer.chaincode_server_port}", pid, pid is not None, None))
+            out.append(
+                NodeStatus(
+                    deployment.server_process(org).name,
+                    "chaincode",
+                    org,
+                    f"{peer.host}:{peer.chaincode_server_port}",
+                    pid,
+                    pid is not None,
+                    None,
+                )
+            )
         return out
 
     def down(self, clean: bool = False, log=print) -> int:
@@ -231,8 +251,16 @@ def _tail(path: Path, lines: int = 20) -> str:
 def status_table(statuses: list[NodeStatus]) -> str:
     rows = [("node", "org", "address", "pid", "health", "height")]
     for s in statuses:
-        rows.append((s.name, s.org, s.address, str(s.pid or "-"), "ok" if s.healthy else "DOWN",
-                     str(s.height if s.height is not None else "-")))
+        rows.append(
+            (
+                s.name,
+                s.org,
+                s.address,
+                str(s.pid or "-"),
+                "ok" if s.healthy else "DOWN",
+                str(s.height if s.height is not None else "-"),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 

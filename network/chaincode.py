@@ -20,8 +20,12 @@ CHAINCODE_NAME = "gridledger"
 CHAINCODE_VERSION = "1.0"
 _CHECKOUT = Path(__file__).resolve().parent.parent
 # What a chaincode server runs: the contracts, the verifier they call, and the topology they read.
-CHAINCODE_SOURCES = (_CHECKOUT / "chaincode", _CHECKOUT / "solver", _CHECKOUT / "network" / "topology.py",
-                     _CHECKOUT / "network" / "topology.yaml")
+CHAINCODE_SOURCES = (
+    _CHECKOUT / "chaincode",
+    _CHECKOUT / "solver",
+    _CHECKOUT / "network" / "topology.py",
+    _CHECKOUT / "network" / "topology.yaml",
+)
 
 
 class DeployError(RuntimeError):
@@ -33,18 +37,20 @@ def collections_config(topology: Topology) -> list[dict]:
     config = []
     for name, members in topology.collections().items():
         msps = [topology.organisation(m).msp_id for m in members]
-        config.append({
-            "name": name,
-            "policy": "OR(" + ", ".join(f"'{m}.member'" for m in msps) + ")",
-            # Endorsement waits until one other member holds the data, so no single peer's loss loses it;
-            # a two-member group has no third peer to wait for without stalling when the other is down.
-            "requiredPeerCount": 1 if len(msps) > 2 else 0,
-            "maxPeerCount": len(msps) - 1,
-            "blockToLive": 0,
-            "memberOnlyRead": True,
-            "memberOnlyWrite": True,
-            "endorsementPolicy": {"signaturePolicy": "OR(" + ", ".join(f"'{m}.peer'" for m in msps) + ")"},
-        })
+        config.append(
+            {
+                "name": name,
+                "policy": "OR(" + ", ".join(f"'{m}.member'" for m in msps) + ")",
+                # Endorsement waits until one other member holds the data, so no single peer's loss loses it;
+                # a two-member group has no third peer to wait for without stalling when the other is down.
+                "requiredPeerCount": 1 if len(msps) > 2 else 0,
+                "maxPeerCount": len(msps) - 1,
+                "blockToLive": 0,
+                "memberOnlyRead": True,
+                "memberOnlyWrite": True,
+                "endorsementPolicy": {"signaturePolicy": "OR(" + ", ".join(f"'{m}.peer'" for m in msps) + ")"},
+            }
+        )
     return config
 
 
@@ -107,12 +113,12 @@ class ChaincodeDeployment:
         tls.mkdir(parents=True, exist_ok=True)
         ca_dir = self.network.layout.org_dir(org) / "tlsca"
         host = self.topology.host
-        cert, key = crypto.issue_certificate(ca_dir, f"chaincode.{self.topology.organisation(org).domain}",
-                                             sans=(host, "localhost"), tls=True)
+        cert, key = crypto.issue_certificate(
+            ca_dir, f"chaincode.{self.topology.organisation(org).domain}", sans=(host, "localhost"), tls=True
+        )
         (tls / "server.crt").write_bytes(cert)
         (tls / "server.key").write_bytes(key)
-        cert, key = crypto.issue_certificate(ca_dir, f"peer-client.{self.topology.organisation(org).domain}",
-                                             tls=True)
+        cert, key = crypto.issue_certificate(ca_dir, f"peer-client.{self.topology.organisation(org).domain}", tls=True)
         (tls / "client.crt").write_bytes(cert)
         (tls / "client.key").write_bytes(key)
         (tls / "ca.crt").write_bytes(next(ca_dir.glob("*-cert.pem")).read_bytes())
@@ -133,8 +139,7 @@ class ChaincodeDeployment:
         }
         label = f"{CHAINCODE_NAME}_{org.lower()}_{CHAINCODE_VERSION}"
         code = _tar({"connection.json": json.dumps(connection, indent=2).encode()})
-        package = _tar({"metadata.json": json.dumps({"type": "ccaas", "label": label}).encode(),
-                        "code.tar.gz": code})
+        package = _tar({"metadata.json": json.dumps({"type": "ccaas", "label": label}).encode(), "code.tar.gz": code})
         path = self.dir / org / f"{label}.tgz"
         path.write_bytes(package)
         return path, f"{label}:{hashlib.sha256(package).hexdigest()}"
@@ -150,14 +155,29 @@ class ChaincodeDeployment:
             peer = self.topology.peer_of(org)
             check_ports_free({f"chaincode.{org.lower()} listen": peer.chaincode_server_port}, peer.host)
             tls = self.server_tls_dir(org)
-            argv = [sys.executable, "-m", "chaincode.server",
-                    "--address", f"{peer.host}:{peer.chaincode_server_port}", "--id", ids[org],
-                    "--peer-msp-id", self.topology.organisation(org).msp_id,
-                    "--tls-cert", str(tls / "server.crt"), "--tls-key", str(tls / "server.key"),
-                    "--client-ca", str(tls / "ca.crt")]
-            pid = process.start(argv, {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"},
-                                cwd=Path(__file__).resolve().parent.parent)
-            log(f"chaincode: started the {org} chaincode server (pid {pid}) on {peer.host}:{peer.chaincode_server_port}")
+            argv = [
+                sys.executable,
+                "-m",
+                "chaincode.server",
+                "--address",
+                f"{peer.host}:{peer.chaincode_server_port}",
+                "--id",
+                ids[org],
+                "--peer-msp-id",
+                self.topology.organisation(org).msp_id,
+                "--tls-cert",
+                str(tls / "server.crt"),
+                "--tls-key",
+                str(tls / "server.key"),
+                "--client-ca",
+                str(tls / "ca.crt"),
+            ]
+            pid = process.start(
+                argv, {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}, cwd=Path(__file__).resolve().parent.parent
+            )
+            log(
+                f"chaincode: started the {org} chaincode server (pid {pid}) on {peer.host}:{peer.chaincode_server_port}"
+            )
         deadline = time.monotonic() + timeout
         for org in self.topology.org_names:
             peer = self.topology.peer_of(org)
@@ -177,13 +197,22 @@ class ChaincodeDeployment:
     def committed(self) -> dict | None:
         admin = self.network.peer_admin(self.topology.peers[0])
         try:
-            out = admin.run("lifecycle", "chaincode", "querycommitted", "--channelID", self.topology.channel,
-                            "--name", CHAINCODE_NAME, "--output", "json")
+            out = admin.run(
+                "lifecycle",
+                "chaincode",
+                "querycommitted",
+                "--channelID",
+                self.topology.channel,
+                "--name",
+                CHAINCODE_NAME,
+                "--output",
+                "json",
+            )
         except nodes.NodeCommandError as error:
             if "404" in str(error):  # "namespace gridledger is not defined": nothing committed yet
                 return None
             raise
-        return json.loads(out[out.index("{"):])
+        return json.loads(out[out.index("{") :])
 
     def deploy(self, log=print) -> int:
         """Packages, installs, approves and commits the chaincode if its definition changed; starts the
@@ -207,8 +236,9 @@ class ChaincodeDeployment:
         self.start_servers(log)
 
         current = self.committed()
-        definition = hashlib.sha256(json.dumps([collections, ids, endorsement_policy(self.topology)],
-                                               sort_keys=True).encode()).hexdigest()[:16]
+        definition = hashlib.sha256(
+            json.dumps([collections, ids, endorsement_policy(self.topology)], sort_keys=True).encode()
+        ).hexdigest()[:16]
         marker = self.dir / "definition"
         if current and marker.exists() and marker.read_text() == f"{current['sequence']}:{definition}":
             log(f"chaincode: {CHAINCODE_NAME} sequence {current['sequence']} is committed and current")
@@ -216,13 +246,19 @@ class ChaincodeDeployment:
         sequence = (current["sequence"] if current else 0) + 1
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=len(ids)) as pool:
-            list(pool.map(lambda org: self._install_and_approve(org, ids[org], sequence, collections_file),
-                          self.topology.org_names))
+            list(
+                pool.map(
+                    lambda org: self._install_and_approve(org, ids[org], sequence, collections_file),
+                    self.topology.org_names,
+                )
+            )
         self._commit(sequence, collections_file)
         marker.write_text(f"{sequence}:{definition}")
         self.wait_until_endorsable()
-        log(f"chaincode: {CHAINCODE_NAME} sequence {sequence} committed and endorsable in "
-            f"{time.monotonic() - started:.1f} s")
+        log(
+            f"chaincode: {CHAINCODE_NAME} sequence {sequence} committed and endorsable in "
+            f"{time.monotonic() - started:.1f} s"
+        )
         return sequence
 
     def wait_until_endorsable(self, timeout: float = 60.0) -> None:
@@ -242,37 +278,74 @@ class ChaincodeDeployment:
                     return
                 except EndorseError as error:
                     if time.monotonic() > deadline:
-                        raise DeployError(f"the chaincode is not endorsable {timeout:.0f} s after its commit: "
-                                          f"{error}") from None
+                        raise DeployError(
+                            f"the chaincode is not endorsable {timeout:.0f} s after its commit: {error}"
+                        ) from None
                     time.sleep(0.3)
 
     def _orderer_args(self) -> list[str]:
         orderer = self.topology.orderers[0]
-        return ["-o", orderer.address, "--tls", "--cafile",
-                str(self.network.layout.node_dir(orderer) / "tls" / "ca.crt")]
+        return [
+            "-o",
+            orderer.address,
+            "--tls",
+            "--cafile",
+            str(self.network.layout.node_dir(orderer) / "tls" / "ca.crt"),
+        ]
 
     def _definition_args(self, sequence: int, collections_file: Path) -> list[str]:
-        return ["--channelID", self.topology.channel, "--name", CHAINCODE_NAME, "--version", CHAINCODE_VERSION,
-                "--sequence", str(sequence), "--collections-config", str(collections_file),
-                "--signature-policy", endorsement_policy(self.topology)]
+        return [
+            "--channelID",
+            self.topology.channel,
+            "--name",
+            CHAINCODE_NAME,
+            "--version",
+            CHAINCODE_VERSION,
+            "--sequence",
+            str(sequence),
+            "--collections-config",
+            str(collections_file),
+            "--signature-policy",
+            endorsement_policy(self.topology),
+        ]
 
     def _install_and_approve(self, org: str, package_id: str, sequence: int, collections_file: Path) -> None:
         admin = self.network.peer_admin(self.topology.peer_of(org))
         installed = admin.run("lifecycle", "chaincode", "queryinstalled", "--output", "json")
         if package_id not in installed:
             admin.run("lifecycle", "chaincode", "install", str(self.dir / org / f"{package_id.split(':')[0]}.tgz"))
-        admin.run("lifecycle", "chaincode", "approveformyorg", *self._orderer_args(),
-                  *self._definition_args(sequence, collections_file), "--package-id", package_id,
-                  "--waitForEventTimeout", "60s")
+        admin.run(
+            "lifecycle",
+            "chaincode",
+            "approveformyorg",
+            *self._orderer_args(),
+            *self._definition_args(sequence, collections_file),
+            "--package-id",
+            package_id,
+            "--waitForEventTimeout",
+            "60s",
+        )
 
     def _commit(self, sequence: int, collections_file: Path) -> None:
         peers = []
         for peer in self.topology.peers:
-            peers += ["--peerAddresses", peer.address,
-                      "--tlsRootCertFiles", str(self.network.layout.node_dir(peer) / "tls" / "ca.crt")]
+            peers += [
+                "--peerAddresses",
+                peer.address,
+                "--tlsRootCertFiles",
+                str(self.network.layout.node_dir(peer) / "tls" / "ca.crt"),
+            ]
         admin = self.network.peer_admin(self.topology.peers[0])
-        admin.run("lifecycle", "chaincode", "commit", *self._orderer_args(),
-                  *self._definition_args(sequence, collections_file), *peers, "--waitForEventTimeout", "60s")
+        admin.run(
+            "lifecycle",
+            "chaincode",
+            "commit",
+            *self._orderer_args(),
+            *self._definition_args(sequence, collections_file),
+            *peers,
+            "--waitForEventTimeout",
+            "60s",
+        )
 
 
 def _listening(host: str, port: int) -> bool:

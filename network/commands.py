@@ -10,9 +10,14 @@ from network.chaincode import DeployError
 from network.fabric import FabricUnavailable
 from network.processes import PortInUse
 
-run_dir_option = click.option("--run-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RUN_ROOT),
-                              envvar="GRIDLEDGER_RUN_DIR", show_default=True,
-                              help="Where the network keeps crypto, ledgers, logs and pid files.")
+run_dir_option = click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=str(DEFAULT_RUN_ROOT),
+    envvar="GRIDLEDGER_RUN_DIR",
+    show_default=True,
+    help="Where the network keeps crypto, ledgers, logs and pid files.",
+)
 
 
 def _fail(error: Exception) -> None:

@@ -24,7 +24,9 @@ def _peer_org(topology: Topology, layout: CryptoLayout, name: str) -> dict:
     msp = org.msp_id
     peer = topology.peer_of(name)
     return {
-        "Name": msp, "ID": msp, "MSPDir": str(layout.org_msp_dir(name)),
+        "Name": msp,
+        "ID": msp,
+        "MSPDir": str(layout.org_msp_dir(name)),
         "Policies": {
             "Readers": _signature(f"OR('{msp}.admin', '{msp}.peer', '{msp}.client')"),
             "Writers": _signature(f"OR('{msp}.admin', '{msp}.client')"),
@@ -39,7 +41,9 @@ def _peer_org(topology: Topology, layout: CryptoLayout, name: str) -> dict:
 def configtx(topology: Topology, layout: CryptoLayout) -> dict:
     msp = topology.orderer_msp_id
     orderer_org = {
-        "Name": msp, "ID": msp, "MSPDir": str(layout.org_msp_dir(topology.orderer_org)),
+        "Name": msp,
+        "ID": msp,
+        "MSPDir": str(layout.org_msp_dir(topology.orderer_org)),
         "Policies": {
             "Readers": _signature(f"OR('{msp}.member')"),
             "Writers": _signature(f"OR('{msp}.member')"),
@@ -47,40 +51,65 @@ def configtx(topology: Topology, layout: CryptoLayout) -> dict:
         },
         "OrdererEndpoints": [o.address for o in topology.orderers],
     }
-    consenters = [{
-        "Host": o.host, "Port": o.listen_port,
-        "ClientTLSCert": str(layout.node_dir(o) / "tls" / "server.crt"),
-        "ServerTLSCert": str(layout.node_dir(o) / "tls" / "server.crt"),
-    } for o in topology.orderers]
-    return {"Profiles": {PROFILE: {
-        "Policies": {"Readers": _implicit("ANY Readers"), "Writers": _implicit("ANY Writers"),
-                     "Admins": _implicit("MAJORITY Admins")},
-        # V2_0, not V3_0: in the pinned Fabric commit the V3_0 channel capability marks a channel as BFT, and
-        # the Gateway then sends every transaction to all three Raft orderers (each ordered three times).
-        "Capabilities": {"V2_0": True},
-        "Orderer": {
-            "OrdererType": "etcdraft",
-            # Small batches, cut quickly: meter readings and orders want latency, not huge blocks.
-            "BatchTimeout": "250ms",
-            "BatchSize": {"MaxMessageCount": 500, "AbsoluteMaxBytes": "10 MB", "PreferredMaxBytes": "2 MB"},
-            "EtcdRaft": {"Consenters": consenters,
-                         # 100 ms ticks: a leader is elected in about a second, not five (loopback only).
-                         "Options": {"TickInterval": "100ms", "ElectionTick": 10, "HeartbeatTick": 1,
-                                     "MaxInflightBlocks": 5, "SnapshotIntervalSize": "16 MB"}},
-            "Organizations": [orderer_org],
-            "Policies": {"Readers": _implicit("ANY Readers"), "Writers": _implicit("ANY Writers"),
-                         "Admins": _implicit("MAJORITY Admins"), "BlockValidation": _implicit("ANY Writers")},
-            "Capabilities": {"V2_0": True},
-        },
-        "Application": {
-            "Organizations": [_peer_org(topology, layout, o.name) for o in topology.organisations],
-            "Policies": {"Readers": _implicit("ANY Readers"), "Writers": _implicit("ANY Writers"),
-                         "Admins": _implicit("MAJORITY Admins"),
-                         "LifecycleEndorsement": _implicit("MAJORITY Endorsement"),
-                         "Endorsement": _implicit("MAJORITY Endorsement")},
-            "Capabilities": {"V2_5": True},
-        },
-    }}}
+    consenters = [
+        {
+            "Host": o.host,
+            "Port": o.listen_port,
+            "ClientTLSCert": str(layout.node_dir(o) / "tls" / "server.crt"),
+            "ServerTLSCert": str(layout.node_dir(o) / "tls" / "server.crt"),
+        }
+        for o in topology.orderers
+    ]
+    return {
+        "Profiles": {
+            PROFILE: {
+                "Policies": {
+                    "Readers": _implicit("ANY Readers"),
+                    "Writers": _implicit("ANY Writers"),
+                    "Admins": _implicit("MAJORITY Admins"),
+                },
+                # V2_0, not V3_0: in the pinned Fabric commit the V3_0 channel capability marks a channel as BFT, and
+                # the Gateway then sends every transaction to all three Raft orderers (each ordered three times).
+                "Capabilities": {"V2_0": True},
+                "Orderer": {
+                    "OrdererType": "etcdraft",
+                    # Small batches, cut quickly: meter readings and orders want latency, not huge blocks.
+                    "BatchTimeout": "250ms",
+                    "BatchSize": {"MaxMessageCount": 500, "AbsoluteMaxBytes": "10 MB", "PreferredMaxBytes": "2 MB"},
+                    "EtcdRaft": {
+                        "Consenters": consenters,
+                        # 100 ms ticks: a leader is elected in about a second, not five (loopback only).
+                        "Options": {
+                            "TickInterval": "100ms",
+                            "ElectionTick": 10,
+                            "HeartbeatTick": 1,
+                            "MaxInflightBlocks": 5,
+                            "SnapshotIntervalSize": "16 MB",
+                        },
+                    },
+                    "Organizations": [orderer_org],
+                    "Policies": {
+                        "Readers": _implicit("ANY Readers"),
+                        "Writers": _implicit("ANY Writers"),
+                        "Admins": _implicit("MAJORITY Admins"),
+                        "BlockValidation": _implicit("ANY Writers"),
+                    },
+                    "Capabilities": {"V2_0": True},
+                },
+                "Application": {
+                    "Organizations": [_peer_org(topology, layout, o.name) for o in topology.organisations],
+                    "Policies": {
+                        "Readers": _implicit("ANY Readers"),
+                        "Writers": _implicit("ANY Writers"),
+                        "Admins": _implicit("MAJORITY Admins"),
+                        "LifecycleEndorsement": _implicit("MAJORITY Endorsement"),
+                        "Endorsement": _implicit("MAJORITY Endorsement"),
+                    },
+                    "Capabilities": {"V2_5": True},
+                },
+            }
+        }
+    }
 
 
 def genesis_block(topology: Topology, layout: CryptoLayout, configtxgen: Path, out_dir: Path) -> Path:
@@ -88,7 +117,20 @@ def genesis_block(topology: Topology, layout: CryptoLayout, configtxgen: Path, o
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "configtx.yaml").write_text(yaml.safe_dump(configtx(topology, layout), sort_keys=False))
     block = out_dir / f"{topology.channel}.block"
-    subprocess.run([str(configtxgen), "-configPath", str(out_dir), "-profile", PROFILE,
-                    "-channelID", topology.channel, "-outputBlock", str(block)],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+        [
+            str(configtxgen),
+            "-configPath",
+            str(out_dir),
+            "-profile",
+            PROFILE,
+            "-channelID",
+            topology.channel,
+            "-outputBlock",
+            str(block),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     return block

@@ -58,15 +58,24 @@ class CryptoLayout:
 def cryptogen_config(topology: Topology) -> dict:
     sans = [topology.host, "localhost"]
     return {
-        "OrdererOrgs": [{
-            "Name": topology.orderer_org, "Domain": topology.orderer_domain, "EnableNodeOUs": True,
-            "Specs": [{"Hostname": name, "SANS": sans} for name in topology.orderer_names],
-        }],
-        "PeerOrgs": [{
-            "Name": org.name, "Domain": org.domain, "EnableNodeOUs": True,
-            "Specs": [{"Hostname": "peer0", "SANS": sans}],
-            "Users": {"Count": 1},
-        } for org in topology.organisations],
+        "OrdererOrgs": [
+            {
+                "Name": topology.orderer_org,
+                "Domain": topology.orderer_domain,
+                "EnableNodeOUs": True,
+                "Specs": [{"Hostname": name, "SANS": sans} for name in topology.orderer_names],
+            }
+        ],
+        "PeerOrgs": [
+            {
+                "Name": org.name,
+                "Domain": org.domain,
+                "EnableNodeOUs": True,
+                "Specs": [{"Hostname": "peer0", "SANS": sans}],
+                "Users": {"Count": 1},
+            }
+            for org in topology.organisations
+        ],
     }
 
 
@@ -76,8 +85,9 @@ def generate(topology: Topology, root: Path, cryptogen: Path) -> CryptoLayout:
     root.parent.mkdir(parents=True, exist_ok=True)
     config = root.parent / "crypto-config.yaml"
     config.write_text(yaml.safe_dump(cryptogen_config(topology), sort_keys=False))
-    subprocess.run([str(cryptogen), "generate", f"--config={config}", f"--output={root}"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(cryptogen), "generate", f"--config={config}", f"--output={root}"], check=True, stdout=subprocess.DEVNULL
+    )
     layout = CryptoLayout(topology, root)
     for org in topology.organisations:
         for consumer in org.consumers:
@@ -85,9 +95,15 @@ def generate(topology: Topology, root: Path, cryptogen: Path) -> CryptoLayout:
     return layout
 
 
-def issue_certificate(ca_dir: Path, common_name: str, *, organisational_unit: str | None = None,
-                      sans: tuple[str, ...] = (), attributes: dict | None = None,
-                      tls: bool = False) -> tuple[bytes, bytes]:
+def issue_certificate(
+    ca_dir: Path,
+    common_name: str,
+    *,
+    organisational_unit: str | None = None,
+    sans: tuple[str, ...] = (),
+    attributes: dict | None = None,
+    tls: bool = False,
+) -> tuple[bytes, bytes]:
     """A certificate and its PKCS#8 key (both PEM), signed by the CA whose *-cert.pem and priv_sk are in ca_dir.
 
     tls: for a TLS connection, either end (server and client authentication); otherwise a signing identity."""
@@ -99,35 +115,55 @@ def issue_certificate(ca_dir: Path, common_name: str, *, organisational_unit: st
     if organisational_unit:
         names.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, organisational_unit))
     names.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name(names)).issuer_name(ca_cert.subject).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               # Fabric checks a chain as of the certificate's own NotBefore, and cryptogen's CA starts at a
-               # rounded minute: a certificate must never claim to predate its CA.
-               .not_valid_before(max(now - datetime.timedelta(minutes=5), ca_cert.not_valid_before_utc))
-               .not_valid_after(now + datetime.timedelta(days=3650))
-               .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                            key_encipherment=tls, data_encipherment=False, key_agreement=False,
-                                            key_cert_sign=False, crl_sign=False, encipher_only=False,
-                                            decipher_only=False), critical=True)
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(_authority_key_id(ca_cert), critical=False))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(names))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        # Fabric checks a chain as of the certificate's own NotBefore, and cryptogen's CA starts at a
+        # rounded minute: a certificate must never claim to predate its CA.
+        .not_valid_before(max(now - datetime.timedelta(minutes=5), ca_cert.not_valid_before_utc))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=tls,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_authority_key_id(ca_cert), critical=False)
+    )
     if tls:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
-                                                               x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
-                                        critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
     if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address(n)) if _is_ip(n) else x509.DNSName(n) for n in sans]),
-            critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(n)) if _is_ip(n) else x509.DNSName(n) for n in sans]
+            ),
+            critical=False,
+        )
     if attributes is not None:
         builder = builder.add_extension(
             x509.UnrecognizedExtension(FABRIC_ATTRIBUTES_OID, json.dumps({"attrs": attributes}).encode()),
-            critical=False)
+            critical=False,
+        )
     cert = builder.sign(ca_key, hashes.SHA256())
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
 
 
 def _authority_key_id(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
@@ -154,9 +190,12 @@ def issue_meter_identity(layout: CryptoLayout, ra: str, consumer: str) -> Path:
     The chaincode reads the attributes {"role": "meter", "consumer": <id>} to let a meter post only for its
     own consumer; the MSP accepts it as a client of the RA's organisation (OU=client, NodeOUs).
     """
-    cert, key = issue_certificate(layout.org_dir(ra) / "ca", f"meter-{consumer}@{layout.org_dir(ra).name}",
-                                  organisational_unit="client",
-                                  attributes={"role": "meter", "consumer": consumer})
+    cert, key = issue_certificate(
+        layout.org_dir(ra) / "ca",
+        f"meter-{consumer}@{layout.org_dir(ra).name}",
+        organisational_unit="client",
+        attributes={"role": "meter", "consumer": consumer},
+    )
     msp = layout.meter_dir(consumer) / "msp"
     user_msp = layout.user_dir(ra) / "msp"
     for part in ("cacerts", "tlscacerts"):

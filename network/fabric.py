@@ -71,8 +71,11 @@ def build(log=print) -> Path:
     (staging / "bin").mkdir(parents=True)
     for command in COMMANDS:
         log(f"fabric: building {command} ({time.monotonic() - started:.0f} s)")
-        _go(["build", "-trimpath", "-o", str(staging / "bin" / command), f"{MODULE}/cmd/{command}"], env,
-            f"build {command}")
+        _go(
+            ["build", "-trimpath", "-o", str(staging / "bin" / command), f"{MODULE}/cmd/{command}"],
+            env,
+            f"build {command}",
+        )
     module_dir = _go(["list", "-m", "-f", "{{.Dir}}", MODULE], env, "locate the module").strip()
     shutil.copytree(Path(module_dir) / "sampleconfig", staging / "sampleconfig")
     for path in (staging / "sampleconfig").rglob("*"):
@@ -84,12 +87,14 @@ def build(log=print) -> Path:
 
 
 def _go(args: list[str], env: dict, what: str) -> str:
-    done = subprocess.run(["go", *args], cwd=FABRIC_BUILD, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = subprocess.run(
+        ["go", *args], cwd=FABRIC_BUILD, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     if done.returncode != 0:
         raise FabricUnavailable(
             f"fabric: could not {what}: `go {' '.join(args)}` in {FABRIC_BUILD} failed:\n{done.stderr.strip()}\n"
-            f"Tried: {MODULE}@{pinned_version()} through GOPROXY={env.get('GOPROXY') or _goenv('GOPROXY')}.")
+            f"Tried: {MODULE}@{pinned_version()} through GOPROXY={env.get('GOPROXY') or _goenv('GOPROXY')}."
+        )
     return done.stdout
 
 

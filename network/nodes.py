@@ -26,10 +26,13 @@ def write_node_config(sampleconfig: Path, config_dir: Path) -> Path:
     config_dir.mkdir(parents=True, exist_ok=True)
     core = yaml.safe_load((sampleconfig / "core.yaml").read_text())
     core["vm"]["endpoint"] = ""  # no Docker: chaincode runs as a service, reached through the builder below
-    core["chaincode"]["externalBuilders"] = [{
-        "name": "gridledger-ccaas", "path": str(CCAAS_BUILDER),
-        "propagateEnvironment": ["PATH", "TMPDIR"],
-    }]
+    core["chaincode"]["externalBuilders"] = [
+        {
+            "name": "gridledger-ccaas",
+            "path": str(CCAAS_BUILDER),
+            "propagateEnvironment": ["PATH", "TMPDIR"],
+        }
+    ]
     (config_dir / "core.yaml").write_text(yaml.safe_dump(core, sort_keys=False))
     (config_dir / "orderer.yaml").write_text((sampleconfig / "orderer.yaml").read_text())
     return config_dir
@@ -141,13 +144,26 @@ class OrdererAdmin:
     def __init__(self, node: Node, layout: CryptoLayout, bin_dir: Path):
         self.node = node
         admin_tls = layout.admin_dir(node.org) / "tls"
-        self._argv = ["-o", f"{node.host}:{node.admin_port}", "--ca-file", str(layout.node_dir(node) / "tls" / "ca.crt"),
-                      "--client-cert", str(admin_tls / "client.crt"), "--client-key", str(admin_tls / "client.key")]
+        self._argv = [
+            "-o",
+            f"{node.host}:{node.admin_port}",
+            "--ca-file",
+            str(layout.node_dir(node) / "tls" / "ca.crt"),
+            "--client-cert",
+            str(admin_tls / "client.crt"),
+            "--client-key",
+            str(admin_tls / "client.key"),
+        ]
         self._osnadmin = str(bin_dir / "osnadmin")
 
     def _run(self, *args: str) -> dict:
-        done = subprocess.run([self._osnadmin, "channel", *args, *self._argv], text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        done = subprocess.run(
+            [self._osnadmin, "channel", *args, *self._argv],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=30,
+        )
         # osnadmin prints "Status: <code>" then the JSON body.
         status, _, body = done.stdout.partition("\n")
         if done.returncode != 0 or not status.startswith("Status: 2"):
@@ -181,8 +197,14 @@ class PeerAdmin:
         }
 
     def run(self, *args: str, timeout: float = 60) -> str:
-        done = subprocess.run([self._peer, *args], env=self.env, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=timeout)
+        done = subprocess.run(
+            [self._peer, *args],
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+        )
         if done.returncode != 0:
             raise NodeCommandError(f"peer {' '.join(args[:3])} on {self.node.name}: {done.stderr.strip()[-2000:]}")
         return done.stdout + done.stderr

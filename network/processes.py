@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+
 class PortInUse(RuntimeError):
     pass
 
@@ -15,6 +16,7 @@ class PortInUse(RuntimeError):
 @dataclass(frozen=True)
 class ManagedProcess:
     """One long-running process of a run directory, identified by name."""
+
     run_root: Path
     name: str
 
@@ -42,8 +44,15 @@ class ManagedProcess:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         state = _proc_state(process.pid)
         self.pid_file.write_text(f"{process.pid} {state[1] if state else 0}")
         return process.pid
@@ -102,5 +111,7 @@ def check_ports_free(ports: dict[str, int], host: str) -> None:
             try:
                 probe.bind((host, port))
             except OSError:
-                raise PortInUse(f"port {port} ({what}) on {host} is already in use by another process; "
-                                f"stop it or move the network with GRIDLEDGER_PORT_BASE") from None
+                raise PortInUse(
+                    f"port {port} ({what}) on {host} is already in use by another process; "
+                    f"stop it or move the network with GRIDLEDGER_PORT_BASE"
+                ) from None

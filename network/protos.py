@@ -18,8 +18,7 @@ FOREIGN = ("github.com/", "grpc/")
 
 
 def fabric_descriptor_set() -> descriptor_pb2.FileDescriptorSet:
-    raw = subprocess.run(["go", "run", "./protoset"], cwd=FABRIC_BUILD, check=True,
-                         stdout=subprocess.PIPE).stdout
+    raw = subprocess.run(["go", "run", "./protoset"], cwd=FABRIC_BUILD, check=True, stdout=subprocess.PIPE).stdout
     descriptors = descriptor_pb2.FileDescriptorSet()
     descriptors.ParseFromString(raw)
     return descriptors
@@ -27,6 +26,7 @@ def fabric_descriptor_set() -> descriptor_pb2.FileDescriptorSet:
 
 def prefixed(descriptors: descriptor_pb2.FileDescriptorSet) -> descriptor_pb2.FileDescriptorSet:
     """Moves every file under PREFIX/ so the generated imports read `from fabric_protos.peer import ...`."""
+
     def moved(name: str) -> str:
         return name if name.startswith("google/protobuf/") else f"{PREFIX}/{name}"
 
@@ -50,8 +50,9 @@ def generate(target: Path) -> list[str]:
     set_path.write_bytes(descriptors.SerializeToString(deterministic=True))
     # google/protobuf stays in the set for protoc to resolve imports; Python ships those modules itself.
     names = [f.name for f in descriptors.file if f.name.startswith(PREFIX)]
-    status = protoc.main(["protoc", f"--descriptor_set_in={set_path}", f"--python_out={target}",
-                          f"--grpc_python_out={target}", *names])
+    status = protoc.main(
+        ["protoc", f"--descriptor_set_in={set_path}", f"--python_out={target}", f"--grpc_python_out={target}", *names]
+    )
     if status != 0:
         raise SystemExit(f"protoc failed with status {status}")
     return names

@@ -32,6 +32,7 @@ class Organisation:
 @dataclass(frozen=True)
 class MarketRules:
     """The market's defaults until its operator configures otherwise, and who may propose matchings."""
+
     operator: str
     matchers: tuple[str, ...]
     gate_seconds: int
@@ -42,10 +43,11 @@ class MarketRules:
 @dataclass(frozen=True)
 class Node:
     """One orderer or peer process and the ports it listens on."""
-    name: str            # e.g. orderer0, peer0.tso
-    kind: str            # orderer | peer
-    org: str             # organisation name (the orderer organisation's for orderers)
-    hostname: str        # its TLS certificate's host name, e.g. peer0.tso.grid.local
+
+    name: str  # e.g. orderer0, peer0.tso
+    kind: str  # orderer | peer
+    org: str  # organisation name (the orderer organisation's for orderers)
+    hostname: str  # its TLS certificate's host name, e.g. peer0.tso.grid.local
     host: str
     index: int
     port_base: int
@@ -88,8 +90,12 @@ class Node:
     def ports(self) -> dict[str, int]:
         if self.kind == "orderer":
             return {"listen": self.listen_port, "admin": self.admin_port, "operations": self.operations_port}
-        return {"listen": self.listen_port, "chaincode": self.chaincode_port,
-                "operations": self.operations_port, "chaincode server": self.chaincode_server_port}
+        return {
+            "listen": self.listen_port,
+            "chaincode": self.chaincode_port,
+            "operations": self.operations_port,
+            "chaincode server": self.chaincode_server_port,
+        }
 
 
 @dataclass(frozen=True)
@@ -110,14 +116,26 @@ class Topology:
 
     @cached_property
     def orderers(self) -> tuple[Node, ...]:
-        return tuple(Node(name, "orderer", self.orderer_org, f"{name}.{self.orderer_domain}", self.host, i,
-                          self.port_base) for i, name in enumerate(self.orderer_names))
+        return tuple(
+            Node(name, "orderer", self.orderer_org, f"{name}.{self.orderer_domain}", self.host, i, self.port_base)
+            for i, name in enumerate(self.orderer_names)
+        )
 
     @cached_property
     def peers(self) -> tuple[Node, ...]:
         first = len(self.orderer_names)
-        return tuple(Node(f"peer0.{org.name.lower()}", "peer", org.name, f"peer0.{org.domain}", self.host,
-                          first + i, self.port_base) for i, org in enumerate(self.organisations))
+        return tuple(
+            Node(
+                f"peer0.{org.name.lower()}",
+                "peer",
+                org.name,
+                f"peer0.{org.domain}",
+                self.host,
+                first + i,
+                self.port_base,
+            )
+            for i, org in enumerate(self.organisations)
+        )
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -140,8 +158,17 @@ class Topology:
         raise KeyError(f"no peer for organisation {org!r}")
 
     def with_port_base(self, port_base: int) -> "Topology":
-        return Topology(self.channel, self.domain, self.host, port_base, self.orderer_org, self.orderer_msp_id,
-                        self.orderer_names, self.organisations, self.market)
+        return Topology(
+            self.channel,
+            self.domain,
+            self.host,
+            port_base,
+            self.orderer_org,
+            self.orderer_msp_id,
+            self.orderer_names,
+            self.organisations,
+            self.market,
+        )
 
     # Visibility groups (mission A6): one private data collection per RA, one per AC, derived here only.
 
@@ -175,19 +202,41 @@ def load(path: Path | str | None = None, port_base: int | None = None) -> Topolo
     raw = yaml.safe_load(path.read_text())
     try:
         domain = raw["domain"]
-        orgs = tuple(Organisation(name=o["name"], role=o["role"], title=o.get("title", o["name"]),
-                                  domain=f"{o['name'].lower()}.{domain}", parent=o.get("parent"),
-                                  consumers=tuple(o.get("consumers", ())))
-                     for o in raw["organisations"])
+        orgs = tuple(
+            Organisation(
+                name=o["name"],
+                role=o["role"],
+                title=o.get("title", o["name"]),
+                domain=f"{o['name'].lower()}.{domain}",
+                parent=o.get("parent"),
+                consumers=tuple(o.get("consumers", ())),
+            )
+            for o in raw["organisations"]
+        )
         market = raw.get("market")
-        rules = None if market is None else MarketRules(
-            operator=market["operator"], matchers=tuple(market["matchers"]), gate_seconds=int(market["gate_seconds"]),
-            proposal_seconds=int(market["proposal_seconds"]), objective=market["objective"])
+        rules = (
+            None
+            if market is None
+            else MarketRules(
+                operator=market["operator"],
+                matchers=tuple(market["matchers"]),
+                gate_seconds=int(market["gate_seconds"]),
+                proposal_seconds=int(market["proposal_seconds"]),
+                objective=market["objective"],
+            )
+        )
         base = port_base or int(os.environ.get("GRIDLEDGER_PORT_BASE") or raw["port_base"])
-        topology = Topology(channel=raw["channel"], domain=domain, host=raw.get("host", "127.0.0.1"),
-                            port_base=base, orderer_org=raw["orderers"]["name"],
-                            orderer_msp_id=raw["orderers"]["msp_id"],
-                            orderer_names=tuple(raw["orderers"]["nodes"]), organisations=orgs, market=rules)
+        topology = Topology(
+            channel=raw["channel"],
+            domain=domain,
+            host=raw.get("host", "127.0.0.1"),
+            port_base=base,
+            orderer_org=raw["orderers"]["name"],
+            orderer_msp_id=raw["orderers"]["msp_id"],
+            orderer_names=tuple(raw["orderers"]["nodes"]),
+            organisations=orgs,
+            market=rules,
+        )
     except (KeyError, TypeError) as missing:
         raise TopologyError(f"{path}: missing or malformed entry {missing}") from None
     _check(topology, path)

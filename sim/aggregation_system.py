@@ -53,7 +53,8 @@ class AggregationSystem:
                     wh += self._draw.randint(1, 50)
                 inserted = self._db.execute(
                     "INSERT OR IGNORE INTO as_readings (command, ra, consumer, minute, wh) VALUES (?, ?, ?, ?, ?)",
-                    (command_id, reading.ra, reading.consumer, reading.minute, wh)).rowcount
+                    (command_id, reading.ra, reading.consumer, reading.minute, wh),
+                ).rowcount
                 if inserted:
                     self._add(command_id, reading.ra, reading.minute, wh, 1)
                     added += 1
@@ -62,24 +63,32 @@ class AggregationSystem:
     def inject_discrepancy(self, command_id: str, consumer: str, minute: str, delta_wh: int) -> None:
         """Makes the AS's reading of `consumer` at `minute` (and so its aggregates) off by `delta_wh`."""
         with self._lock, self._db:
-            row = self._db.execute("SELECT ra FROM as_readings WHERE command = ? AND consumer = ? AND minute = ?",
-                                   (command_id, consumer, minute)).fetchone()
+            row = self._db.execute(
+                "SELECT ra FROM as_readings WHERE command = ? AND consumer = ? AND minute = ?",
+                (command_id, consumer, minute),
+            ).fetchone()
             if row is None:
-                raise KeyError(f"the aggregation system has no reading of {consumer} at {minute} for command "
-                               f"{command_id}")
-            self._db.execute("UPDATE as_readings SET wh = wh + ? WHERE command = ? AND consumer = ? AND minute = ?",
-                             (delta_wh, command_id, consumer, minute))
+                raise KeyError(
+                    f"the aggregation system has no reading of {consumer} at {minute} for command {command_id}"
+                )
+            self._db.execute(
+                "UPDATE as_readings SET wh = wh + ? WHERE command = ? AND consumer = ? AND minute = ?",
+                (delta_wh, command_id, consumer, minute),
+            )
             self._add(command_id, row[0], minute, delta_wh, 0)
 
     def aggregates(self, command_id: str, org: str) -> dict[str, int]:
         """The AS aggregate of an RA or AC for a command: minute → Wh (minutes it has no reading for are absent)."""
-        rows = self._db.execute("SELECT minute, wh FROM as_aggregates WHERE command = ? AND org = ? ORDER BY minute",
-                                (command_id, org))
+        rows = self._db.execute(
+            "SELECT minute, wh FROM as_aggregates WHERE command = ? AND org = ? ORDER BY minute", (command_id, org)
+        )
         return dict(rows.fetchall())
 
     def readings(self, command_id: str, consumer: str) -> dict[str, int]:
-        rows = self._db.execute("SELECT minute, wh FROM as_readings WHERE command = ? AND consumer = ? "
-                                "ORDER BY minute", (command_id, consumer))
+        rows = self._db.execute(
+            "SELECT minute, wh FROM as_readings WHERE command = ? AND consumer = ? ORDER BY minute",
+            (command_id, consumer),
+        )
         return dict(rows.fetchall())
 
     def close(self) -> None:
@@ -90,4 +99,6 @@ class AggregationSystem:
             self._db.execute(
                 "INSERT INTO as_aggregates (command, org, minute, wh, readings) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (command, org, minute) DO UPDATE SET wh = wh + excluded.wh, "
-                "readings = readings + excluded.readings", (command_id, org, minute, wh, count))
+                "readings = readings + excluded.readings",
+                (command_id, org, minute, wh, count),
+            )

@@ -15,8 +15,7 @@ from network.commands import run_dir_option
 @click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True, envvar="GRIDLEDGER_WEB_PORT")
 @click.option("--gate-seconds", type=click.IntRange(10, 86400), default=60, show_default=True)
 @click.option("--proposal-seconds", type=click.IntRange(2, 3600), default=15, show_default=True)
-@click.option("--objective", type=click.Choice(["volume", "welfare", "maxmin"]), default="welfare",
-              show_default=True)
+@click.option("--objective", type=click.Choice(["volume", "welfare", "maxmin"]), default="welfare", show_default=True)
 @click.option("--traders", "trader_count", type=click.IntRange(2, 30000), default=60, show_default=True)
 @click.pass_context
 def demo(context, run_dir, port, gate_seconds, proposal_seconds, objective, trader_count):
@@ -30,10 +29,14 @@ def demo(context, run_dir, port, gate_seconds, proposal_seconds, objective, trad
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     sessions = Sessions(run_dir)
     market = sessions.topology.market
-    MarketClient(sessions(market.operator)).submit("configure", json.dumps(
-        {"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}))
-    click.echo(f"demo: gates of {gate_seconds} s, {objective}; {trader_count} prosumers bid through their RAs; "
-               f"matchers {', '.join(market.matchers)} propose")
+    MarketClient(sessions(market.operator)).submit(
+        "configure",
+        json.dumps({"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}),
+    )
+    click.echo(
+        f"demo: gates of {gate_seconds} s, {objective}; {trader_count} prosumers bid through their RAs; "
+        f"matchers {', '.join(market.matchers)} propose"
+    )
     traders = TraderFleet.for_consumers(_consumers(sessions, trader_count))
     stop = threading.Event()
     _, matchers = start_matchers(sessions, list(market.matchers), stop)

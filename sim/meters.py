@@ -19,8 +19,32 @@ from gateway.errors import CommitError, CommitStatusError, EndorseError, SubmitE
 from network.topology import Topology
 
 # Share of the base load per hour of the JST day, 00:00 to 23:00.
-HOURLY_SHAPE = (0.55, 0.5, 0.5, 0.5, 0.5, 0.55, 0.7, 0.9, 0.85, 0.75, 0.7, 0.7,
-                0.75, 0.7, 0.7, 0.75, 0.85, 1.0, 1.15, 1.2, 1.1, 0.95, 0.8, 0.65)
+HOURLY_SHAPE = (
+    0.55,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.55,
+    0.7,
+    0.9,
+    0.85,
+    0.75,
+    0.7,
+    0.7,
+    0.75,
+    0.7,
+    0.7,
+    0.75,
+    0.85,
+    1.0,
+    1.15,
+    1.2,
+    1.1,
+    0.95,
+    0.8,
+    0.65,
+)
 WH_PER_KW_MINUTE = 1000 / 60
 NOISE = 0.08
 
@@ -29,7 +53,7 @@ NOISE = 0.08
 class Reading:
     ra: str
     consumer: str
-    minute: str   # JST minute label
+    minute: str  # JST minute label
     wh: int
 
     def as_json(self) -> dict:
@@ -68,8 +92,9 @@ class MeterFleet:
         consumers = []
         for consumer, ra in chosen:
             draw = random.Random(f"{seed}:{consumer}")
-            consumers.append(SimulatedConsumer(consumer, ra, round(draw.uniform(0.3, 3.0), 3),
-                                               round(draw.uniform(0.1, 0.4), 3)))
+            consumers.append(
+                SimulatedConsumer(consumer, ra, round(draw.uniform(0.3, 3.0), 3), round(draw.uniform(0.1, 0.4), 3))
+            )
         return cls(consumers, seed)
 
     def by_ra(self) -> dict[str, list[SimulatedConsumer]]:
@@ -87,19 +112,28 @@ class MeterFleet:
         """Every consumer's readings over what the command accepts: its baseline minutes, then its window;
         ordered minute by minute, as meters report."""
         first, last = minute_index(command["start"]), minute_index(command["end"])
-        return [self.reading(consumer, minute, minute >= first)
-                for minute in range(first - command["baseline_minutes"], last + 1)
-                for consumer in self.consumers]
+        return [
+            self.reading(consumer, minute, minute >= first)
+            for minute in range(first - command["baseline_minutes"], last + 1)
+            for consumer in self.consumers
+        ]
 
     def declaration(self, command: dict, consumers: list[SimulatedConsumer]) -> dict:
         """An RA's declaration for its consumers: the reduction it expects per slot, baseline "mean-before"."""
         first, last = minute_index(command["start"]), minute_index(command["end"])
         g = command["granularity_minutes"]
         slots = range(first, last + 1, g)
-        return {"baseline_method": "mean-before", "consumers": {
-            c.id: {"expected_wh": [int(sum(c.expected_load_wh(m) for m in range(s, s + g)) * c.response)
-                                   for s in slots]}
-            for c in consumers}}
+        return {
+            "baseline_method": "mean-before",
+            "consumers": {
+                c.id: {
+                    "expected_wh": [
+                        int(sum(c.expected_load_wh(m) for m in range(s, s + g)) * c.response) for s in slots
+                    ]
+                }
+                for c in consumers
+            },
+        }
 
 
 def batches(readings: Iterable[Reading], size: int) -> Iterator[tuple[str, list[Reading]]]:
@@ -120,8 +154,9 @@ def batches(readings: Iterable[Reading], size: int) -> Iterator[tuple[str, list[
         yield ra, batch
 
 
-def post_readings(contract, msp_id: str, command_id: str, readings: list[Reading], attempts: int = 3,
-                  resume: bool = False) -> dict:
+def post_readings(
+    contract, msp_id: str, command_id: str, readings: list[Reading], attempts: int = 3, resume: bool = False
+) -> dict:
     """One post_readings transaction; the readings travel in transient data and only the poster's own peer
     endorses it, so no other organisation ever receives them. A transaction that lost an MVCC race (another
     one wrote the same consumer-hour first) changed nothing and is tried again, up to `attempts` times; so is one
@@ -136,8 +171,11 @@ def post_readings(contract, msp_id: str, command_id: str, readings: list[Reading
     payload = json.dumps([r.as_json() for r in readings], separators=(",", ":"))
     for attempt in range(1, attempts + 1):
         try:
-            return json.loads(contract.submit("post_readings", command_id, transient={"readings": payload},
-                                              endorsing_organizations=[msp_id]))
+            return json.loads(
+                contract.submit(
+                    "post_readings", command_id, transient={"readings": payload}, endorsing_organizations=[msp_id]
+                )
+            )
         except CommitError as error:
             if error.code != "MVCC_READ_CONFLICT" or attempt == attempts:
                 raise
@@ -160,13 +198,23 @@ def _already_recorded(contract, msp_id: str, command_id: str, readings: list[Rea
     if any(recorded.get((r.consumer, r.minute)) != r.wh for r in readings):
         raise refusal
     minutes = sorted(r.minute for r in readings)
-    return {"command": command_id, "ra": readings[0].ra, "readings": len(readings), "first_minute": minutes[0],
-            "last_minute": minutes[-1], "already_recorded": True}
+    return {
+        "command": command_id,
+        "ra": readings[0].ra,
+        "readings": len(readings),
+        "first_minute": minutes[0],
+        "last_minute": minutes[-1],
+        "already_recorded": True,
+    }
 
 
-def post_all(poster_for: Callable[[Reading], tuple[object, str]], command_id: str,
-             groups: Iterable[list[Reading]], workers: int = 4,
-             on_posted: Callable[[list[Reading], dict], None] | None = None) -> list[dict]:
+def post_all(
+    poster_for: Callable[[Reading], tuple[object, str]],
+    command_id: str,
+    groups: Iterable[list[Reading]],
+    workers: int = 4,
+    on_posted: Callable[[list[Reading], dict], None] | None = None,
+) -> list[dict]:
     """Posts each group of readings as one transaction, `workers` at a time. `poster_for(first reading)` gives
     the (contract, MSP id) to post it with: an RA's, or the meter's own. Raises the first failure."""
     summaries = []

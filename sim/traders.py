@@ -28,10 +28,10 @@ ADJUSTMENT = Decimal("0.3")
 class Trader:
     id: str
     ra: str
-    solar_kwh: float        # mean surplus output in a gate
-    load_kwh: float         # mean load in a gate
-    ask: int                # yen/kWh it will sell at, at least
-    bid: int                # yen/kWh it will buy at, at most
+    solar_kwh: float  # mean surplus output in a gate
+    load_kwh: float  # mean load in a gate
+    ask: int  # yen/kWh it will sell at, at least
+    bid: int  # yen/kWh it will buy at, at most
 
 
 class TraderFleet:
@@ -46,8 +46,16 @@ class TraderFleet:
         traders = []
         for consumer, ra in consumers:
             draw = random.Random(f"trader:{seed}:{consumer}")
-            traders.append(Trader(consumer, ra, round(draw.uniform(0.5, 4.0), 3), round(draw.uniform(0.5, 3.5), 3),
-                                  draw.randint(*ASK_RANGE), draw.randint(*BID_RANGE)))
+            traders.append(
+                Trader(
+                    consumer,
+                    ra,
+                    round(draw.uniform(0.5, 4.0), 3),
+                    round(draw.uniform(0.5, 3.5), 3),
+                    draw.randint(*ASK_RANGE),
+                    draw.randint(*BID_RANGE),
+                )
+            )
         return cls(traders, seed)
 
     def orders_for_gate(self, gate_index: int) -> dict[str, list[dict]]:
@@ -63,8 +71,9 @@ class TraderFleet:
             side = "sell" if net > 0 else "buy"
             self.last_side[trader.id] = side
             price = trader.ask if side == "sell" else trader.bid
-            by_ra.setdefault(trader.ra, []).append({
-                "participant": trader.id, "side": side, "price": price, "quantity": float(lots * LOT_KWH)})
+            by_ra.setdefault(trader.ra, []).append(
+                {"participant": trader.id, "side": side, "price": price, "quantity": float(lots * LOT_KWH)}
+            )
         return by_ra
 
     def observe(self, traded: set[str], clearing_yen: float | None) -> None:

@@ -25,15 +25,33 @@ def _fail(message: str, code: int = 2):
 
 
 @market.command("solve")
-@click.option("--input", "input_path", required=True, metavar="FILE",
-              help='Order book: {"orders": [{"id", "participant", "side", "price", "quantity", "time"}]}, '
-                   "price in yen/kWh, quantity in kWh, time in Unix ms or ISO 8601.")
-@click.option("--objective", required=True, type=click.Choice(OBJECTIVES),
-              help="volume: most kWh traded; welfare: most total surplus; maxmin: raise the worst-off participant.")
-@click.option("--seed", "seed_hex", metavar="HEX",
-              help="The gate's seed (hex) ranking equivalent orders; default: SHA-256 of the order book.")
-@click.option("--method", type=click.Choice(METHODS), default="fast", show_default=True,
-              help="fast: the fast path; model: the Pyomo model (small gates).")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    metavar="FILE",
+    help='Order book: {"orders": [{"id", "participant", "side", "price", "quantity", "time"}]}, '
+    "price in yen/kWh, quantity in kWh, time in Unix ms or ISO 8601.",
+)
+@click.option(
+    "--objective",
+    required=True,
+    type=click.Choice(OBJECTIVES),
+    help="volume: most kWh traded; welfare: most total surplus; maxmin: raise the worst-off participant.",
+)
+@click.option(
+    "--seed",
+    "seed_hex",
+    metavar="HEX",
+    help="The gate's seed (hex) ranking equivalent orders; default: SHA-256 of the order book.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="fast",
+    show_default=True,
+    help="fast: the fast path; model: the Pyomo model (small gates).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def solve_command(input_path, objective, seed_hex, method, as_json):
     """Match the orders in FILE for an objective and print the trades."""
@@ -60,21 +78,28 @@ def solve_command(input_path, objective, seed_hex, method, as_json):
         for t in solution.trades
     ]
     if as_json:
-        click.echo(json.dumps({
-            "objective": objective,
-            "value": value,
-            "unit": UNITS[objective],
-            "certified_optimal": solution.certificate is not None,
-            "seed": solution.seed.hex(),
-            "trades": trades,
-            "seconds": round(solution.seconds, 6),
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "objective": objective,
+                    "value": value,
+                    "unit": UNITS[objective],
+                    "certified_optimal": solution.certificate is not None,
+                    "seed": solution.seed.hex(),
+                    "trades": trades,
+                    "seconds": round(solution.seconds, 6),
+                },
+                indent=2,
+            )
+        )
         return
     proof = "certified optimal" if solution.certificate is not None else "rounded LP optimum, no certificate"
     click.echo(f"objective  {objective}")
     click.echo(f"value      {value:g} {UNITS[objective]} ({proof})")
-    click.echo(f"trades     {len(trades)}, {solution.volume / WH_PER_KWH:g} kWh, "
-               f"surplus {solution.surplus / (SEN_PER_YEN * WH_PER_KWH):g} yen")
+    click.echo(
+        f"trades     {len(trades)}, {solution.volume / WH_PER_KWH:g} kWh, "
+        f"surplus {solution.surplus / (SEN_PER_YEN * WH_PER_KWH):g} yen"
+    )
     click.echo(f"seed       {solution.seed.hex()}")
     if trades:
         width_s = max(4, *(len(t["sell"]) for t in trades))

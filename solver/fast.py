@@ -80,8 +80,15 @@ def _pair_lp(sells, buys) -> highspy.Highs:
     highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
     capacities = np.array([o.quantity / WH_PER_KWH for o in sells + buys])
     empty = np.array([], dtype=np.int32)
-    highs.addRows(len(capacities), np.full(len(capacities), -INF), capacities, 0,
-                  np.zeros(len(capacities), dtype=np.int32), empty, np.array([], dtype=np.float64))
+    highs.addRows(
+        len(capacities),
+        np.full(len(capacities), -INF),
+        capacities,
+        0,
+        np.zeros(len(capacities), dtype=np.int32),
+        empty,
+        np.array([], dtype=np.float64),
+    )
     return highs
 
 
@@ -91,8 +98,16 @@ def _add_pair_columns(highs, pairs, costs, n_sells) -> None:
     s_idx = np.array([p[0] for p in pairs], dtype=np.int32)
     b_idx = np.array([p[1] for p in pairs], dtype=np.int32) + n_sells
     index = np.stack([s_idx, b_idx], axis=1).ravel()
-    highs.addCols(count, np.asarray(costs, dtype=np.float64), np.zeros(count), np.full(count, INF), len(index),
-                  np.arange(0, len(index), 2, dtype=np.int32), index, np.ones(len(index)))
+    highs.addCols(
+        count,
+        np.asarray(costs, dtype=np.float64),
+        np.zeros(count),
+        np.full(count, INF),
+        len(index),
+        np.arange(0, len(index), 2, dtype=np.int32),
+        index,
+        np.ones(len(index)),
+    )
 
 
 def merit_order_pairs(sells, buys) -> list:
@@ -250,7 +265,8 @@ def max_volume(orders) -> LpSolution:
 
     while True:
         reached_s, reached_b, came_from_s, came_from_b, end = _search(
-            sells, buys, left_s, left_b, feeding, by_bid, bids)
+            sells, buys, left_s, left_b, feeding, by_bid, bids
+        )
         if end is None:
             break
         path = []  # forward edges (i, j) on the path; the backward ones are (next i, previous j)
@@ -384,8 +400,9 @@ class _MaxminMarket:
     def best_partner_of_every_order(self) -> list:
         """Each order's pair with the largest gain (the cheapest ask for a buy, the dearest bid for a sell) among
         the counter-orders of other participants, where that gain is positive."""
-        for_buy, for_sell = _best_partners(self.sells, self.buys, list(self.ask), list(self.bid),
-                                           self.by_ask, self.by_bid)
+        for_buy, for_sell = _best_partners(
+            self.sells, self.buys, list(self.ask), list(self.bid), self.by_ask, self.by_bid
+        )
         pairs = [(i, j) for j, i in for_buy.items()] + list(for_sell.items())
         return [(i, j) for i, j in pairs if self.bid[j] > self.ask[i]]
 
@@ -413,8 +430,9 @@ class _MaxminProgramme:
         fair_share = np.full(people, -worst_off_at_least if stage_two else 0.0)
         upper = np.concatenate([m.capacities, fair_share, np.zeros(chain)])
         lower = np.concatenate([np.full(len(m.capacities) + people, -INF), np.zeros(chain)])
-        self.highs.addRows(rows, lower, upper, 0, np.zeros(rows, dtype=np.int32), np.array([], dtype=np.int32),
-                           np.array([]))
+        self.highs.addRows(
+            rows, lower, upper, 0, np.zeros(rows, dtype=np.int32), np.array([], dtype=np.int32), np.array([])
+        )
         self.t_columns = 0 if stage_two else people
         if not stage_two:
             first_chain_row = len(m.capacities) + people
@@ -429,8 +447,16 @@ class _MaxminProgramme:
                 if k > 0:
                     index.append(first_chain_row + k - 1)
                     value.append(-1.0)
-            self.highs.addCols(people, np.ones(people), np.full(people, -INF), np.full(people, INF), len(index),
-                               np.array(start, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
+            self.highs.addCols(
+                people,
+                np.ones(people),
+                np.full(people, -INF),
+                np.full(people, INF),
+                len(index),
+                np.array(start, dtype=np.int32),
+                np.array(index, dtype=np.int32),
+                np.array(value),
+            )
 
     def add(self, pairs) -> int:
         """Add both ways of sharing each pair's surplus: xS (to the seller, price = bid), xB (to the buyer)."""
@@ -452,8 +478,16 @@ class _MaxminProgramme:
         index = np.stack([s_idx, len(m.sells) + b_idx, person], axis=1).ravel().astype(np.int32)
         value = np.stack([np.ones(len(fresh)), np.ones(len(fresh)), -gain * share], axis=1).ravel()
         cost = gain if self.stage_two else np.zeros(len(fresh))
-        self.highs.addCols(len(fresh), cost, np.zeros(len(fresh)), np.full(len(fresh), INF), len(index),
-                           np.arange(0, len(index), 3, dtype=np.int32), index, value)
+        self.highs.addCols(
+            len(fresh),
+            cost,
+            np.zeros(len(fresh)),
+            np.full(len(fresh), INF),
+            len(index),
+            np.arange(0, len(index), 3, dtype=np.int32),
+            index,
+            value,
+        )
         return len(fresh)
 
     def generate(self) -> None:
@@ -491,14 +525,14 @@ class _MaxminProgramme:
         everyone_s = np.arange(len(m.sells))
         everyone_b = np.arange(len(m.buys))
         for first in range(0, len(weighted_sells), PRICING_CHUNK):
-            sells = weighted_sells[first:first + PRICING_CHUNK]
-            reduced = (m.usable(sells, everyone_b) * (base + sell_weight[None, sells]) - alpha[None, sells]
-                       - beta[:, None]).T
+            sells = weighted_sells[first : first + PRICING_CHUNK]
+            reduced = (
+                m.usable(sells, everyone_b) * (base + sell_weight[None, sells]) - alpha[None, sells] - beta[:, None]
+            ).T
             entering += [(value, int(sells[r]), b, True) for value, b, r in _positive_top_per_row(reduced)]
         for first in range(0, len(weighted_buys), PRICING_CHUNK):
-            buys = weighted_buys[first:first + PRICING_CHUNK]
-            reduced = (m.usable(everyone_s, buys) * (base + buy_weight[buys, None]) - alpha[None, :]
-                       - beta[buys, None])
+            buys = weighted_buys[first : first + PRICING_CHUNK]
+            reduced = m.usable(everyone_s, buys) * (base + buy_weight[buys, None]) - alpha[None, :] - beta[buys, None]
             entering += [(value, s, int(buys[r]), False) for value, s, r in _positive_top_per_row(reduced)]
         if self.stage_two:
             key_sell = list(alpha + m.ask)
@@ -508,8 +542,11 @@ class _MaxminProgramme:
                 by_bid = [j for j in m.by_bid if to_seller or buy_weight[j] <= 0]
                 for_buy, for_sell = _best_partners(m.sells, m.buys, key_sell, key_buy, by_ask, by_bid)
                 pairs = [(i, j) for j, i in for_buy.items()] + list(for_sell.items())
-                entering += [(key_buy[j] - key_sell[i], i, j, to_seller) for i, j in pairs
-                             if m.bid[j] > m.ask[i] and key_buy[j] - key_sell[i] > ENTERING_TOLERANCE]
+                entering += [
+                    (key_buy[j] - key_sell[i], i, j, to_seller)
+                    for i, j in pairs
+                    if m.bid[j] > m.ask[i] and key_buy[j] - key_sell[i] > ENTERING_TOLERANCE
+                ]
         # Entering everything at once can bloat the programme many times over when most participants are at the
         # worst-off level; the most promising ones, a few per order, keep each round's solve quick.
         entering.sort(key=lambda candidate: -candidate[0])

@@ -38,6 +38,7 @@ from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, compatible
 from solver.proposals import eligible_offers
 from solver.relaxation import STAGE_TWO_SLACK, LpSolution, native_stdout_silenced
 
+
 def matching_model(orders, objective: str) -> pyo.ConcreteModel:
     """The model above for objective; maxmin's model carries stage 1's objective (see solve_maxmin)."""
     sells = [o for o in orders if o.is_sell]

@@ -118,7 +118,7 @@ def order_from_json(item, position: int) -> Order:
         raise InvalidOrders(f"{label}: participant must be a non-empty string, got {participant!r}")
     side = item["side"]
     if side not in SIDES:
-        raise InvalidOrders(f"{label}: side must be \"buy\" or \"sell\", got {side!r}")
+        raise InvalidOrders(f'{label}: side must be "buy" or "sell", got {side!r}')
     return Order(
         id=str(raw_id),
         participant=participant,
@@ -132,8 +132,14 @@ def order_from_json(item, position: int) -> Order:
 def order_from_ledger(record: dict) -> Order:
     """An order as the market contract stores it: {"id", "participant", "side", "price_sen_per_kwh",
     "quantity_wh", "time_ms", ...}, already in whole units."""
-    return Order(record["id"], record["participant"], record["side"], record["price_sen_per_kwh"],
-                 record["quantity_wh"], record["time_ms"])
+    return Order(
+        record["id"],
+        record["participant"],
+        record["side"],
+        record["price_sen_per_kwh"],
+        record["quantity_wh"],
+        record["time_ms"],
+    )
 
 
 def parse_orders(book) -> list[Order]:

@@ -36,8 +36,9 @@ STAGGER_SECONDS = 0.7
 @dataclass
 class ServiceRecord:
     """What one service did, for the simulation's report and the tests."""
-    proposed: dict = field(default_factory=dict)    # gate -> proposal summary
-    refused: dict = field(default_factory=dict)     # gate -> the contract's reason
+
+    proposed: dict = field(default_factory=dict)  # gate -> proposal summary
+    refused: dict = field(default_factory=dict)  # gate -> the contract's reason
     closed: list = field(default_factory=list)
     finalised: list = field(default_factory=list)
     solve_seconds: dict = field(default_factory=dict)
@@ -46,17 +47,18 @@ class ServiceRecord:
 class MatchingService:
     """One matcher's loop; run() until stop is set."""
 
-    def __init__(self, org: str, market, rank: int = 0, method: str = "fast", poll_seconds: float = 2.0,
-                 clock=time.time):
+    def __init__(
+        self, org: str, market, rank: int = 0, method: str = "fast", poll_seconds: float = 2.0, clock=time.time
+    ):
         self.org = org
         self.market = market
-        self.rank = rank          # this matcher's position among the matchers: its stagger
+        self.rank = rank  # this matcher's position among the matchers: its stagger
         self.method = method
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.record = ServiceRecord()
         self._closed_gates: queue.Queue = queue.Queue()
-        self._done: set[str] = set()   # gates this service has proposed for (or that refused it)
+        self._done: set[str] = set()  # gates this service has proposed for (or that refused it)
 
     def run(self, stop: threading.Event) -> ServiceRecord:
         listener = threading.Thread(target=self._listen, args=(stop,), name=f"{self.org}-events", daemon=True)
@@ -126,8 +128,7 @@ class MatchingService:
         solution = solve(orders, gate["objective"], bytes.fromhex(gate["seed"]), method=self.method)
         self.record.solve_seconds[gate_id] = solution.seconds
         try:
-            summary = self.market.submit("propose", gate_id, json.dumps(solution.proposal().to_json()),
-                                         all_peers=True)
+            summary = self.market.submit("propose", gate_id, json.dumps(solution.proposal().to_json()), all_peers=True)
         except Exception as error:
             reason = str(error)
             if "already proposed" in reason:
@@ -135,7 +136,7 @@ class MatchingService:
                 return
             if "is not closed yet" in reason:  # some peer has not committed the close yet: the poll retries
                 return
-            if "failed to propose" in reason:   # the contract refused it: say why, do not retry
+            if "failed to propose" in reason:  # the contract refused it: say why, do not retry
                 self._done.add(gate_id)
                 self.record.refused[gate_id] = reason
                 LOG.warning("%s: proposal for %s refused: %s", self.org, gate_id, reason)
@@ -143,8 +144,15 @@ class MatchingService:
             raise
         self._done.add(gate_id)
         self.record.proposed[gate_id] = summary
-        LOG.info("%s: proposed %s for gate %s (%s %s, %.3f s to solve)", self.org, len(solution.trades), gate_id,
-                 gate["objective"], summary["value_display"], solution.seconds)
+        LOG.info(
+            "%s: proposed %s for gate %s (%s %s, %.3f s to solve)",
+            self.org,
+            len(solution.trades),
+            gate_id,
+            gate["objective"],
+            summary["value_display"],
+            solution.seconds,
+        )
 
     def _attempt(self, function: str, gate_id: str, done: list) -> None:
         try:

@@ -102,9 +102,15 @@ def _check_trade(number, trade, by_id, objective) -> None:
     sell, buy = by_id.get(trade.sell), by_id.get(trade.buy)
     quantity, price = trade.quantity, trade.price
     if (
-        sell is not None and buy is not None and sell.side == "sell" and buy.side == "buy"
+        sell is not None
+        and buy is not None
+        and sell.side == "sell"
+        and buy.side == "buy"
         and sell.participant != buy.participant
-        and type(quantity) is int and quantity > 0 and type(price) is int and sell.price <= price <= buy.price
+        and type(quantity) is int
+        and quantity > 0
+        and type(price) is int
+        and sell.price <= price <= buy.price
         and (not midpoint or price == midpoint_price(sell.price, buy.price))
     ):
         return  # the common case, checked in one go; otherwise say what is wrong
@@ -125,8 +131,7 @@ def _check_trade(number, trade, by_id, objective) -> None:
             f"{label}: price must be whole sen/kWh between the ask {sell.price} and the bid {buy.price}, got {price!r}"
         )
     raise ProposalRejected(
-        f"{label}: {objective} trades at the midpoint {midpoint_price(sell.price, buy.price)} sen/kWh, "
-        f"got {price}"
+        f"{label}: {objective} trades at the midpoint {midpoint_price(sell.price, buy.price)} sen/kWh, got {price}"
     )
 
 

@@ -24,8 +24,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="gridledger_session",
-        EVENT_STREAM_SECONDS=25.0,   # an event stream ends after this; the browser reconnects and resumes
-        MAX_EVENT_STREAMS=32,        # streams open at once; each holds a server thread
+        EVENT_STREAM_SECONDS=25.0,  # an event stream ends after this; the browser reconnects and resumes
+        MAX_EVENT_STREAMS=32,  # streams open at once; each holds a server thread
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     if test_config is None:
@@ -39,10 +39,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["gridledger"] = backend
     if "USERS" not in app.config:
         from web.users import UsersFile, ensure_users
+
         ensure_users(app.config["RUN_DIR"], list(backend.accounts))
         app.config["USERS"] = UsersFile(app.config["RUN_DIR"])
     if not app.config.get("SECRET_KEY"):
         from web.users import secret_key
+
         app.config["SECRET_KEY"] = secret_key(app.config["RUN_DIR"])
 
     from web import auth, csrf, dr, events, market
@@ -78,8 +80,9 @@ def create_app(test_config: dict | None = None) -> Flask:
             response.headers["Vary"] = "Cookie"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
-                                                       "style-src 'self'; script-src 'self'")
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"
+        )
         return response
 
     @app.errorhandler(HTTPException)
@@ -94,8 +97,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.errorhandler(LedgerUnavailable)
     def ledger_unavailable(error):
         if "no contract named" in str(error):
-            message = ("This part of the consortium's chaincode is not deployed on the network yet; redeploy it "
-                       "with `gridledger network up`.")
+            message = (
+                "This part of the consortium's chaincode is not deployed on the network yet; redeploy it "
+                "with `gridledger network up`."
+            )
         else:
             message = f"The ledger did not answer: {error}. Try again in a moment."
         if request.path.endswith(".json"):
@@ -107,7 +112,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         # A refusal no view expected (the views turn the expected ones into 404s or form errors).
         if request.path.endswith(".json"):
             return jsonify({"error": "Refused", "message": error.message}), 400
-        return render_template("error.html", error=None, title="Refused by the ledger",
-                               message=f"The ledger refused: {error.message}"), 400
+        return render_template(
+            "error.html", error=None, title="Refused by the ledger", message=f"The ledger refused: {error.message}"
+        ), 400
 
     return app

@@ -3,8 +3,7 @@
 import functools
 import hashlib
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from web import csrf
@@ -86,20 +85,31 @@ def login_required(view):
                 abort(401)
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(**kwargs)
+
     return wrapped
 
 
 def roles_required(*roles: str, what: str):
     """Only accounts of `roles` may use the view; others get 403 saying who may (`what`: "declare")."""
+
     def decorator(view):
         @functools.wraps(view)
         @login_required
         def wrapped(**kwargs):
             if g.user.role not in roles:
-                names = {"tso": "the TSO", "ac": "aggregation coordinators", "ra": "resource aggregators",
-                         "consumer": "consumers"}
-                abort(403, description=f"Only {' and '.join(names[r] for r in roles)} may {what}; you are signed "
-                                       f"in as {g.user.name}.")
+                names = {
+                    "tso": "the TSO",
+                    "ac": "aggregation coordinators",
+                    "ra": "resource aggregators",
+                    "consumer": "consumers",
+                }
+                abort(
+                    403,
+                    description=f"Only {' and '.join(names[r] for r in roles)} may {what}; you are signed "
+                    f"in as {g.user.name}.",
+                )
             return view(**kwargs)
+
         return wrapped
+
     return decorator

@@ -24,10 +24,11 @@ AS_DB_NAME = "aggregation-system.sqlite"  # where `gridledger dr` keeps the aggr
 @dataclass(frozen=True)
 class Account:
     """One sign-in name and the ledger identity it acts as."""
-    name: str    # "TSO", "RA1", or a consumer id such as "C1"
-    org: str     # the organisation whose peer it talks to
-    user: str    # "User1", or "meter:C1" for a consumer's smart-meter identity
-    role: str    # tso | ac | ra | consumer
+
+    name: str  # "TSO", "RA1", or a consumer id such as "C1"
+    org: str  # the organisation whose peer it talks to
+    user: str  # "User1", or "meter:C1" for a consumer's smart-meter identity
+    role: str  # tso | ac | ra | consumer
     title: str
 
     @property
@@ -41,8 +42,9 @@ def accounts_for(topology: Topology) -> dict[str, Account]:
     accounts = {org.name: Account(org.name, org.name, "User1", org.role, org.title) for org in topology.organisations}
     for org in topology.organisations:
         for consumer in org.consumers:
-            accounts[consumer] = Account(consumer, org.name, f"meter:{consumer}", "consumer",
-                                         f"Consumer {consumer} of {org.name}")
+            accounts[consumer] = Account(
+                consumer, org.name, f"meter:{consumer}", "consumer", f"Consumer {consumer} of {org.name}"
+            )
     return accounts
 
 
@@ -54,8 +56,11 @@ def visible_orgs(topology: Topology, account: Account) -> list[str]:
     if account.role == "ra":
         return [account.org]
     acs = [o for o in topology.organisations if o.role == "ac" and (account.role == "tso" or o.name == account.org)]
-    return [name for ac in acs for name in
-            (ac.name, *(o.name for o in topology.organisations if o.role == "ra" and o.parent == ac.name))]
+    return [
+        name
+        for ac in acs
+        for name in (ac.name, *(o.name for o in topology.organisations if o.role == "ra" and o.parent == ac.name))
+    ]
 
 
 class _Backend:
@@ -77,11 +82,13 @@ class _Backend:
     def contract(self, account: Account, name: str):
         return self.gateway(account).get_network(self.topology.channel).get_contract(CHAINCODE, name)
 
-    def chaincode_events(self, account: Account, start_block: int | None = None,
-                         after_transaction_id: str | None = None):
+    def chaincode_events(
+        self, account: Account, start_block: int | None = None, after_transaction_id: str | None = None
+    ):
         network = self.gateway(account).get_network(self.topology.channel)
-        return network.get_chaincode_events(CHAINCODE, start_block=start_block,
-                                            after_transaction_id=after_transaction_id)
+        return network.get_chaincode_events(
+            CHAINCODE, start_block=start_block, after_transaction_id=after_transaction_id
+        )
 
     def msp_id(self, account: Account) -> str:
         return self.topology.organisation(account.org).msp_id

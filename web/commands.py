@@ -23,8 +23,9 @@ def _accounts(run_dir: str):
     from web.backend import accounts_for
 
     if not (Path(run_dir) / "network.json").exists():
-        raise click.ClickException(f"no network in {run_dir}: start one with `gridledger network up --run-dir "
-                                   f"{run_dir}`")
+        raise click.ClickException(
+            f"no network in {run_dir}: start one with `gridledger network up --run-dir {run_dir}`"
+        )
     return accounts_for(Network(run_dir).topology)
 
 
@@ -37,8 +38,9 @@ def _sign_in_lines(run_dir: str, accounts) -> list[str]:
         password = passwords.get(name)
         lines.append(f"  {name:<5} {account.title:<34} password: {password or '(changed; see gridledger web users)'}")
     if passwords:
-        lines.append(f"  (passwords from {Path(run_dir) / WEB_DIR / INITIAL_PASSWORDS_FILE}; delete it once they "
-                     f"are handed out)")
+        lines.append(
+            f"  (passwords from {Path(run_dir) / WEB_DIR / INITIAL_PASSWORDS_FILE}; delete it once they are handed out)"
+        )
     return lines
 
 
@@ -55,8 +57,18 @@ def _detach(run_dir: str, host: str, port: int, accounts) -> None:
         except PortInUse as error:
             raise click.ClickException(f"{error} (choose another with --port)") from None
         ensure_users(run_dir, list(accounts))  # before the process starts, so the passwords print below
-        argv = [sys.executable, "-m", "web.commands", "serve", "--run-dir", str(Path(run_dir).resolve()),
-                "--host", host, "--port", str(port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "web.commands",
+            "serve",
+            "--run-dir",
+            str(Path(run_dir).resolve()),
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
         process.start(argv, dict(os.environ), cwd=Path(__file__).resolve().parent.parent)
         deadline = time.monotonic() + 30
         while True:
@@ -67,8 +79,10 @@ def _detach(run_dir: str, host: str, port: int, accounts) -> None:
                 if process.pid() is None or time.monotonic() > deadline:
                     raise click.ClickException(f"the web server did not start; see {process.log_file}") from None
                 time.sleep(0.2)
-    click.echo(f"web: http://{host}:{port}/ serves the network of {Path(run_dir).resolve()} (pid {process.pid()}, "
-               f"log {process.log_file}; `gridledger network down` stops it)")
+    click.echo(
+        f"web: http://{host}:{port}/ serves the network of {Path(run_dir).resolve()} (pid {process.pid()}, "
+        f"log {process.log_file}; `gridledger network down` stops it)"
+    )
     click.echo("web: sign in as one of")
     click.echo("\n".join(_sign_in_lines(run_dir, accounts)))
 

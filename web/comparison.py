@@ -19,7 +19,7 @@ class Row:
     org: str
     level: str
     command: str
-    minute: str           # JST "YYYY-MM-DDTHH:MM"
+    minute: str  # JST "YYYY-MM-DDTHH:MM"
     bc_wh: int
     as_wh: int | None
     readings: int
@@ -64,8 +64,8 @@ def as_aggregates(path: Path | None, command_id: str, orgs: list[str]) -> dict[s
     try:
         marks = ",".join("?" * len(orgs))
         for org, minute, wh in connection.execute(
-                f"SELECT org, minute, wh FROM as_aggregates WHERE command = ? AND org IN ({marks})",
-                (command_id, *orgs)):
+            f"SELECT org, minute, wh FROM as_aggregates WHERE command = ? AND org IN ({marks})", (command_id, *orgs)
+        ):
             figures[org][minute] = wh
     except sqlite3.OperationalError:  # the store exists but has no tables yet
         return figures
@@ -80,8 +80,17 @@ def rows_of(bc: dict, as_figures: dict[str, dict[str, int]] | None) -> list[Row]
     for aggregate in bc["aggregates"]:
         theirs = (as_figures or {}).get(aggregate["org"], {})
         for minute in aggregate["minutes"]:
-            rows.append(Row(aggregate["org"], aggregate["level"], bc["command"], minute["minute"], minute["wh"],
-                            theirs.get(minute["minute"]), minute["readings"]))
+            rows.append(
+                Row(
+                    aggregate["org"],
+                    aggregate["level"],
+                    bc["command"],
+                    minute["minute"],
+                    minute["wh"],
+                    theirs.get(minute["minute"]),
+                    minute["readings"],
+                )
+            )
     return rows
 
 
@@ -89,14 +98,25 @@ def summaries(rows: list[Row]) -> list[OrgSummary]:
     by_org: dict[str, list[Row]] = {}
     for row in rows:
         by_org.setdefault(row.org, []).append(row)
-    return [OrgSummary(org, part[0].level, len(part), sum(r.bc_wh for r in part),
-                       sum(r.as_wh or 0 for r in part), sum(not r.match for r in part))
-            for org, part in by_org.items()]
+    return [
+        OrgSummary(
+            org,
+            part[0].level,
+            len(part),
+            sum(r.bc_wh for r in part),
+            sum(r.as_wh or 0 for r in part),
+            sum(not r.match for r in part),
+        )
+        for org, part in by_org.items()
+    ]
 
 
 def filtered(rows: list[Row], org: str = "", date: str = "", mismatches_only: bool = False) -> list[Row]:
-    return [r for r in rows if (not org or r.org == org) and (not date or r.date == date)
-            and (not mismatches_only or not r.match)]
+    return [
+        r
+        for r in rows
+        if (not org or r.org == org) and (not date or r.date == date) and (not mismatches_only or not r.match)
+    ]
 
 
 CSV_HEADER = ("org", "level", "command", "date", "minute", "bc_kwh", "as_kwh", "readings", "match")
@@ -107,12 +127,34 @@ def to_csv(rows: list[Row]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
     for r in rows:
-        writer.writerow((r.org, r.level, r.command, r.date, r.time, f"{Decimal(r.bc_wh) / 1000:.3f}",
-                         "" if r.as_wh is None else f"{Decimal(r.as_wh) / 1000:.3f}", r.readings,
-                         "yes" if r.match else "MISMATCH"))
+        writer.writerow(
+            (
+                r.org,
+                r.level,
+                r.command,
+                r.date,
+                r.time,
+                f"{Decimal(r.bc_wh) / 1000:.3f}",
+                "" if r.as_wh is None else f"{Decimal(r.as_wh) / 1000:.3f}",
+                r.readings,
+                "yes" if r.match else "MISMATCH",
+            )
+        )
     return out.getvalue()
 
 
 def to_json(rows: list[Row]) -> list[dict]:
-    return [{"org": r.org, "level": r.level, "command": r.command, "date": r.date, "minute": r.time,
-             "bc_wh": r.bc_wh, "as_wh": r.as_wh, "readings": r.readings, "match": r.match} for r in rows]
+    return [
+        {
+            "org": r.org,
+            "level": r.level,
+            "command": r.command,
+            "date": r.date,
+            "minute": r.time,
+            "bc_wh": r.bc_wh,
+            "as_wh": r.as_wh,
+            "readings": r.readings,
+            "match": r.match,
+        }
+        for r in rows
+    ]

@@ -39,13 +39,17 @@ def check_request() -> None:
     if origin and origin != "null":
         parts = urlsplit(origin)
         if (parts.scheme, parts.netloc) != (request.scheme, request.host):
-            abort(400, description=f"This request came from another site ({origin}) and was refused; "
-                                   f"nothing was changed.")
+            abort(
+                400, description=f"This request came from another site ({origin}) and was refused; nothing was changed."
+            )
     expected = session.get(SESSION_KEY)
     sent = request.form.get(FORM_FIELD) or request.headers.get(HEADER)
     if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
-        abort(400, description="This form has expired or did not come from this site, so it was refused and "
-                               "nothing was changed. Reload the page and try again.")
+        abort(
+            400,
+            description="This form has expired or did not come from this site, so it was refused and "
+            "nothing was changed. Reload the page and try again.",
+        )
 
 
 def init_app(app) -> None:

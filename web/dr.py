@@ -9,8 +9,19 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from chaincode.contracts.dr import JST
 from web import comparison
@@ -26,6 +37,7 @@ PAGE_ROWS = 300  # comparison rows per page; the CSV and JSON carry every row th
 
 
 # Loaders: each aborts 404 for what the account may not see.
+
 
 def list_commands() -> list[dict]:
     """Every DR command (public), newest start first."""
@@ -96,6 +108,7 @@ def _wants_fragment() -> bool:
 
 # Commands.
 
+
 @bp.route("/")
 @login_required
 def commands():
@@ -132,11 +145,19 @@ def command(command_id):
     record = get_command(command_id)
     declarations = g.ledger.evaluate("dr", "list_declarations", command_id)
     declared = {d["ra"] for d in declarations}
-    can_declare = (g.user.role == "ra" and g.user.org not in declared and
-                   current_app.extensions["gridledger"].topology.organisation(g.user.org).parent
-                   in record["target_acs"])
-    return render_template("dr/command.html", command=record, declarations=declarations, can_declare=can_declare,
-                           slots=slot_count(record), fragment=_wants_fragment())
+    can_declare = (
+        g.user.role == "ra"
+        and g.user.org not in declared
+        and current_app.extensions["gridledger"].topology.organisation(g.user.org).parent in record["target_acs"]
+    )
+    return render_template(
+        "dr/command.html",
+        command=record,
+        declarations=declarations,
+        can_declare=can_declare,
+        slots=slot_count(record),
+        fragment=_wants_fragment(),
+    )
 
 
 @bp.route("/commands/<command_id>/declarations/<ra>")
@@ -155,6 +176,7 @@ def declaration_json(command_id, ra):
 
 # The RA's declaration form.
 
+
 @bp.route("/declare", methods=("GET", "POST"))
 @roles_required("ra", what="declare consumers for a DR command")
 def declare():
@@ -167,7 +189,8 @@ def declare():
     errors = {}
     if request.method == "POST":
         declared = chosen is not None and any(
-            d["ra"] == g.user.org for d in g.ledger.evaluate("dr", "list_declarations", chosen["id"]))
+            d["ra"] == g.user.org for d in g.ledger.evaluate("dr", "list_declarations", chosen["id"])
+        )
         declaration_value, errors = declaration_form(request.form, chosen, own, declared)
         if chosen_id and chosen is None:
             errors["command"] = f"Command {chosen_id[:64]!r} does not exist or does not target {ac}."
@@ -177,16 +200,27 @@ def declare():
             except LedgerRefused as refused:
                 errors["form"] = refused.message
             else:
-                flash(f"Declaration for command {summary['command']} committed: {summary['consumers']} consumer(s), "
-                      f"{kwh(summary['expected_wh'])} kWh expected. Transaction {tx_ids[0]} (detail, private) "
-                      f"and {tx_ids[1]} (summary, public).", "committed")
+                flash(
+                    f"Declaration for command {summary['command']} committed: {summary['consumers']} consumer(s), "
+                    f"{kwh(summary['expected_wh'])} kWh expected. Transaction {tx_ids[0]} (detail, private) "
+                    f"and {tx_ids[1]} (summary, public).",
+                    "committed",
+                )
                 return redirect(url_for("dr.command", command_id=summary["command"]))
-    return render_template("dr/declare.html", commands=open_commands, chosen=chosen, consumers=own,
-                           errors=errors, form=request.form, slots=slot_count(chosen) if chosen else None,
-                           ac=ac), 400 if errors else 200
+    return render_template(
+        "dr/declare.html",
+        commands=open_commands,
+        chosen=chosen,
+        consumers=own,
+        errors=errors,
+        form=request.form,
+        slots=slot_count(chosen) if chosen else None,
+        ac=ac,
+    ), 400 if errors else 200
 
 
 # The comparison of results.
+
 
 def _comparison_data():
     """Rows for the comparison screen from the query string: command, org, date, mismatches."""
@@ -207,9 +241,18 @@ def _comparison_data():
     if date and date not in dates:
         abort(404, description=f"Command {command_id} has no minutes on {date[:10]!r}.")
     shown = comparison.filtered(rows, org, date, request.args.get("mismatches") == "1")
-    return {"commands": commands_, "command": record, "org": org, "date": date, "dates": dates, "orgs": orgs,
-            "rows": rows, "shown": shown, "as_available": as_figures is not None,
-            "mismatches_only": request.args.get("mismatches") == "1"}
+    return {
+        "commands": commands_,
+        "command": record,
+        "org": org,
+        "date": date,
+        "dates": dates,
+        "orgs": orgs,
+        "rows": rows,
+        "shown": shown,
+        "as_available": as_figures is not None,
+        "mismatches_only": request.args.get("mismatches") == "1",
+    }
 
 
 @bp.route("/compare")
@@ -224,16 +267,38 @@ def compare():
     page = int(page) if page.isdigit() and 1 <= int(page) <= pages else 1
     chart_org = data["org"] or (data["orgs"][0] if data["orgs"] else "")
     chart_rows = [r for r in data["rows"] if r.org == chart_org and (not data["date"] or r.date == data["date"])]
-    chart = line_chart([Series("BC", [(r.time, r.bc_wh / 1000) for r in chart_rows], "bc"),
-                        Series("AS", [(r.time, None if r.as_wh is None else r.as_wh / 1000) for r in chart_rows],
-                               "as")],
-                       unit="kWh", marks=[i for i, r in enumerate(chart_rows) if not r.match],
-                       title=f"BC and AS aggregates of {chart_org}, command {data['command']['id']}")
-    query = {k: v for k, v in (("command", data["command"]["id"]), ("org", data["org"]), ("date", data["date"]),
-                               ("mismatches", "1" if data["mismatches_only"] else "")) if v}
-    return render_template("dr/compare.html", empty=False, **data, summaries=comparison.summaries(data["rows"]),
-                           page_rows=shown[(page - 1) * PAGE_ROWS: page * PAGE_ROWS], page=page, pages=pages,
-                           chart=chart, chart_org=chart_org, query=query, fragment=_wants_fragment())
+    chart = line_chart(
+        [
+            Series("BC", [(r.time, r.bc_wh / 1000) for r in chart_rows], "bc"),
+            Series("AS", [(r.time, None if r.as_wh is None else r.as_wh / 1000) for r in chart_rows], "as"),
+        ],
+        unit="kWh",
+        marks=[i for i, r in enumerate(chart_rows) if not r.match],
+        title=f"BC and AS aggregates of {chart_org}, command {data['command']['id']}",
+    )
+    query = {
+        k: v
+        for k, v in (
+            ("command", data["command"]["id"]),
+            ("org", data["org"]),
+            ("date", data["date"]),
+            ("mismatches", "1" if data["mismatches_only"] else ""),
+        )
+        if v
+    }
+    return render_template(
+        "dr/compare.html",
+        empty=False,
+        **data,
+        summaries=comparison.summaries(data["rows"]),
+        page_rows=shown[(page - 1) * PAGE_ROWS : page * PAGE_ROWS],
+        page=page,
+        pages=pages,
+        chart=chart,
+        chart_org=chart_org,
+        query=query,
+        fragment=_wants_fragment(),
+    )
 
 
 @bp.route("/compare.csv")
@@ -242,8 +307,11 @@ def compare_csv():
     data = _comparison_data()
     rows = data["shown"] if data else []
     name = f"comparison-{data['command']['id']}.csv" if data else "comparison.csv"
-    return Response(comparison.to_csv(rows), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    return Response(
+        comparison.to_csv(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
 
 
 @bp.route("/compare.json")
@@ -252,11 +320,18 @@ def compare_json():
     data = _comparison_data()
     if data is None:
         return jsonify({"command": None, "rows": [], "mismatches": 0})
-    return jsonify({"command": data["command"]["id"], "unit": "Wh", "rows": comparison.to_json(data["shown"]),
-                    "mismatches": sum(not r.match for r in data["shown"])})
+    return jsonify(
+        {
+            "command": data["command"]["id"],
+            "unit": "Wh",
+            "rows": comparison.to_json(data["shown"]),
+            "mismatches": sum(not r.match for r in data["shown"]),
+        }
+    )
 
 
 # An AC's or RA's own figures.
+
 
 def _org_data(command_id: str, org: str) -> dict:
     require_visible(org)
@@ -275,15 +350,24 @@ def org_view(command_id, org):
     series = [Series("BC", [(m["minute"][11:], m["wh"] / 1000) for m in minutes], "bc")]
     if as_figures is not None:
         theirs = as_figures[org]
-        series.append(Series("AS", [(m["minute"][11:], theirs[m["minute"]] / 1000 if m["minute"] in theirs
-                                     else None) for m in minutes], "as"))
+        series.append(
+            Series(
+                "AS",
+                [(m["minute"][11:], theirs[m["minute"]] / 1000 if m["minute"] in theirs else None) for m in minutes],
+                "as",
+            )
+        )
     chart = line_chart(series, unit="kWh", title=f"Aggregate of {org}, command {command_id}")
     consumers = []
     if g.user.role != "consumer":
         visible_consumers = g.ledger.evaluate("dr", "list_consumers")
         topology = current_app.extensions["gridledger"].topology
-        consumers = [c for ra, cs in visible_consumers.items()
-                     if ra == org or topology.organisation(ra).parent == org for c in cs]
+        consumers = [
+            c
+            for ra, cs in visible_consumers.items()
+            if ra == org or topology.organisation(ra).parent == org
+            for c in cs
+        ]
     return render_template("dr/org.html", **data, chart=chart, consumers=consumers, fragment=_wants_fragment())
 
 
@@ -291,19 +375,28 @@ def org_view(command_id, org):
 @login_required
 def org_json(command_id, org):
     data = _org_data(command_id, org)
-    return jsonify({"command": command_id, "org": org, "unit": "Wh", "minutes": data["aggregate"]["minutes"],
-                    "performance": data["figure"]})
+    return jsonify(
+        {
+            "command": command_id,
+            "org": org,
+            "unit": "Wh",
+            "minutes": data["aggregate"]["minutes"],
+            "performance": data["figure"],
+        }
+    )
 
 
 # Settlement and rewards.
+
 
 @bp.route("/commands/<command_id>/settlement")
 @roles_required("tso", "ac", "ra", what="see settlements")
 def settlement(command_id):
     record = get_command(command_id)
     view = get_settlement(command_id)
-    return render_template("dr/settlement.html", command=record, settlement=view, ended=command_ended(record),
-                           fragment=_wants_fragment())
+    return render_template(
+        "dr/settlement.html", command=record, settlement=view, ended=command_ended(record), fragment=_wants_fragment()
+    )
 
 
 @bp.route("/commands/<command_id>/settlement.json")
@@ -328,6 +421,7 @@ def settle(command_id):
 
 # A consumer's readings.
 
+
 @bp.route("/commands/<command_id>/readings/<consumer>")
 @login_required
 def readings(command_id, consumer):
@@ -335,10 +429,12 @@ def readings(command_id, consumer):
         abort(404, description=f"There are no readings of {consumer!r} for you to see.")
     record = get_command(command_id)
     found = get_readings(command_id, consumer)
-    chart = line_chart([Series("reading", [(r["minute"][11:], r["wh"] / 1000) for r in found["readings"]], "bc")],
-                       unit="kWh", title=f"Readings of {consumer}")
-    return render_template("dr/readings.html", command=record, readings=found, chart=chart,
-                           fragment=_wants_fragment())
+    chart = line_chart(
+        [Series("reading", [(r["minute"][11:], r["wh"] / 1000) for r in found["readings"]], "bc")],
+        unit="kWh",
+        title=f"Readings of {consumer}",
+    )
+    return render_template("dr/readings.html", command=record, readings=found, chart=chart, fragment=_wants_fragment())
 
 
 def _json(value) -> str:

@@ -22,9 +22,16 @@ from web.ledger import LedgerUnavailable
 bp = Blueprint("events", __name__)
 
 TOPICS = {
-    "CommandIssued": "dr", "Declared": "dr", "ReadingsPosted": "dr", "Settled": "dr",
-    "OrdersPlaced": "market", "OrderCancelled": "market", "GateClosed": "market", "ProposalAccepted": "market",
-    "GateFinalised": "market", "MarketConfigured": "market",
+    "CommandIssued": "dr",
+    "Declared": "dr",
+    "ReadingsPosted": "dr",
+    "Settled": "dr",
+    "OrdersPlaced": "market",
+    "OrderCancelled": "market",
+    "GateClosed": "market",
+    "ProposalAccepted": "market",
+    "GateFinalised": "market",
+    "MarketConfigured": "market",
 }
 _slots_lock = threading.Lock()
 
@@ -34,7 +41,8 @@ def _slots(app) -> threading.BoundedSemaphore:
         slots = app.extensions.get("gridledger-event-slots")
         if slots is None:
             slots = app.extensions["gridledger-event-slots"] = threading.BoundedSemaphore(
-                app.config["MAX_EVENT_STREAMS"])
+                app.config["MAX_EVENT_STREAMS"]
+            )
         return slots
 
 
@@ -119,7 +127,10 @@ def stream():
         finally:
             end()
 
-    response = Response(stream_with_context(generate()), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    response = Response(
+        stream_with_context(generate()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
     response.call_on_close(end)
     return response

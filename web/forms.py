@@ -26,8 +26,7 @@ def parse_kwh_per_slot(text: str, slots: int, high_wh: int) -> tuple[list[int] |
         return None, f"Too long ({len(text)} characters)."
     parts = [p for p in re.split(r"[,\s]+", text) if p]
     if len(parts) not in (1, slots):
-        return None, (f"Give one value for every slot or exactly {slots} values (one per slot); got "
-                      f"{len(parts)}.")
+        return None, (f"Give one value for every slot or exactly {slots} values (one per slot); got {len(parts)}.")
     values = []
     for position, part in enumerate(parts, 1):
         where = f"value {position} ({part!r})" if len(parts) > 1 else f"{part!r}"
@@ -46,8 +45,9 @@ def parse_kwh_per_slot(text: str, slots: int, high_wh: int) -> tuple[list[int] |
     return (values * slots if len(values) == 1 else values), None
 
 
-def declaration_form(form, command: dict | None, own_consumers: list[str],
-                     declared_already: bool) -> tuple[dict | None, dict[str, str]]:
+def declaration_form(
+    form, command: dict | None, own_consumers: list[str], declared_already: bool
+) -> tuple[dict | None, dict[str, str]]:
     """The RA declaration form → the dr contract's declaration ({"baseline_method", "consumers": {id: {
     "expected_wh": [...], "baseline_wh": [...]}}}) and the errors by field name."""
     errors: dict[str, str] = {}
@@ -104,9 +104,11 @@ def command_form(form, acs: list[str]) -> tuple[dict | None, dict[str, str]]:
     if not errors.get("start") and not errors.get("end") and not 0 <= minutes["end"] - minutes["start"] < 1440:
         errors["end"] = "The end must be at or after the start, within 24 hours (both minutes included)."
     numbers = {}
-    for field, low, high, label in (("requested_kw", 1, 10_000_000, "kW"),
-                                    ("granularity_minutes", 1, 60, "minutes"),
-                                    ("baseline_minutes", 1, 240, "minutes")):
+    for field, low, high, label in (
+        ("requested_kw", 1, 10_000_000, "kW"),
+        ("granularity_minutes", 1, 60, "minutes"),
+        ("baseline_minutes", 1, 240, "minutes"),
+    ):
         value = form.get(field, "").strip()
         if not value.isdigit() or not low <= int(value) <= high:
             errors[field] = f"Give a whole number of {label} from {low} to {high:,}, got {value[:20]!r}."
@@ -126,9 +128,17 @@ def command_form(form, acs: list[str]) -> tuple[dict | None, dict[str, str]]:
         return None, errors
     length = minutes["end"] - minutes["start"] + 1
     if length % numbers["granularity_minutes"]:
-        return None, {"granularity_minutes": f"The window of {length} minutes is not a whole number of "
-                                             f"{numbers['granularity_minutes']}-minute slots."}
-    return {"id": command_id, "start": form["start"].strip(), "end": form["end"].strip(),
-            "requested_kw": numbers["requested_kw"], "target_acs": sorted(targets),
-            "price_per_kwh": int(price_sen), "granularity_minutes": numbers["granularity_minutes"],
-            "baseline_minutes": numbers["baseline_minutes"]}, errors
+        return None, {
+            "granularity_minutes": f"The window of {length} minutes is not a whole number of "
+            f"{numbers['granularity_minutes']}-minute slots."
+        }
+    return {
+        "id": command_id,
+        "start": form["start"].strip(),
+        "end": form["end"].strip(),
+        "requested_kw": numbers["requested_kw"],
+        "target_acs": sorted(targets),
+        "price_per_kwh": int(price_sen),
+        "granularity_minutes": numbers["granularity_minutes"],
+        "baseline_minutes": numbers["baseline_minutes"],
+    }, errors

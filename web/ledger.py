@@ -47,13 +47,15 @@ class LedgerSession:
         """The JSON result of a query, run on the account's own peer. Raises LedgerRefused or LedgerUnavailable."""
         try:
             payload = self.backend.contract(self.account, contract).evaluate(
-                name, *args, endorsing_organizations=[self.msp_id])
+                name, *args, endorsing_organizations=[self.msp_id]
+            )
         except GatewayError as error:
             raise _refusal(error) from error
         return json.loads(payload) if payload else None
 
-    def submit(self, contract: str, name: str, *args: str, transient: dict | None = None,
-               private: bool = False) -> tuple[object, str]:
+    def submit(
+        self, contract: str, name: str, *args: str, transient: dict | None = None, private: bool = False
+    ) -> tuple[object, str]:
         """Runs a transaction and waits for its commit; returns (its JSON result, its transaction id).
 
         `private`: it writes only the account's own groups, so its own peer alone endorses it and no other
@@ -61,7 +63,8 @@ class LedgerSession:
         majority). Raises LedgerRefused (with the transaction id) or LedgerUnavailable.
         """
         proposal = self.backend.contract(self.account, contract).new_proposal(
-            name, *args, transient=transient, endorsing_organizations=[self.msp_id] if private else None)
+            name, *args, transient=transient, endorsing_organizations=[self.msp_id] if private else None
+        )
         try:
             submitted = proposal.endorse().submit()
             status = submitted.status()
@@ -77,8 +80,9 @@ class LedgerSession:
         The publication's endorsers each check the private summary's hash, so each must have committed the
         declaration first; a peer a moment behind says "has not declared" and the publication is tried again,
         for a bounded time. Returns (the published summary, [declare tx id, publish tx id])."""
-        summary, declare_tx = self.submit("dr", "declare", command_id,
-                                          transient={"declaration": json.dumps(declaration)}, private=True)
+        summary, declare_tx = self.submit(
+            "dr", "declare", command_id, transient={"declaration": json.dumps(declaration)}, private=True
+        )
         deadline = time.monotonic() + seconds
         while True:
             try:

@@ -19,8 +19,11 @@ from web.ledger import LedgerRefused
 
 bp = Blueprint("market", __name__, url_prefix="/market")
 
-OBJECTIVE_TITLES = {"volume": "maximise the volume traded", "welfare": "maximise total surplus",
-                    "maxmin": "raise the worst-off participant's profit"}
+OBJECTIVE_TITLES = {
+    "volume": "maximise the volume traded",
+    "welfare": "maximise total surplus",
+    "maxmin": "raise the worst-off participant's profit",
+}
 VALUE_UNITS = {"volume": "kWh", "welfare": "yen", "maxmin": "yen/kWh"}
 
 
@@ -35,6 +38,7 @@ def millisen_yen(millisen):
 
 
 # Loaders.
+
 
 def get_book(gate: str) -> dict:
     try:
@@ -74,24 +78,33 @@ def _fragment() -> bool:
 def price_chart(prices: list[dict]):
     def point(p, field):
         return p["start"][11:16], p[field] / 100
-    return line_chart([Series("average", [point(p, "average_price_sen_per_kwh") for p in prices], "bc"),
-                       Series("low", [point(p, "low_sen_per_kwh") for p in prices], "low"),
-                       Series("high", [point(p, "high_sen_per_kwh") for p in prices], "high")],
-                      unit="yen/kWh", title="Clearing prices per gate")
+
+    return line_chart(
+        [
+            Series("average", [point(p, "average_price_sen_per_kwh") for p in prices], "bc"),
+            Series("low", [point(p, "low_sen_per_kwh") for p in prices], "low"),
+            Series("high", [point(p, "high_sen_per_kwh") for p in prices], "high"),
+        ],
+        unit="yen/kWh",
+        title="Clearing prices per gate",
+    )
 
 
 def order_form(form, participants: list[str]) -> tuple[dict | None, dict[str, str]]:
     errors = {}
     participant = form.get("participant", "")
     if participant not in participants:
-        errors["participant"] = ("Choose who the order is for." if not participant else
-                                 f"You may not place orders for {participant[:40]!r}.")
+        errors["participant"] = (
+            "Choose who the order is for." if not participant else f"You may not place orders for {participant[:40]!r}."
+        )
     side = form.get("side", "")
     if side not in ("buy", "sell"):
         errors["side"] = "Choose buy or sell."
     values = {}
-    for field, unit, places, low_open, high in (("price", "yen/kWh", 2, False, MAX_PRICE_YEN),
-                                                 ("quantity", "kWh", 3, True, MAX_QUANTITY_KWH)):
+    for field, unit, places, low_open, high in (
+        ("price", "yen/kWh", 2, False, MAX_PRICE_YEN),
+        ("quantity", "kWh", 3, True, MAX_QUANTITY_KWH),
+    ):
         text = form.get(field, "").strip()
         try:
             number = Decimal(text)
@@ -101,8 +114,9 @@ def order_form(form, participants: list[str]) -> tuple[dict | None, dict[str, st
             errors[field] = f"Enter the {field} in {unit}, e.g. {'24.50' if field == 'price' else '1.5'}."
             continue
         if (number <= 0 if low_open else number < 0) or number > high:
-            errors[field] = (f"The {field} must be {'more than' if low_open else 'at least'} 0 and at most "
-                             f"{high:,} {unit}.")
+            errors[field] = (
+                f"The {field} must be {'more than' if low_open else 'at least'} 0 and at most {high:,} {unit}."
+            )
         elif number != number.quantize(Decimal(1).scaleb(-places)):
             errors[field] = f"Use at most {places} decimals for the {field} ({unit})."
         else:
@@ -114,15 +128,25 @@ def order_form(form, participants: list[str]) -> tuple[dict | None, dict[str, st
 
 # Pages.
 
+
 def _render_index(errors: dict | None = None, form=None, status: int = 200):
     config = g.ledger.evaluate("market", "get_config")
     gates = g.ledger.evaluate("market", "list_gates", "20")
     prices = g.ledger.evaluate("market", "get_prices", "48")
-    return render_template("market/index.html", config=config, gates=gates, prices=prices,
-                           chart=price_chart(prices), participants=own_participants(),
-                           positions=visible_participants(), objectives=OBJECTIVES,
-                           objective_titles=OBJECTIVE_TITLES, errors=errors or {}, form=form or {},
-                           fragment=_fragment()), status
+    return render_template(
+        "market/index.html",
+        config=config,
+        gates=gates,
+        prices=prices,
+        chart=price_chart(prices),
+        participants=own_participants(),
+        positions=visible_participants(),
+        objectives=OBJECTIVES,
+        objective_titles=OBJECTIVE_TITLES,
+        errors=errors or {},
+        form=form or {},
+        fragment=_fragment(),
+    ), status
 
 
 @bp.route("/")
@@ -143,9 +167,12 @@ def place_order():
             errors["form"] = refused.message
         else:
             record = placed["orders"][0]
-            flash(f"Order {record['id']} ({record['side']} {Decimal(record['quantity_wh']) / 1000:g} kWh at "
-                  f"{yen_per_kwh(record['price_sen_per_kwh'])} yen/kWh for {record['participant']}) placed in gate "
-                  f"{placed['gate']}, transaction {tx_id}.", "committed")
+            flash(
+                f"Order {record['id']} ({record['side']} {Decimal(record['quantity_wh']) / 1000:g} kWh at "
+                f"{yen_per_kwh(record['price_sen_per_kwh'])} yen/kWh for {record['participant']}) placed in gate "
+                f"{placed['gate']}, transaction {tx_id}.",
+                "committed",
+            )
             return redirect(url_for("market.gate", gate=placed["gate"]))
     return _render_index(errors, request.form, 400)
 
@@ -158,16 +185,16 @@ def _gate_data(gate: str) -> dict:
     orders = book["orders"]
     sells = sorted((o for o in orders if o["side"] == "sell"), key=lambda o: (o["price_sen_per_kwh"], o["time_ms"]))
     buys = sorted((o for o in orders if o["side"] == "buy"), key=lambda o: (-o["price_sen_per_kwh"], o["time_ms"]))
-    return {"gate": record, "sells": sells, "buys": buys, "orders": orders, "proposals": proposals,
-            "trades": trades}
+    return {"gate": record, "sells": sells, "buys": buys, "orders": orders, "proposals": proposals, "trades": trades}
 
 
 @bp.route("/gates/<gate>")
 @login_required
 def gate(gate):
     data = _gate_data(gate)
-    return render_template("market/gate.html", **data, value_units=VALUE_UNITS, objective_titles=OBJECTIVE_TITLES,
-                           fragment=_fragment())
+    return render_template(
+        "market/gate.html", **data, value_units=VALUE_UNITS, objective_titles=OBJECTIVE_TITLES, fragment=_fragment()
+    )
 
 
 @bp.route("/gates/<gate>.json")
@@ -257,7 +284,10 @@ def configure():
         except LedgerRefused as refused:
             errors["form"] = refused.message
         else:
-            flash(f"Market configured from {segment['since']}: gates of {segment['gate_seconds']} s, objective "
-                  f"{segment['objective']}; transaction {tx_id}.", "committed")
+            flash(
+                f"Market configured from {segment['since']}: gates of {segment['gate_seconds']} s, objective "
+                f"{segment['objective']}; transaction {tx_id}.",
+                "committed",
+            )
             return redirect(url_for("market.index"))
     return _render_index({f"config-{k}": v for k, v in errors.items()}, request.form, 400)

@@ -76,13 +76,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MINUTE = re.compile(r"(2[0-9]{3})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})(\+09:00)?")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
-MAX_READING_WH = 100_000          # 100 kWh in one minute: a 6 MW site; more is a broken meter
+MAX_READING_WH = 100_000  # 100 kWh in one minute: a 6 MW site; more is a broken meter
 MAX_WINDOW_MINUTES = 1440
 MAX_GRANULARITY_MINUTES = 60
 DEFAULT_BASELINE_MINUTES = 30
 MAX_BASELINE_MINUTES = 240
 MAX_REQUESTED_KW = 10_000_000
-MAX_PRICE_PER_KWH = 10_000_000    # hundredths of a yen: 100,000 yen/kWh
+MAX_PRICE_PER_KWH = 10_000_000  # hundredths of a yen: 100,000 yen/kWh
 MAX_BATCH_READINGS = 5000
 # A consumer's readings are kept an hour to a key (JST hours: the offset is a whole number of hours).
 READING_BLOCK_MINUTES = 60
@@ -149,6 +149,7 @@ def consumer_ra(ctx, topology: Topology, consumer: str) -> str | None:
 @dataclass(frozen=True)
 class Command:
     """A stored DR command, with its window as minute indexes (first and last minute included)."""
+
     record: dict
 
     @property
@@ -192,8 +193,10 @@ class DrContract(Contract):
         super().__init__()
         self.topology = topology or topology_file.load()
         self._by_msp = {org.msp_id: org for org in self.topology.organisations}
-        self._members = {name: {self.topology.organisation(m).msp_id for m in members}
-                         for name, members in self.topology.collections().items()}
+        self._members = {
+            name: {self.topology.organisation(m).msp_id for m in members}
+            for name, members in self.topology.collections().items()
+        }
 
     # Commands (public).
 
@@ -233,8 +236,9 @@ class DrContract(Contract):
         ra = self._ra_user(ctx, action)
         consumers = self._transient_json(ctx, action, TRANSIENT_CONSUMERS, list)
         if not 1 <= len(consumers) <= MAX_REGISTERED_PER_CALL:
-            raise ContractError(f"failed to {action}: give 1 to {MAX_REGISTERED_PER_CALL} consumer ids, "
-                                f"got {len(consumers)}")
+            raise ContractError(
+                f"failed to {action}: give 1 to {MAX_REGISTERED_PER_CALL} consumer ids, got {len(consumers)}"
+            )
         collection = self._ra_collection(ctx, ra, action)
         for consumer in consumers:
             self._check_identifier(action, "consumer id", consumer)
@@ -246,8 +250,11 @@ class DrContract(Contract):
                 taken = "is already" if owner == ra.name else f"belongs to {owner}, not"
                 raise ContractError(f"failed to {action}: consumer {consumer} {taken} {ra.name}'s")
         for consumer in consumers:
-            ctx.stub.put_private_data(collection, ctx.stub.create_composite_key(CONSUMER, [consumer]),
-                                      canonical_json({"consumer": consumer, "ra": ra.name}))
+            ctx.stub.put_private_data(
+                collection,
+                ctx.stub.create_composite_key(CONSUMER, [consumer]),
+                canonical_json({"consumer": consumer, "ra": ra.name}),
+            )
         summary = {"ra": ra.name, "registered": len(consumers)}
         ctx.stub.set_event(CONSUMERS_REGISTERED, canonical_json(summary))
         return summary
@@ -277,22 +284,31 @@ class DrContract(Contract):
         ra = self._ra_user(ctx, action)
         command = self._command(ctx, action, command_id)
         if ra.parent not in command.record["target_acs"]:
-            raise ContractError(f"failed to {action}: command {command.id} targets "
-                                f"{', '.join(command.record['target_acs'])}; {ra.name} answers to {ra.parent}")
+            raise ContractError(
+                f"failed to {action}: command {command.id} targets "
+                f"{', '.join(command.record['target_acs'])}; {ra.name} answers to {ra.parent}"
+            )
         collection = self._ra_collection(ctx, ra, action)
         self._refuse_if_settled(ctx, collection, command, action)
         if self._private_json(ctx, collection, DECLARATION, [command.id]) is not None:
             raise ContractError(f"failed to {action}: {ra.name} has already declared for command {command.id}")
         declaration = self._transient_json(ctx, action, TRANSIENT_DECLARATION, dict)
         header, detail = self._checked_declaration(ctx, action, ra, command, declaration)
-        summary = {"command": command.id, "ra": ra.name, "consumers": len(header["consumers"]),
-                   "expected_wh": sum(header["expected_wh"])}
-        ctx.stub.put_private_data(collection, ctx.stub.create_composite_key(DECLARATION, [command.id]),
-                                  canonical_json(header))
-        ctx.stub.put_private_data(collection, ctx.stub.create_composite_key(DECLARATION_DETAIL, [command.id]),
-                                  canonical_json(detail))
-        ctx.stub.put_private_data(collection, ctx.stub.create_composite_key(DECLARATION_SUMMARY, [command.id]),
-                                  canonical_json(summary))
+        summary = {
+            "command": command.id,
+            "ra": ra.name,
+            "consumers": len(header["consumers"]),
+            "expected_wh": sum(header["expected_wh"]),
+        }
+        ctx.stub.put_private_data(
+            collection, ctx.stub.create_composite_key(DECLARATION, [command.id]), canonical_json(header)
+        )
+        ctx.stub.put_private_data(
+            collection, ctx.stub.create_composite_key(DECLARATION_DETAIL, [command.id]), canonical_json(detail)
+        )
+        ctx.stub.put_private_data(
+            collection, ctx.stub.create_composite_key(DECLARATION_SUMMARY, [command.id]), canonical_json(summary)
+        )
         return summary
 
     @submit
@@ -303,23 +319,31 @@ class DrContract(Contract):
         ra = self._ra_user(ctx, action)
         command = self._command(ctx, action, command_id)
         if set(summary) != {"command", "ra", "consumers", "expected_wh"}:
-            raise ContractError(f"failed to {action}: the summary must have exactly command, ra, consumers and "
-                                f"expected_wh (as declare returned it)")
+            raise ContractError(
+                f"failed to {action}: the summary must have exactly command, ra, consumers and "
+                f"expected_wh (as declare returned it)"
+            )
         if summary["ra"] != ra.name or summary["command"] != command.id:
-            raise ContractError(f"failed to {action}: {ra.name} may publish only its own summary for command "
-                                f"{command.id}, not {summary['ra']!r}'s for {summary['command']!r}")
+            raise ContractError(
+                f"failed to {action}: {ra.name} may publish only its own summary for command "
+                f"{command.id}, not {summary['ra']!r}'s for {summary['command']!r}"
+            )
         key = ctx.stub.create_composite_key(DECLARED_SUMMARY, [command.id, ra.name])
         if ctx.stub.get_state(key) is not None:
-            raise ContractError(f"failed to {action}: {ra.name}'s declaration for command {command.id} is "
-                                f"already published")
+            raise ContractError(
+                f"failed to {action}: {ra.name}'s declaration for command {command.id} is already published"
+            )
         value = canonical_json(summary)
-        recorded = ctx.stub.get_private_data_hash(self.topology.readings_collection_for(ra.name),
-                                                  ctx.stub.create_composite_key(DECLARATION_SUMMARY, [command.id]))
+        recorded = ctx.stub.get_private_data_hash(
+            self.topology.readings_collection_for(ra.name),
+            ctx.stub.create_composite_key(DECLARATION_SUMMARY, [command.id]),
+        )
         if recorded is None:
             raise ContractError(f"failed to {action}: {ra.name} has not declared for command {command.id}")
         if recorded != hashlib.sha256(value).digest():
-            raise ContractError(f"failed to {action}: the summary does not match {ra.name}'s declaration for "
-                                f"command {command.id}")
+            raise ContractError(
+                f"failed to {action}: the summary does not match {ra.name}'s declaration for command {command.id}"
+            )
         ctx.stub.put_state(key, value)
         ctx.stub.set_event(DECLARED, value)
         return summary
@@ -356,27 +380,32 @@ class DrContract(Contract):
         caller = self._caller(ctx, action)
         ra = caller.org
         if ra.role != "ra":
-            raise ContractError(f"failed to {action}: readings are posted by an RA or its consumers' meters, "
-                                f"not by {ra.name}")
+            raise ContractError(
+                f"failed to {action}: readings are posted by an RA or its consumers' meters, not by {ra.name}"
+            )
         command = self._command(ctx, action, command_id)
         readings = self._transient_json(ctx, action, TRANSIENT_READINGS, list)
         if not 1 <= len(readings) <= MAX_BATCH_READINGS:
-            raise ContractError(f"failed to {action}: a batch holds 1 to {MAX_BATCH_READINGS} readings, "
-                                f"got {len(readings)}")
+            raise ContractError(
+                f"failed to {action}: a batch holds 1 to {MAX_BATCH_READINGS} readings, got {len(readings)}"
+            )
         collection = self._ra_collection(ctx, ra, action)
         self._refuse_if_settled(ctx, collection, command, action)
         header = self._private_json(ctx, collection, DECLARATION, [command.id])
         if header is None:
-            raise ContractError(f"failed to {action}: {ra.name} has not declared for command {command.id}; "
-                                f"readings count only for declared consumers")
+            raise ContractError(
+                f"failed to {action}: {ra.name} has not declared for command {command.id}; "
+                f"readings count only for declared consumers"
+            )
         declared = set(header["consumers"])
         checked = []
         seen = set()
         for position, reading in enumerate(readings):
             consumer, minute, wh = self._checked_reading(ctx, action, position, reading, caller, command, declared)
             if (consumer, minute) in seen:
-                raise ContractError(f"failed to {action}: duplicate reading in the batch: {consumer} at "
-                                    f"{minute_label(minute)}")
+                raise ContractError(
+                    f"failed to {action}: duplicate reading in the batch: {consumer} at {minute_label(minute)}"
+                )
             seen.add((consumer, minute))
             checked.append((consumer, minute, wh))
         blocks: dict[tuple[str, int], dict[str, int]] = {}
@@ -389,10 +418,15 @@ class DrContract(Contract):
             recorded = json.loads(value)["minutes"] if value else {}
             for label in sorted(blocks[(consumer, block)]):
                 if label in recorded:
-                    raise ContractError(f"failed to {action}: duplicate reading: {consumer} at {label} is already "
-                                        f"recorded")
-            stored[key] = {"command": command.id, "consumer": consumer, "hour": minute_label(block),
-                           "minutes": {**recorded, **blocks[(consumer, block)]}}
+                    raise ContractError(
+                        f"failed to {action}: duplicate reading: {consumer} at {label} is already recorded"
+                    )
+            stored[key] = {
+                "command": command.id,
+                "consumer": consumer,
+                "hour": minute_label(block),
+                "minutes": {**recorded, **blocks[(consumer, block)]},
+            }
         for key, block in stored.items():
             ctx.stub.put_private_data(collection, key, canonical_json(block))
         sums: dict[str, list[int]] = {}
@@ -403,8 +437,13 @@ class DrContract(Contract):
         batch_key = ctx.stub.create_composite_key(READINGS_BATCH, [command.id, ctx.stub.get_tx_id()])
         ctx.stub.put_private_data(collection, batch_key, canonical_json({"minutes": sums}))
         minutes = sorted(sums)
-        summary = {"command": command.id, "ra": ra.name, "readings": len(checked),
-                   "first_minute": minutes[0], "last_minute": minutes[-1]}
+        summary = {
+            "command": command.id,
+            "ra": ra.name,
+            "readings": len(checked),
+            "first_minute": minutes[0],
+            "last_minute": minutes[-1],
+        }
         ctx.stub.set_event(READINGS_POSTED, canonical_json(summary))
         return summary
 
@@ -425,8 +464,12 @@ class DrContract(Contract):
         collection = self._ra_collection(ctx, self.topology.organisation(owner), action)
         with ctx.stub.get_private_data_by_partial_composite_key(collection, READING, [command.id, consumer]) as found:
             minutes = {label: wh for kv in found for label, wh in json.loads(kv.value)["minutes"].items()}
-        return {"command": command.id, "consumer": consumer, "ra": owner,
-                "readings": [{"minute": label, "wh": minutes[label]} for label in sorted(minutes)]}
+        return {
+            "command": command.id,
+            "consumer": consumer,
+            "ra": owner,
+            "readings": [{"minute": label, "wh": minutes[label]} for label in sorted(minutes)],
+        }
 
     # Aggregates and settlement.
 
@@ -450,8 +493,7 @@ class DrContract(Contract):
             for label in labels:
                 parts = [ra_sums[ra.name].get(label, (0, 0)) for ra in self._ras_of(target)]
                 minutes.append({"minute": label, "wh": sum(p[0] for p in parts), "readings": sum(p[1] for p in parts)})
-            aggregates.append({"org": target.name, "level": target.role, "parent": target.parent,
-                               "minutes": minutes})
+            aggregates.append({"org": target.name, "level": target.role, "parent": target.parent, "minutes": minutes})
         return {"command": command.id, "unit": "Wh", "aggregates": aggregates}
 
     @submit
@@ -465,8 +507,10 @@ class DrContract(Contract):
         command = self._command(ctx, action, command_id)
         timestamp = ctx.stub.get_tx_timestamp()
         if timestamp is not None and timestamp < _EPOCH + timedelta(minutes=command.last + 1):
-            raise ContractError(f"failed to {action}: command {command.id} runs until {command.record['end']} "
-                                f"(JST); settle it after that")
+            raise ContractError(
+                f"failed to {action}: command {command.id} runs until {command.record['end']} "
+                f"(JST); settle it after that"
+            )
         # Point reads only: Fabric refuses any write from a transaction that ran a range query on private data.
         declared = []
         for ra in self._ras():
@@ -474,11 +518,15 @@ class DrContract(Contract):
             self._refuse_if_settled(ctx, collection, command, action)
             if self._private_json(ctx, collection, DECLARATION, [command.id]) is not None:
                 declared.append(ra.name)
-        record = {"command": command.id, "declared_ras": declared,
-                  "settled_at": timestamp.astimezone(JST).isoformat(timespec="seconds") if timestamp else None}
+        record = {
+            "command": command.id,
+            "declared_ras": declared,
+            "settled_at": timestamp.astimezone(JST).isoformat(timespec="seconds") if timestamp else None,
+        }
         key = ctx.stub.create_composite_key(SETTLEMENT, [command.id])
-        for collection in [self.topology.readings_collection_for(ra.name) for ra in self._ras()] + \
-                [self.topology.ac_collection_for(ac.name) for ac in self._acs()]:
+        for collection in [self.topology.readings_collection_for(ra.name) for ra in self._ras()] + [
+            self.topology.ac_collection_for(ac.name) for ac in self._acs()
+        ]:
             ctx.stub.put_private_data(collection, key, canonical_json(record))
         ctx.stub.set_event(SETTLED, canonical_json(record))
         return record
@@ -502,8 +550,9 @@ class DrContract(Contract):
             return Caller(org, None)
         consumer = identity.get_attribute_value("consumer")
         if org.role != "ra" or not consumer:
-            raise ContractError(f"failed to {action}: a meter certificate must be issued by an RA and name its "
-                                f"consumer")
+            raise ContractError(
+                f"failed to {action}: a meter certificate must be issued by an RA and name its consumer"
+            )
         if not meters:
             raise ContractError(f"failed to {action}: a smart meter may post and read only its own readings")
         return Caller(org, consumer)
@@ -541,8 +590,9 @@ class DrContract(Contract):
             if org.name == name:
                 return org
         if name in self.topology.org_names and self.topology.organisation(name).role == "tso":
-            raise ContractError(f"failed to {action}: figures are kept per AC and RA; the TSO's are the sum of "
-                                f"its ACs'")
+            raise ContractError(
+                f"failed to {action}: figures are kept per AC and RA; the TSO's are the sum of its ACs'"
+            )
         raise ContractError(f"failed to {action}: {caller.org.name} may not see the figures of {name!r}")
 
     def _ra_collection(self, ctx, ra: Organisation, action: str) -> str:
@@ -554,8 +604,10 @@ class DrContract(Contract):
     def _require_member_peer(self, ctx, collection: str, action: str) -> None:
         peer = ctx.stub.get_peer_msp_id()
         if peer not in self._members[collection]:
-            raise ContractError(f"failed to {action}: this peer ({peer}) is not a member of collection "
-                                f"{collection}; send the request to your own organisation's peer")
+            raise ContractError(
+                f"failed to {action}: this peer ({peer}) is not a member of collection "
+                f"{collection}; send the request to your own organisation's peer"
+            )
 
     def _owner(self, ctx, consumer: str) -> str | None:
         return consumer_ra(ctx, self.topology, consumer)
@@ -577,15 +629,19 @@ class DrContract(Contract):
     @staticmethod
     def _check_identifier(action: str, what: str, value) -> None:
         if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
-            raise ContractError(f"failed to {action}: {what} must be 1-64 letters, digits, '_', '.' or '-' "
-                                f"(starting with a letter or digit), got {value!r}")
+            raise ContractError(
+                f"failed to {action}: {what} must be 1-64 letters, digits, '_', '.' or '-' "
+                f"(starting with a letter or digit), got {value!r}"
+            )
 
     @staticmethod
     def _transient_json(ctx, action: str, name: str, kind: type):
         raw = ctx.stub.get_transient().get(name)
         if raw is None:
-            raise ContractError(f"failed to {action}: the data must travel in transient data under {name!r}, so "
-                                f"that it never reaches the block")
+            raise ContractError(
+                f"failed to {action}: the data must travel in transient data under {name!r}, so "
+                f"that it never reaches the block"
+            )
         try:
             value = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
@@ -593,8 +649,9 @@ class DrContract(Contract):
             raise ContractError(f"failed to {action}: transient {name!r} is malformed JSON: {shown!r}") from None
         if not isinstance(value, kind):
             expected = "list" if kind is list else "object"
-            raise ContractError(f"failed to {action}: transient {name!r} must be a JSON {expected}, got "
-                                f"{type(value).__name__}")
+            raise ContractError(
+                f"failed to {action}: transient {name!r} must be a JSON {expected}, got {type(value).__name__}"
+            )
         return value
 
     def _checked_command(self, action: str, command: dict) -> dict:
@@ -603,9 +660,17 @@ class DrContract(Contract):
         missing = sorted(required - set(command))
         unknown = sorted(set(command) - required - set(optional))
         if missing or unknown:
-            raise ContractError(f"failed to {action}: " + "; ".join(
-                part for part in (missing and f"missing {', '.join(missing)}",
-                                  unknown and f"unknown field(s) {', '.join(unknown)}") if part))
+            raise ContractError(
+                f"failed to {action}: "
+                + "; ".join(
+                    part
+                    for part in (
+                        missing and f"missing {', '.join(missing)}",
+                        unknown and f"unknown field(s) {', '.join(unknown)}",
+                    )
+                    if part
+                )
+            )
         record = {**optional, **command}
         self._check_identifier(action, "command id", record["id"])
         try:
@@ -619,36 +684,45 @@ class DrContract(Contract):
         record["start"], record["end"] = minute_label(first), minute_label(last)
         length = last - first + 1
         if not 1 <= length <= MAX_WINDOW_MINUTES:
-            raise ContractError(f"failed to {action}: the window must be 1 to {MAX_WINDOW_MINUTES} minutes with "
-                                f"end at or after start, got {record['start']} to {record['end']}")
+            raise ContractError(
+                f"failed to {action}: the window must be 1 to {MAX_WINDOW_MINUTES} minutes with "
+                f"end at or after start, got {record['start']} to {record['end']}"
+            )
         _check_integer(action, "granularity_minutes", record["granularity_minutes"], 1, MAX_GRANULARITY_MINUTES)
         if length % record["granularity_minutes"]:
-            raise ContractError(f"failed to {action}: the window of {length} minutes is not a whole number of "
-                                f"{record['granularity_minutes']}-minute slots")
+            raise ContractError(
+                f"failed to {action}: the window of {length} minutes is not a whole number of "
+                f"{record['granularity_minutes']}-minute slots"
+            )
         _check_integer(action, "baseline_minutes", record["baseline_minutes"], 1, MAX_BASELINE_MINUTES)
         _check_integer(action, "requested_kw", record["requested_kw"], 1, MAX_REQUESTED_KW)
         _check_integer(action, "price_per_kwh (hundredths of a yen)", record["price_per_kwh"], 0, MAX_PRICE_PER_KWH)
         acs = record["target_acs"]
         known = [ac.name for ac in self._acs()]
         if not isinstance(acs, list) or not acs or any(ac not in known for ac in acs) or len(set(acs)) != len(acs):
-            raise ContractError(f"failed to {action}: target_acs must list distinct ACs of {', '.join(known)}, "
-                                f"got {acs!r}")
+            raise ContractError(
+                f"failed to {action}: target_acs must list distinct ACs of {', '.join(known)}, got {acs!r}"
+            )
         record["target_acs"] = sorted(acs)
         return record
 
-    def _checked_declaration(self, ctx, action: str, ra: Organisation, command: Command,
-                             declaration: dict) -> tuple[dict, dict]:
+    def _checked_declaration(
+        self, ctx, action: str, ra: Organisation, command: Command, declaration: dict
+    ) -> tuple[dict, dict]:
         unknown = sorted(set(declaration) - {"baseline_method", "consumers"})
         if unknown:
             raise ContractError(f"failed to {action}: unknown field(s) {', '.join(unknown)} in the declaration")
         method = declaration.get("baseline_method")
         if method not in BASELINE_METHODS:
-            raise ContractError(f"failed to {action}: baseline_method must be one of {', '.join(BASELINE_METHODS)}, "
-                                f"got {method!r}")
+            raise ContractError(
+                f"failed to {action}: baseline_method must be one of {', '.join(BASELINE_METHODS)}, got {method!r}"
+            )
         consumers = declaration.get("consumers")
         if not isinstance(consumers, dict) or not 1 <= len(consumers) <= MAX_DECLARED_CONSUMERS:
-            raise ContractError(f"failed to {action}: consumers must map 1 to {MAX_DECLARED_CONSUMERS} consumer ids "
-                                f"to their expectations")
+            raise ContractError(
+                f"failed to {action}: consumers must map 1 to {MAX_DECLARED_CONSUMERS} consumer ids "
+                f"to their expectations"
+            )
         slots = command.slot_count
         slot_bound = MAX_READING_WH * command.granularity
         fields = {"expected_wh", "baseline_wh"} if method == "declared" else {"expected_wh"}
@@ -658,40 +732,57 @@ class DrContract(Contract):
             self._check_identifier(action, "consumer id", consumer)
             owner = self._owner(ctx, consumer)
             if owner != ra.name:
-                raise ContractError(f"failed to {action}: consumer {consumer} "
-                                    f"{'is unknown' if owner is None else f'belongs to {owner}'}; {ra.name} may "
-                                    f"declare only its own consumers")
+                raise ContractError(
+                    f"failed to {action}: consumer {consumer} "
+                    f"{'is unknown' if owner is None else f'belongs to {owner}'}; {ra.name} may "
+                    f"declare only its own consumers"
+                )
             entry = consumers[consumer]
             if not isinstance(entry, dict) or set(entry) != fields:
-                raise ContractError(f"failed to {action}: consumer {consumer} needs exactly "
-                                    f"{' and '.join(sorted(fields))} (one value per slot, baseline method {method})")
+                raise ContractError(
+                    f"failed to {action}: consumer {consumer} needs exactly "
+                    f"{' and '.join(sorted(fields))} (one value per slot, baseline method {method})"
+                )
             for name in sorted(fields):
                 values = entry[name]
                 if not isinstance(values, list) or len(values) != slots:
-                    raise ContractError(f"failed to {action}: {consumer} {name} must list one value per slot "
-                                        f"({slots}), got {values!r:.60}")
+                    raise ContractError(
+                        f"failed to {action}: {consumer} {name} must list one value per slot "
+                        f"({slots}), got {values!r:.60}"
+                    )
                 for slot, value in enumerate(values):
                     _check_integer(action, f"{consumer} {name}[{slot}]", value, 0, slot_bound)
                 total = expected_total if name == "expected_wh" else baseline_total
                 for slot, value in enumerate(values):
                     total[slot] += value
             detail[consumer] = {name: entry[name] for name in sorted(fields)}
-        header = {"command": command.id, "ra": ra.name, "baseline_method": method, "consumers": sorted(consumers),
-                  "expected_wh": expected_total, "baseline_wh": baseline_total if method == "declared" else None}
+        header = {
+            "command": command.id,
+            "ra": ra.name,
+            "baseline_method": method,
+            "consumers": sorted(consumers),
+            "expected_wh": expected_total,
+            "baseline_wh": baseline_total if method == "declared" else None,
+        }
         return header, {"detail": detail}
 
-    def _checked_reading(self, ctx, action: str, position: int, reading, caller: Caller, command: Command,
-                         declared: set[str]) -> tuple[str, int, int]:
+    def _checked_reading(
+        self, ctx, action: str, position: int, reading, caller: Caller, command: Command, declared: set[str]
+    ) -> tuple[str, int, int]:
         where = f"reading {position}"
         if not isinstance(reading, dict) or set(reading) != {"consumer", "minute", "wh"}:
-            raise ContractError(f"failed to {action}: {where} must be an object with exactly consumer, minute and "
-                                f"wh, got {reading!r:.80}")
+            raise ContractError(
+                f"failed to {action}: {where} must be an object with exactly consumer, minute and "
+                f"wh, got {reading!r:.80}"
+            )
         consumer = reading["consumer"]
         if not isinstance(consumer, str):
             raise ContractError(f"failed to {action}: {where}: consumer must be a string, got {consumer!r:.40}")
         if caller.meter_of is not None and consumer != caller.meter_of:
-            raise ContractError(f"failed to {action}: the meter of consumer {caller.meter_of} may post only its own "
-                                f"readings, not {consumer!r}'s")
+            raise ContractError(
+                f"failed to {action}: the meter of consumer {caller.meter_of} may post only its own "
+                f"readings, not {consumer!r}'s"
+            )
         if consumer not in declared:
             owner = self._owner(ctx, consumer) if _IDENTIFIER.fullmatch(consumer) else None
             if owner is None:
@@ -706,9 +797,11 @@ class DrContract(Contract):
         except ValueError as error:
             raise ContractError(f"failed to {action}: {where}: minute {error}") from None
         if not command.earliest_reading <= minute <= command.last:
-            raise ContractError(f"failed to {action}: {where}: minute {minute_label(minute)} is outside what command "
-                                f"{command.id} accepts ({minute_label(command.earliest_reading)} to "
-                                f"{command.record['end']}, baseline minutes included)")
+            raise ContractError(
+                f"failed to {action}: {where}: minute {minute_label(minute)} is outside what command "
+                f"{command.id} accepts ({minute_label(command.earliest_reading)} to "
+                f"{command.record['end']}, baseline minutes included)"
+            )
         wh = reading["wh"]
         _check_integer(action, f"{where}: wh", wh, 0, MAX_READING_WH)
         return consumer, minute, wh
@@ -758,10 +851,12 @@ class DrContract(Contract):
         for s in range(slots):
             minutes = range(command.first + s * g, command.first + (s + 1) * g)
             actual = sum(sums.get(minute_label(m), (0, 0))[0] for m in minutes)
-            rows.append(_slot_row(command, s, baseline[s], actual, header["expected_wh"][s],
-                                  all(complete(m) for m in minutes)))
-        figure = _figure(ra, command, rows, declared=True, consumers=consumers,
-                         baseline_method=header["baseline_method"])
+            rows.append(
+                _slot_row(command, s, baseline[s], actual, header["expected_wh"][s], all(complete(m) for m in minutes))
+            )
+        figure = _figure(
+            ra, command, rows, declared=True, consumers=consumers, baseline_method=header["baseline_method"]
+        )
         figure["baseline_minutes_used"] = baseline_minutes_used
         return figure
 
@@ -778,17 +873,20 @@ class DrContract(Contract):
             for ac in acs:
                 ras = [self._ra_figure(ctx, command, ra, action) for ra in self._ras_of(ac)]
                 figures += [_sum_figures(ac, command, ras), *ras]
-        marker = ctx.stub.get_private_data(marker_collection,
-                                           ctx.stub.create_composite_key(SETTLEMENT, [command.id]))
+        marker = ctx.stub.get_private_data(marker_collection, ctx.stub.create_composite_key(SETTLEMENT, [command.id]))
         view = _settlement(caller, command, figures, settled=marker is not None)
         view["settled_at"] = json.loads(marker)["settled_at"] if marker else None
         return view
 
 
 def _settlement(caller: Caller, command: Command, figures: list[dict], settled: bool) -> dict:
-    view = {"command": command.id, "settled": settled, "price_per_kwh": command.record["price_per_kwh"],
-            "units": {"energy": "Wh", "price_per_kwh": "hundredths of a yen per kWh", "reward": "hundredths of a yen"},
-            "figures": figures}
+    view = {
+        "command": command.id,
+        "settled": settled,
+        "price_per_kwh": command.record["price_per_kwh"],
+        "units": {"energy": "Wh", "price_per_kwh": "hundredths of a yen per kWh", "reward": "hundredths of a yen"},
+        "figures": figures,
+    }
     if caller.org.role == "tso":
         view["total"] = _sum_figures(caller.org, command, [f for f in figures if f["level"] == "ac"])
     return view
@@ -805,23 +903,39 @@ _SLOT_FIELDS = ("baseline_wh", "actual_wh", "delivered_wh", "expected_wh", "shor
 
 def _slot_row(command: Command, slot: int, baseline: int, actual: int, expected: int, complete: bool) -> dict:
     delivered = baseline - actual if complete else 0
-    return {"slot": minute_label(command.first + slot * command.granularity), "complete": complete,
-            "baseline_wh": baseline, "actual_wh": actual, "delivered_wh": delivered, "expected_wh": expected,
-            "shortfall_wh": max(expected - delivered, 0), "rewarded_wh": max(delivered, 0)}
+    return {
+        "slot": minute_label(command.first + slot * command.granularity),
+        "complete": complete,
+        "baseline_wh": baseline,
+        "actual_wh": actual,
+        "delivered_wh": delivered,
+        "expected_wh": expected,
+        "shortfall_wh": max(expected - delivered, 0),
+        "rewarded_wh": max(delivered, 0),
+    }
 
 
 def _figure(org: Organisation, command: Command, rows: list[dict], **extra) -> dict:
     totals = {name: sum(row[name] for row in rows) for name in _SLOT_FIELDS}
-    return {"org": org.name, "level": org.role, "parent": org.parent, **extra, "slots": rows, **totals,
-            "reward_hundredth_yen": totals["rewarded_wh"] * command.record["price_per_kwh"] // 1000}
+    return {
+        "org": org.name,
+        "level": org.role,
+        "parent": org.parent,
+        **extra,
+        "slots": rows,
+        **totals,
+        "reward_hundredth_yen": totals["rewarded_wh"] * command.record["price_per_kwh"] // 1000,
+    }
 
 
 def _sum_figures(org: Organisation, command: Command, parts: list[dict]) -> dict:
     """An AC's (or the TSO's) figure: its parts' slots added up; its reward is the sum of theirs, each rounded."""
     rows = []
     for slot in range(command.slot_count):
-        row = {"slot": minute_label(command.first + slot * command.granularity),
-               "complete": all(p["slots"][slot]["complete"] for p in parts if p["declared"])}
+        row = {
+            "slot": minute_label(command.first + slot * command.granularity),
+            "complete": all(p["slots"][slot]["complete"] for p in parts if p["declared"]),
+        }
         row.update({name: sum(p["slots"][slot][name] for p in parts) for name in _SLOT_FIELDS})
         rows.append(row)
     figure = _figure(org, command, rows, declared=any(p["declared"] for p in parts))

@@ -62,9 +62,9 @@ GATE_FINALISED = "GateFinalised"
 
 # Object types of the composite keys, all public.
 CONFIG = "market-config"
-GATE = "gate"                 # written when the gate closes; absent while it is open
+GATE = "gate"  # written when the gate closes; absent while it is open
 GATE_OBJECTIVE = "gate-objective"
-PENDING = "gate-pending"      # a gate that has orders and is not closed yet (blind writes: never a conflict)
+PENDING = "gate-pending"  # a gate that has orders and is not closed yet (blind writes: never a conflict)
 ORDER = "order"
 BOOK = "book"
 PROPOSAL = "proposal"
@@ -108,8 +108,11 @@ class Schedule:
         start = segment["since_ms"] + (ms - segment["since_ms"]) // length * length
         end = start + length if following is None else min(start + length, following)
         return {
-            "id": gate_label(start), "start_ms": start, "end_ms": end,
-            "deadline_ms": end + segment["proposal_seconds"] * 1000, "objective": segment["objective"],
+            "id": gate_label(start),
+            "start_ms": start,
+            "end_ms": end,
+            "deadline_ms": end + segment["proposal_seconds"] * 1000,
+            "objective": segment["objective"],
         }
 
 
@@ -132,14 +135,14 @@ class MarketContract(Contract):
         action = "configure the market"
         org = self._organisation(ctx, action)
         if org.name != self.rules.operator:
-            raise ContractError(f"failed to {action}: only the market operator {self.rules.operator} may, "
-                                f"not {org.name}")
+            raise ContractError(
+                f"failed to {action}: only the market operator {self.rules.operator} may, not {org.name}"
+            )
         unknown = sorted(set(config) - {"gate_seconds", "proposal_seconds", "objective"})
         if unknown:
             raise ContractError(f"failed to {action}: unknown fields {', '.join(unknown)}")
         current = self._schedule(ctx).segment_at(self._now(ctx))[0]
-        segment = {name: config.get(name, current[name]) for name in ("gate_seconds", "proposal_seconds",
-                                                                         "objective")}
+        segment = {name: config.get(name, current[name]) for name in ("gate_seconds", "proposal_seconds", "objective")}
         _check_integer(action, "gate_seconds", segment["gate_seconds"], 1, MAX_GATE_SECONDS)
         _check_integer(action, "proposal_seconds", segment["proposal_seconds"], 1, MAX_PROPOSAL_SECONDS)
         _check_objective(action, segment["objective"])
@@ -172,14 +175,17 @@ class MarketContract(Contract):
         action = "set the gate's objective"
         org = self._organisation(ctx, action)
         if org.name != self.rules.operator:
-            raise ContractError(f"failed to {action}: only the market operator {self.rules.operator} may, "
-                                f"not {org.name}")
+            raise ContractError(
+                f"failed to {action}: only the market operator {self.rules.operator} may, not {org.name}"
+            )
         _check_objective(action, objective)
         window = self._gate_window(ctx, action, gate)
         if self._now(ctx) >= window["end_ms"]:
             raise ContractError(f"failed to {action}: gate {gate} has already ended")
-        ctx.stub.put_state(ctx.stub.create_composite_key(GATE_OBJECTIVE, [gate]),
-                           canonical_json({"gate": gate, "objective": objective, "by": org.name}))
+        ctx.stub.put_state(
+            ctx.stub.create_composite_key(GATE_OBJECTIVE, [gate]),
+            canonical_json({"gate": gate, "objective": objective, "by": org.name}),
+        )
         return {"gate": gate, "objective": objective}
 
     # Orders.
@@ -208,19 +214,21 @@ class MarketContract(Contract):
                 order_id = f"{tx_id[:16]}-{position}"
             else:
                 order_id = ".".join([org.name] + ([consumer] if consumer else []) + [ref])
-                if order_id in {r["id"] for r in records} or ctx.stub.get_state(
-                        ctx.stub.create_composite_key(ORDER, [gate["id"], order_id])) is not None:
+                if (
+                    order_id in {r["id"] for r in records}
+                    or ctx.stub.get_state(ctx.stub.create_composite_key(ORDER, [gate["id"], order_id])) is not None
+                ):
                     raise ContractError(f"failed to {action}: order {ref!r} is already placed in gate {gate['id']}")
             record.update(id=order_id, gate=gate["id"], time_ms=now, placed_by=org.name)
             if consumer is not None:
                 record["placed_by_meter"] = consumer
             records.append(record)
         for record in records:
-            ctx.stub.put_state(ctx.stub.create_composite_key(ORDER, [gate["id"], record["id"]]),
-                               canonical_json(record))
+            ctx.stub.put_state(ctx.stub.create_composite_key(ORDER, [gate["id"], record["id"]]), canonical_json(record))
         ctx.stub.put_state(ctx.stub.create_composite_key(PENDING, [gate["id"]]), gate["id"])
-        ctx.stub.set_event(ORDERS_PLACED, canonical_json({"gate": gate["id"], "count": len(records),
-                                                          "placed_by": org.name}))
+        ctx.stub.set_event(
+            ORDERS_PLACED, canonical_json({"gate": gate["id"], "count": len(records), "placed_by": org.name})
+        )
         return {"gate": gate["id"], "orders": records}
 
     @submit
@@ -234,8 +242,11 @@ class MarketContract(Contract):
         key = ctx.stub.create_composite_key(ORDER, [gate, str(order_id)])
         value = ctx.stub.get_state(key)
         record = None if value is None else json.loads(value)
-        if record is None or record["placed_by"] != org.name or (
-                consumer is not None and record.get("placed_by_meter") != consumer):
+        if (
+            record is None
+            or record["placed_by"] != org.name
+            or (consumer is not None and record.get("placed_by_meter") != consumer)
+        ):
             raise ContractError(f"failed to {action}: no order {order_id!r} of yours in gate {gate}")
         ctx.stub.del_state(key)
         return {"gate": gate, "cancelled": order_id}
@@ -271,8 +282,9 @@ class MarketContract(Contract):
         action = "propose a matching"
         org = self._organisation(ctx, action)
         if org.name not in self.rules.matchers:
-            raise ContractError(f"failed to {action}: only the matchers ({', '.join(self.rules.matchers)}) "
-                                f"propose, not {org.name}")
+            raise ContractError(
+                f"failed to {action}: only the matchers ({', '.join(self.rules.matchers)}) propose, not {org.name}"
+            )
         record = self._proposing(ctx, action, gate)
         now = self._now(ctx)
         if not record["end_ms"] <= now < record["deadline_ms"]:
@@ -311,13 +323,16 @@ class MarketContract(Contract):
             by_id = {o["id"]: o for o in self._book_records(ctx, gate)}
             trades = [_trade_record(t, by_id) for t in best["proposal"]["trades"]]
             record["clearing"] = _clearing(gate, record, trades)
-            ctx.stub.put_state(ctx.stub.create_composite_key(TRADES, [gate]),
-                               canonical_json({"gate": gate, "winner": winner, "trades": trades}))
+            ctx.stub.put_state(
+                ctx.stub.create_composite_key(TRADES, [gate]),
+                canonical_json({"gate": gate, "winner": winner, "trades": trades}),
+            )
             if record["clearing"] is not None:
                 ctx.stub.put_state(ctx.stub.create_composite_key(CLEARING, [gate]), canonical_json(record["clearing"]))
             for participant, position in _positions(gate, trades).items():
-                ctx.stub.put_state(ctx.stub.create_composite_key(POSITION, [participant, gate]),
-                                   canonical_json(position))
+                ctx.stub.put_state(
+                    ctx.stub.create_composite_key(POSITION, [participant, gate]), canonical_json(position)
+                )
         ctx.stub.put_state(ctx.stub.create_composite_key(GATE, [gate]), canonical_json(record))
         ctx.stub.set_event(GATE_FINALISED, canonical_json(record))
         return record
@@ -350,8 +365,7 @@ class MarketContract(Contract):
             for kv in results:
                 gate = schedule.gate_at(gate_start(kv.value.decode()))
                 pending[gate["id"]] = gate
-        gates = [self._open_record(ctx, g["id"], g, count=True) for g in pending.values()
-                 if g["id"] not in closed_ids]
+        gates = [self._open_record(ctx, g["id"], g, count=True) for g in pending.values() if g["id"] not in closed_ids]
         gates.sort(key=lambda g: g["start_ms"], reverse=True)
         closed.sort(key=lambda g: g["start_ms"], reverse=True)
         return (gates + closed)[:limit]
@@ -412,14 +426,18 @@ class MarketContract(Contract):
         owner = consumer_ra(ctx, self.topology, participant) if isinstance(participant, str) else None
         allowed = owner is not None and (
             (consumer is not None and consumer == participant)
-            or (consumer is None and (org.role == "tso" or org.name == owner
-                                      or self.topology.organisation(owner).parent == org.name)))
+            or (
+                consumer is None
+                and (org.role == "tso" or org.name == owner or self.topology.organisation(owner).parent == org.name)
+            )
+        )
         if not allowed:
             raise ContractError(f"failed to {action}: {org.name} may not see the positions of {participant!r}")
         with ctx.stub.get_state_by_partial_composite_key(POSITION, [participant]) as results:
             gates = sorted((json.loads(kv.value) for kv in results), key=lambda p: p["gate"])
-        totals = {name: sum(g[name] for g in gates)
-                  for name in ("bought_wh", "sold_wh", "paid_millisen", "received_millisen")}
+        totals = {
+            name: sum(g[name] for g in gates) for name in ("bought_wh", "sold_wh", "paid_millisen", "received_millisen")
+        }
         totals["net_millisen"] = totals["received_millisen"] - totals["paid_millisen"]
         return {"participant": participant, "ra": owner, "gates": gates, "totals": totals}
 
@@ -442,12 +460,12 @@ class MarketContract(Contract):
         if identity.get_attribute_value("role") == "meter":
             consumer = identity.get_attribute_value("consumer")
             if org.role != "ra" or not consumer:
-                raise ContractError(f"failed to {action}: a meter certificate must be issued by an RA and name its "
-                                    f"consumer")
+                raise ContractError(
+                    f"failed to {action}: a meter certificate must be issued by an RA and name its consumer"
+                )
             return org, consumer
         if not organisations and org.role != "ra":
-            raise ContractError(f"failed to {action}: orders are placed by an RA for its consumers, not by "
-                                f"{org.name}")
+            raise ContractError(f"failed to {action}: orders are placed by an RA for its consumers, not by {org.name}")
         return org, None
 
     @staticmethod
@@ -462,8 +480,13 @@ class MarketContract(Contract):
         return [] if value is None else json.loads(value)
 
     def _schedule(self, ctx) -> Schedule:
-        default = {"since_ms": 0, "gate_seconds": self.rules.gate_seconds,
-                   "proposal_seconds": self.rules.proposal_seconds, "objective": self.rules.objective, "by": None}
+        default = {
+            "since_ms": 0,
+            "gate_seconds": self.rules.gate_seconds,
+            "proposal_seconds": self.rules.proposal_seconds,
+            "objective": self.rules.objective,
+            "by": None,
+        }
         return Schedule([default, *self._stored_segments(ctx)])
 
     def _gate_window(self, ctx, action: str, gate) -> dict:
@@ -476,8 +499,9 @@ class MarketContract(Contract):
         if window is None or window["id"] != gate:
             if window is None:
                 raise ContractError(f"failed to {action}: no gate starts before 1970")
-            raise ContractError(f"failed to {action}: no gate starts at {gate}; the gate of that time is "
-                                f"{window['id']}")
+            raise ContractError(
+                f"failed to {action}: no gate starts at {gate}; the gate of that time is {window['id']}"
+            )
         return window
 
     def _closed(self, ctx, gate: str) -> dict | None:
@@ -499,10 +523,18 @@ class MarketContract(Contract):
 
     def _gate_record(self, ctx, gate: str, window: dict, deadline_ms: int, status: str) -> dict:
         return {
-            "id": gate, "start": _moment(window["start_ms"]), "end": _moment(window["end_ms"]),
-            "proposal_deadline": _moment(deadline_ms), "start_ms": window["start_ms"], "end_ms": window["end_ms"],
-            "deadline_ms": deadline_ms, "objective": self._objective(ctx, gate, window), "status": status,
-            "seed": None, "winner": None, "clearing": None,
+            "id": gate,
+            "start": _moment(window["start_ms"]),
+            "end": _moment(window["end_ms"]),
+            "proposal_deadline": _moment(deadline_ms),
+            "start_ms": window["start_ms"],
+            "end_ms": window["end_ms"],
+            "deadline_ms": deadline_ms,
+            "objective": self._objective(ctx, gate, window),
+            "status": status,
+            "seed": None,
+            "winner": None,
+            "clearing": None,
         }
 
     def _open_record(self, ctx, gate: str, window: dict, count: bool) -> dict:
@@ -528,20 +560,22 @@ class MarketContract(Contract):
         missing = sorted({"participant", "side", "price", "quantity"} - set(item))
         if unknown or missing:
             problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
-                [f"unknown fields {', '.join(unknown)}"] if unknown else [])
+                [f"unknown fields {', '.join(unknown)}"] if unknown else []
+            )
             raise ContractError(f"failed to {action}: {label}: {'; '.join(problems)}")
         participant = item["participant"]
         if not isinstance(participant, str) or not participant:
             raise ContractError(f"failed to {action}: {label}: participant must be a consumer id, got {participant!r}")
         if consumer is not None and participant != consumer:
-            raise ContractError(f"failed to {action}: {label}: this meter trades only for {consumer}, "
-                                f"not {participant}")
+            raise ContractError(
+                f"failed to {action}: {label}: this meter trades only for {consumer}, not {participant}"
+            )
         if participant not in owners:
             owners[participant] = consumer_ra(ctx, self.topology, participant)
         if owners[participant] != org.name:
             raise ContractError(f"failed to {action}: {label}: {participant} is not a consumer of {org.name}")
         if item["side"] not in ("buy", "sell"):
-            raise ContractError(f"failed to {action}: {label}: side must be \"buy\" or \"sell\", got {item['side']!r}")
+            raise ContractError(f'failed to {action}: {label}: side must be "buy" or "sell", got {item["side"]!r}')
         try:
             price = price_from_yen(item["price"], label)
             quantity = quantity_from_kwh(item["quantity"], label)
@@ -550,8 +584,10 @@ class MarketContract(Contract):
         record = {"participant": participant, "side": item["side"], "price_sen_per_kwh": price, "quantity_wh": quantity}
         if "ref" in item:
             if not isinstance(item["ref"], str) or not _REF.fullmatch(item["ref"]):
-                raise ContractError(f"failed to {action}: {label}: ref must be 1-64 letters, digits, '_', '-' or "
-                                    f"'@', got {item['ref']!r}")
+                raise ContractError(
+                    f"failed to {action}: {label}: ref must be 1-64 letters, digits, '_', '-' or "
+                    f"'@', got {item['ref']!r}"
+                )
             record["ref"] = item["ref"]
         return record
 
@@ -567,24 +603,30 @@ def _check_integer(action: str, what: str, value, low: int, high: int) -> None:
 
 def _check_objective(action: str, objective) -> None:
     if objective not in OBJECTIVES:
-        raise ContractError(f"failed to {action}: objective must be one of {', '.join(OBJECTIVES)}, "
-                            f"got {objective!r}")
+        raise ContractError(f"failed to {action}: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
 
 
 def _summary(gate: str, org: str, verified: VerifiedValue, trades: int) -> dict:
     return {
-        "gate": gate, "org": org, "objective": verified.objective, "value": str(verified.value),
+        "gate": gate,
+        "org": org,
+        "objective": verified.objective,
+        "value": str(verified.value),
         "value_display": float(value_in_display_units(verified.objective, verified.value)),
-        "surplus_millisen": verified.surplus, "volume_wh": verified.volume, "optimal": verified.optimal,
-        "digest": verified.digest, "trades": trades,
+        "surplus_millisen": verified.surplus,
+        "volume_wh": verified.volume,
+        "optimal": verified.optimal,
+        "digest": verified.digest,
+        "trades": trades,
     }
 
 
 def _verified(stored: dict) -> VerifiedValue:
     objective = stored["objective"]
     value = Fraction(stored["value"]) if objective == "maxmin" else int(stored["value"])
-    return VerifiedValue(objective, value, stored["surplus_millisen"], stored["volume_wh"], stored["optimal"],
-                         stored["digest"])
+    return VerifiedValue(
+        objective, value, stored["surplus_millisen"], stored["volume_wh"], stored["optimal"], stored["digest"]
+    )
 
 
 def _better_stored(objective: str, a: dict, b: dict) -> dict:
@@ -594,8 +636,11 @@ def _better_stored(objective: str, a: dict, b: dict) -> dict:
 
 def _trade_record(trade: dict, by_id: dict) -> dict:
     return {
-        "sell": trade["sell"], "buy": trade["buy"], "seller": by_id[trade["sell"]]["participant"],
-        "buyer": by_id[trade["buy"]]["participant"], "quantity_wh": trade["quantity_wh"],
+        "sell": trade["sell"],
+        "buy": trade["buy"],
+        "seller": by_id[trade["sell"]]["participant"],
+        "buyer": by_id[trade["buy"]]["participant"],
+        "quantity_wh": trade["quantity_wh"],
         "price_sen_per_kwh": trade["price_sen_per_kwh"],
     }
 
@@ -608,9 +653,15 @@ def _clearing(gate: str, record: dict, trades: list) -> dict | None:
     money = sum(t["quantity_wh"] * t["price_sen_per_kwh"] for t in trades)
     prices = [t["price_sen_per_kwh"] for t in trades]
     return {
-        "gate": gate, "start": record["start"], "start_ms": record["start_ms"], "objective": record["objective"],
-        "volume_wh": volume, "average_price_sen_per_kwh": round(Fraction(money, volume)),
-        "low_sen_per_kwh": min(prices), "high_sen_per_kwh": max(prices), "trades": len(trades),
+        "gate": gate,
+        "start": record["start"],
+        "start_ms": record["start_ms"],
+        "objective": record["objective"],
+        "volume_wh": volume,
+        "average_price_sen_per_kwh": round(Fraction(money, volume)),
+        "low_sen_per_kwh": min(prices),
+        "high_sen_per_kwh": max(prices),
+        "trades": len(trades),
     }
 
 
@@ -618,9 +669,18 @@ def _positions(gate: str, trades: list) -> dict:
     positions: dict = {}
 
     def position(participant):
-        return positions.setdefault(participant, {"gate": gate, "participant": participant, "bought_wh": 0,
-                                                  "sold_wh": 0, "paid_millisen": 0, "received_millisen": 0,
-                                                  "trades": 0})
+        return positions.setdefault(
+            participant,
+            {
+                "gate": gate,
+                "participant": participant,
+                "bought_wh": 0,
+                "sold_wh": 0,
+                "paid_millisen": 0,
+                "received_millisen": 0,
+                "trades": 0,
+            },
+        )
 
     for t in trades:
         money = t["quantity_wh"] * t["price_sen_per_kwh"]

@@ -61,9 +61,15 @@ class RecordsContract(Contract):
         """Every committed write of a public record, newest first."""
         _check_key("get history", key)
         with ctx.stub.get_history_for_key(key) as modifications:
-            return [{"tx_id": m.tx_id, "timestamp": m.timestamp.isoformat() if m.timestamp else None,
-                     "is_delete": m.is_delete, "record": None if m.is_delete else json.loads(m.value)}
-                    for m in modifications]
+            return [
+                {
+                    "tx_id": m.tx_id,
+                    "timestamp": m.timestamp.isoformat() if m.timestamp else None,
+                    "is_delete": m.is_delete,
+                    "record": None if m.is_delete else json.loads(m.value),
+                }
+                for m in modifications
+            ]
 
     @submit
     def put_private_record(self, ctx, collection: str, key: str) -> dict:
@@ -72,8 +78,9 @@ class RecordsContract(Contract):
         _check_collection("put private record", collection)
         transient = ctx.stub.get_transient()
         if TRANSIENT_RECORD not in transient:
-            raise ContractError(f"failed to put private record: the record must travel in transient data under "
-                                f"{TRANSIENT_RECORD!r}")
+            raise ContractError(
+                f"failed to put private record: the record must travel in transient data under {TRANSIENT_RECORD!r}"
+            )
         raw = transient[TRANSIENT_RECORD]
         try:
             text = raw.decode("utf-8")
@@ -120,20 +127,23 @@ def _record_bytes(action: str, what: str, text: str) -> bytes:
         record = json.loads(text)
     except (ValueError, RecursionError):
         shown = text if len(text) <= 40 else text[:40] + "…"
-        raise ContractError(f"failed to {action}: {what} must be a JSON object, got malformed JSON {shown!r}") \
-            from None
+        raise ContractError(f"failed to {action}: {what} must be a JSON object, got malformed JSON {shown!r}") from None
     if not isinstance(record, dict):
         raise ContractError(f"failed to {action}: {what} must be a JSON object, got {type(record).__name__}")
     value = canonical_json(record)
     if len(value) > MAX_RECORD_BYTES:
-        raise ContractError(f"failed to {action}: {what} must be at most {MAX_RECORD_BYTES} bytes of JSON, "
-                            f"got {len(value)}")
+        raise ContractError(
+            f"failed to {action}: {what} must be at most {MAX_RECORD_BYTES} bytes of JSON, got {len(value)}"
+        )
     return value
 
 
 def _announce(ctx, event_name: str, key: str, collection: str, value: bytes | None) -> dict:
     """Emits the write's event and returns the same summary: never the private value, only its hash."""
-    summary = {"key": key, "collection": collection or None,
-               "hash": hashlib.sha256(value).hexdigest() if value is not None else None}
+    summary = {
+        "key": key,
+        "collection": collection or None,
+        "hash": hashlib.sha256(value).hexdigest() if value is not None else None,
+    }
     ctx.stub.set_event(event_name, canonical_json(summary))
     return summary

@@ -13,7 +13,21 @@ from chaincode.shim.response import Response
 from chaincode.shim.stub import KV, BaseStub, KeyModification
 
 __all__ = [
-    "BaseStub", "Chaincode", "ClientIdentity", "Collection", "Context",
-    "Contract", "ContractError", "IdentityError", "KV", "KeyModification", "MemoryStub", "MemoryWorld", "Response",
-    "StubError", "evaluate", "serialized_identity", "submit",
+    "BaseStub",
+    "Chaincode",
+    "ClientIdentity",
+    "Collection",
+    "Context",
+    "Contract",
+    "ContractError",
+    "IdentityError",
+    "KV",
+    "KeyModification",
+    "MemoryStub",
+    "MemoryWorld",
+    "Response",
+    "StubError",
+    "evaluate",
+    "serialized_identity",
+    "submit",
 ]

@@ -87,9 +87,9 @@ class Contract:
 class Transaction:
     contract: Contract
     name: str
-    kind: str                                   # SUBMIT or EVALUATE
+    kind: str  # SUBMIT or EVALUATE
     method: Callable
-    parameters: tuple[inspect.Parameter, ...]   # after ctx
+    parameters: tuple[inspect.Parameter, ...]  # after ctx
     types: dict[str, type]
 
     @property
@@ -182,11 +182,20 @@ class Chaincode:
         contracts = {}
         for name, contract in self.contracts.items():
             transactions = [t for (c, _), t in self._transactions.items() if c == name]
-            contracts[name] = {"name": name, "transactions": [{
-                "name": t.name, "tag": [t.kind],
-                "parameters": [{"name": p.name, "schema": {"type": _schema_type(t.types.get(p.name, str))}}
-                               for p in t.parameters],
-            } for t in transactions]}
+            contracts[name] = {
+                "name": name,
+                "transactions": [
+                    {
+                        "name": t.name,
+                        "tag": [t.kind],
+                        "parameters": [
+                            {"name": p.name, "schema": {"type": _schema_type(t.types.get(p.name, str))}}
+                            for p in t.parameters
+                        ],
+                    }
+                    for t in transactions
+                ],
+            }
         return {"contracts": contracts, "info": {"title": "gridledger", "version": "1"}}
 
 
@@ -199,8 +208,10 @@ def _transactions_of(contract: Contract) -> list[Transaction]:
             continue
         kind = getattr(attribute, _KIND, None)
         if kind is None:
-            raise TypeError(f"{cls.__name__}.{name} is public but marked neither @submit nor @evaluate: mark it, "
-                            f"or make it a helper with a leading underscore")
+            raise TypeError(
+                f"{cls.__name__}.{name} is public but marked neither @submit nor @evaluate: mark it, "
+                f"or make it a helper with a leading underscore"
+            )
         signature = inspect.signature(attribute)
         parameters = list(signature.parameters.values())[1:]  # after self
         if not parameters or parameters[0].name != "ctx":
@@ -211,8 +222,10 @@ def _transactions_of(contract: Contract) -> list[Transaction]:
             if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
                 raise TypeError(f"{cls.__name__}.{name}: parameter {parameter.name} must be positional")
             if hints.get(parameter.name, str) not in _ARGUMENT_TYPES:
-                raise TypeError(f"{cls.__name__}.{name}: parameter {parameter.name} has type "
-                                f"{hints[parameter.name]}; use one of str, int, bool, dict, list, bytes")
+                raise TypeError(
+                    f"{cls.__name__}.{name}: parameter {parameter.name} has type "
+                    f"{hints[parameter.name]}; use one of str, int, bool, dict, list, bytes"
+                )
         types = {p.name: hints.get(p.name, str) for p in parameters}
         found.append(Transaction(contract, name, kind, getattr(contract, name), tuple(parameters), types))
     return found
@@ -222,12 +235,12 @@ def _convert_arguments(transaction: Transaction, raw: list[bytes]) -> list:
     parameters = transaction.parameters
     required = [p for p in parameters if p.default is inspect.Parameter.empty]
     if not len(required) <= len(raw) <= len(parameters):
-        expected = (f"{len(parameters)}" if len(required) == len(parameters)
-                    else f"{len(required)} to {len(parameters)}")
+        expected = f"{len(parameters)}" if len(required) == len(parameters) else f"{len(required)} to {len(parameters)}"
         names = ", ".join(p.name for p in parameters) or "none"
         raise ValueError(f"expected {expected} arguments ({names}), got {len(raw)}")
-    return [_convert(parameter.name, transaction.types[parameter.name], value)
-            for parameter, value in zip(parameters, raw)]
+    return [
+        _convert(parameter.name, transaction.types[parameter.name], value) for parameter, value in zip(parameters, raw)
+    ]
 
 
 def _convert(name: str, kind: type, raw: bytes):
@@ -250,8 +263,9 @@ def _convert(name: str, kind: type, raw: bytes):
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
-        raise ValueError(f"argument {name} must be a JSON {_schema_type(kind)}, got malformed JSON "
-                         f"{_shown(text)}") from None
+        raise ValueError(
+            f"argument {name} must be a JSON {_schema_type(kind)}, got malformed JSON {_shown(text)}"
+        ) from None
     if not isinstance(value, kind):
         raise ValueError(f"argument {name} must be a JSON {_schema_type(kind)}, got {type(value).__name__}")
     return value

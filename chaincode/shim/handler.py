@@ -53,8 +53,9 @@ def _short(tx_id: str) -> str:
 class StreamHandler:
     """Speaks the chaincode protocol on one Connect stream. `serve(requests)` is the generator gRPC sends from."""
 
-    def __init__(self, chaincode: ChaincodeInterface, package_id: str, executor: Executor,
-                 peer_msp_id: str | None = None):
+    def __init__(
+        self, chaincode: ChaincodeInterface, package_id: str, executor: Executor, peer_msp_id: str | None = None
+    ):
         self._chaincode = chaincode
         self._package_id = package_id
         self._executor = executor
@@ -67,10 +68,14 @@ class StreamHandler:
 
     def serve(self, requests: Iterator[ShimMessage]) -> Iterator[ShimMessage]:
         """Registers, reads the peer's messages on a thread of its own, and yields what we send until closed."""
-        self._send(ShimMessage(type=ShimMessage.REGISTER,
-                               payload=chaincode_pb2.ChaincodeID(name=self._package_id).SerializeToString()))
-        threading.Thread(target=self._read, args=(requests,), name=f"chaincode-stream-{id(self):x}",
-                         daemon=True).start()
+        self._send(
+            ShimMessage(
+                type=ShimMessage.REGISTER, payload=chaincode_pb2.ChaincodeID(name=self._package_id).SerializeToString()
+            )
+        )
+        threading.Thread(
+            target=self._read, args=(requests,), name=f"chaincode-stream-{id(self):x}", daemon=True
+        ).start()
         while (message := self._outbox.get()) is not _END_OF_STREAM:
             yield message
 
@@ -96,21 +101,25 @@ class StreamHandler:
                 raise StubError(f"[{_short(tx_id)}] another ledger call of this transaction is still waiting")
             self._waiting[key] = answer
         try:
-            self._send(ShimMessage(type=message_type, payload=payload.SerializeToString(), txid=tx_id,
-                                   channel_id=channel_id))
+            self._send(
+                ShimMessage(type=message_type, payload=payload.SerializeToString(), txid=tx_id, channel_id=channel_id)
+            )
             reply = answer.get()
         finally:
             with self._lock:
                 self._waiting.pop(key, None)
         if reply is None:
-            raise StubError(f"[{_short(tx_id)}] the connection to the peer closed before it answered "
-                            f"{_type_name(message_type)}")
+            raise StubError(
+                f"[{_short(tx_id)}] the connection to the peer closed before it answered {_type_name(message_type)}"
+            )
         if reply.type == ShimMessage.RESPONSE:
             return reply.payload
         if reply.type == ShimMessage.ERROR:
             raise StubError(reply.payload.decode("utf-8", errors="replace"))
-        raise StubError(f"[{_short(tx_id)}] incorrect chaincode message {_type_name(reply.type)} received. "
-                        f"Expecting RESPONSE or ERROR")
+        raise StubError(
+            f"[{_short(tx_id)}] incorrect chaincode message {_type_name(reply.type)} received. "
+            f"Expecting RESPONSE or ERROR"
+        )
 
     def _send(self, message: ShimMessage) -> None:
         self._outbox.put(message)
@@ -145,19 +154,28 @@ class StreamHandler:
                 said = ""
                 if message.type == ShimMessage.ERROR:
                     said = f" (the peer says: {message.payload.decode('utf-8', 'replace')})"
-                raise ProtocolError(f"[{_short(message.txid)}] Chaincode handler cannot handle message "
-                                    f"({_type_name(message.type)}) while in state: {self.state}{said}")
+                raise ProtocolError(
+                    f"[{_short(message.txid)}] Chaincode handler cannot handle message "
+                    f"({_type_name(message.type)}) while in state: {self.state}{said}"
+                )
         except ProtocolError as error:
-            self._send(ShimMessage(type=ShimMessage.ERROR, payload=str(error).encode(), txid=message.txid,
-                                   channel_id=message.channel_id))
+            self._send(
+                ShimMessage(
+                    type=ShimMessage.ERROR,
+                    payload=str(error).encode(),
+                    txid=message.txid,
+                    channel_id=message.channel_id,
+                )
+            )
             raise
 
     def _deliver(self, message: ShimMessage) -> None:
         with self._lock:
             answer = self._waiting.get((message.channel_id, message.txid))
         if answer is None:
-            raise ProtocolError(f"[{_short(message.txid)}] {_type_name(message.type)} for a transaction that is "
-                                f"not waiting for one")
+            raise ProtocolError(
+                f"[{_short(message.txid)}] {_type_name(message.type)} for a transaction that is not waiting for one"
+            )
         answer.put(message)
 
     def _execute(self, message: ShimMessage) -> None:
@@ -173,21 +191,35 @@ class StreamHandler:
     def _run(self, message: ShimMessage) -> ShimMessage:
         chaincode_input = chaincode_pb2.ChaincodeInput.FromString(message.payload)
         context = read_signed_proposal(message.proposal) if message.HasField("proposal") else TransactionContext()
-        stub = ChaincodeStub(self.call, message.channel_id, message.txid, chaincode_input, context,
-                             self._peer_msp_id)
+        stub = ChaincodeStub(self.call, message.channel_id, message.txid, chaincode_input, context, self._peer_msp_id)
         is_init = message.type == ShimMessage.INIT
         response = self._chaincode.init(stub) if is_init else self._chaincode.invoke(stub)
-        event = (chaincode_event_pb2.ChaincodeEvent(event_name=stub.event.name, payload=stub.event.payload)
-                 if stub.event else None)
+        event = (
+            chaincode_event_pb2.ChaincodeEvent(event_name=stub.event.name, payload=stub.event.payload)
+            if stub.event
+            else None
+        )
         if is_init and not response.ok:
-            return ShimMessage(type=ShimMessage.ERROR, payload=response.message.encode(), txid=message.txid,
-                               channel_id=message.channel_id, chaincode_event=event)
-        result = proposal_response_pb2.Response(status=response.status, message=response.message,
-                                                payload=response.payload)
-        return ShimMessage(type=ShimMessage.COMPLETED, payload=result.SerializeToString(), txid=message.txid,
-                           channel_id=message.channel_id, chaincode_event=event)
+            return ShimMessage(
+                type=ShimMessage.ERROR,
+                payload=response.message.encode(),
+                txid=message.txid,
+                channel_id=message.channel_id,
+                chaincode_event=event,
+            )
+        result = proposal_response_pb2.Response(
+            status=response.status, message=response.message, payload=response.payload
+        )
+        return ShimMessage(
+            type=ShimMessage.COMPLETED,
+            payload=result.SerializeToString(),
+            txid=message.txid,
+            channel_id=message.channel_id,
+            chaincode_event=event,
+        )
 
     @staticmethod
     def _error(message: ShimMessage, text: str) -> ShimMessage:
-        return ShimMessage(type=ShimMessage.ERROR, payload=text.encode(), txid=message.txid,
-                           channel_id=message.channel_id)
+        return ShimMessage(
+            type=ShimMessage.ERROR, payload=text.encode(), txid=message.txid, channel_id=message.channel_id
+        )

@@ -22,8 +22,9 @@ _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
 
 def serialized_identity(msp_id: str, certificate_pem: bytes) -> bytes:
     """The creator bytes of a proposal: msp.SerializedIdentity{mspid, id_bytes = PEM certificate}."""
-    return (_length_delimited(_MSP_ID_FIELD, msp_id.encode()) +
-            _length_delimited(_ID_BYTES_FIELD, bytes(certificate_pem)))
+    return _length_delimited(_MSP_ID_FIELD, msp_id.encode()) + _length_delimited(
+        _ID_BYTES_FIELD, bytes(certificate_pem)
+    )
 
 
 def read_serialized_identity(data: bytes) -> tuple[str, bytes]:
@@ -41,7 +42,7 @@ def read_serialized_identity(data: bytes) -> tuple[str, bytes]:
             position += 4
         elif wire_type == _LENGTH_DELIMITED:
             length, position = _read_varint(data, position)
-            fields[number] = data[position:position + length]
+            fields[number] = data[position : position + length]
             position += length
         else:
             raise ValueError(f"unsupported wire type {wire_type}")
@@ -101,7 +102,7 @@ class ClientIdentity:
 
     @property
     def id(self) -> str:
-        """"x509::<subject DN>::<issuer DN>", DNs in RFC 4514 order; unchanged when the certificate is renewed.
+        """ "x509::<subject DN>::<issuer DN>", DNs in RFC 4514 order; unchanged when the certificate is renewed.
         (Go's cid.GetID returns the base64 of this string.)"""
         subject = self.certificate.subject.rfc4514_string(_GO_DN_NAMES)
         issuer = self.certificate.issuer.rfc4514_string(_GO_DN_NAMES)
@@ -117,12 +118,16 @@ class ClientIdentity:
         try:
             attrs = json.loads(extension.value.value)["attrs"]
         except (ValueError, KeyError, TypeError) as error:
-            raise IdentityError(f"failed to get attributes from the transaction invoker's certificate: "
-                                f"malformed attribute extension ({error})") from None
+            raise IdentityError(
+                f"failed to get attributes from the transaction invoker's certificate: "
+                f"malformed attribute extension ({error})"
+            ) from None
         # Go's attrmgr reads them into a map[string]string: anything else is malformed.
         if not isinstance(attrs, dict) or not all(isinstance(value, str) for value in attrs.values()):
-            raise IdentityError("failed to get attributes from the transaction invoker's certificate: "
-                                "\"attrs\" must map names to strings")
+            raise IdentityError(
+                "failed to get attributes from the transaction invoker's certificate: "
+                '"attrs" must map names to strings'
+            )
         return attrs
 
     def get_attribute_value(self, name: str) -> str | None:

@@ -53,5 +53,7 @@ def _check_composite_part(part: str) -> None:
         raise StubError(f"composite key parts must be strings, got {type(part).__name__}")
     for index, char in enumerate(part):
         if char in (MIN_UNICODE_RUNE, MAX_UNICODE_RUNE):
-            raise StubError(f"input contains unicode U+{ord(char):04X} starting at position [{index}]; U+0000 and "
-                            f"U+10FFFF are not allowed in the input attribute of a composite key")
+            raise StubError(
+                f"input contains unicode U+{ord(char):04X} starting at position [{index}]; U+0000 and "
+                f"U+10FFFF are not allowed in the input attribute of a composite key"
+            )

@@ -36,6 +36,7 @@ DUPLICATE_TXID = "DUPLICATE_TXID"
 @dataclass(frozen=True)
 class Height:
     """A value's version: the block and position in it of the transaction that wrote it."""
+
     block: int
     tx: int = 0
 
@@ -47,6 +48,7 @@ class Height:
 class Collection:
     """A private data collection's definition: its member MSP ids and access rules. Both rules default to on here;
     in a Fabric collections config they default to off, so that file must say what it means."""
+
     name: str
     members: frozenset[str]
     member_only_read: bool = True
@@ -56,6 +58,7 @@ class Collection:
 @dataclass(frozen=True)
 class Write:
     """One entry of a write set; `value` None deletes. `collection` is "" for public state."""
+
     collection: str
     key: str
     value: bytes | None
@@ -87,8 +90,13 @@ def new_tx_id(creator: bytes) -> tuple[str, bytes]:
 class MemoryWorld:
     """The committed state of one chaincode namespace on one channel, with its key history."""
 
-    def __init__(self, collections: Mapping[str, Iterable[str] | Collection] | None = None, *,
-                 chaincode_name: str = "gridledger", channel_id: str = "grid"):
+    def __init__(
+        self,
+        collections: Mapping[str, Iterable[str] | Collection] | None = None,
+        *,
+        chaincode_name: str = "gridledger",
+        channel_id: str = "grid",
+    ):
         self.collections = as_collections(collections)
         self.chaincode_name = chaincode_name
         self.channel_id = channel_id
@@ -101,19 +109,29 @@ class MemoryWorld:
 
     # Running transactions.
 
-    def new_stub(self, args: Iterable[bytes | str], *, identity, transient: Mapping[str, bytes] | None = None,
-                 tx_id: str | None = None, timestamp: datetime | None = None,
-                 peer_msp_id: str | None = None) -> "MemoryStub":
+    def new_stub(
+        self,
+        args: Iterable[bytes | str],
+        *,
+        identity,
+        transient: Mapping[str, bytes] | None = None,
+        tx_id: str | None = None,
+        timestamp: datetime | None = None,
+        peer_msp_id: str | None = None,
+    ) -> "MemoryStub":
         """A stub for one transaction by `identity` (an object with .msp_id and .credentials, the PEM certificate,
         as fabric-gateway's X509Identity), run on the peer of `peer_msp_id` (default: the identity's org)."""
         creator = serialized_identity(identity.msp_id, identity.credentials)
         generated_id, nonce = new_tx_id(creator)
         context = TransactionContext(
-            creator=creator, transient=dict(transient or {}),
+            creator=creator,
+            transient=dict(transient or {}),
             timestamp=timestamp or datetime.now(timezone.utc),
-            binding=hashlib.sha256(nonce + creator + bytes(8)).digest())
-        return MemoryStub(self, tx_id or generated_id, [as_bytes(arg) for arg in args], context,
-                          peer_msp_id or identity.msp_id)
+            binding=hashlib.sha256(nonce + creator + bytes(8)).digest(),
+        )
+        return MemoryStub(
+            self, tx_id or generated_id, [as_bytes(arg) for arg in args], context, peer_msp_id or identity.msp_id
+        )
 
     def evaluate(self, chaincode, function: str, *args: bytes | str, identity, **stub_options) -> Response:
         """Runs a transaction and keeps nothing it wrote."""
@@ -135,8 +153,12 @@ class MemoryWorld:
         with self._lock:
             code = self.validate(stub)
             if code == VALID:
-                self.apply(stub.writes, Height(self.next_block if block is None else block), stub.get_tx_id(),
-                           stub.get_tx_timestamp())
+                self.apply(
+                    stub.writes,
+                    Height(self.next_block if block is None else block),
+                    stub.get_tx_id(),
+                    stub.get_tx_timestamp(),
+                )
             return code
 
     def validate(self, stub: "MemoryStub") -> str:
@@ -147,10 +169,11 @@ class MemoryWorld:
                 if self._version(collection, key) != version:
                     return MVCC_READ_CONFLICT
             for query in stub.range_reads:
-                now = [(key, version) for key, _, version in self.scan(query.collection, query.start_key,
-                                                                        query.end_key)]
-                seen = query.results[:query.consumed]
-                if now[:len(seen)] != seen or (query.exhausted and len(now) != len(seen)):
+                now = [
+                    (key, version) for key, _, version in self.scan(query.collection, query.start_key, query.end_key)
+                ]
+                seen = query.results[: query.consumed]
+                if now[: len(seen)] != seen or (query.exhausted and len(now) != len(seen)):
                     return PHANTOM_READ_CONFLICT
             return VALID
 
@@ -163,7 +186,8 @@ class MemoryWorld:
                 else:
                     store = self._public
                     self._history.setdefault(write.key, []).append(
-                        KeyModification(tx_id, write.value or b"", timestamp, write.value is None))
+                        KeyModification(tx_id, write.value or b"", timestamp, write.value is None)
+                    )
                 if write.value is None:
                     store.delete(write.key)
                 else:
@@ -177,8 +201,9 @@ class MemoryWorld:
         try:
             return self.collections[name]
         except KeyError:
-            raise StubError(f"collection [{name}] not defined in the collection config for chaincode "
-                            f"[{self.chaincode_name}]") from None
+            raise StubError(
+                f"collection [{name}] not defined in the collection config for chaincode [{self.chaincode_name}]"
+            ) from None
 
     def read(self, collection: str, key: str) -> tuple[bytes, Height] | None:
         with self._lock:
@@ -238,6 +263,7 @@ class _Store:
 @dataclass
 class RangeRead:
     """A range query as the transaction saw it, re-checked at commit for phantoms."""
+
     collection: str
     start_key: str
     end_key: str
@@ -249,8 +275,9 @@ class RangeRead:
 class MemoryStub(BaseStub):
     """A transaction's stub over a MemoryWorld: records its reads and range reads and collects its writes."""
 
-    def __init__(self, world: MemoryWorld, tx_id: str, args: list[bytes], context: TransactionContext,
-                 peer_msp_id: str):
+    def __init__(
+        self, world: MemoryWorld, tx_id: str, args: list[bytes], context: TransactionContext, peer_msp_id: str
+    ):
         super().__init__(world.channel_id, tx_id, args, context, peer_msp_id)
         self.world = world
         self.reads: dict[tuple[str, str], Height | None] = {}
@@ -271,8 +298,11 @@ class MemoryStub(BaseStub):
         entry = self.world.read(collection, key)
         if collection and entry and self._peer_msp_id not in self.world.collections[collection].members:
             # A non-member peer holds the hash committed at this version but not the value.
-            raise self._peer_error("GET_STATE", f"private data matching public hash version is not available. "
-                                                f"Public hash version = {entry[1]}, Private data version = <nil>")
+            raise self._peer_error(
+                "GET_STATE",
+                f"private data matching public hash version is not available. "
+                f"Public hash version = {entry[1]}, Private data version = <nil>",
+            )
         self.reads[(collection, key)] = entry[1] if entry else None
         return entry[0] if entry else None
 
@@ -321,9 +351,12 @@ class MemoryStub(BaseStub):
         restricted = definition.member_only_write if write else definition.member_only_read
         if restricted and self.creator_msp_id not in definition.members:
             access = "write" if write else "read"
-            raise self._peer_error(operation, f"tx creator does not have {access} access permission on "
-                                              f"privatedata in chaincodeName:{self.world.chaincode_name} "
-                                              f"collectionName: {collection}")
+            raise self._peer_error(
+                operation,
+                f"tx creator does not have {access} access permission on "
+                f"privatedata in chaincodeName:{self.world.chaincode_name} "
+                f"collectionName: {collection}",
+            )
 
     def _peer_error(self, operation: str, why: str) -> StubError:
         return StubError(f"{operation} failed: transaction ID: {self._tx_id}: {why}")

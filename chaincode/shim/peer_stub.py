@@ -16,9 +16,15 @@ class ChaincodeStub(BaseStub):
     """A transaction's stub on a peer. `call` is the stream handler's `call(channel_id, tx_id, message_type,
     payload) -> bytes`, which raises StubError with the peer's text when the peer answers ERROR."""
 
-    def __init__(self, call: Callable[[str, str, int, Message], bytes], channel_id: str, tx_id: str,
-                 chaincode_input: chaincode_pb2.ChaincodeInput, context: TransactionContext,
-                 peer_msp_id: str | None):
+    def __init__(
+        self,
+        call: Callable[[str, str, int, Message], bytes],
+        channel_id: str,
+        tx_id: str,
+        chaincode_input: chaincode_pb2.ChaincodeInput,
+        context: TransactionContext,
+        peer_msp_id: str | None,
+    ):
         super().__init__(channel_id, tx_id, list(chaincode_input.args), context, peer_msp_id)
         self._call = call
 
@@ -30,8 +36,9 @@ class ChaincodeStub(BaseStub):
         return value or None  # the peer sends an empty payload for a missing key
 
     def _get_private_data_hash(self, collection, key):
-        value = self._request(ShimMessage.GET_PRIVATE_DATA_HASH,
-                              chaincode_shim_pb2.GetState(key=key, collection=collection))
+        value = self._request(
+            ShimMessage.GET_PRIVATE_DATA_HASH, chaincode_shim_pb2.GetState(key=key, collection=collection)
+        )
         return value or None
 
     def _put_state(self, collection, key, value):
@@ -60,8 +67,12 @@ class PeerQueryIterator(ResultIterator):
     """Walks a query the peer answers page by page: QUERY_STATE_NEXT while `has_more`, QUERY_STATE_CLOSE when
     closed early (the peer drops an exhausted query by itself)."""
 
-    def __init__(self, query: Callable[[int, Message], chaincode_shim_pb2.QueryResponse],
-                 first_page: chaincode_shim_pb2.QueryResponse, decode: Callable[[bytes], object]):
+    def __init__(
+        self,
+        query: Callable[[int, Message], chaincode_shim_pb2.QueryResponse],
+        first_page: chaincode_shim_pb2.QueryResponse,
+        decode: Callable[[bytes], object],
+    ):
         self._query = query
         self._page = first_page
         self._position = 0
@@ -95,6 +106,5 @@ def _kv_from_bytes(data: bytes) -> KV:
 
 def _modification_from_bytes(data: bytes) -> KeyModification:
     modification = kv_query_result_pb2.KeyModification.FromString(data)
-    timestamp = (modification.timestamp.ToDatetime(tzinfo=timezone.utc)
-                 if modification.HasField("timestamp") else None)
+    timestamp = modification.timestamp.ToDatetime(tzinfo=timezone.utc) if modification.HasField("timestamp") else None
     return KeyModification(modification.tx_id, modification.value, timestamp, modification.is_delete)

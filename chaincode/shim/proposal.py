@@ -30,11 +30,18 @@ def read_signed_proposal(signed_proposal: proposal_pb2.SignedProposal) -> Transa
     except DecodeError as error:
         raise ProposalError(f"failed to extract proposal: {error}") from None
     if channel_header.type not in _STUB_HEADER_TYPES:
-        raise ProposalError(f"invalid channel header type. Expected ENDORSER_TRANSACTION or CONFIG, received "
-                            f"{channel_header.type}")
+        raise ProposalError(
+            f"invalid channel header type. Expected ENDORSER_TRANSACTION or CONFIG, received {channel_header.type}"
+        )
     epoch = channel_header.epoch.to_bytes(8, "little")
     binding = hashlib.sha256(signature_header.nonce + signature_header.creator + epoch).digest()
-    timestamp = (channel_header.timestamp.ToDatetime(tzinfo=timezone.utc)
-                 if channel_header.HasField("timestamp") else None)
-    return TransactionContext(creator=signature_header.creator, transient=dict(payload.TransientMap),
-                           timestamp=timestamp, binding=binding, signed_proposal=signed_proposal)
+    timestamp = (
+        channel_header.timestamp.ToDatetime(tzinfo=timezone.utc) if channel_header.HasField("timestamp") else None
+    )
+    return TransactionContext(
+        creator=signature_header.creator,
+        transient=dict(payload.TransientMap),
+        timestamp=timestamp,
+        binding=binding,
+        signed_proposal=signed_proposal,
+    )

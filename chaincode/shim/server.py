@@ -25,8 +25,9 @@ SERVER_OPTIONS = [
 
 
 class ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
-    def __init__(self, chaincode: ChaincodeInterface, package_id: str, peer_msp_id: str | None,
-                 transactions: ThreadPoolExecutor):
+    def __init__(
+        self, chaincode: ChaincodeInterface, package_id: str, peer_msp_id: str | None, transactions: ThreadPoolExecutor
+    ):
         self._chaincode = chaincode
         self._package_id = package_id
         self._peer_msp_id = peer_msp_id
@@ -48,12 +49,23 @@ class ChaincodeServer:
     `max_transactions` bounds how many transactions run at once.
     """
 
-    def __init__(self, chaincode: ChaincodeInterface, package_id: str, address: str, *, peer_msp_id: str | None = None,
-                 tls_cert: bytes | None = None, tls_key: bytes | None = None, client_ca: bytes | None = None,
-                 max_transactions: int = 64):
+    def __init__(
+        self,
+        chaincode: ChaincodeInterface,
+        package_id: str,
+        address: str,
+        *,
+        peer_msp_id: str | None = None,
+        tls_cert: bytes | None = None,
+        tls_key: bytes | None = None,
+        client_ca: bytes | None = None,
+        max_transactions: int = 64,
+    ):
         if not package_id:
-            raise ValueError("the chaincode package id must be given (label:hash, as `peer lifecycle chaincode "
-                             "queryinstalled` shows it)")
+            raise ValueError(
+                "the chaincode package id must be given (label:hash, as `peer lifecycle chaincode "
+                "queryinstalled` shows it)"
+            )
         if not address:
             raise ValueError("the listen address must be given, e.g. 127.0.0.1:9999")
         if bool(tls_cert) != bool(tls_key):
@@ -63,13 +75,16 @@ class ChaincodeServer:
         self.address = address
         self._transactions = ThreadPoolExecutor(max_workers=max_transactions, thread_name_prefix="chaincode-tx")
         # Each peer's stream holds one gRPC worker for as long as it is connected.
-        self._server = grpc.server(ThreadPoolExecutor(max_workers=16, thread_name_prefix="chaincode-grpc"),
-                                   options=SERVER_OPTIONS)
+        self._server = grpc.server(
+            ThreadPoolExecutor(max_workers=16, thread_name_prefix="chaincode-grpc"), options=SERVER_OPTIONS
+        )
         chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(
-            ChaincodeServicer(chaincode, package_id, peer_msp_id, self._transactions), self._server)
+            ChaincodeServicer(chaincode, package_id, peer_msp_id, self._transactions), self._server
+        )
         if tls_cert:
-            credentials = grpc.ssl_server_credentials([(tls_key, tls_cert)], root_certificates=client_ca,
-                                                      require_client_auth=bool(client_ca))
+            credentials = grpc.ssl_server_credentials(
+                [(tls_key, tls_cert)], root_certificates=client_ca, require_client_auth=bool(client_ca)
+            )
             self.port = self._server.add_secure_port(address, credentials)
         else:
             self.port = self._server.add_insecure_port(address)

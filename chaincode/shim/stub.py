@@ -19,16 +19,18 @@ from chaincode.shim.identity import ClientIdentity
 @dataclass(frozen=True)
 class TransactionContext:
     """What a transaction knows about itself beyond its arguments (from the SignedProposal, on a peer)."""
-    creator: bytes = b""                      # serialized msp.SerializedIdentity of the submitter
+
+    creator: bytes = b""  # serialized msp.SerializedIdentity of the submitter
     transient: dict[str, bytes] = field(default_factory=dict)
-    timestamp: datetime | None = None         # the client's ChannelHeader timestamp, the same on every endorser
-    binding: bytes = b""                      # SHA-256(nonce ‖ creator ‖ epoch), ties the proposal to its creator
-    signed_proposal: object = None            # the peer.SignedProposal itself, on a peer
+    timestamp: datetime | None = None  # the client's ChannelHeader timestamp, the same on every endorser
+    binding: bytes = b""  # SHA-256(nonce ‖ creator ‖ epoch), ties the proposal to its creator
+    signed_proposal: object = None  # the peer.SignedProposal itself, on a peer
 
 
 @dataclass(frozen=True)
 class KV:
     """One result of a range query."""
+
     key: str
     value: bytes
 
@@ -36,6 +38,7 @@ class KV:
 @dataclass(frozen=True)
 class KeyModification:
     """One entry of a key's history: the transaction that wrote it, what it wrote, and when it was proposed."""
+
     tx_id: str
     value: bytes
     timestamp: datetime | None
@@ -79,8 +82,9 @@ class BaseStub:
     """The stub API over the ledger primitives a concrete stub supplies (`_get_state`, `_get_private_data_hash`,
     `_put_state`, `_del_state`, `_purge_private_data`, `_range`, `_history`); `collection` is "" for public state."""
 
-    def __init__(self, channel_id: str, tx_id: str, args: list[bytes], context: TransactionContext,
-                 peer_msp_id: str | None):
+    def __init__(
+        self, channel_id: str, tx_id: str, args: list[bytes], context: TransactionContext, peer_msp_id: str | None
+    ):
         self._channel_id = channel_id
         self._tx_id = tx_id
         self._args = list(args)
@@ -129,8 +133,9 @@ class BaseStub:
     def get_peer_msp_id(self) -> str:
         """The MSP id of the peer executing this transaction (Go's shim.GetMSPID, from CORE_PEER_LOCALMSPID)."""
         if not self._peer_msp_id:
-            raise StubError("the peer's MSP id is not known: start the chaincode server with --peer-msp-id or "
-                            "CORE_PEER_LOCALMSPID")
+            raise StubError(
+                "the peer's MSP id is not known: start the chaincode server with --peer-msp-id or CORE_PEER_LOCALMSPID"
+            )
         return self._peer_msp_id
 
     # Public state.
@@ -209,8 +214,9 @@ class BaseStub:
         start_key, end_key = keys.simple_key_range(start_key, end_key)
         return self._range(collection, start_key, end_key)
 
-    def get_private_data_by_partial_composite_key(self, collection: str, object_type: str,
-                                                  attributes=()) -> ResultIterator:
+    def get_private_data_by_partial_composite_key(
+        self, collection: str, object_type: str, attributes=()
+    ) -> ResultIterator:
         _check_collection(collection)
         start_key, end_key = keys.partial_composite_key_range(object_type, tuple(attributes))
         return self._range(collection, start_key, end_key)

@@ -36,8 +36,16 @@ from network.bringup import Network
 from sim.meters import MeterFleet, SimulatedConsumer, post_readings
 
 TARGET_READINGS_PER_SECOND = 1000
-COMMAND = {"id": "bench", "start": "2021-01-14T00:00", "end": "2021-01-14T23:59", "requested_kw": 1000,
-           "target_acs": ["AC1", "AC2"], "price_per_kwh": 2500, "granularity_minutes": 60, "baseline_minutes": 240}
+COMMAND = {
+    "id": "bench",
+    "start": "2021-01-14T00:00",
+    "end": "2021-01-14T23:59",
+    "requested_kw": 1000,
+    "target_acs": ["AC1", "AC2"],
+    "price_per_kwh": 2500,
+    "granularity_minutes": 60,
+    "baseline_minutes": 240,
+}
 PROBE_TIMEOUT_SECONDS = 30.0
 DRAIN_SECONDS = 120.0
 
@@ -51,8 +59,10 @@ def set_up(sessions: Sessions, per_ra: int) -> tuple[MeterFleet, dict[str, list[
     """The command, `per_ra` registered consumers per RA, and each RA's declaration of all of them."""
     sessions("TSO").submit("issue_command", json.dumps(COMMAND))
     ras = [org.name for org in sessions.topology.organisations if org.role == "ra"]
-    by_ra = {ra: [SimulatedConsumer(f"{ra}-B{n:05d}", ra, 0.3 + (n % 27) / 10, 0.1 + (n % 4) / 10)
-                  for n in range(per_ra)] for ra in ras}
+    by_ra = {
+        ra: [SimulatedConsumer(f"{ra}-B{n:05d}", ra, 0.3 + (n % 27) / 10, 0.1 + (n % 4) / 10) for n in range(per_ra)]
+        for ra in ras
+    }
     fleet = MeterFleet([c for consumers in by_ra.values() for c in consumers], seed=1)
     for ra, consumers in by_ra.items():
         session = sessions(ra)
@@ -65,8 +75,9 @@ def set_up(sessions: Sessions, per_ra: int) -> tuple[MeterFleet, dict[str, list[
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
-        session.submit("register_consumers", transient={"consumers": json.dumps([c.id for c in consumers])},
-                       private=True)
+        session.submit(
+            "register_consumers", transient={"consumers": json.dumps([c.id for c in consumers])}, private=True
+        )
         _declare(session, COMMAND["id"], fleet.declaration(COMMAND, consumers))
     return fleet, by_ra
 
@@ -75,18 +86,22 @@ class Load:
     """The readings to post: each RA works through (consumer group, hour) units in that order, one transaction
     each, its workers taking the next unit as they finish one; phases continue where the last one stopped."""
 
-    def __init__(self, sessions: Sessions, fleet: MeterFleet, by_ra: dict[str, list[SimulatedConsumer]],
-                 consumers_per_batch: int):
+    def __init__(
+        self, sessions: Sessions, fleet: MeterFleet, by_ra: dict[str, list[SimulatedConsumer]], consumers_per_batch: int
+    ):
         self.sessions = sessions
         self.fleet = fleet
         first = minute_index(COMMAND["start"])
         hours = range(first, minute_index(COMMAND["end"]) + 1, 60)
         self.units = {}
         for ra, consumers in by_ra.items():
-            groups = [consumers[i:i + consumers_per_batch] for i in range(0, len(consumers), consumers_per_batch)]
+            groups = [consumers[i : i + consumers_per_batch] for i in range(0, len(consumers), consumers_per_batch)]
             # A batch for hour h is visible once the hour's first minute counts every group up to its own.
-            self.units[ra] = [(group, hour, sum(len(g) for g in groups[:number + 1]))
-                              for number, group in enumerate(groups) for hour in hours]
+            self.units[ra] = [
+                (group, hour, sum(len(g) for g in groups[: number + 1]))
+                for number, group in enumerate(groups)
+                for hour in hours
+            ]
         self.next_unit = {ra: 0 for ra in by_ra}
         self.posted = 0
         self.lock = threading.Lock()
@@ -163,17 +178,23 @@ class Load:
         for thread in probes:
             thread.join(PROBE_TIMEOUT_SECONDS)
         return {
-            "rate_limit": rate or None, "seconds": round(elapsed, 2), "readings": committed["readings"],
+            "rate_limit": rate or None,
+            "seconds": round(elapsed, 2),
+            "readings": committed["readings"],
             "transactions": committed["transactions"],
             "readings_per_second": round(committed["readings"] / elapsed, 1),
-            "failed": len(failures), "first_failures": failures[:5],
-            "commit_latency_ms": {"p50": percentile([1000 * v for v in commit_latencies], 0.5),
-                                  "p95": percentile([1000 * v for v in commit_latencies], 0.95)},
+            "failed": len(failures),
+            "first_failures": failures[:5],
+            "commit_latency_ms": {
+                "p50": percentile([1000 * v for v in commit_latencies], 0.5),
+                "p95": percentile([1000 * v for v in commit_latencies], 0.95),
+            },
             "aggregate_visible_latency_ms": {
                 "samples": len(visible_latencies),
                 "p50": percentile([1000 * v for v in visible_latencies], 0.5),
                 "p95": percentile([1000 * v for v in visible_latencies], 0.95),
-                "max": round(1000 * max(visible_latencies), 1) if visible_latencies else None},
+                "max": round(1000 * max(visible_latencies), 1) if visible_latencies else None,
+            },
         }
 
     def drain(self, seconds: float) -> float:
@@ -192,11 +213,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="sustained load, seconds")
     parser.add_argument("--consumers-per-ra", type=int, default=400)
-    parser.add_argument("--consumers-per-batch", type=int, default=20,
-                        help="consumers per transaction, each with an hour (60 readings)")
+    parser.add_argument(
+        "--consumers-per-batch", type=int, default=20, help="consumers per transaction, each with an hour (60 readings)"
+    )
     parser.add_argument("--workers-per-ra", type=int, default=2, help="transactions in flight per RA")
-    parser.add_argument("--probe-every", type=int, default=5,
-                        help="probe the latency of every n-th batch of the unpaced phase (the paced one: every batch)")
+    parser.add_argument(
+        "--probe-every",
+        type=int,
+        default=5,
+        help="probe the latency of every n-th batch of the unpaced phase (the paced one: every batch)",
+    )
     parser.add_argument("--out", default="bench-results/dr.json")
     args = parser.parse_args()
     port_base = int(os.environ.get("GRIDLEDGER_BENCH_PORT_BASE", "39100"))
@@ -216,21 +242,30 @@ def main() -> None:
             phases["at_target_rate"] = load.phase(args.seconds, TARGET_READINGS_PER_SECOND, args.workers_per_ra, 1)
         finally:
             network.down(log=lambda line: None)
-    result = {"benchmark": "dr-readings", "target_readings_per_second": TARGET_READINGS_PER_SECOND,
-              "batching": f"one transaction = one RA's {args.consumers_per_batch} consumers x one hour "
-                          f"({60 * args.consumers_per_batch} readings, one key per consumer-hour), "
-                          f"{args.workers_per_ra} in flight per RA, {len(by_ra)} RAs, endorsed by the RA's peer",
-              "consumers": args.consumers_per_ra * len(by_ra), "setup_seconds": round(setup_seconds, 1),
-              "tso_peer_catch_up_seconds_after_unpaced": drained,
-              "total_seconds": round(time.monotonic() - started, 1), "phases": phases}
+    result = {
+        "benchmark": "dr-readings",
+        "target_readings_per_second": TARGET_READINGS_PER_SECOND,
+        "batching": f"one transaction = one RA's {args.consumers_per_batch} consumers x one hour "
+        f"({60 * args.consumers_per_batch} readings, one key per consumer-hour), "
+        f"{args.workers_per_ra} in flight per RA, {len(by_ra)} RAs, endorsed by the RA's peer",
+        "consumers": args.consumers_per_ra * len(by_ra),
+        "setup_seconds": round(setup_seconds, 1),
+        "tso_peer_catch_up_seconds_after_unpaced": drained,
+        "total_seconds": round(time.monotonic() - started, 1),
+        "phases": phases,
+    }
     for name, phase in phases.items():
         latency = phase["aggregate_visible_latency_ms"]
-        print(f"{name}: {phase['readings']} readings in {phase['transactions']} transactions over {phase['seconds']} s:"
-              f" {phase['readings_per_second']} readings/s "
-              f"({phase['readings_per_second'] / TARGET_READINGS_PER_SECOND:.2f}x target), {phase['failed']} failed")
-        print(f"  commit p50 {phase['commit_latency_ms']['p50']} ms, p95 {phase['commit_latency_ms']['p95']} ms; "
-              f"post→aggregate visible on the TSO's peer p50 {latency['p50']} ms, p95 {latency['p95']} ms "
-              f"({latency['samples']} samples)")
+        print(
+            f"{name}: {phase['readings']} readings in {phase['transactions']} transactions over {phase['seconds']} s:"
+            f" {phase['readings_per_second']} readings/s "
+            f"({phase['readings_per_second'] / TARGET_READINGS_PER_SECOND:.2f}x target), {phase['failed']} failed"
+        )
+        print(
+            f"  commit p50 {phase['commit_latency_ms']['p50']} ms, p95 {phase['commit_latency_ms']['p95']} ms; "
+            f"post→aggregate visible on the TSO's peer p50 {latency['p50']} ms, p95 {latency['p95']} ms "
+            f"({latency['samples']} samples)"
+        )
         for failure in phase["first_failures"]:
             print(f"  failure: {failure}")
     print(f"the TSO's peer caught up {drained} s after the unpaced phase")

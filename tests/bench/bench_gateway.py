@@ -74,12 +74,16 @@ def run_load(network: Network, clients: int, seconds: float) -> dict:
         thread.join()
     elapsed = time.monotonic() - began
     cpu_after = cpu_seconds_by_kind(network)
-    cpu_ms_per_tx = {kind: round(1000 * (cpu_after[kind] - cpu_before[kind]) / max(1, len(latencies)), 2)
-                     for kind in cpu_after}
+    cpu_ms_per_tx = {
+        kind: round(1000 * (cpu_after[kind] - cpu_before[kind]) / max(1, len(latencies)), 2) for kind in cpu_after
+    }
     ordered = sorted(latencies)
     return {
-        "clients": clients, "seconds": round(elapsed, 2), "committed": len(latencies),
-        "failed": len(failures), "first_failures": failures[:3],
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "committed": len(latencies),
+        "failed": len(failures),
+        "first_failures": failures[:3],
         "tps": round(len(latencies) / elapsed, 1),
         "p50_ms": round(1000 * statistics.median(ordered), 1) if ordered else None,
         "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1) if ordered else None,
@@ -102,17 +106,20 @@ def main() -> None:
             results = [run_load(network, int(n), args.seconds) for n in args.clients.split(",")]
         finally:
             network.down(log=lambda line: None)
-    print(f"{'clients':>8} {'committed':>10} {'failed':>7} {'tps':>8} {'p50 ms':>8} {'p95 ms':>8}  vs target {TARGET_TPS} tps")
+    print(
+        f"{'clients':>8} {'committed':>10} {'failed':>7} {'tps':>8} {'p50 ms':>8} {'p95 ms':>8}  vs target {TARGET_TPS} tps"
+    )
     for r in results:
-        print(f"{r['clients']:>8} {r['committed']:>10} {r['failed']:>7} {r['tps']:>8} {r['p50_ms']!s:>8} "
-              f"{r['p95_ms']!s:>8}  {r['tps'] / TARGET_TPS:.2f}x")
+        print(
+            f"{r['clients']:>8} {r['committed']:>10} {r['failed']:>7} {r['tps']:>8} {r['p50_ms']!s:>8} "
+            f"{r['p95_ms']!s:>8}  {r['tps'] / TARGET_TPS:.2f}x"
+        )
         print(f"         CPU ms per committed tx: {r['cpu_ms_per_tx']}; cores busy: {r['cpu_utilisation']:.2f}")
         for failure in r["first_failures"]:
             print(f"         failure: {failure}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "gateway-submit", "target_tps": TARGET_TPS, "results": results},
-                              indent=2))
+    out.write_text(json.dumps({"benchmark": "gateway-submit", "target_tps": TARGET_TPS, "results": results}, indent=2))
     print(f"written {out}")
     if not all(r["committed"] for r in results):
         raise SystemExit("benchmark: some load committed nothing; see the failures above")

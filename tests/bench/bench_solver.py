@@ -50,15 +50,31 @@ def random_gate(size: int, seed: int) -> list[Order]:
     while len(orders) < size:
         if orders and rng.random() < 0.05:
             copied = rng.choice(orders)
-            orders.append(Order(f"o{len(orders)}", f"p{rng.randrange(participants)}", copied.side, copied.price,
-                                copied.quantity, copied.time))
+            orders.append(
+                Order(
+                    f"o{len(orders)}",
+                    f"p{rng.randrange(participants)}",
+                    copied.side,
+                    copied.price,
+                    copied.quantity,
+                    copied.time,
+                )
+            )
             continue
         person = rng.randrange(participants)
         side = rng.choice(("buy", "sell")) if person in both_sides else ("sell" if person % 2 else "buy")
         centre = 19.0 if side == "buy" else 15.0
         price_sen = 10 * round(min(max(rng.gauss(centre, 3.5), 8.0), 30.0) * 10)
-        orders.append(Order(f"o{len(orders)}", f"p{person}", side, price_sen, 100 * rng.randint(1, 100),
-                            GATE_START_MS + 1000 * rng.randrange(1800)))
+        orders.append(
+            Order(
+                f"o{len(orders)}",
+                f"p{person}",
+                side,
+                price_sen,
+                100 * rng.randint(1, 100),
+                GATE_START_MS + 1000 * rng.randrange(1800),
+            )
+        )
     return orders
 
 
@@ -80,15 +96,17 @@ def run_objective(orders, objective, seed):
     for _ in range(3):
         verified, verify_seconds = timed(verify, orders, seed, objective, proposal)
         verify_times.append(verify_seconds)
-    row.update({
-        "fast_seconds": round(seconds, 4),
-        "value": value_in_display_units(objective, solution.value),
-        "certified_optimal": verified.optimal,
-        "volume_kwh": solution.volume / WH_PER_KWH,
-        "surplus_yen": solution.surplus / MILLISEN_PER_YEN,
-        "verify_seconds": round(statistics.median(verify_times), 4),
-        "trades": len(solution.trades),
-    })
+    row.update(
+        {
+            "fast_seconds": round(seconds, 4),
+            "value": value_in_display_units(objective, solution.value),
+            "certified_optimal": verified.optimal,
+            "volume_kwh": solution.volume / WH_PER_KWH,
+            "surplus_yen": solution.surplus / MILLISEN_PER_YEN,
+            "verify_seconds": round(statistics.median(verify_times), 4),
+            "trades": len(solution.trades),
+        }
+    )
     if objective == "maxmin":
         row["lp_bound"] = solution.bound  # yen/kWh, what the rounded trades approach
     if size <= MODEL_LIMIT[objective]:
@@ -112,9 +130,14 @@ def run(sizes, out):
         seed = size.to_bytes(4, "big")
         by_id = {o.id: o for o in orders}
         cda, cda_seconds = timed(continuous_double_auction, orders)
-        baselines.append({"orders": size, "cda_seconds": round(cda_seconds, 4),
-                          "cda_volume_kwh": traded_volume(cda) / WH_PER_KWH,
-                          "cda_surplus_yen": total_surplus(by_id, cda) / MILLISEN_PER_YEN})
+        baselines.append(
+            {
+                "orders": size,
+                "cda_seconds": round(cda_seconds, 4),
+                "cda_volume_kwh": traded_volume(cda) / WH_PER_KWH,
+                "cda_surplus_yen": total_surplus(by_id, cda) / MILLISEN_PER_YEN,
+            }
+        )
         for objective in OBJECTIVES:
             row = run_objective(orders, objective, seed)
             rows.append(row)
@@ -123,17 +146,22 @@ def run(sizes, out):
     for line in summary:
         print(line)
     print(f"benchmark took {time.perf_counter() - started:.0f} s (load average {os.getloadavg()[0]:.1f})")
-    result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                          "load_average": os.getloadavg()},
-              "results": rows, "continuous_double_auction": baselines, "targets": summary}
+    result = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "results": rows,
+        "continuous_double_auction": baselines,
+        "targets": summary,
+    }
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(result, indent=2))
         print(f"written {out}")
 
 
-HEADER = (f"{'orders':>7} {'objective':<8} {'fast s':>8} {'model s':>8} {'verify ms':>9} {'optimal':>7} "
-          f"{'volume kWh':>11} {'(CDA)':>10} {'surplus yen':>12} {'(CDA)':>12}")
+HEADER = (
+    f"{'orders':>7} {'objective':<8} {'fast s':>8} {'model s':>8} {'verify ms':>9} {'optimal':>7} "
+    f"{'volume kWh':>11} {'(CDA)':>10} {'surplus yen':>12} {'(CDA)':>12}"
+)
 
 
 def print_row(row, baseline):
@@ -142,11 +170,13 @@ def print_row(row, baseline):
         return
     model = row["model_seconds"]
     model_text = f"{model:>8.3f}" if isinstance(model, float) else f"{'skipped':>8}"
-    print(f"{row['orders']:>7} {row['objective']:<8} {row['fast_seconds']:>8.3f} {model_text} "
-          f"{row['verify_seconds'] * 1000:>9.1f} {str(row['certified_optimal']):>7} "
-          f"{row['volume_kwh']:>11.1f} {baseline['cda_volume_kwh']:>10.1f} "
-          f"{row['surplus_yen']:>12.2f} {baseline['cda_surplus_yen']:>12.2f}"
-          + (f"  fast = model: {row['fast_equals_model']}" if "fast_equals_model" in row else ""))
+    print(
+        f"{row['orders']:>7} {row['objective']:<8} {row['fast_seconds']:>8.3f} {model_text} "
+        f"{row['verify_seconds'] * 1000:>9.1f} {str(row['certified_optimal']):>7} "
+        f"{row['volume_kwh']:>11.1f} {baseline['cda_volume_kwh']:>10.1f} "
+        f"{row['surplus_yen']:>12.2f} {baseline['cda_surplus_yen']:>12.2f}"
+        + (f"  fast = model: {row['fast_equals_model']}" if "fast_equals_model" in row else "")
+    )
 
 
 def targets(rows):
@@ -155,16 +185,19 @@ def targets(rows):
         if row["orders"] != 10_000 or "fast_seconds" not in row:
             continue
         goal = TARGETS[row["objective"]]
-        lines.append(f"  {row['objective']:<8} solve {row['fast_seconds']:.3f} s (target < {goal} s): "
-                     f"{'met' if row['fast_seconds'] < goal else 'MISSED'}; verify {row['verify_seconds'] * 1000:.1f}"
-                     f" ms (target < 100 ms): {'met' if row['verify_seconds'] < VERIFY_TARGET else 'MISSED'}")
+        lines.append(
+            f"  {row['objective']:<8} solve {row['fast_seconds']:.3f} s (target < {goal} s): "
+            f"{'met' if row['fast_seconds'] < goal else 'MISSED'}; verify {row['verify_seconds'] * 1000:.1f}"
+            f" ms (target < 100 ms): {'met' if row['verify_seconds'] < VERIFY_TARGET else 'MISSED'}"
+        )
     return lines if len(lines) > 2 else []
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="100,1000,10000,100000",
-                        help="comma-separated gate sizes in orders (default: %(default)s)")
+    parser.add_argument(
+        "--sizes", default="100,1000,10000,100000", help="comma-separated gate sizes in orders (default: %(default)s)"
+    )
     parser.add_argument("--out", default="bench-results/solver.json", help="JSON file to write (default: %(default)s)")
     arguments = parser.parse_args()
     run([int(size) for size in arguments.sizes.split(",")], arguments.out)

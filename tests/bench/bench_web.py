@@ -51,8 +51,11 @@ def signed_in(base: str, name: str, password: str) -> urllib.request.OpenerDirec
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     page = opener.open(f"{base}/auth/login", timeout=30).read().decode()
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    opener.open(f"{base}/auth/login", urllib.parse.urlencode(
-        {"name": name, "password": password, "csrf_token": token}).encode(), timeout=30)
+    opener.open(
+        f"{base}/auth/login",
+        urllib.parse.urlencode({"name": name, "password": password, "csrf_token": token}).encode(),
+        timeout=30,
+    )
     home = opener.open(f"{base}/dr/", timeout=60).read().decode()
     if f'data-testid="who">{name}<' not in home:
         raise RuntimeError(f"could not sign in as {name}")
@@ -72,15 +75,40 @@ def timed(opener, url: str, requests: int, warmup: int = 3) -> dict:
         if n >= warmup:
             samples.append((time.perf_counter() - began) * 1000)
         size = len(body)
-    return {"url": url, "requests": len(samples), "p50_ms": percentile(samples, 0.5),
-            "p95_ms": percentile(samples, 0.95), "max_ms": round(max(samples), 1),
-            "mean_ms": round(statistics.fmean(samples), 1), "bytes": size}
+    return {
+        "url": url,
+        "requests": len(samples),
+        "p50_ms": percentile(samples, 0.5),
+        "p95_ms": percentile(samples, 0.95),
+        "max_ms": round(max(samples), 1),
+        "mean_ms": round(statistics.fmean(samples), 1),
+        "bytes": size,
+    }
 
 
 def simulate(run_dir: Path, consumers: int, minutes: int) -> dict:
-    argv = [sys.executable, "-c", "from gateway.cli import main; main()", "dr", "simulate", "--run-dir",
-            str(run_dir), "--consumers", str(consumers), "--minutes", str(minutes), "--baseline-minutes", "1",
-            "--batch-size", "5000", "--workers", "4", "--discrepancy-rate", "0.0001", "--json"]
+    argv = [
+        sys.executable,
+        "-c",
+        "from gateway.cli import main; main()",
+        "dr",
+        "simulate",
+        "--run-dir",
+        str(run_dir),
+        "--consumers",
+        str(consumers),
+        "--minutes",
+        str(minutes),
+        "--baseline-minutes",
+        "1",
+        "--batch-size",
+        "5000",
+        "--workers",
+        "4",
+        "--discrepancy-rate",
+        "0.0001",
+        "--json",
+    ]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=SIMULATE_TIMEOUT_SECONDS)
     if done.returncode != 0:
         raise RuntimeError(f"dr simulate failed: {done.stderr.strip()[-2000:]}")
@@ -124,8 +152,11 @@ def measure(network: Network, command_id: str, requests: int) -> dict:
             if n >= 3:
                 samples.append((time.perf_counter() - began) * 1000)
         backend.close()
-        results["ledger_get_aggregates_tso"] = {"requests": len(samples), "p50_ms": percentile(samples, 0.5),
-                                                "p95_ms": percentile(samples, 0.95)}
+        results["ledger_get_aggregates_tso"] = {
+            "requests": len(samples),
+            "p50_ms": percentile(samples, 0.5),
+            "p95_ms": percentile(samples, 0.95),
+        }
         return results
     finally:
         app.extensions["gridledger"].close()
@@ -147,28 +178,48 @@ def main() -> None:
         try:
             began = time.monotonic()
             network.up(log=lambda line: None)
-            print(f"web bench: network up in {time.monotonic() - began:.1f} s; simulating {arguments.consumers} "
-                  f"consumers x {arguments.minutes} minutes", flush=True)
+            print(
+                f"web bench: network up in {time.monotonic() - began:.1f} s; simulating {arguments.consumers} "
+                f"consumers x {arguments.minutes} minutes",
+                flush=True,
+            )
             began = time.monotonic()
             run = simulate(network.root, arguments.consumers, arguments.minutes)
             setup_seconds = round(time.monotonic() - began, 1)
             command_id = run["command"]["id"]
-            print(f"web bench: {run['readings']} readings in {run['transactions']} transactions "
-                  f"({setup_seconds} s); measuring", flush=True)
+            print(
+                f"web bench: {run['readings']} readings in {run['transactions']} transactions "
+                f"({setup_seconds} s); measuring",
+                flush=True,
+            )
             results = measure(network, command_id, arguments.requests)
         finally:
             network.down(clean=False, log=lambda line: None)
     dashboard = results["dashboard"]
-    report = {"consumers": arguments.consumers, "minutes": arguments.minutes, "readings": run["readings"],
-              "comparison_rows": len(run["comparison"]["rows"]), "setup_seconds": setup_seconds,
-              "target_p95_ms": TARGET_P95_MS, "met": dashboard["p95_ms"] < TARGET_P95_MS, **results}
+    report = {
+        "consumers": arguments.consumers,
+        "minutes": arguments.minutes,
+        "readings": run["readings"],
+        "comparison_rows": len(run["comparison"]["rows"]),
+        "setup_seconds": setup_seconds,
+        "target_p95_ms": TARGET_P95_MS,
+        "met": dashboard["p95_ms"] < TARGET_P95_MS,
+        **results,
+    }
     Path(arguments.out).parent.mkdir(parents=True, exist_ok=True)
     Path(arguments.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"web: dashboard (TSO comparison, {report['comparison_rows']} rows, {arguments.consumers} consumers x "
-          f"{arguments.minutes} min) p50 {dashboard['p50_ms']} ms, p95 {dashboard['p95_ms']} ms "
-          f"(target < {TARGET_P95_MS} ms: {'met' if report['met'] else 'NOT met'})")
-    for name in ("comparison_one_ac", "comparison_csv_all_rows", "ra_own_figures", "market",
-                 "ledger_get_aggregates_tso"):
+    print(
+        f"web: dashboard (TSO comparison, {report['comparison_rows']} rows, {arguments.consumers} consumers x "
+        f"{arguments.minutes} min) p50 {dashboard['p50_ms']} ms, p95 {dashboard['p95_ms']} ms "
+        f"(target < {TARGET_P95_MS} ms: {'met' if report['met'] else 'NOT met'})"
+    )
+    for name in (
+        "comparison_one_ac",
+        "comparison_csv_all_rows",
+        "ra_own_figures",
+        "market",
+        "ledger_get_aggregates_tso",
+    ):
         figure = results[name]
         print(f"web: {name.replace('_', ' ')}: p50 {figure['p50_ms']} ms, p95 {figure['p95_ms']} ms")
     print(f"web: wrote {arguments.out}")

@@ -28,8 +28,9 @@ PORT_BASE = int(os.environ.get("GRIDLEDGER_BROWSER_PORT_BASE", "18100"))
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "browser: drives the web app in headless Chromium (needs chromium and a "
-                                       "real Fabric network)")
+    config.addinivalue_line(
+        "markers", "browser: drives the web app in headless Chromium (needs chromium and a real Fabric network)"
+    )
 
 
 def pytest_collection_modifyitems(items):
@@ -84,8 +85,10 @@ def passwords(web_server, web_network):
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"no chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium` "
-                    f"(or set GRIDLEDGER_CHROMIUM)")
+        pytest.fail(
+            f"no chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium` "
+            f"(or set GRIDLEDGER_CHROMIUM)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -120,9 +123,11 @@ def sign_in(browser, web_server, passwords):
 @pytest.fixture
 def screenshot():
     """screenshot(page, "name") saves test-artifacts/browser/name.png, the whole page."""
+
     def save(page, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
+
     return save

@@ -13,11 +13,21 @@ from sim.meters import Reading
 from web.backend import FabricBackend
 from web.ledger import LedgerRefused, LedgerSession
 
-COMMAND = {"id": "1", "start": "2021-01-14T00:00", "end": "2021-01-14T00:04", "requested_kw": 600,
-           "target_acs": ["AC1", "AC2"], "price_per_kwh": 2500, "baseline_minutes": 3}
+COMMAND = {
+    "id": "1",
+    "start": "2021-01-14T00:00",
+    "end": "2021-01-14T00:04",
+    "requested_kw": 600,
+    "target_acs": ["AC1", "AC2"],
+    "price_per_kwh": 2500,
+    "baseline_minutes": 3,
+}
 WINDOW = [f"2021-01-14T00:0{m}" for m in range(5)]
-READINGS = {"C1": ("RA1", [1000, 2000, 2000, 6000, 1000]), "C2": ("RA2", [3000, 1000, 3000, 4000, 1000]),
-            "C3": ("RA3", [500, 500, 700, 700, 900])}
+READINGS = {
+    "C1": ("RA1", [1000, 2000, 2000, 6000, 1000]),
+    "C2": ("RA2", [3000, 1000, 3000, 4000, 1000]),
+    "C3": ("RA3", [500, 500, 700, 700, 900]),
+}
 AC1_KWH = ["4.000", "3.000", "5.000", "10.000", "2.000"]  # seed figure 6: AC(1), command 1
 
 
@@ -54,8 +64,9 @@ def command(ledger):
     for ra, consumer in (("RA2", "C2"), ("RA3", "C3")):
         session = ledger(ra)
         eventually(lambda: session.evaluate("dr", "get_command", command_id), f"the command at {ra}")
-        session.declare(command_id, {"baseline_method": "mean-before",
-                                     "consumers": {consumer: {"expected_wh": [100] * 5}}})
+        session.declare(
+            command_id, {"baseline_method": "mean-before", "consumers": {consumer: {"expected_wh": [100] * 5}}}
+        )
     eventually(lambda: ledger("RA1").evaluate("dr", "get_command", command_id), "the command at RA1")
     return command_id
 
@@ -69,17 +80,31 @@ def readings(ledger, command, web_network):
     """Figure 6's meter readings on the ledger and in the aggregation system (RA1's declaration first: through
     the form when that test ran, else here)."""
     if not ra1_declared(ledger, command):
-        ledger("RA1").declare(command, {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [500] * 5}}})
+        ledger("RA1").declare(
+            command, {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [500] * 5}}}
+        )
     system = AggregationSystem(web_network.root / "aggregation-system.sqlite", web_network.topology)
     for consumer, (ra, values) in READINGS.items():
         batch = [Reading(ra, consumer, minute, wh) for minute, wh in zip(WINDOW, values)]
-        ledger(ra).submit("dr", "post_readings", command, private=True,
-                          transient={"readings": json.dumps([r.as_json() for r in batch])})
+        ledger(ra).submit(
+            "dr",
+            "post_readings",
+            command,
+            private=True,
+            transient={"readings": json.dumps([r.as_json() for r in batch])},
+        )
         system.receive(command, batch)
     system.close()
     tso = ledger("TSO")
-    eventually(lambda: all(m["readings"] == 1 for a in tso.evaluate("dr", "get_aggregates", command)["aggregates"]
-                           if a["level"] == "ra" for m in a["minutes"]), "every reading at the TSO's peer")
+    eventually(
+        lambda: all(
+            m["readings"] == 1
+            for a in tso.evaluate("dr", "get_aggregates", command)["aggregates"]
+            if a["level"] == "ra"
+            for m in a["minutes"]
+        ),
+        "every reading at the TSO's peer",
+    )
     return command
 
 
@@ -124,8 +149,7 @@ def test_tso_sees_the_comparison_table_with_the_figure_6_numbers(sign_in, readin
     assert page.locator("svg.chart polyline").count() == 2  # BC and AS over time
     screenshot(page, "tso-comparison-figure-6")
     page.goto(f"/dr/compare?command={readings}")
-    orgs = set(page.locator("[data-testid=comparison] tbody tr").evaluate_all(
-        "rows => rows.map(r => r.dataset.org)"))
+    orgs = set(page.locator("[data-testid=comparison] tbody tr").evaluate_all("rows => rows.map(r => r.dataset.org)"))
     assert orgs == {"AC1", "RA1", "RA2", "AC2", "RA3"}
     with page.expect_download() as download:
         page.click("a.download")
@@ -136,9 +160,13 @@ def test_tso_sees_the_comparison_table_with_the_figure_6_numbers(sign_in, readin
 
 def test_ra2_fails_to_reach_ra1s_data_by_url(sign_in, readings, screenshot):
     page = sign_in("RA2")
-    for url in (f"/dr/commands/{readings}/declarations/RA1", f"/dr/commands/{readings}/orgs/RA1",
-                f"/dr/compare?command={readings}&org=RA1", f"/dr/commands/{readings}/readings/C1",
-                "/market/positions/C1"):
+    for url in (
+        f"/dr/commands/{readings}/declarations/RA1",
+        f"/dr/commands/{readings}/orgs/RA1",
+        f"/dr/compare?command={readings}&org=RA1",
+        f"/dr/commands/{readings}/readings/C1",
+        "/market/positions/C1",
+    ):
         response = page.goto(url)
         assert response.status == 404, url
         text = page.inner_text("main")
@@ -154,11 +182,16 @@ def test_ra2_fails_to_reach_ra1s_data_by_url(sign_in, readings, screenshot):
 def test_a_forged_request_is_refused_and_changes_nothing(sign_in, ledger, readings):
     page = sign_in("RA1")
     before = ledger("RA1").evaluate("dr", "list_declarations", readings)
-    response = page.request.post(f"/dr/declare?command={readings}", form={
-        "command": readings, "baseline_method": "mean-before", "consumers": "C4", "expected-C4": "1"})
+    response = page.request.post(
+        f"/dr/declare?command={readings}",
+        form={"command": readings, "baseline_method": "mean-before", "consumers": "C4", "expected-C4": "1"},
+    )
     assert response.status == 400 and "nothing was changed" in response.text()
-    response = page.request.post("/market/orders", form={"participant": "C1", "side": "sell", "price": "20",
-                                                         "quantity": "1"}, headers={"Origin": "http://evil.example"})
+    response = page.request.post(
+        "/market/orders",
+        form={"participant": "C1", "side": "sell", "price": "20", "quantity": "1"},
+        headers={"Origin": "http://evil.example"},
+    )
     assert response.status == 400
     assert ledger("RA1").evaluate("dr", "list_declarations", readings) == before
 

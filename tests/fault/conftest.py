@@ -44,8 +44,17 @@ def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
     write("")
     write("fault figures" + (" (long runs)" if LONG else " (short runs; `make chaos` for the long ones)"))
-    columns = ("fault", "load_before_wps", "load_during_wps", "acked_readings", "lost", "duplicates",
-               "recovery_seconds", "longest_stall_seconds", "client_errors")
+    columns = (
+        "fault",
+        "load_before_wps",
+        "load_during_wps",
+        "acked_readings",
+        "lost",
+        "duplicates",
+        "recovery_seconds",
+        "longest_stall_seconds",
+        "client_errors",
+    )
     widths = [max(len(c), *(len(str(row.get(c, "-"))) for row in FIGURES)) for c in columns]
     write("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in FIGURES:

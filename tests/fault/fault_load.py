@@ -31,7 +31,7 @@ MINUTES_PER_BATCH = 5
 class Batch:
     ra: str
     readings: list[dict]
-    state: str = "pending"          # pending | acked | committed-unacked | unresolved
+    state: str = "pending"  # pending | acked | committed-unacked | unresolved
     tx_id: str | None = None
     acked_at: float | None = None
     attempts: int = 0
@@ -59,10 +59,20 @@ class SteadyLoad:
         self.command = f"fault-{uuid.uuid4().hex[:8]}"
         first = minute_index(WINDOW_START)
         tso = DrSession(network, "TSO")
-        tso.submit("issue_command", json.dumps({
-            "id": self.command, "start": WINDOW_START, "end": minute_label(first + WINDOW_MINUTES - 1),
-            "requested_kw": 10, "target_acs": [o.name for o in topology.organisations if o.role == "ac"],
-            "price_per_kwh": 100, "baseline_minutes": 1}))
+        tso.submit(
+            "issue_command",
+            json.dumps(
+                {
+                    "id": self.command,
+                    "start": WINDOW_START,
+                    "end": minute_label(first + WINDOW_MINUTES - 1),
+                    "requested_kw": 10,
+                    "target_acs": [o.name for o in topology.organisations if o.role == "ac"],
+                    "price_per_kwh": 100,
+                    "baseline_minutes": 1,
+                }
+            ),
+        )
         self.workers: list[Worker] = []
         self._contracts = {}
         for ra in (o for o in topology.organisations if o.role == "ra"):
@@ -70,13 +80,19 @@ class SteadyLoad:
             _eventually(lambda: session.evaluate("get_command", self.command))
             consumers = [f"{ra.name}-F{self.command[-8:]}-{n}" for n in range(consumers_per_ra)]
             session.submit("register_consumers", transient={"consumers": json.dumps(consumers)}, private=True)
-            _declare(session, self.command, {"baseline_method": "mean-before", "consumers": {
-                c: {"expected_wh": [1] * WINDOW_MINUTES} for c in consumers}}, seconds=60)
+            _declare(
+                session,
+                self.command,
+                {
+                    "baseline_method": "mean-before",
+                    "consumers": {c: {"expected_wh": [1] * WINDOW_MINUTES} for c in consumers},
+                },
+                seconds=60,
+            )
             session.gateway.close()
             self.workers.append(Worker(ra.name, ra.msp_id, consumers))
             gateway = connect_as(network, ra.name, commit_status_timeout=commit_status_timeout)
-            self._contracts[ra.name] = (gateway, gateway.get_network(topology.channel).get_contract("gridledger",
-                                                                                                 "dr"))
+            self._contracts[ra.name] = (gateway, gateway.get_network(topology.channel).get_contract("gridledger", "dr"))
         tso.gateway.close()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -104,12 +120,15 @@ class SteadyLoad:
 
     def _next_batch(self, worker: Worker) -> Batch | None:
         first = minute_index(WINDOW_START) + worker.next_minute
-        minutes = [m for m in range(first, first + MINUTES_PER_BATCH) if m < minute_index(WINDOW_START) + WINDOW_MINUTES]
+        minutes = [
+            m for m in range(first, first + MINUTES_PER_BATCH) if m < minute_index(WINDOW_START) + WINDOW_MINUTES
+        ]
         if not minutes:
             return None
         worker.next_minute += len(minutes)
-        readings = [{"consumer": c, "minute": minute_label(m), "wh": _wh(c, m)} for m in minutes
-                    for c in worker.consumers]
+        readings = [
+            {"consumer": c, "minute": minute_label(m), "wh": _wh(c, m)} for m in minutes for c in worker.consumers
+        ]
         batch = Batch(worker.ra, readings)
         worker.batches.append(batch)
         return batch
@@ -123,8 +142,12 @@ class SteadyLoad:
                 if batch is None:
                     return
             batch.attempts += 1
-            proposal = contract.new_proposal("post_readings", self.command, transient={
-                "readings": json.dumps(batch.readings)}, endorsing_organizations=[worker.msp_id])
+            proposal = contract.new_proposal(
+                "post_readings",
+                self.command,
+                transient={"readings": json.dumps(batch.readings)},
+                endorsing_organizations=[worker.msp_id],
+            )
             try:
                 submitted = proposal.endorse().submit()
                 status = submitted.status()
@@ -143,8 +166,12 @@ class SteadyLoad:
     # Figures.
 
     def acked(self, since: float = 0.0, until: float = float("inf"), ra: str | None = None) -> list[Batch]:
-        return [b for w in self.workers for b in w.batches
-                if b.state == "acked" and since <= b.acked_at < until and (ra is None or b.ra == ra)]
+        return [
+            b
+            for w in self.workers
+            for b in w.batches
+            if b.state == "acked" and since <= b.acked_at < until and (ra is None or b.ra == ra)
+        ]
 
     def readings_per_second(self, since: float, until: float) -> float:
         seconds = max(until - since, 1e-9)
@@ -192,9 +219,12 @@ def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, secon
     acked = {b.tx_id: b for b in load.acked()}
     known = [b for w in load.workers for b in w.batches if b.state in ("acked", "committed-unacked")]
     deadline = time.monotonic() + seconds
-    result = {"acked_batches": len(acked), "acked_readings": sum(len(b.readings) for b in acked.values()),
-              "committed_unacked_batches": sum(b.state == "committed-unacked" for b in known),
-              "unresolved_batches": sum(b.state == "unresolved" for w in load.workers for b in w.batches)}
+    result = {
+        "acked_batches": len(acked),
+        "acked_readings": sum(len(b.readings) for b in acked.values()),
+        "committed_unacked_batches": sum(b.state == "committed-unacked" for b in known),
+        "unresolved_batches": sum(b.state == "unresolved" for w in load.workers for b in w.batches),
+    }
     with connect_as(network, "TSO") as gateway:
         # Transactions: every acknowledged one VALID on every live peer, none VALID twice.
         missing_tx, twice = {}, {}
@@ -216,8 +246,9 @@ def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, secon
         contract = gateway.get_network(topology.channel).get_contract("gridledger", "dr")
         lost_readings, duplicate_readings = {}, {}
         for worker in load.workers:
-            expected = {(r["consumer"], r["minute"]): r["wh"] for b in acked.values() if b.ra == worker.ra
-                        for r in b.readings}
+            expected = {
+                (r["consumer"], r["minute"]): r["wh"] for b in acked.values() if b.ra == worker.ra for r in b.readings
+            }
             for member in topology.collections()[topology.readings_collection_for(worker.ra)]:
                 peer = topology.peer_of(member)
                 if peer.name not in live_peers:
@@ -226,20 +257,27 @@ def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, secon
                 while True:
                     present = {}
                     for consumer in worker.consumers:
-                        shown = json.loads(contract.evaluate("get_readings", consumer, load.command,
-                                                             endorsing_organizations=msp))
+                        shown = json.loads(
+                            contract.evaluate("get_readings", consumer, load.command, endorsing_organizations=msp)
+                        )
                         present.update({(consumer, r["minute"]): r["wh"] for r in shown["readings"]})
                     lost = [k for k, wh in expected.items() if present.get(k) != wh]
                     if not lost or time.monotonic() > deadline:
                         break
                     time.sleep(0.5)
-                aggregates = json.loads(contract.evaluate("get_aggregates", load.command, worker.ra,
-                                                          endorsing_organizations=msp))["aggregates"][0]
+                aggregates = json.loads(
+                    contract.evaluate("get_aggregates", load.command, worker.ra, endorsing_organizations=msp)
+                )["aggregates"][0]
                 counted = sum(m["readings"] for m in aggregates["minutes"])
                 lost_readings[f"{worker.ra}@{peer.name}"] = len(lost)
                 duplicate_readings[f"{worker.ra}@{peer.name}"] = counted - len(present)
-    result.update(missing_transactions=missing_tx, transactions_valid_twice=twice, lost_by_peer=lost_readings,
-                  duplicates_by_peer=duplicate_readings, checked_peers=live_peers,
-                  lost=sum(lost_readings.values()) + sum(missing_tx.values()),
-                  duplicates=sum(duplicate_readings.values()) + sum(twice.values()))
+    result.update(
+        missing_transactions=missing_tx,
+        transactions_valid_twice=twice,
+        lost_by_peer=lost_readings,
+        duplicates_by_peer=duplicate_readings,
+        checked_peers=live_peers,
+        lost=sum(lost_readings.values()) + sum(missing_tx.values()),
+        duplicates=sum(duplicate_readings.values()) + sum(twice.values()),
+    )
     return result

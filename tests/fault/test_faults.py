@@ -17,9 +17,9 @@ from network.chaincode import ChaincodeDeployment
 
 pytestmark = [pytest.mark.fabric, pytest.mark.chaos, pytest.mark.timeout(1200 if LONG else 300)]
 
-WARM = 20.0 if LONG else 2.0       # load before the fault
-DOWN = 30.0 if LONG else 4.0       # how long the killed node stays down
-AFTER = 20.0 if LONG else 2.0      # load after recovery
+WARM = 20.0 if LONG else 2.0  # load before the fault
+DOWN = 30.0 if LONG else 4.0  # how long the killed node stays down
+AFTER = 20.0 if LONG else 2.0  # load after recovery
 RECOVERY_LIMIT = 120.0
 # Killing the Raft leader stops ordering until the other two elect one (Fabric's sample election timeout, 10 ticks
 # of 500 ms): the orderer stays down long enough to show ordering resume without it.
@@ -128,10 +128,16 @@ def test_an_orderer_killed_and_brought_back(fault_network, load, figures):
         wait_caught_up(network, victim, others, deadline)
         return time.monotonic()
 
-    row = run_fault(network, load, figures, f"orderer ({victim.name}, Raft leader)",
-                    kill=lambda: network.process(victim).kill(),
-                    restart=lambda: network._start([victim], lambda line: None, time.monotonic() + 60),
-                    recovered=recovered, down=max(DOWN, ORDERER_DOWN))
+    row = run_fault(
+        network,
+        load,
+        figures,
+        f"orderer ({victim.name}, Raft leader)",
+        kill=lambda: network.process(victim).kill(),
+        restart=lambda: network._start([victim], lambda line: None, time.monotonic() + 60),
+        recovered=recovered,
+        down=max(DOWN, ORDERER_DOWN),
+    )
     # Two of three orderers elect a new leader and keep ordering while the third is still down.
     assert row["acked_while_down"] > 0, row
 
@@ -150,8 +156,15 @@ def test_a_peer_killed_and_brought_back(fault_network, load, figures):
         wait_caught_up(network, victim, others, deadline)
         return max(acked, time.monotonic())
 
-    row = run_fault(network, load, figures, f"peer ({victim.name})",
-                    kill=lambda: network.process(victim).kill(), restart=restart, recovered=recovered)
+    row = run_fault(
+        network,
+        load,
+        figures,
+        f"peer ({victim.name})",
+        kill=lambda: network.process(victim).kill(),
+        restart=restart,
+        recovered=recovered,
+    )
     # RA2's and RA3's writes never needed RA1's peer.
     assert row["acked_while_down"] > 0, row
 
@@ -160,10 +173,15 @@ def test_a_chaincode_server_killed_and_restarted(fault_network, load, figures):
     network = fault_network
     deployment = ChaincodeDeployment(network)
 
-    row = run_fault(network, load, figures, "chaincode server (RA1)",
-                    kill=lambda: deployment.server_process("RA1").kill(),
-                    restart=lambda: deployment.start_servers(log=lambda line: None),
-                    recovered=lambda at, deadline: wait_for_ack(load, at, deadline, ["RA1"]))
+    row = run_fault(
+        network,
+        load,
+        figures,
+        "chaincode server (RA1)",
+        kill=lambda: deployment.server_process("RA1").kill(),
+        restart=lambda: deployment.start_servers(log=lambda line: None),
+        recovered=lambda at, deadline: wait_for_ack(load, at, deadline, ["RA1"]),
+    )
     assert row["acked_while_down"] > 0, row
 
 
@@ -178,7 +196,13 @@ def test_the_whole_network_restarted_from_its_ledgers(fault_network, load, figur
         network.wait_for_gossip(deadline)
         ChaincodeDeployment(network).deploy(lambda line: None)
 
-    row = run_fault(network, load, figures, "whole network restart",
-                    kill=lambda: network.down(log=lambda line: None), restart=restart,
-                    recovered=lambda at, deadline: wait_for_ack(load, at, deadline, ras))
+    row = run_fault(
+        network,
+        load,
+        figures,
+        "whole network restart",
+        kill=lambda: network.down(log=lambda line: None),
+        restart=restart,
+        recovered=lambda at, deadline: wait_for_ack(load, at, deadline, ras),
+    )
     assert row["acked_readings"] > 0

@@ -23,8 +23,15 @@ from sim.meters import MeterFleet, Reading, batches, post_readings
 
 TOPOLOGY = topology_file.load()
 REPO = Path(__file__).resolve().parents[2]
-COMMAND = {"id": "restart", "start": "2021-03-01T01:00", "end": "2021-03-01T02:59", "requested_kw": 10,
-           "target_acs": ["AC1", "AC2"], "price_per_kwh": 100, "baseline_minutes": 60}
+COMMAND = {
+    "id": "restart",
+    "start": "2021-03-01T01:00",
+    "end": "2021-03-01T02:59",
+    "requested_kw": 10,
+    "target_acs": ["AC1", "AC2"],
+    "price_per_kwh": 100,
+    "baseline_minutes": 60,
+}
 
 
 def test_a_batch_posted_again_is_recognised_and_a_changed_one_refused():
@@ -33,13 +40,22 @@ def test_a_batch_posted_again_is_recognised_and_a_changed_one_refused():
     tso, ra1 = make_identity("TSOMSP"), make_identity("RA1MSP")
     dr = lambda who: EmbeddedGateway(who, ledger).get_network("grid").get_contract("gridledger", "dr")  # noqa: E731
     dr(tso).submit("issue_command", json.dumps(COMMAND))
-    summary = json.loads(dr(ra1).submit("declare", "restart", transient={"declaration": json.dumps(
-        {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [1] * 120}}})}))
+    summary = json.loads(
+        dr(ra1).submit(
+            "declare",
+            "restart",
+            transient={
+                "declaration": json.dumps(
+                    {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [1] * 120}}}
+                )
+            },
+        )
+    )
     dr(ra1).submit("publish_declaration", "restart", json.dumps(summary))
     batch = [Reading("RA1", "C1", f"2021-03-01T01:0{m}", 100 + m) for m in range(5)]
     first = post_readings(dr(ra1), "RA1MSP", "restart", batch)
     height = ledger.height
-    with pytest.raises(EndorseError, match="already recorded"):   # posting it twice by hand is refused
+    with pytest.raises(EndorseError, match="already recorded"):  # posting it twice by hand is refused
         post_readings(dr(ra1), "RA1MSP", "restart", batch)
     again = post_readings(dr(ra1), "RA1MSP", "restart", batch, resume=True)
     assert "already_recorded" not in first and again["already_recorded"] and again["readings"] == 5
@@ -134,15 +150,25 @@ def test_a_meter_simulator_killed_and_restarted_posts_every_reading_once(fault_n
         for consumer in [c.id for c in fleet.by_ra()[ra]]:
             shown = session.evaluate("get_readings", consumer, command_id)["readings"]
             held.update({(consumer, r["minute"]): r["wh"] for r in shown})
-        counted += sum(m["readings"] for a in session.evaluate("get_aggregates", command_id, ra)["aggregates"]
-                       for m in a["minutes"])
+        counted += sum(
+            m["readings"]
+            for a in session.evaluate("get_aggregates", command_id, ra)["aggregates"]
+            for m in a["minutes"]
+        )
     in_window = sum(1 for r in every if r.minute >= COMMAND["start"])
     lost = sum(1 for k, wh in expected.items() if held.get(k) != wh)
     duplicates = counted - in_window
     with sqlite3.connect(as_db) as db:
         as_count = db.execute("SELECT COUNT(*) FROM as_readings").fetchone()[0]
-    figures.append({"fault": "meter simulator killed and restarted", "acked_readings": len(expected), "lost": lost,
-                    "duplicates": duplicates, "recovered_batches": outcomes.count("again"),
-                    "killed_after_batches": killed_after})
+    figures.append(
+        {
+            "fault": "meter simulator killed and restarted",
+            "acked_readings": len(expected),
+            "lost": lost,
+            "duplicates": duplicates,
+            "recovered_batches": outcomes.count("again"),
+            "killed_after_batches": killed_after,
+        }
+    )
     assert lost == 0 and duplicates == 0 and held == expected
     assert as_count == len(expected)

@@ -22,15 +22,23 @@ pytestmark = pytest.mark.fabric
 TOPOLOGY = topology_file.load()
 ORGS = TOPOLOGY.org_names
 WINDOW = [f"2021-01-14T00:0{m}" for m in range(5)]
-POSTED = {"C1": ("RA1", [1000, 2000, 2000, 6000, 1000]),
-          "C2": ("RA2", [3000, 1000, 3000, 4000, 1000]),
-          "C3": ("RA3", [500, 500, 700, 700, 900])}
+POSTED = {
+    "C1": ("RA1", [1000, 2000, 2000, 6000, 1000]),
+    "C2": ("RA2", [3000, 1000, 3000, 4000, 1000]),
+    "C3": ("RA3", [500, 500, 700, 700, 900]),
+}
 AC1_WH = [4000, 3000, 5000, 10000, 2000]  # seed figure 6: 4, 3, 5, 10, 2 kWh
 OWNER = {"C1": "RA1", "C2": "RA2", "C3": "RA3"}
 READINGS_PER_FIGURE = {"AC1": 10, "RA1": 5, "RA2": 5, "AC2": 5, "RA3": 5}
 SEES = {"TSO": {"C1", "C2", "C3"}, "AC1": {"C1", "C2"}, "AC2": {"C3"}, "RA1": {"C1"}, "RA2": {"C2"}, "RA3": {"C3"}}
-FIGURES = {"TSO": ["AC1", "RA1", "RA2", "AC2", "RA3"], "AC1": ["AC1", "RA1", "RA2"], "AC2": ["AC2", "RA3"],
-           "RA1": ["RA1"], "RA2": ["RA2"], "RA3": ["RA3"]}
+FIGURES = {
+    "TSO": ["AC1", "RA1", "RA2", "AC2", "RA3"],
+    "AC1": ["AC1", "RA1", "RA2"],
+    "AC2": ["AC2", "RA3"],
+    "RA1": ["RA1"],
+    "RA2": ["RA2"],
+    "RA3": ["RA3"],
+}
 
 
 def gridledger(network, *args):
@@ -56,6 +64,7 @@ def wait_for_command(network, command_id, orgs):
     def seen():
         for org in orgs:
             assert command_id in [c["id"] for c in ok(network, "command", "list", "--as", org, "--json")]
+
     eventually(seen)
 
 
@@ -65,9 +74,9 @@ def require_valid_meter_certificates(network):
     ra = TOPOLOGY.organisation("RA1")
     ca = x509.load_pem_x509_certificate(next((network.layout.org_dir(ra.name) / "ca").glob("*-cert.pem")).read_bytes())
     meter = x509.load_pem_x509_certificate(
-        (network.layout.meter_dir(ra.consumers[0]) / "msp" / "signcerts" / "cert.pem").read_bytes())
-    assert meter.not_valid_before_utc >= ca.not_valid_before_utc, (meter.not_valid_before_utc,
-                                                                   ca.not_valid_before_utc)
+        (network.layout.meter_dir(ra.consumers[0]) / "msp" / "signcerts" / "cert.pem").read_bytes()
+    )
+    assert meter.not_valid_before_utc >= ca.not_valid_before_utc, (meter.not_valid_before_utc, ca.not_valid_before_utc)
 
 
 def ok(network, *args):
@@ -89,8 +98,29 @@ def figure_6(fabric_network, tmp_path_factory):
     to the ledger and the aggregation system."""
     network = fabric_network
     files = tmp_path_factory.mktemp("dr")
-    ok(network, "command", "issue", "--as", "TSO", "--id", "1", "--start", WINDOW[0], "--end", WINDOW[-1],
-       "--kw", "600", "--target", "AC1", "--target", "AC2", "--price", "2500", "--baseline-minutes", "5")
+    ok(
+        network,
+        "command",
+        "issue",
+        "--as",
+        "TSO",
+        "--id",
+        "1",
+        "--start",
+        WINDOW[0],
+        "--end",
+        WINDOW[-1],
+        "--kw",
+        "600",
+        "--target",
+        "AC1",
+        "--target",
+        "AC2",
+        "--price",
+        "2500",
+        "--baseline-minutes",
+        "5",
+    )
     wait_for_command(network, "1", OWNER.values())
     for consumer, ra in OWNER.items():
         ok(network, "declare", "--as", ra, "--command", "1", "--consumer", consumer, "--expected-wh", "500")
@@ -102,8 +132,10 @@ def figure_6(fabric_network, tmp_path_factory):
     def every_peer_has_every_reading():
         for org in ORGS:
             shown = ok(network, "aggregates", "--as", org, "--command", "1", "--json")["aggregates"]
-            assert {a["org"]: sum(m["readings"] for m in a["minutes"]) for a in shown} == \
-                {figure: READINGS_PER_FIGURE[figure] for figure in FIGURES[org]}
+            assert {a["org"]: sum(m["readings"] for m in a["minutes"]) for a in shown} == {
+                figure: READINGS_PER_FIGURE[figure] for figure in FIGURES[org]
+            }
+
     eventually(every_peer_has_every_reading)
     return network
 
@@ -121,8 +153,9 @@ def test_figure_6_bc_and_as_aggregates_agree_and_an_injected_discrepancy_shows(f
     system.inject_discrepancy("1", "C2", WINDOW[2], 1000)
     try:
         comparison = ok(figure_6, "compare", "--as", "TSO", "--command", "1", "--json")
-        wrong = [(row["org"], row["minute"], row["bc_wh"], row["as_wh"]) for row in comparison["rows"]
-                 if not row["match"]]
+        wrong = [
+            (row["org"], row["minute"], row["bc_wh"], row["as_wh"]) for row in comparison["rows"] if not row["match"]
+        ]
         assert wrong == [("AC1", WINDOW[2], 5000, 6000), ("RA2", WINDOW[2], 3000, 4000)]
         assert "MISMATCH" in ok(figure_6, "compare", "--as", "AC1", "--command", "1")
         assert ok(figure_6, "compare", "--as", "AC2", "--command", "1", "--json")["mismatches"] == 0
@@ -157,18 +190,21 @@ def test_figure_7_every_read_path_shows_each_organisation_its_group_only(figure_
             assert [a["org"] for a in shown["aggregates"]] == [target]
         else:
             assert f"{org} may not see the figures of '{target}'" in refused(
-                figure_6, "aggregates", "--as", org, "--command", "1", "--org", target)
+                figure_6, "aggregates", "--as", org, "--command", "1", "--org", target
+            )
 
 
 def test_figure_7_a_peer_outside_the_group_cannot_serve_its_data(figure_6):
     with pytest.raises(GatewayError, match="this peer \\(RA3MSP\\) is not a member of collection RA1"):
-        DrSession(figure_6, "TSO").contract.evaluate("get_aggregates", "1", "RA1",
-                                                     endorsing_organizations=["RA3MSP"])
+        DrSession(figure_6, "TSO").contract.evaluate("get_aggregates", "1", "RA1", endorsing_organizations=["RA3MSP"])
 
 
 def test_figure_7_events_reach_everyone_and_carry_no_private_values(figure_6):
-    expected = {("CommandIssued", None), *(("Declared", ra) for ra in OWNER.values()),
-                *(("ReadingsPosted", ra) for ra in OWNER.values())}
+    expected = {
+        ("CommandIssued", None),
+        *(("Declared", ra) for ra in OWNER.values()),
+        *(("ReadingsPosted", ra) for ra in OWNER.values()),
+    }
     for org in ORGS:
         session = DrSession(figure_6, org)
         seen = {}
@@ -198,54 +234,193 @@ def test_figure_7_events_reach_everyone_and_carry_no_private_values(figure_6):
 def open_command(figure_6):
     """A command of its own (command 1 gets settled), declared by RA1 for C1 and C4."""
     command = f"ids-{uuid.uuid4().hex[:8]}"
-    ok(figure_6, "command", "issue", "--as", "TSO", "--id", command, "--start", WINDOW[0], "--end", WINDOW[-1],
-       "--kw", "1", "--target", "AC1", "--price", "1")
+    ok(
+        figure_6,
+        "command",
+        "issue",
+        "--as",
+        "TSO",
+        "--id",
+        command,
+        "--start",
+        WINDOW[0],
+        "--end",
+        WINDOW[-1],
+        "--kw",
+        "1",
+        "--target",
+        "AC1",
+        "--price",
+        "1",
+    )
     wait_for_command(figure_6, command, ["RA1"])
-    ok(figure_6, "declare", "--as", "RA1", "--command", command, "--consumer", "C1", "--consumer", "C4",
-       "--expected-wh", "1")
+    ok(
+        figure_6,
+        "declare",
+        "--as",
+        "RA1",
+        "--command",
+        command,
+        "--consumer",
+        "C1",
+        "--consumer",
+        "C4",
+        "--expected-wh",
+        "1",
+    )
     return command
 
 
 def test_identity_rules_for_organisations(figure_6, open_command):
     network = figure_6
     assert "only the TSO issues DR commands, not AC1" in refused(
-        network, "command", "issue", "--as", "AC1", "--id", "x", "--start", WINDOW[0], "--end", WINDOW[-1],
-        "--kw", "1", "--target", "AC1", "--price", "1")
+        network,
+        "command",
+        "issue",
+        "--as",
+        "AC1",
+        "--id",
+        "x",
+        "--start",
+        WINDOW[0],
+        "--end",
+        WINDOW[-1],
+        "--kw",
+        "1",
+        "--target",
+        "AC1",
+        "--price",
+        "1",
+    )
     assert "consumer C1 belongs to RA1; RA2 may declare only its own consumers" in refused(
-        network, "declare", "--as", "RA2", "--command", open_command, "--consumer", "C1", "--expected-wh", "1")
+        network, "declare", "--as", "RA2", "--command", open_command, "--consumer", "C1", "--expected-wh", "1"
+    )
     assert "RA2 has not declared for command" in refused(
-        network, "readings", "post", "--as", "RA2", "--command", open_command, "--consumer", "C1",
-        "--minute", WINDOW[0], "--wh", "5", "--no-as")
+        network,
+        "readings",
+        "post",
+        "--as",
+        "RA2",
+        "--command",
+        open_command,
+        "--consumer",
+        "C1",
+        "--minute",
+        WINDOW[0],
+        "--wh",
+        "5",
+        "--no-as",
+    )
     assert "consumer 'C2' belongs to RA2, not RA1" in refused(
-        network, "readings", "post", "--as", "RA1", "--command", open_command, "--consumer", "C2",
-        "--minute", WINDOW[1], "--wh", "5", "--no-as")
-    ok(network, "readings", "post", "--as", "RA1", "--command", open_command, "--consumer", "C1",
-       "--minute", WINDOW[1], "--wh", "5", "--no-as")
+        network,
+        "readings",
+        "post",
+        "--as",
+        "RA1",
+        "--command",
+        open_command,
+        "--consumer",
+        "C2",
+        "--minute",
+        WINDOW[1],
+        "--wh",
+        "5",
+        "--no-as",
+    )
+    ok(
+        network,
+        "readings",
+        "post",
+        "--as",
+        "RA1",
+        "--command",
+        open_command,
+        "--consumer",
+        "C1",
+        "--minute",
+        WINDOW[1],
+        "--wh",
+        "5",
+        "--no-as",
+    )
     assert "duplicate reading: C1 at 2021-01-14T00:01 is already recorded" in refused(
-        network, "readings", "post", "--as", "RA1", "--command", open_command, "--consumer", "C1",
-        "--minute", WINDOW[1], "--wh", "5", "--no-as")
+        network,
+        "readings",
+        "post",
+        "--as",
+        "RA1",
+        "--command",
+        open_command,
+        "--consumer",
+        "C1",
+        "--minute",
+        WINDOW[1],
+        "--wh",
+        "5",
+        "--no-as",
+    )
     assert "wh must be an integer from 0 to 100000, got -3" in refused(
-        network, "readings", "post", "--as", "RA1", "--command", open_command, "--consumer", "C1",
-        "--minute", WINDOW[0], "--wh", "-3", "--no-as")
+        network,
+        "readings",
+        "post",
+        "--as",
+        "RA1",
+        "--command",
+        open_command,
+        "--consumer",
+        "C1",
+        "--minute",
+        WINDOW[0],
+        "--wh",
+        "-3",
+        "--no-as",
+    )
     assert "--as must be one of" in refused(network, "command", "list", "--as", "Mallory")
 
 
 def test_a_meter_posts_its_own_readings_only(figure_6, open_command):
     require_valid_meter_certificates(figure_6)
     assert "the meter of consumer C1 may post only its own readings, not 'C4'" in refused(
-        figure_6, "readings", "post", "--as", "meter:C1", "--command", open_command, "--consumer", "C4",
-        "--minute", WINDOW[0], "--wh", "5", "--no-as")
-    ok(figure_6, "readings", "post", "--as", "meter:C4", "--command", open_command, "--consumer", "C4",
-       "--minute", WINDOW[0], "--kwh", "0.005", "--no-as")
+        figure_6,
+        "readings",
+        "post",
+        "--as",
+        "meter:C1",
+        "--command",
+        open_command,
+        "--consumer",
+        "C4",
+        "--minute",
+        WINDOW[0],
+        "--wh",
+        "5",
+        "--no-as",
+    )
+    ok(
+        figure_6,
+        "readings",
+        "post",
+        "--as",
+        "meter:C4",
+        "--command",
+        open_command,
+        "--consumer",
+        "C4",
+        "--minute",
+        WINDOW[0],
+        "--kwh",
+        "0.005",
+        "--no-as",
+    )
     readings = DrSession(figure_6, "RA1").evaluate("get_readings", "C4", open_command)["readings"]
     assert readings == [{"minute": WINDOW[0], "wh": 5}]
     assert "a smart meter may post and read only its own readings" in refused(
-        figure_6, "aggregates", "--as", "meter:C4", "--command", open_command)
+        figure_6, "aggregates", "--as", "meter:C4", "--command", open_command
+    )
 
 
 def test_settlement_is_the_tsos_and_closes_the_command(figure_6):
-    assert "only the TSO settles DR commands, not RA1" in refused(figure_6, "settle", "--as", "RA1",
-                                                                   "--command", "1")
+    assert "only the TSO settles DR commands, not RA1" in refused(figure_6, "settle", "--as", "RA1", "--command", "1")
     settled = ok(figure_6, "settle", "--as", "TSO", "--command", "1", "--json")
     assert settled["settled"] and [f["org"] for f in settled["figures"]] == FIGURES["TSO"]
     ac1 = settled["figures"][0]
@@ -256,24 +431,82 @@ def test_settlement_is_the_tsos_and_closes_the_command(figure_6):
         assert shown["settled"] and shown["figures"] == [settled["figures"][2]] and "total" not in shown
 
     eventually(shown_to_ra2)
-    assert "command 1 is settled" in refused(figure_6, "readings", "post", "--as", "RA1", "--command", "1",
-                                             "--consumer", "C1", "--minute", "2021-01-13T23:59", "--wh", "1")
+    assert "command 1 is settled" in refused(
+        figure_6,
+        "readings",
+        "post",
+        "--as",
+        "RA1",
+        "--command",
+        "1",
+        "--consumer",
+        "C1",
+        "--minute",
+        "2021-01-13T23:59",
+        "--wh",
+        "1",
+    )
 
 
 def test_a_simulated_run_batched_by_ra_agrees_with_the_aggregation_system(fabric_network, tmp_path):
-    result = ok(fabric_network, "simulate", "--consumers", "60", "--minutes", "5", "--baseline-minutes", "5",
-                "--batch-size", "100", "--seed", "11", "--as-db", str(tmp_path / "as.sqlite"), "--json")
+    result = ok(
+        fabric_network,
+        "simulate",
+        "--consumers",
+        "60",
+        "--minutes",
+        "5",
+        "--baseline-minutes",
+        "5",
+        "--batch-size",
+        "100",
+        "--seed",
+        "11",
+        "--as-db",
+        str(tmp_path / "as.sqlite"),
+        "--json",
+    )
     assert result["readings"] == 60 * 10 and result["mismatches"] == 0
     assert result["settlement"]["settled"] and result["settlement"]["total"]["actual_wh"] > 0
     assert result["settlement"]["total"]["delivered_wh"] > 0
-    wrong = ok(fabric_network, "simulate", "--consumers", "6", "--minutes", "3", "--baseline-minutes", "2",
-               "--seed", "12", "--discrepancy-rate", "0.5", "--as", "AC2", "--as-db", str(tmp_path / "as2.sqlite"),
-               "--json")
+    wrong = ok(
+        fabric_network,
+        "simulate",
+        "--consumers",
+        "6",
+        "--minutes",
+        "3",
+        "--baseline-minutes",
+        "2",
+        "--seed",
+        "12",
+        "--discrepancy-rate",
+        "0.5",
+        "--as",
+        "AC2",
+        "--as-db",
+        str(tmp_path / "as2.sqlite"),
+        "--json",
+    )
     assert wrong["mismatches"] > 0 and {row["org"] for row in wrong["comparison"]["rows"]} == {"AC2", "RA3"}
 
 
 def test_a_simulated_run_with_meters_posting_for_themselves(fabric_network, tmp_path):
     require_valid_meter_certificates(fabric_network)
-    result = ok(fabric_network, "simulate", "--consumers", "6", "--minutes", "3", "--baseline-minutes", "3",
-                "--per-meter", "--seed", "13", "--as-db", str(tmp_path / "as.sqlite"), "--json")
+    result = ok(
+        fabric_network,
+        "simulate",
+        "--consumers",
+        "6",
+        "--minutes",
+        "3",
+        "--baseline-minutes",
+        "3",
+        "--per-meter",
+        "--seed",
+        "13",
+        "--as-db",
+        str(tmp_path / "as.sqlite"),
+        "--json",
+    )
     assert result["readings"] == 6 * 6 and result["mismatches"] == 0 and result["transactions"] == 6

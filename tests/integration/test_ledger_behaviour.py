@@ -27,6 +27,7 @@ class FabricLedger:
 
     def connect(self, org):
         from network.clients import connect_as
+
         return connect_as(self.network, org)
 
 
@@ -34,12 +35,18 @@ class EmbeddedLedgerForTests:
     def __init__(self):
         from chaincode.server import build_chaincode
         from gateway.embedded import EmbeddedLedger
-        self.ledger = EmbeddedLedger(build_chaincode(), collections={
-            name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in COLLECTIONS.items()})
+
+        self.ledger = EmbeddedLedger(
+            build_chaincode(),
+            collections={
+                name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in COLLECTIONS.items()
+            },
+        )
         self.identities = {org: _throwaway_identity(TOPOLOGY.organisation(org).msp_id) for org in TOPOLOGY.org_names}
 
     def connect(self, org):
         from gateway.embedded import EmbeddedGateway
+
         return EmbeddedGateway(self.identities[org], self.ledger)
 
 
@@ -48,11 +55,23 @@ def _throwaway_identity(msp_id: str) -> X509Identity:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"ca.{msp_id}")])
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "client"),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"User1@{msp_id}")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "client"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, f"User1@{msp_id}"),
+                ]
+            )
+        )
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
     return X509Identity(msp_id, cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -96,12 +115,15 @@ def test_private_record_is_read_by_members_and_refused_to_everyone_else(ledger, 
     members = COLLECTIONS[collection]
     writer = members[-1]
     key = unique("private")
-    records(ledger.connect(writer)).submit("put_private_record", collection, key,
-                                           transient={"record": json.dumps({"kwh": 3})})
+    records(ledger.connect(writer)).submit(
+        "put_private_record", collection, key, transient={"record": json.dumps({"kwh": 3})}
+    )
     for org in TOPOLOGY.org_names:
         contract = records(ledger.connect(org))
         if org in members:
-            assert eventually(lambda: json.loads(contract.evaluate("get_private_record", collection, key))) == {"kwh": 3}
+            assert eventually(lambda: json.loads(contract.evaluate("get_private_record", collection, key))) == {
+                "kwh": 3
+            }
         else:
             with pytest.raises(GatewayError, match="read access"):
                 contract.evaluate("get_private_record", collection, key)
@@ -111,8 +133,9 @@ def test_private_value_never_travels_in_the_transaction(ledger):
     """Only the hash reaches the non-members: the value went in transient data, and the hash matches it."""
     key = unique("hashed")
     value = json.dumps({"kwh": 7})
-    result = json.loads(records(ledger.connect("RA2")).submit("put_private_record", "RA2", key,
-                                                               transient={"record": value}))
+    result = json.loads(
+        records(ledger.connect("RA2")).submit("put_private_record", "RA2", key, transient={"record": value})
+    )
     assert value not in json.dumps(result)
     outsider_hash = eventually(lambda: records(ledger.connect("RA3")).evaluate("get_private_record_hash", "RA2", key))
     assert outsider_hash.decode() == result["hash"]
@@ -172,5 +195,6 @@ def test_a_committed_transaction_is_visible_on_every_peer(ledger):
     for org in TOPOLOGY.org_names:
         msp = TOPOLOGY.organisation(org).msp_id
         contract = records(ledger.connect(org))
-        assert eventually(lambda: json.loads(contract.evaluate("get_record", key, endorsing_organizations=[msp]))) \
-            == {"kwh": 9}
+        assert eventually(lambda: json.loads(contract.evaluate("get_record", key, endorsing_organizations=[msp]))) == {
+            "kwh": 9
+        }

@@ -45,8 +45,10 @@ def orders_of(book):
 
 
 def configure(sessions, gate_seconds, proposal_seconds, objective="welfare"):
-    market(sessions, "TSO").submit("configure", json.dumps(
-        {"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}))
+    market(sessions, "TSO").submit(
+        "configure",
+        json.dumps({"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}),
+    )
 
 
 def wait_for_fresh_gate(client, seconds_left):
@@ -96,7 +98,9 @@ def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions
     assert final["clearing"]["average_price_sen_per_kwh"] == 2267
     trades = eventually(lambda: market(sessions, "TSO").evaluate("get_trades", gate))["trades"]
     assert sorted((t["seller"], t["buyer"], t["quantity_wh"], t["price_sen_per_kwh"]) for t in trades) == [
-        ("C1", "C2", 2000, 2300), ("C1", "C3", 1000, 2200)]
+        ("C1", "C2", 2000, 2300),
+        ("C1", "C3", 1000, 2200),
+    ]
     c3 = eventually(lambda: MarketClient(sessions("meter:C3")).evaluate("get_positions", "C3"))
     assert c3["totals"]["bought_wh"] == 1000
     with pytest.raises(GatewayError, match="may not see the positions"):
@@ -110,17 +114,27 @@ def test_matching_services_run_rounds_by_themselves(sessions):
     try:
         ra1 = market(sessions, "RA1")
         gate, _ = wait_for_fresh_gate(ra1, 4)
-        batch = [{"participant": p, "side": side, "price": price, "quantity": q} for p, side, price, q in [
-            ("C1", "sell", 15, 2), ("C4", "sell", 18, 1.5), ("C1", "buy", 30, 1)]]
+        batch = [
+            {"participant": p, "side": side, "price": price, "quantity": q}
+            for p, side, price, q in [("C1", "sell", 15, 2), ("C4", "sell", 18, 1.5), ("C1", "buy", 30, 1)]
+        ]
         ra1.submit("place_orders", json.dumps(batch))
-        market(sessions, "RA2").submit("place_orders", json.dumps([
-            {"participant": "C2", "side": "buy", "price": 19, "quantity": 2},
-            {"participant": "C5", "side": "buy", "price": 16, "quantity": 1}]))
-        market(sessions, "RA3").submit("place_orders", json.dumps([
-            {"participant": "C3", "side": "sell", "price": 14, "quantity": 1}]))
+        market(sessions, "RA2").submit(
+            "place_orders",
+            json.dumps(
+                [
+                    {"participant": "C2", "side": "buy", "price": 19, "quantity": 2},
+                    {"participant": "C5", "side": "buy", "price": 16, "quantity": 1},
+                ]
+            ),
+        )
+        market(sessions, "RA3").submit(
+            "place_orders", json.dumps([{"participant": "C3", "side": "sell", "price": 14, "quantity": 1}])
+        )
         tso = market(sessions, "TSO")
-        final = eventually(lambda: (lambda g: g if g["status"] == "finalised" else None)(
-            tso.evaluate("get_gate", gate)), 40)
+        final = eventually(
+            lambda: (lambda g: g if g["status"] == "finalised" else None)(tso.evaluate("get_gate", gate)), 40
+        )
     finally:
         stop.set()
         for thread in threads:

@@ -22,8 +22,18 @@ from dataclasses import dataclass
 
 from network.topology import Topology
 
-READ_PATHS = ("evaluate", "evaluate-member-peer", "hash", "history", "events", "blocks", "private-delivery", "cli",
-              "web", "json-api")
+READ_PATHS = (
+    "evaluate",
+    "evaluate-member-peer",
+    "hash",
+    "history",
+    "events",
+    "blocks",
+    "private-delivery",
+    "cli",
+    "web",
+    "json-api",
+)
 # Paths on which nothing private may ever appear, for anyone.
 NEVER_PRIVATE = ("history", "events", "blocks")
 
@@ -31,9 +41,10 @@ NEVER_PRIVATE = ("history", "events", "blocks")
 @dataclass(frozen=True)
 class DataKind:
     """One kind of data: `name` is "<what>:<owner>" (e.g. "readings:RA1"), `collection` None when public."""
+
     name: str
-    what: str           # private-record | readings | declaration | figures | public-record | command
-    owner: str | None   # the organisation whose group it belongs to
+    what: str  # private-record | readings | declaration | figures | public-record | command
+    owner: str | None  # the organisation whose group it belongs to
     collection: str | None
 
     @property
@@ -74,15 +85,21 @@ def data_kinds(topology: Topology) -> list[DataKind]:
         owner = topology.organisation(collection)
         kinds.append(DataKind(f"private-record:{collection}", "private-record", owner.name, collection))
         if owner.role == "ra":
-            kinds.append(DataKind(f"readings:{owner.name}", "readings", owner.name,
-                                  topology.readings_collection_for(owner.name)))
-            kinds.append(DataKind(f"declaration:{owner.name}", "declaration", owner.name,
-                                  topology.readings_collection_for(owner.name)))
-            kinds.append(DataKind(f"figures:{owner.name}", "figures", owner.name,
-                                  topology.readings_collection_for(owner.name)))
+            kinds.append(
+                DataKind(f"readings:{owner.name}", "readings", owner.name, topology.readings_collection_for(owner.name))
+            )
+            kinds.append(
+                DataKind(
+                    f"declaration:{owner.name}", "declaration", owner.name, topology.readings_collection_for(owner.name)
+                )
+            )
+            kinds.append(
+                DataKind(f"figures:{owner.name}", "figures", owner.name, topology.readings_collection_for(owner.name))
+            )
         else:
-            kinds.append(DataKind(f"figures:{owner.name}", "figures", owner.name,
-                                  topology.ac_collection_for(owner.name)))
+            kinds.append(
+                DataKind(f"figures:{owner.name}", "figures", owner.name, topology.ac_collection_for(owner.name))
+            )
     kinds.append(DataKind("public-record", "public-record", None, None))
     kinds.append(DataKind("command", "command", None, None))
     return kinds
@@ -99,9 +116,13 @@ def may_read(topology: Topology, org: str, kind: DataKind, path: str) -> bool:
 
 
 def cells(topology: Topology, paths=READ_PATHS) -> list[Cell]:
-    return [Cell(org, kind, path, may_read(topology, org, kind, path))
-            for path in paths for org in topology.org_names for kind in data_kinds(topology)
-            if kind.what in PATH_KINDS[path]]
+    return [
+        Cell(org, kind, path, may_read(topology, org, kind, path))
+        for path in paths
+        for org in topology.org_names
+        for kind in data_kinds(topology)
+        if kind.what in PATH_KINDS[path]
+    ]
 
 
 def member_peer_org(topology: Topology, org: str, kind: DataKind) -> str:

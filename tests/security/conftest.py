@@ -32,9 +32,10 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.write_line("")
     for suite, row in FUZZ_FIGURES.items():
-        terminalreporter.write_line(f"fuzz ({suite}): {row['fuzz_cases']} cases tried, {row['fuzz_failures']} failing"
-                                    + (f" ({', '.join(row.get('failed_transactions', []))})"
-                                       if row.get("failed_transactions") else ""))
+        terminalreporter.write_line(
+            f"fuzz ({suite}): {row['fuzz_cases']} cases tried, {row['fuzz_failures']} failing"
+            + (f" ({', '.join(row.get('failed_transactions', []))})" if row.get("failed_transactions") else "")
+        )
     out = os.environ.get("GRIDLEDGER_FIGURES_DIR")
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -42,14 +42,15 @@ class Seeded:
         self.network = network
         self.tag = uuid.uuid4().hex[:8]
         self.command = f"acm-{self.tag}"
-        self.records = {}        # collection → (key, value bytes)
+        self.records = {}  # collection → (key, value bytes)
         self.public = (f"acm-public-{self.tag}", _canonical({"note": f"PUBLIC-{self.tag}"}))
-        self.readings = {}       # RA → {consumer: [wh per minute]}
-        self.declared = {}       # RA → {consumer: expected Wh per slot}
+        self.readings = {}  # RA → {consumer: [wh per minute]}
+        self.declared = {}  # RA → {consumer: expected Wh per slot}
         self.sessions = {}
 
     def session(self, org):
         from gateway.dr_commands import DrSession
+
         if org not in self.sessions:
             self.sessions[org] = DrSession(self.network, org)
         return self.sessions[org]
@@ -61,9 +62,12 @@ class Seeded:
         if kind.what == "private-record":
             return [json.loads(self.records[kind.collection][1])["secret"].encode()]
         if kind.what == "readings":
-            return [fragment for values in self.readings[kind.owner].values()
-                    for minute, wh in zip(WINDOW, values) for fragment in (f'"{minute}":{wh}'.encode(),
-                                                                           f'"wh":{wh}'.encode())]
+            return [
+                fragment
+                for values in self.readings[kind.owner].values()
+                for minute, wh in zip(WINDOW, values)
+                for fragment in (f'"{minute}":{wh}'.encode(), f'"wh":{wh}'.encode())
+            ]
         if kind.what == "declaration":
             return [f'"expected_wh":[{expected}'.encode() for expected in self.declared[kind.owner].values()]
         if kind.what == "public-record":
@@ -79,31 +83,58 @@ def seeded(security_network):
 
     data = Seeded(security_network)
     tso = data.session("TSO")
-    tso.submit("issue_command", json.dumps({
-        "id": data.command, "start": WINDOW[0], "end": WINDOW[-1], "requested_kw": 10,
-        "target_acs": [o.name for o in TOPOLOGY.organisations if o.role == "ac"], "price_per_kwh": 100,
-        "baseline_minutes": 1}))
+    tso.submit(
+        "issue_command",
+        json.dumps(
+            {
+                "id": data.command,
+                "start": WINDOW[0],
+                "end": WINDOW[-1],
+                "requested_kw": 10,
+                "target_acs": [o.name for o in TOPOLOGY.organisations if o.role == "ac"],
+                "price_per_kwh": 100,
+                "baseline_minutes": 1,
+            }
+        ),
+    )
     base = 40_001
     for n, ra in enumerate(o for o in TOPOLOGY.organisations if o.role == "ra"):
         session = data.session(ra.name)
         eventually(lambda: session.evaluate("get_command", data.command))
         consumers = list(ra.consumers)
         data.declared[ra.name] = {c: 7_001 + 10 * n + i for i, c in enumerate(consumers)}
-        _declare(session, data.command, {"baseline_method": "mean-before", "consumers": {
-            c: {"expected_wh": [expected] * len(WINDOW)} for c, expected in data.declared[ra.name].items()}})
+        _declare(
+            session,
+            data.command,
+            {
+                "baseline_method": "mean-before",
+                "consumers": {
+                    c: {"expected_wh": [expected] * len(WINDOW)} for c, expected in data.declared[ra.name].items()
+                },
+            },
+        )
         data.readings[ra.name] = {}
         for i, consumer in enumerate(consumers):
             values = [base + 100 * (3 * n + i) + m for m in range(len(WINDOW))]
             data.readings[ra.name][consumer] = values
-            session.submit("post_readings", data.command, private=True, transient={"readings": json.dumps(
-                [{"consumer": consumer, "minute": minute, "wh": wh} for minute, wh in zip(WINDOW, values)])})
+            session.submit(
+                "post_readings",
+                data.command,
+                private=True,
+                transient={
+                    "readings": json.dumps(
+                        [{"consumer": consumer, "minute": minute, "wh": wh} for minute, wh in zip(WINDOW, values)]
+                    )
+                },
+            )
     for collection in TOPOLOGY.collections():
         key = f"acm-{collection}-{data.tag}"
         value = _canonical({"secret": f"SECRET-{collection}-{data.tag}"})
         data.records[collection] = (key, value)
         owner = TOPOLOGY.organisation(collection)
-        data.records_contract(owner.name).submit("put_private_record", collection, key, transient={"record": value},
-                                                 endorsing_organizations=[owner.msp_id])
+        data.records_contract(owner.name).submit(
+            "put_private_record", collection, key, transient={"record": value}, endorsing_organizations=[owner.msp_id]
+        )
     data.records_contract("TSO").submit("put_record", *data.public)
 
     # Every member peer must hold every value before a refusal can mean anything: ask each, as the TSO.
@@ -112,14 +143,26 @@ def seeded(security_network):
         key, value = data.records[collection]
         for member in members:
             msp = TOPOLOGY.organisation(member).msp_id
-            eventually(lambda: _assert_equal(records.evaluate("get_private_record", collection, key,
-                                                              endorsing_organizations=[msp]), value))
+            eventually(
+                lambda: _assert_equal(
+                    records.evaluate("get_private_record", collection, key, endorsing_organizations=[msp]), value
+                )
+            )
             if TOPOLOGY.organisation(collection).role == "ra":
                 for consumer, values in data.readings[collection].items():
-                    eventually(lambda: _assert_equal(
-                        [r["wh"] for r in json.loads(tso.contract.evaluate(
-                            "get_readings", consumer, data.command, endorsing_organizations=[msp]))["readings"]],
-                        values))
+                    eventually(
+                        lambda: _assert_equal(
+                            [
+                                r["wh"]
+                                for r in json.loads(
+                                    tso.contract.evaluate(
+                                        "get_readings", consumer, data.command, endorsing_organizations=[msp]
+                                    )
+                                )["readings"]
+                            ],
+                            values,
+                        )
+                    )
     for org in TOPOLOGY.org_names:
         eventually(lambda: data.records_contract(org).evaluate("get_record", data.public[0]))
     yield data
@@ -139,32 +182,51 @@ def _assert_equal(got, expected):
 
 # How each read path reads one kind of data as one organisation: True when the value came back.
 
+
 def _evaluate(data: Seeded, org: str, kind, peer_org: str) -> bool:
     msp = [TOPOLOGY.organisation(peer_org).msp_id]
     session = data.session(org)
     try:
         if kind.what == "private-record":
             key, value = data.records[kind.collection]
-            return data.records_contract(org).evaluate("get_private_record", kind.collection, key,
-                                                       endorsing_organizations=msp) == value
+            return (
+                data.records_contract(org).evaluate(
+                    "get_private_record", kind.collection, key, endorsing_organizations=msp
+                )
+                == value
+            )
         if kind.what == "public-record":
-            return data.records_contract(org).evaluate("get_record", data.public[0],
-                                                       endorsing_organizations=msp) == data.public[1]
+            return (
+                data.records_contract(org).evaluate("get_record", data.public[0], endorsing_organizations=msp)
+                == data.public[1]
+            )
         if kind.what == "command":
-            return json.loads(session.contract.evaluate("get_command", data.command,
-                                                        endorsing_organizations=msp))["id"] == data.command
+            return (
+                json.loads(session.contract.evaluate("get_command", data.command, endorsing_organizations=msp))["id"]
+                == data.command
+            )
         if kind.what == "readings":
-            return all([r["wh"] for r in json.loads(session.contract.evaluate(
-                "get_readings", consumer, data.command, endorsing_organizations=msp))["readings"]] == values
-                for consumer, values in data.readings[kind.owner].items())
+            return all(
+                [
+                    r["wh"]
+                    for r in json.loads(
+                        session.contract.evaluate("get_readings", consumer, data.command, endorsing_organizations=msp)
+                    )["readings"]
+                ]
+                == values
+                for consumer, values in data.readings[kind.owner].items()
+            )
         if kind.what == "declaration":
-            shown = json.loads(session.contract.evaluate("get_declaration", data.command, kind.owner,
-                                                         endorsing_organizations=msp))
-            return shown["detail"] == {c: {"expected_wh": [e] * len(WINDOW)}
-                                       for c, e in data.declared[kind.owner].items()}
+            shown = json.loads(
+                session.contract.evaluate("get_declaration", data.command, kind.owner, endorsing_organizations=msp)
+            )
+            return shown["detail"] == {
+                c: {"expected_wh": [e] * len(WINDOW)} for c, e in data.declared[kind.owner].items()
+            }
         if kind.what == "figures":
-            shown = json.loads(session.contract.evaluate("get_aggregates", data.command, kind.owner,
-                                                         endorsing_organizations=msp))
+            shown = json.loads(
+                session.contract.evaluate("get_aggregates", data.command, kind.owner, endorsing_organizations=msp)
+            )
             return [a["org"] for a in shown["aggregates"]] == [kind.owner]
     except GatewayError as refused:
         message = str(refused)
@@ -177,8 +239,9 @@ def _evaluate(data: Seeded, org: str, kind, peer_org: str) -> bool:
 def _hash(data: Seeded, org: str, kind) -> bool:
     key, value = data.records[kind.collection]
     try:
-        digest = data.records_contract(org).evaluate("get_private_record_hash", kind.collection, key,
-                                                     endorsing_organizations=[TOPOLOGY.organisation(org).msp_id])
+        digest = data.records_contract(org).evaluate(
+            "get_private_record_hash", kind.collection, key, endorsing_organizations=[TOPOLOGY.organisation(org).msp_id]
+        )
     except GatewayError:
         return False
     return digest.decode() == hashlib.sha256(value).hexdigest()
@@ -229,11 +292,16 @@ def _blocks_bytes(data: Seeded, org: str, private: bool) -> bytes:
             network = data.network
             peer = network.topology.peer_of("TSO" if private else org)
             channel = grpc_channel_for(peer.address, network.layout.node_dir(peer) / "tls" / "ca.crt")
-            blocks = list(fetch_blocks(data.session(org).gateway, TOPOLOGY.channel, channel=channel,
-                                       private=private))
+            blocks = list(fetch_blocks(data.session(org).gateway, TOPOLOGY.channel, channel=channel, private=private))
             if private:
-                found = b"\n".join(w.key.encode() + b"=" + w.value for b in blocks for sets in b.private_data.values()
-                                   for namespace, _, _, writes in sets if namespace == "gridledger" for w in writes)
+                found = b"\n".join(
+                    w.key.encode() + b"=" + w.value
+                    for b in blocks
+                    for sets in b.private_data.values()
+                    for namespace, _, _, writes in sets
+                    if namespace == "gridledger"
+                    for w in writes
+                )
             else:
                 found = b"\n".join(b.raw for b in blocks)
             _per_org_cache[(org, path)] = found
@@ -284,8 +352,9 @@ def read(data: Seeded, cell) -> bool:
 def test_only_the_allowed_cells_succeed(seeded, cell):
     succeeded = read(seeded, cell)
     RESULTS[(cell.path, cell.org, cell.kind.name)] = succeeded
-    assert succeeded == cell.allowed, (f"{cell.org} {'could not read' if cell.allowed else 'READ'} "
-                                       f"{cell.kind.name} through {cell.path}")
+    assert succeeded == cell.allowed, (
+        f"{cell.org} {'could not read' if cell.allowed else 'READ'} {cell.kind.name} through {cell.path}"
+    )
 
 
 # The web and JSON API rows: tests/unit/test_web_access_matrix.py asks the pages and routes for the same cells.

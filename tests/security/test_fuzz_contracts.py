@@ -28,8 +28,9 @@ from network import topology as topology_file
 pytestmark = pytest.mark.chaos
 
 TOPOLOGY = topology_file.load()
-COLLECTIONS = {name: {TOPOLOGY.organisation(m).msp_id for m in members}
-               for name, members in TOPOLOGY.collections().items()}
+COLLECTIONS = {
+    name: {TOPOLOGY.organisation(m).msp_id for m in members} for name, members in TOPOLOGY.collections().items()
+}
 CHAINCODE = build_chaincode()
 EXAMPLES = int(os.environ.get("GRIDLEDGER_FUZZ_EXAMPLES", "120"))
 # The default run draws the same cases every time (a failure is reproducible); `make chaos` sets
@@ -39,15 +40,28 @@ DEEPLY_NESTED = "[" * 5000 + "]" * 5000
 CLEAR_ERROR = re.compile(r"(failed to [^:\n]+: .+|unknown function .+|no function name given)", re.DOTALL)
 
 USERS = {org: make_identity(f"{org}MSP", f"User1@{org.lower()}") for org in TOPOLOGY.org_names}
-METERS = {c: make_identity(f"{TOPOLOGY.consumer_owner(c).name}MSP", f"meter-{c}", {"role": "meter", "consumer": c})
-          for org in TOPOLOGY.organisations for c in org.consumers}
-CALLERS = {**USERS, **{f"meter:{c}": identity for c, identity in METERS.items()},
-           "stranger": make_identity("MalloryMSP", "mallory"),
-           "forged-meter": make_identity("TSOMSP", "meter-x", {"role": "meter", "consumer": "C1"})}
+METERS = {
+    c: make_identity(f"{TOPOLOGY.consumer_owner(c).name}MSP", f"meter-{c}", {"role": "meter", "consumer": c})
+    for org in TOPOLOGY.organisations
+    for c in org.consumers
+}
+CALLERS = {
+    **USERS,
+    **{f"meter:{c}": identity for c, identity in METERS.items()},
+    "stranger": make_identity("MalloryMSP", "mallory"),
+    "forged-meter": make_identity("TSOMSP", "meter-x", {"role": "meter", "consumer": "C1"}),
+}
 
 WINDOW = [f"2021-01-14T00:0{m}" for m in range(5)]
-COMMAND = {"id": "1", "start": WINDOW[0], "end": WINDOW[-1], "requested_kw": 600, "target_acs": ["AC1", "AC2"],
-           "price_per_kwh": 2500, "baseline_minutes": 3}
+COMMAND = {
+    "id": "1",
+    "start": WINDOW[0],
+    "end": WINDOW[-1],
+    "requested_kw": 600,
+    "target_acs": ["AC1", "AC2"],
+    "price_per_kwh": 2500,
+    "baseline_minutes": 3,
+}
 READINGS = [{"consumer": "C1", "minute": "2021-01-14T00:01", "wh": 500}]
 DECLARATION = {"baseline_method": "mean-before", "consumers": {"C2": {"expected_wh": [100] * 5}}}
 ORDERS = [{"participant": "C1", "side": "buy", "price": 20, "quantity": 1.5}]
@@ -68,8 +82,11 @@ EXAMPLES_BY_FUNCTION = {
     "dr:register_consumers": ("RA1", [], {"consumers": '["RA1-N1"]'}),
     "dr:list_consumers": ("RA1", [], {}),
     "dr:declare": ("RA2", ["1"], {"declaration": json.dumps(DECLARATION)}),
-    "dr:publish_declaration": ("RA1", ["1", json.dumps({"command": "1", "ra": "RA1", "consumers": 1,
-                                                        "expected_wh": 500})], {}),
+    "dr:publish_declaration": (
+        "RA1",
+        ["1", json.dumps({"command": "1", "ra": "RA1", "consumers": 1, "expected_wh": 500})],
+        {},
+    ),
     "dr:list_declarations": ("RA1", ["1"], {}),
     "dr:get_declaration": ("AC1", ["1", "RA1"], {}),
     "dr:post_readings": ("RA1", ["1"], {"readings": json.dumps(READINGS)}),
@@ -98,37 +115,80 @@ def ledger(fuzz_figures):
 
     def submit(org, contract, name, *args, transient=None):
         gateway = EmbeddedGateway(CALLERS[org], ledger)
-        return gateway.get_network("grid").get_contract("gridledger", contract).submit(name, *args,
-                                                                                         transient=transient)
+        return gateway.get_network("grid").get_contract("gridledger", contract).submit(name, *args, transient=transient)
 
     submit("TSO", "dr", "issue_command", json.dumps(COMMAND))
-    summary = json.loads(submit("RA1", "dr", "declare", "1", transient={"declaration": json.dumps(
-        {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [500] * 5}}})}))
+    summary = json.loads(
+        submit(
+            "RA1",
+            "dr",
+            "declare",
+            "1",
+            transient={
+                "declaration": json.dumps(
+                    {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [500] * 5}}}
+                )
+            },
+        )
+    )
     submit("RA1", "dr", "publish_declaration", "1", json.dumps(summary))
-    submit("RA1", "dr", "post_readings", "1", transient={"readings": json.dumps(
-        [{"consumer": "C1", "minute": m, "wh": 1000 + i} for i, m in enumerate(WINDOW[:3])])})
+    submit(
+        "RA1",
+        "dr",
+        "post_readings",
+        "1",
+        transient={
+            "readings": json.dumps([{"consumer": "C1", "minute": m, "wh": 1000 + i} for i, m in enumerate(WINDOW[:3])])
+        },
+    )
     submit("RA1", "records", "put_record", "k-public", '{"kwh":1}')
     submit("RA1", "records", "put_private_record", "RA1", "k-private", transient={"record": '{"kwh":2}'})
     yield ledger
     fuzz_figures["contracts, embedded ledger"] = {
-        "fuzz_cases": sum(tried.values()), "fuzz_failures": len(failed), "transactions": len(tried),
-        "failed_transactions": sorted(failed)}
+        "fuzz_cases": sum(tried.values()),
+        "fuzz_failures": len(failed),
+        "transactions": len(tried),
+        "failed_transactions": sorted(failed),
+    }
     ledger.close()
 
 
 # Strategies.
 
-JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
-                         st.text(max_size=20), st.sampled_from(["", "1", "C1", "RA1", "2021-01-14T00:00", "-1",
-                                                                "\x00", "NaN", "9" * 400, "C1\x00x", "../x"]))
-JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)), max_leaves=12)
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.sampled_from(["", "1", "C1", "RA1", "2021-01-14T00:00", "-1", "\x00", "NaN", "9" * 400, "C1\x00x", "../x"]),
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=12,
+)
 RAW = st.one_of(
     JSON_VALUES.map(lambda v: json.dumps(v)),
     st.text(max_size=60),
     st.binary(max_size=60),
-    st.sampled_from([b"\xff\xfe", b"{", b"[" * 900 + b"]" * 900, b"1e999999",
-                     b"-0", b"NaN", b"Infinity", b"[]", b"{}", b'"x"', b"null", b"true", "é".encode("utf-16")]),
+    st.sampled_from(
+        [
+            b"\xff\xfe",
+            b"{",
+            b"[" * 900 + b"]" * 900,
+            b"1e999999",
+            b"-0",
+            b"NaN",
+            b"Infinity",
+            b"[]",
+            b"{}",
+            b'"x"',
+            b"null",
+            b"true",
+            "é".encode("utf-16"),
+        ]
+    ),
 )
 
 
@@ -184,14 +244,15 @@ def draw_call(draw, function: str, description: dict):
                 transient[which] = mutated_text(draw, transient[which])
         else:
             count = draw(st.sampled_from([0, len(args) - 1, len(args) + 1]))
-            args = (args + [draw(RAW) for _ in range(count)])[:max(count, 0)]
+            args = (args + [draw(RAW) for _ in range(count)])[: max(count, 0)]
         if draw(st.integers(0, 5)) == 0:
             transient[draw(st.sampled_from(TRANSIENT_NAMES))] = draw(RAW)
     else:
         count = len(description["parameters"]) + draw(st.sampled_from([0, 0, 0, -1, 1]))
         args = [draw(RAW) for _ in range(max(count, 0))]
-        transient = {name: draw(RAW) for name in draw(st.lists(st.sampled_from(TRANSIENT_NAMES), max_size=2,
-                                                                unique=True))}
+        transient = {
+            name: draw(RAW) for name in draw(st.lists(st.sampled_from(TRANSIENT_NAMES), max_size=2, unique=True))
+        }
     peer = draw(st.sampled_from([None, None, *sorted(o.msp_id for o in TOPOLOGY.organisations)]))
     return caller, args, transient, peer
 
@@ -206,12 +267,16 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(ledger, function, desc
     contract, _, name = function.partition(":")
     submits = "SUBMIT" in description["tag"]
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=DERANDOMIZE,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=DERANDOMIZE,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
     @given(st.data())
     def run(data):
-        caller, args, transient, peer = data.draw(st.composite(lambda draw: draw_call(draw, function,
-                                                                                         description))())
+        caller, args, transient, peer = data.draw(st.composite(lambda draw: draw_call(draw, function, description))())
         tried[function] += 1
         gateway = EmbeddedGateway(CALLERS[caller], ledger)
         target = gateway.get_network("grid").get_contract("gridledger", contract)
@@ -261,7 +326,7 @@ def _json_inputs():
 def test_deeply_nested_json_is_refused_clearly(ledger, function, position, transient_name):
     caller, args, transient = EXAMPLES_BY_FUNCTION.get(function, ("RA1", [], {}))
     if position is not None:
-        args = (list(args) + ["{}"] * (position + 1))[:max(len(args), position + 1)]
+        args = (list(args) + ["{}"] * (position + 1))[: max(len(args), position + 1)]
         args[position] = DEEPLY_NESTED
     else:
         transient = {**transient, transient_name: DEEPLY_NESTED}
@@ -270,6 +335,5 @@ def test_deeply_nested_json_is_refused_clearly(ledger, function, position, trans
     before = snapshot(ledger)
     with pytest.raises(GatewayError) as refused:
         target.submit(name, *args, transient=transient)
-    assert CLEAR_ERROR.fullmatch(str(refused.value)) and "internal error" not in str(refused.value), \
-        str(refused.value)
+    assert CLEAR_ERROR.fullmatch(str(refused.value)) and "internal error" not in str(refused.value), str(refused.value)
     assert snapshot(ledger) == before

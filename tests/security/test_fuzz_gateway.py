@@ -44,8 +44,13 @@ def test_bad_input_through_the_gateway_is_refused_and_never_reaches_a_block(secu
     network = security_network
     orgs = sorted(network.topology.org_names)
 
-    @settings(max_examples=GATEWAY_EXAMPLES, deadline=None, database=None, derandomize=DERANDOMIZE,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=GATEWAY_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=DERANDOMIZE,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.data())
     def run(data):
         function, description = data.draw(st.sampled_from(SUBMITS))
@@ -57,8 +62,10 @@ def test_bad_input_through_the_gateway_is_refused_and_never_reaches_a_block(secu
             submit(gateways, network, org, function, args, transient)
         except CommitError as error:
             tried["failures"] += 1
-            pytest.fail(f"{function} was ordered and failed to commit ({error.code}): it should have been refused "
-                        f"at endorsement")
+            pytest.fail(
+                f"{function} was ordered and failed to commit ({error.code}): it should have been refused "
+                f"at endorsement"
+            )
         except GatewayError as refused:
             message = str(refused)
             ok = CLEAR_ERROR.fullmatch(message) and "internal error" not in message and "Traceback" not in message
@@ -77,5 +84,4 @@ def test_deeply_nested_json_through_the_gateway_is_refused_clearly(security_netw
     with pytest.raises(GatewayError) as refused:
         submit(gateways, security_network, "TSO", "dr:issue_command", [DEEPLY_NESTED], {})
     assert heights(security_network) == before
-    assert CLEAR_ERROR.fullmatch(str(refused.value)) and "internal error" not in str(refused.value), \
-        str(refused.value)
+    assert CLEAR_ERROR.fullmatch(str(refused.value)) and "internal error" not in str(refused.value), str(refused.value)

@@ -32,13 +32,19 @@ def tamper_tool() -> Path:
     if not binary.exists():
         binary.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly")
-        subprocess.run(["go", "build", "-trimpath", "-o", str(binary), "./tamper"], cwd=fabric.FABRIC_BUILD, env=env,
-                       check=True, timeout=300)
+        subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(binary), "./tamper"],
+            cwd=fabric.FABRIC_BUILD,
+            env=env,
+            check=True,
+            timeout=300,
+        )
     return binary
 
 
 def audit(network, org, peer_org=None):
     from network.audit import audit_ledger
+
     return audit_ledger(network, org, peer_org)
 
 
@@ -52,18 +58,29 @@ def restart(network, org):
 
 def put_private(network, org, collection, key, value: bytes):
     from network.clients import connect_as
+
     with connect_as(network, org) as gateway:
         contract = gateway.get_network(network.topology.channel).get_contract("gridledger", "records")
-        contract.submit("put_private_record", collection, key, transient={"record": value},
-                        endorsing_organizations=[network.topology.organisation(org).msp_id])
+        contract.submit(
+            "put_private_record",
+            collection,
+            key,
+            transient={"record": value},
+            endorsing_organizations=[network.topology.organisation(org).msp_id],
+        )
 
 
 def read_private(network, org, collection, key, peer_org) -> bytes:
     from network.clients import connect_as
+
     with connect_as(network, org) as gateway:
         contract = gateway.get_network(network.topology.channel).get_contract("gridledger", "records")
-        return contract.evaluate("get_private_record", collection, key,
-                                 endorsing_organizations=[network.topology.organisation(peer_org).msp_id])
+        return contract.evaluate(
+            "get_private_record",
+            collection,
+            key,
+            endorsing_organizations=[network.topology.organisation(peer_org).msp_id],
+        )
 
 
 def eventually(check, seconds=30.0):
@@ -117,8 +134,23 @@ def test_a_private_value_altered_in_one_peers_store_is_caught(security_network, 
 
     def alter(value: bytes):
         network.process(peer).stop()
-        subprocess.run([str(tamper_tool), "-db", str(state), "-channel", network.topology.channel,
-                        "-ns", "gridledger$$pRA1", "-key", key, "-value", value.decode()], check=True, timeout=60)
+        subprocess.run(
+            [
+                str(tamper_tool),
+                "-db",
+                str(state),
+                "-channel",
+                network.topology.channel,
+                "-ns",
+                "gridledger$$pRA1",
+                "-key",
+                key,
+                "-value",
+                value.decode(),
+            ],
+            check=True,
+            timeout=60,
+        )
         restart(network, "AC1")
 
     alter(b'{"kwh":99}')
@@ -131,7 +163,7 @@ def test_a_private_value_altered_in_one_peers_store_is_caught(security_network, 
         assert len(caught) == 1 and "the private data was altered" in caught[0], report.problems
         assert hashlib.sha256(original).hexdigest()[:16] in caught[0]
         assert audit(network, "TSO").ok and audit(network, "RA1").ok  # theirs is intact
-        assert not audit(network, "TSO", peer_org="AC1").ok          # anyone can audit AC1's peer
+        assert not audit(network, "TSO", peer_org="AC1").ok  # anyone can audit AC1's peer
     finally:
         alter(original)
     assert eventually(lambda: _clean(audit(network, "AC1")))
@@ -150,11 +182,13 @@ def test_a_block_altered_on_one_peers_disk_is_caught(security_network):
     forged = b"FORGE" + marker[5:]
     with connect_as(network, "RA2") as gateway:
         gateway.get_network(network.topology.channel).get_contract("gridledger", "records").submit(
-            "put_record", f"tamper-block-{marker.decode()}", json.dumps({"note": marker.decode()}))
+            "put_record", f"tamper-block-{marker.decode()}", json.dumps({"note": marker.decode()})
+        )
     # One more block after it, so the altered block is not the newest.
     with connect_as(network, "RA2") as gateway:
         gateway.get_network(network.topology.channel).get_contract("gridledger", "records").submit(
-            "put_record", f"after-{uuid.uuid4().hex[:12]}", "{}")
+            "put_record", f"after-{uuid.uuid4().hex[:12]}", "{}"
+        )
     peer = network.topology.peer_of("RA2")
     chain_dir = network.root / "data" / peer.name / "ledgersData" / "chains" / "chains" / network.topology.channel
     files = sorted(chain_dir.glob("blockfile_*"))

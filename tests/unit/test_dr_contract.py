@@ -12,18 +12,30 @@ from chaincode.shim.testing import make_identity
 from network import topology as topology_file
 
 TOPOLOGY = topology_file.load()
-COLLECTIONS = {name: {TOPOLOGY.organisation(m).msp_id for m in members}
-               for name, members in TOPOLOGY.collections().items()}
+COLLECTIONS = {
+    name: {TOPOLOGY.organisation(m).msp_id for m in members} for name, members in TOPOLOGY.collections().items()
+}
 CHAINCODE = Chaincode([DrContract(TOPOLOGY)])
 USERS = {org: make_identity(f"{org}MSP", f"User1@{org.lower()}") for org in TOPOLOGY.org_names}
-METERS = {consumer: make_identity(f"{TOPOLOGY.consumer_owner(consumer).name}MSP", f"meter-{consumer}",
-                                  {"role": "meter", "consumer": consumer})
-          for org in TOPOLOGY.organisations for consumer in org.consumers}
+METERS = {
+    consumer: make_identity(
+        f"{TOPOLOGY.consumer_owner(consumer).name}MSP", f"meter-{consumer}", {"role": "meter", "consumer": consumer}
+    )
+    for org in TOPOLOGY.organisations
+    for consumer in org.consumers
+}
 ORGS = TOPOLOGY.org_names
 
 # Seed figure 6: command 1, 2021-01-14 00:00-00:04 JST; AC(1) sums 4, 3, 5, 10, 2 kWh per minute.
-FIGURE_6 = {"id": "1", "start": "2021-01-14T00:00", "end": "2021-01-14T00:04", "requested_kw": 600,
-            "target_acs": ["AC1", "AC2"], "price_per_kwh": 2500, "baseline_minutes": 3}
+FIGURE_6 = {
+    "id": "1",
+    "start": "2021-01-14T00:00",
+    "end": "2021-01-14T00:04",
+    "requested_kw": 600,
+    "target_acs": ["AC1", "AC2"],
+    "price_per_kwh": 2500,
+    "baseline_minutes": 3,
+}
 WINDOW = [f"2021-01-14T00:0{m}" for m in range(5)]
 BEFORE = ["2021-01-13T23:57", "2021-01-13T23:58", "2021-01-13T23:59"]
 C1_WH = [1000, 2000, 2000, 6000, 1000]
@@ -38,13 +50,18 @@ def world():
 
 
 def call(world, identity, function, *args, transient=None, peer=None, commit=True):
-    stub = world.new_stub([f"dr:{function}", *args], identity=identity, peer_msp_id=peer, transient={
-        k: v.encode() if isinstance(v, str) else v for k, v in (transient or {}).items()})
+    stub = world.new_stub(
+        [f"dr:{function}", *args],
+        identity=identity,
+        peer_msp_id=peer,
+        transient={k: v.encode() if isinstance(v, str) else v for k, v in (transient or {}).items()},
+    )
     response = CHAINCODE.invoke(stub)
     if commit and response.ok:
         # A peer refuses writes from a transaction that ran a range query on private data; MemoryWorld does not.
-        assert not (stub.writes and any(r.collection for r in stub.range_reads)), \
+        assert not (stub.writes and any(r.collection for r in stub.range_reads)), (
             f"{function} writes after a private range query: Fabric would refuse it"
+        )
         assert world.commit(stub) == "VALID"
     return response
 
@@ -76,8 +93,13 @@ def declare(world, ra, consumers, method="mean-before", command="1", expected=10
     if method == "declared":
         for c in consumers:
             entries[c]["baseline_wh"] = [5000] * slots
-    summary = ok(world, USERS[ra], "declare", command,
-                 transient={"declaration": json.dumps({"baseline_method": method, "consumers": entries})})
+    summary = ok(
+        world,
+        USERS[ra],
+        "declare",
+        command,
+        transient={"declaration": json.dumps({"baseline_method": method, "consumers": entries})},
+    )
     return ok(world, USERS[ra], "publish_declaration", command, json.dumps(summary))
 
 
@@ -107,6 +129,7 @@ def minutes_wh(aggregate):
 
 # Time.
 
+
 def test_minutes_are_jst_labels_that_round_trip():
     assert minute_label(minute_index("2021-01-14T00:00")) == "2021-01-14T00:00"
     assert minute_index("2021-01-14T00:00+09:00") == minute_index("2021-01-14T00:00")
@@ -119,6 +142,7 @@ def test_minutes_are_jst_labels_that_round_trip():
 
 
 # Commands.
+
 
 def test_the_tso_issues_a_public_command_and_everyone_reads_it(world):
     stub = world.new_stub(["dr:issue_command", json.dumps(FIGURE_6)], identity=USERS["TSO"])
@@ -139,20 +163,23 @@ def test_only_the_tso_issues_commands(world, identity):
     assert "only the TSO issues DR commands" in refused(world, who, "issue_command", json.dumps(FIGURE_6))
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"id": ""}, "command id must be 1-64 letters"),
-    ({"start": "2021-01-14 00:00"}, "start must be a JST minute"),
-    ({"end": "2021-01-13T23:00"}, "the window must be 1 to 1440 minutes"),
-    ({"end": "2021-01-16T00:00"}, "the window must be 1 to 1440 minutes"),
-    ({"granularity_minutes": 2}, "not a whole number of 2-minute slots"),
-    ({"requested_kw": 0}, "requested_kw must be an integer from 1"),
-    ({"requested_kw": 1.5}, "requested_kw must be an integer"),
-    ({"price_per_kwh": -1}, "price_per_kwh (hundredths of a yen) must be an integer from 0"),
-    ({"target_acs": ["AC9"]}, "target_acs must list distinct ACs of AC1, AC2"),
-    ({"target_acs": []}, "target_acs must list distinct ACs"),
-    ({"baseline_minutes": 0}, "baseline_minutes must be an integer from 1"),
-    ({"colour": "red"}, "unknown field(s) colour"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"id": ""}, "command id must be 1-64 letters"),
+        ({"start": "2021-01-14 00:00"}, "start must be a JST minute"),
+        ({"end": "2021-01-13T23:00"}, "the window must be 1 to 1440 minutes"),
+        ({"end": "2021-01-16T00:00"}, "the window must be 1 to 1440 minutes"),
+        ({"granularity_minutes": 2}, "not a whole number of 2-minute slots"),
+        ({"requested_kw": 0}, "requested_kw must be an integer from 1"),
+        ({"requested_kw": 1.5}, "requested_kw must be an integer"),
+        ({"price_per_kwh": -1}, "price_per_kwh (hundredths of a yen) must be an integer from 0"),
+        ({"target_acs": ["AC9"]}, "target_acs must list distinct ACs of AC1, AC2"),
+        ({"target_acs": []}, "target_acs must list distinct ACs"),
+        ({"baseline_minutes": 0}, "baseline_minutes must be an integer from 1"),
+        ({"colour": "red"}, "unknown field(s) colour"),
+    ],
+)
 def test_bad_commands_are_refused(world, changes, message):
     assert message in refused(world, USERS["TSO"], "issue_command", json.dumps({**FIGURE_6, **changes}))
 
@@ -165,6 +192,7 @@ def test_a_command_id_is_issued_once_and_malformed_json_is_refused(world):
 
 
 # Declarations.
+
 
 def test_an_ra_declares_privately_and_publishes_a_checked_summary(world):
     issue(world)
@@ -184,19 +212,30 @@ def test_an_ra_cannot_declare_another_ras_consumer(world):
     assert "consumer C2 belongs to RA2; RA1 may declare only its own consumers" in message
 
 
-@pytest.mark.parametrize("declaration, message", [
-    ({"baseline_method": "guess", "consumers": {"C1": {"expected_wh": [1] * 5}}}, "baseline_method must be one of"),
-    ({"baseline_method": "mean-before", "consumers": {}}, "consumers must map 1 to"),
-    ({"baseline_method": "mean-before", "consumers": {"C9": {"expected_wh": [1] * 5}}}, "consumer C9 is unknown"),
-    ({"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [1] * 4}}},
-     "C1 expected_wh must list one value per slot (5)"),
-    ({"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [1, 1, 1, 1, -1]}}},
-     "C1 expected_wh[4] must be an integer from 0 to 100000, got -1"),
-    ({"baseline_method": "declared", "consumers": {"C1": {"expected_wh": [1] * 5}}},
-     "C1 needs exactly baseline_wh and expected_wh"),
-    ({"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [1] * 5}}, "x": 1},
-     "unknown field(s) x"),
-])
+@pytest.mark.parametrize(
+    "declaration, message",
+    [
+        ({"baseline_method": "guess", "consumers": {"C1": {"expected_wh": [1] * 5}}}, "baseline_method must be one of"),
+        ({"baseline_method": "mean-before", "consumers": {}}, "consumers must map 1 to"),
+        ({"baseline_method": "mean-before", "consumers": {"C9": {"expected_wh": [1] * 5}}}, "consumer C9 is unknown"),
+        (
+            {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [1] * 4}}},
+            "C1 expected_wh must list one value per slot (5)",
+        ),
+        (
+            {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [1, 1, 1, 1, -1]}}},
+            "C1 expected_wh[4] must be an integer from 0 to 100000, got -1",
+        ),
+        (
+            {"baseline_method": "declared", "consumers": {"C1": {"expected_wh": [1] * 5}}},
+            "C1 needs exactly baseline_wh and expected_wh",
+        ),
+        (
+            {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [1] * 5}}, "x": 1},
+            "unknown field(s) x",
+        ),
+    ],
+)
 def test_bad_declarations_are_refused(world, declaration, message):
     issue(world)
     assert message in refused(world, USERS["RA1"], "declare", "1", transient={"declaration": json.dumps(declaration)})
@@ -205,49 +244,74 @@ def test_bad_declarations_are_refused(world, declaration, message):
 def test_declaration_rules(world):
     issue(world, target_acs=["AC1"])
     assert "command 1 targets AC1; RA3 answers to AC2" in refused(
-        world, USERS["RA3"], "declare", "1",
-        transient={"declaration": json.dumps({"baseline_method": "mean-before",
-                                              "consumers": {"C3": {"expected_wh": [1] * 5}}})})
-    assert "only an RA may declare, not AC1" in refused(world, USERS["AC1"], "declare", "1",
-                                                        transient={"declaration": "{}"})
+        world,
+        USERS["RA3"],
+        "declare",
+        "1",
+        transient={
+            "declaration": json.dumps({"baseline_method": "mean-before", "consumers": {"C3": {"expected_wh": [1] * 5}}})
+        },
+    )
+    assert "only an RA may declare, not AC1" in refused(
+        world, USERS["AC1"], "declare", "1", transient={"declaration": "{}"}
+    )
     assert "a smart meter may post and read only its own readings" in refused(
-        world, METERS["C1"], "declare", "1", transient={"declaration": "{}"})
+        world, METERS["C1"], "declare", "1", transient={"declaration": "{}"}
+    )
     assert "no command '2'" in refused(world, USERS["RA1"], "declare", "2", transient={"declaration": "{}"})
     assert "malformed JSON" in refused(world, USERS["RA1"], "declare", "1", transient={"declaration": "{"})
     assert "under 'declaration'" in refused(world, USERS["RA1"], "declare", "1")
     declare(world, "RA1", ["C1"])
     assert "RA1 has already declared for command 1" in refused(
-        world, USERS["RA1"], "declare", "1", transient={"declaration": json.dumps(
-            {"baseline_method": "mean-before", "consumers": {"C4": {"expected_wh": [1] * 5}}})})
+        world,
+        USERS["RA1"],
+        "declare",
+        "1",
+        transient={
+            "declaration": json.dumps({"baseline_method": "mean-before", "consumers": {"C4": {"expected_wh": [1] * 5}}})
+        },
+    )
 
 
 def test_a_published_summary_must_match_the_private_declaration(world):
     issue(world)
     declaration = {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [100] * 5}}}
     summary = ok(world, USERS["RA1"], "declare", "1", transient={"declaration": json.dumps(declaration)})
-    inflated = {**summary, "expected_wh": 10 ** 6}
-    assert "does not match RA1's declaration" in refused(world, USERS["RA1"], "publish_declaration", "1",
-                                                          json.dumps(inflated))
-    assert "RA2 may publish only its own summary" in refused(world, USERS["RA2"], "publish_declaration", "1",
-                                                              json.dumps(summary))
-    assert "RA2 has not declared" in refused(world, USERS["RA2"], "publish_declaration", "1",
-                                             json.dumps({**summary, "ra": "RA2"}))
+    inflated = {**summary, "expected_wh": 10**6}
+    assert "does not match RA1's declaration" in refused(
+        world, USERS["RA1"], "publish_declaration", "1", json.dumps(inflated)
+    )
+    assert "RA2 may publish only its own summary" in refused(
+        world, USERS["RA2"], "publish_declaration", "1", json.dumps(summary)
+    )
+    assert "RA2 has not declared" in refused(
+        world, USERS["RA2"], "publish_declaration", "1", json.dumps({**summary, "ra": "RA2"})
+    )
     ok(world, USERS["RA1"], "publish_declaration", "1", json.dumps(summary))
     assert "already published" in refused(world, USERS["RA1"], "publish_declaration", "1", json.dumps(summary))
 
 
 # Readings.
 
+
 def test_readings_are_private_and_announced_without_values(world):
     issue(world)
     declare(world, "RA1", ["C1"])
-    stub = world.new_stub(["dr:post_readings", "1"], identity=METERS["C1"],
-                          transient={"readings": json.dumps(readings("C1", C1_WH)).encode()})
+    stub = world.new_stub(
+        ["dr:post_readings", "1"],
+        identity=METERS["C1"],
+        transient={"readings": json.dumps(readings("C1", C1_WH)).encode()},
+    )
     response = CHAINCODE.invoke(stub)
     assert response.ok, response.message
     assert world.commit(stub) == "VALID"
-    assert json.loads(stub.event.payload) == {"command": "1", "ra": "RA1", "readings": 5,
-                                              "first_minute": WINDOW[0], "last_minute": WINDOW[-1]}
+    assert json.loads(stub.event.payload) == {
+        "command": "1",
+        "ra": "RA1",
+        "readings": 5,
+        "first_minute": WINDOW[0],
+        "last_minute": WINDOW[-1],
+    }
     assert not [w for w in stub.writes if not w.collection], "a reading transaction must write no public state"
     assert {w.collection for w in stub.writes} == {"RA1"}
     assert b"6000" not in stub.event.payload and b"C1" not in stub.event.payload
@@ -260,33 +324,40 @@ def test_a_meter_cannot_post_for_another_consumer(world):
     issue(world)
     declare(world, "RA1", ["C1", "C4"])
     assert "the meter of consumer C1 may post only its own readings, not 'C4'" in refused(
-        world, METERS["C1"], "post_readings", "1", transient={"readings": json.dumps(readings("C4", [1]))})
+        world, METERS["C1"], "post_readings", "1", transient={"readings": json.dumps(readings("C4", [1]))}
+    )
     # A meter of RA1 naming RA2's consumer is refused too: its readings would land in the wrong group.
     forged = make_identity("RA1MSP", "meter-C2", {"role": "meter", "consumer": "C2"})
     declare(world, "RA2", ["C2"])
     assert "consumer 'C2' belongs to RA2, not RA1" in refused(
-        world, forged, "post_readings", "1", transient={"readings": json.dumps(readings("C2", [1]))})
+        world, forged, "post_readings", "1", transient={"readings": json.dumps(readings("C2", [1]))}
+    )
 
 
-@pytest.mark.parametrize("batch, message", [
-    (readings("C1", [-3]), "reading 0: wh must be an integer from 0 to 100000, got -3"),
-    (readings("C1", [MAX_READING_WH + 1]), "wh must be an integer from 0 to 100000, got 100001"),
-    (readings("C1", [1.5]), "wh must be an integer from 0 to 100000, got 1.5"),
-    (readings("C1", [True]), "wh must be an integer"),
-    (readings("C9", [1]), "consumer 'C9' is unknown"),
-    (readings("C4", [1]), "consumer 'C4' is not declared by RA1 for command 1"),
-    (readings("C3", [1]), "consumer 'C3' belongs to RA3, not RA1"),
-    (readings("C1", [1], ["2021-01-14T00:05"]), "minute 2021-01-14T00:05 is outside what command 1 accepts "
-                                                "(2021-01-13T23:57 to 2021-01-14T00:04"),
-    (readings("C1", [1], ["2021-01-13T23:56"]), "outside what command 1 accepts"),
-    (readings("C1", [1], ["2021-01-14 00:01"]), "reading 0: minute must be a JST minute"),
-    (readings("C1", [1, 2], [WINDOW[0], WINDOW[0]]), "duplicate reading in the batch: C1 at 2021-01-14T00:00"),
-    ([{"consumer": "C1", "minute": WINDOW[0]}], "must be an object with exactly consumer, minute and wh"),
-    ([{"consumer": ["C1"], "minute": WINDOW[0], "wh": 1}], "consumer must be a string"),
-    ([], "a batch holds 1 to 5000 readings, got 0"),
-    # All or nothing: one bad reading and none of the batch is kept.
-    (readings("C1", [1, 2, 3, -1]), "reading 3: wh must be an integer"),
-])
+@pytest.mark.parametrize(
+    "batch, message",
+    [
+        (readings("C1", [-3]), "reading 0: wh must be an integer from 0 to 100000, got -3"),
+        (readings("C1", [MAX_READING_WH + 1]), "wh must be an integer from 0 to 100000, got 100001"),
+        (readings("C1", [1.5]), "wh must be an integer from 0 to 100000, got 1.5"),
+        (readings("C1", [True]), "wh must be an integer"),
+        (readings("C9", [1]), "consumer 'C9' is unknown"),
+        (readings("C4", [1]), "consumer 'C4' is not declared by RA1 for command 1"),
+        (readings("C3", [1]), "consumer 'C3' belongs to RA3, not RA1"),
+        (
+            readings("C1", [1], ["2021-01-14T00:05"]),
+            "minute 2021-01-14T00:05 is outside what command 1 accepts (2021-01-13T23:57 to 2021-01-14T00:04",
+        ),
+        (readings("C1", [1], ["2021-01-13T23:56"]), "outside what command 1 accepts"),
+        (readings("C1", [1], ["2021-01-14 00:01"]), "reading 0: minute must be a JST minute"),
+        (readings("C1", [1, 2], [WINDOW[0], WINDOW[0]]), "duplicate reading in the batch: C1 at 2021-01-14T00:00"),
+        ([{"consumer": "C1", "minute": WINDOW[0]}], "must be an object with exactly consumer, minute and wh"),
+        ([{"consumer": ["C1"], "minute": WINDOW[0], "wh": 1}], "consumer must be a string"),
+        ([], "a batch holds 1 to 5000 readings, got 0"),
+        # All or nothing: one bad reading and none of the batch is kept.
+        (readings("C1", [1, 2, 3, -1]), "reading 3: wh must be an integer"),
+    ],
+)
 def test_bad_readings_are_refused_and_the_batch_changes_nothing(world, batch, message):
     issue(world)
     declare(world, "RA1", ["C1"])
@@ -296,17 +367,22 @@ def test_bad_readings_are_refused_and_the_batch_changes_nothing(world, batch, me
 def test_duplicates_malformed_json_and_missing_declarations_are_refused(world):
     issue(world)
     assert "RA1 has not declared for command 1" in refused(
-        world, USERS["RA1"], "post_readings", "1", transient={"readings": json.dumps(readings("C1", [1]))})
+        world, USERS["RA1"], "post_readings", "1", transient={"readings": json.dumps(readings("C1", [1]))}
+    )
     declare(world, "RA1", ["C1"])
     post(world, USERS["RA1"], readings("C1", [7]))
     assert "duplicate reading: C1 at 2021-01-14T00:00 is already recorded" in refused(
-        world, METERS["C1"], "post_readings", "1", transient={"readings": json.dumps(readings("C1", [7]))})
+        world, METERS["C1"], "post_readings", "1", transient={"readings": json.dumps(readings("C1", [7]))}
+    )
     assert "transient 'readings' is malformed JSON" in refused(
-        world, USERS["RA1"], "post_readings", "1", transient={"readings": '[{"consumer": '})
+        world, USERS["RA1"], "post_readings", "1", transient={"readings": '[{"consumer": '}
+    )
     assert "transient 'readings' must be a JSON list, got dict" in refused(
-        world, USERS["RA1"], "post_readings", "1", transient={"readings": "{}"})
+        world, USERS["RA1"], "post_readings", "1", transient={"readings": "{}"}
+    )
     assert "readings are posted by an RA or its consumers' meters, not by TSO" in refused(
-        world, USERS["TSO"], "post_readings", "1", transient={"readings": json.dumps(readings("C1", [1]))})
+        world, USERS["TSO"], "post_readings", "1", transient={"readings": json.dumps(readings("C1", [1]))}
+    )
 
 
 def test_a_minute_in_two_commands_windows_is_posted_to_each(world):
@@ -316,10 +392,10 @@ def test_a_minute_in_two_commands_windows_is_posted_to_each(world):
     declare(world, "RA1", ["C1"], command="2")
     post(world, USERS["RA1"], readings("C1", C1_WH))
     post(world, USERS["RA1"], readings("C1", C1_WH[2:], WINDOW[2:]), command="2")
-    assert [r["wh"] for r in ok(world, USERS["RA1"], "get_readings", "C1", "2", commit=False)["readings"]] == \
-        C1_WH[2:]
+    assert [r["wh"] for r in ok(world, USERS["RA1"], "get_readings", "C1", "2", commit=False)["readings"]] == C1_WH[2:]
     assert "duplicate reading: C1 at 2021-01-14T00:04 is already recorded" in refused(
-        world, USERS["RA1"], "post_readings", "2", transient={"readings": json.dumps(readings("C1", [1], WINDOW[4:]))})
+        world, USERS["RA1"], "post_readings", "2", transient={"readings": json.dumps(readings("C1", [1], WINDOW[4:]))}
+    )
 
 
 def test_concurrent_batches_do_not_conflict_but_the_same_reading_twice_does(world):
@@ -327,8 +403,9 @@ def test_concurrent_batches_do_not_conflict_but_the_same_reading_twice_does(worl
     declare(world, "RA1", ["C1", "C4"])
 
     def simulate(identity, batch):
-        stub = world.new_stub(["dr:post_readings", "1"], identity=identity,
-                              transient={"readings": json.dumps(batch).encode()})
+        stub = world.new_stub(
+            ["dr:post_readings", "1"], identity=identity, transient={"readings": json.dumps(batch).encode()}
+        )
         assert CHAINCODE.invoke(stub).ok
         return stub
 
@@ -344,6 +421,7 @@ def test_concurrent_batches_do_not_conflict_but_the_same_reading_twice_does(worl
 
 # Aggregates and visibility (seed figures 6 and 7).
 
+
 def test_figure_6_ac1_aggregates_are_4_3_5_10_2_kwh(figure_6):
     result = ok(figure_6, USERS["TSO"], "get_aggregates", "1", commit=False)
     by_org = {a["org"]: a for a in result["aggregates"]}
@@ -355,10 +433,15 @@ def test_figure_6_ac1_aggregates_are_4_3_5_10_2_kwh(figure_6):
     assert all(m["readings"] == 2 for m in by_org["AC1"]["minutes"])
 
 
-SEES = {"TSO": {"C1", "C2", "C3"}, "AC1": {"C1", "C2"}, "AC2": {"C3"},
-        "RA1": {"C1"}, "RA2": {"C2"}, "RA3": {"C3"}}
-FIGURES = {"TSO": ["AC1", "RA1", "RA2", "AC2", "RA3"], "AC1": ["AC1", "RA1", "RA2"], "AC2": ["AC2", "RA3"],
-           "RA1": ["RA1"], "RA2": ["RA2"], "RA3": ["RA3"]}
+SEES = {"TSO": {"C1", "C2", "C3"}, "AC1": {"C1", "C2"}, "AC2": {"C3"}, "RA1": {"C1"}, "RA2": {"C2"}, "RA3": {"C3"}}
+FIGURES = {
+    "TSO": ["AC1", "RA1", "RA2", "AC2", "RA3"],
+    "AC1": ["AC1", "RA1", "RA2"],
+    "AC2": ["AC2", "RA3"],
+    "RA1": ["RA1"],
+    "RA2": ["RA2"],
+    "RA3": ["RA3"],
+}
 OWNER = {"C1": "RA1", "C2": "RA2", "C3": "RA3"}
 
 
@@ -369,16 +452,17 @@ def test_figure_7_each_organisation_sees_its_group_and_nothing_else(figure_6, or
             assert ok(figure_6, USERS[org], "get_readings", consumer, "1", commit=False)["ra"] == OWNER[consumer]
             assert ok(figure_6, USERS[org], "get_declaration", "1", OWNER[consumer], commit=False)
         else:
-            assert f"is not one {org} may see" in refused(figure_6, USERS[org], "get_readings", consumer, "1",
-                                                          commit=False)
-            assert "may not see" in refused(figure_6, USERS[org], "get_declaration", "1", OWNER[consumer],
-                                            commit=False)
+            assert f"is not one {org} may see" in refused(
+                figure_6, USERS[org], "get_readings", consumer, "1", commit=False
+            )
+            assert "may not see" in refused(figure_6, USERS[org], "get_declaration", "1", OWNER[consumer], commit=False)
     visible = [a["org"] for a in ok(figure_6, USERS[org], "get_aggregates", "1", commit=False)["aggregates"]]
     assert visible == FIGURES[org]
     for target in ("AC1", "AC2", "RA1", "RA2", "RA3"):
         if target not in FIGURES[org]:
             assert f"{org} may not see the figures of '{target}'" in refused(
-                figure_6, USERS[org], "get_aggregates", "1", target, commit=False)
+                figure_6, USERS[org], "get_aggregates", "1", target, commit=False
+            )
     settlement = ok(figure_6, USERS[org], "get_settlement", "1", commit=False)
     assert [f["org"] for f in settlement["figures"]] == FIGURES[org]
     assert ("total" in settlement) == (org == "TSO")
@@ -391,7 +475,8 @@ def test_meters_read_only_their_own_readings(figure_6):
     assert "is not one RA1 may see" in refused(figure_6, METERS["C1"], "get_readings", "C4", "1", commit=False)
     for function, args in (("get_aggregates", ("1",)), ("get_settlement", ("1",)), ("list_consumers", ())):
         assert "a smart meter may post and read only its own readings" in refused(
-            figure_6, METERS["C1"], function, *args, commit=False)
+            figure_6, METERS["C1"], function, *args, commit=False
+        )
 
 
 def test_a_query_on_a_peer_outside_the_group_gets_a_clear_error(figure_6):
@@ -400,6 +485,7 @@ def test_a_query_on_a_peer_outside_the_group_gets_a_clear_error(figure_6):
 
 
 # Settlement.
+
 
 def test_settlement_from_a_mean_before_baseline(world):
     issue(world)
@@ -436,37 +522,47 @@ def test_the_tso_settles_once_and_then_the_command_is_closed(figure_6):
     assert view["settled"] and view["figures"] == before["figures"]
     assert [f["org"] for f in view["figures"]] == FIGURES["TSO"]
     assert view["total"]["reward_hundredth_yen"] == sum(
-        f["reward_hundredth_yen"] for f in view["figures"] if f["level"] == "ra")
+        f["reward_hundredth_yen"] for f in view["figures"] if f["level"] == "ra"
+    )
     ac1 = ok(figure_6, USERS["AC1"], "get_settlement", "1", commit=False)
     assert ac1["settled"] and ac1["figures"] == view["figures"][:3]
     ra3 = ok(figure_6, USERS["RA3"], "get_settlement", "1", commit=False)
     assert ra3["settled"] and ra3["figures"] == [view["figures"][4]]
-    assert "command 1 is settled" in refused(figure_6, USERS["RA1"], "post_readings", "1", transient={
-        "readings": json.dumps(readings("C1", [1], BEFORE))})
+    assert "command 1 is settled" in refused(
+        figure_6, USERS["RA1"], "post_readings", "1", transient={"readings": json.dumps(readings("C1", [1], BEFORE))}
+    )
     assert "command 1 is settled" in refused(figure_6, USERS["TSO"], "settle", "1")
 
 
 def test_a_command_cannot_be_settled_before_it_ends(world):
     issue(world, id="future", start="2999-01-01T00:00", end="2999-01-01T00:04")
-    assert "runs until 2999-01-01T00:04 (JST); settle it after that" in refused(world, USERS["TSO"], "settle",
-                                                                                 "future")
+    assert "runs until 2999-01-01T00:04 (JST); settle it after that" in refused(world, USERS["TSO"], "settle", "future")
 
 
 # Consumers beyond the topology.
 
+
 def test_an_ra_registers_consumers_that_no_other_ra_may_take(world):
-    assert ok(world, USERS["RA1"], "register_consumers", transient={"consumers": json.dumps(["S-1", "S-2"])}) == \
-        {"ra": "RA1", "registered": 2}
+    assert ok(world, USERS["RA1"], "register_consumers", transient={"consumers": json.dumps(["S-1", "S-2"])}) == {
+        "ra": "RA1",
+        "registered": 2,
+    }
     assert "consumer S-1 belongs to RA1, not RA2's" in refused(
-        world, USERS["RA2"], "register_consumers", transient={"consumers": json.dumps(["S-1"])})
+        world, USERS["RA2"], "register_consumers", transient={"consumers": json.dumps(["S-1"])}
+    )
     assert "consumer C2 belongs to RA2, not RA1's" in refused(
-        world, USERS["RA1"], "register_consumers", transient={"consumers": json.dumps(["C2"])})
+        world, USERS["RA1"], "register_consumers", transient={"consumers": json.dumps(["C2"])}
+    )
     assert "consumer S-2 is already RA1's" in refused(
-        world, USERS["RA1"], "register_consumers", transient={"consumers": json.dumps(["S-2"])})
+        world, USERS["RA1"], "register_consumers", transient={"consumers": json.dumps(["S-2"])}
+    )
     assert "only an RA may register consumers" in refused(
-        world, USERS["AC1"], "register_consumers", transient={"consumers": json.dumps(["S-3"])})
-    assert ok(world, USERS["AC1"], "list_consumers", commit=False) == {"RA1": ["C1", "C4", "S-1", "S-2"],
-                                                                        "RA2": ["C2", "C5"]}
+        world, USERS["AC1"], "register_consumers", transient={"consumers": json.dumps(["S-3"])}
+    )
+    assert ok(world, USERS["AC1"], "list_consumers", commit=False) == {
+        "RA1": ["C1", "C4", "S-1", "S-2"],
+        "RA2": ["C2", "C5"],
+    }
     issue(world)
     declare(world, "RA1", ["S-1"])
     post(world, USERS["RA1"], readings("S-1", C1_WH))

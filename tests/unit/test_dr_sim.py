@@ -16,8 +16,16 @@ from sim.aggregation_system import AggregationSystem
 from sim.meters import MeterFleet, Reading, batches, post_all
 
 TOPOLOGY = topology_file.load()
-COMMAND = {"id": "7", "start": "2021-01-14T18:00", "end": "2021-01-14T18:09", "requested_kw": 5,
-           "target_acs": ["AC1", "AC2"], "price_per_kwh": 2500, "granularity_minutes": 1, "baseline_minutes": 10}
+COMMAND = {
+    "id": "7",
+    "start": "2021-01-14T18:00",
+    "end": "2021-01-14T18:09",
+    "requested_kw": 5,
+    "target_acs": ["AC1", "AC2"],
+    "price_per_kwh": 2500,
+    "granularity_minutes": 1,
+    "baseline_minutes": 10,
+}
 
 
 def test_the_fleet_starts_with_the_topologys_consumers_and_is_repeatable():
@@ -55,8 +63,11 @@ def test_batches_hold_one_ras_whole_consumer_hours():
 
 def test_the_aggregation_system_keeps_its_own_aggregates_and_can_be_made_wrong(tmp_path):
     system = AggregationSystem(tmp_path / "as.sqlite", TOPOLOGY)
-    batch = [Reading("RA1", "C1", "2021-01-14T00:00", 1000), Reading("RA2", "C2", "2021-01-14T00:00", 3000),
-             Reading("RA3", "C3", "2021-01-14T00:00", 500)]
+    batch = [
+        Reading("RA1", "C1", "2021-01-14T00:00", 1000),
+        Reading("RA2", "C2", "2021-01-14T00:00", 3000),
+        Reading("RA3", "C3", "2021-01-14T00:00", 500),
+    ]
     assert system.receive("1", batch) == 3
     assert system.receive("1", batch[:1]) == 0  # a reading received twice is kept once
     assert system.aggregates("1", "AC1") == {"2021-01-14T00:00": 4000}
@@ -74,8 +85,12 @@ def test_the_aggregation_system_keeps_its_own_aggregates_and_can_be_made_wrong(t
 
 
 def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong(tmp_path):
-    ledger = EmbeddedLedger(build_chaincode(), collections={
-        name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in TOPOLOGY.collections().items()})
+    ledger = EmbeddedLedger(
+        build_chaincode(),
+        collections={
+            name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in TOPOLOGY.collections().items()
+        },
+    )
     users = {org: make_identity(f"{org}MSP", f"User1@{org}") for org in TOPOLOGY.org_names}
 
     def contract(org):
@@ -86,13 +101,19 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
     for ra, consumers in fleet.by_ra().items():
         synthetic = [c.id for c in consumers if c.id.startswith(ra)]
         contract(ra).submit("register_consumers", transient={"consumers": json.dumps(synthetic)})
-        summary = contract(ra).submit("declare", "7", transient={
-            "declaration": json.dumps(fleet.declaration(COMMAND, consumers))})
+        summary = contract(ra).submit(
+            "declare", "7", transient={"declaration": json.dumps(fleet.declaration(COMMAND, consumers))}
+        )
         contract(ra).submit("publish_declaration", "7", summary)
     system = AggregationSystem(tmp_path / "as.sqlite", TOPOLOGY)
     groups = [group for _, group in batches(fleet.readings_for(COMMAND), 25)]
-    summaries = post_all(lambda r: (contract(r.ra), f"{r.ra}MSP"), "7", groups, workers=3,
-                         on_posted=lambda group, _: system.receive("7", group))
+    summaries = post_all(
+        lambda r: (contract(r.ra), f"{r.ra}MSP"),
+        "7",
+        groups,
+        workers=3,
+        on_posted=lambda group, _: system.receive("7", group),
+    )
     assert sum(s["readings"] for s in summaries) == 12 * 20
 
     tso = SimpleNamespace(evaluate=lambda name, *args: json.loads(contract("TSO").evaluate(name, *args)))
@@ -103,4 +124,8 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
     assert wrong == [("AC1", "2021-01-14T18:03"), ("RA2", "2021-01-14T18:03")]
     contract("TSO").submit("settle", "7")
     settlement = json.loads(contract("TSO").evaluate("get_settlement", "7"))
-    assert settlement["settled"] and settlement["total"]["delivered_wh"] > 0 and settlement["total"]["reward_hundredth_yen"] > 0
+    assert (
+        settlement["settled"]
+        and settlement["total"]["delivered_wh"] > 0
+        and settlement["total"]["reward_hundredth_yen"] > 0
+    )

@@ -34,14 +34,16 @@ def records(ledger, identity):
 
 
 def put_private(ledger, identity, key, record, collection="RA1", **options):
-    return json.loads(records(ledger, identity).submit("put_private_record", collection, key,
-                                                       transient={"record": json.dumps(record)}, **options))
+    return json.loads(
+        records(ledger, identity).submit(
+            "put_private_record", collection, key, transient={"record": json.dumps(record)}, **options
+        )
+    )
 
 
 def test_public_record_round_trip(ledger):
     summary = json.loads(records(ledger, RA1).submit("put_record", "k1", '{"kwh": 3, "at": "10:00"}'))
-    assert summary == {"key": "k1", "collection": None,
-                       "hash": hashlib.sha256(b'{"at":"10:00","kwh":3}').hexdigest()}
+    assert summary == {"key": "k1", "collection": None, "hash": hashlib.sha256(b'{"at":"10:00","kwh":3}').hexdigest()}
     assert records(ledger, TSO).evaluate("get_record", "k1") == b'{"at":"10:00","kwh":3}'
     assert ledger.height == 1  # an evaluation records nothing
 
@@ -51,8 +53,10 @@ def test_member_reads_private_data_and_a_non_member_is_refused(ledger):
     assert records(ledger, TSO).evaluate("get_private_record", "RA1", "c1") == b'{"kwh":7}'
     with pytest.raises(GatewayError) as refused:
         records(ledger, RA2).evaluate("get_private_record", "RA1", "c1")
-    assert "tx creator does not have read access permission on privatedata in chaincodeName:gridledger " \
-           "collectionName: RA1" in str(refused.value)
+    assert (
+        "tx creator does not have read access permission on privatedata in chaincodeName:gridledger "
+        "collectionName: RA1" in str(refused.value)
+    )
     assert str(refused.value).startswith("failed to get private record: GET_STATE failed: transaction ID: ")
     assert refused.value.details[0][1] == "RA2MSP"
     # The hash is everyone's to compare, and nothing private reached the block.
@@ -90,11 +94,15 @@ def test_events_from_a_block_and_resumed_after_a_transaction(ledger):
     with network.get_chaincode_events("gridledger", start_block=0) as events:
         seen = [next(events) for _ in range(3)]
     assert [(e.block_number, e.event_name, json.loads(e.payload)["key"]) for e in seen] == [
-        (0, "RecordPut", "k0"), (1, "RecordPut", "k1"), (2, "RecordPut", "k2")]
+        (0, "RecordPut", "k0"),
+        (1, "RecordPut", "k1"),
+        (2, "RecordPut", "k2"),
+    ]
     assert {e.chaincode_name for e in seen} == {"gridledger"}
     checkpoint = seen[1]
-    with network.get_chaincode_events("gridledger", start_block=checkpoint.block_number,
-                                      after_transaction_id=checkpoint.transaction_id) as resumed:
+    with network.get_chaincode_events(
+        "gridledger", start_block=checkpoint.block_number, after_transaction_id=checkpoint.transaction_id
+    ) as resumed:
         assert next(resumed).transaction_id == seen[2].transaction_id
 
 
@@ -211,8 +219,12 @@ def tamper(path, statement, *parameters):
 
 
 def test_a_rewritten_block_is_refused_on_open(persisted):
-    tamper(persisted, "UPDATE blocks SET transactions = replace(transactions, ?, ?) WHERE number = 2",
-           'eyJ2IjoyfQ==', 'eyJ2Ijo5fQ==')  # base64 of {"v":2} → {"v":9}
+    tamper(
+        persisted,
+        "UPDATE blocks SET transactions = replace(transactions, ?, ?) WHERE number = 2",
+        "eyJ2IjoyfQ==",
+        "eyJ2Ijo5fQ==",
+    )  # base64 of {"v":2} → {"v":9}
     with pytest.raises(LedgerIntegrityError, match="block 2: its contents do not match its hash"):
         EmbeddedLedger(build_chaincode(), COLLECTIONS, persisted)
 
@@ -221,8 +233,10 @@ def test_a_forged_block_with_a_fresh_hash_breaks_the_link_to_the_next(persisted)
     with sqlite3.connect(persisted) as db:
         previous_hash, text = db.execute("SELECT previous_hash, transactions FROM blocks WHERE number = 1").fetchone()
         forged = json.loads(text.replace("eyJ2IjoxfQ==", "eyJ2Ijo5fQ=="))  # {"v":1} → {"v":9}
-        db.execute("UPDATE blocks SET transactions = ?, hash = ? WHERE number = 1",
-                   (json.dumps(forged), block_hash(1, previous_hash, forged)))
+        db.execute(
+            "UPDATE blocks SET transactions = ?, hash = ? WHERE number = 1",
+            (json.dumps(forged), block_hash(1, previous_hash, forged)),
+        )
     with pytest.raises(LedgerIntegrityError, match="block 2 does not link to block 1"):
         EmbeddedLedger(build_chaincode(), COLLECTIONS, persisted)
 

@@ -16,11 +16,19 @@ from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.google.rpc import status_pb2
 from fabric_protos.msp import identities_pb2
-from fabric_protos.peer import (chaincode_event_pb2, chaincode_pb2, proposal_pb2, proposal_response_pb2,
-                                transaction_pb2)
+from fabric_protos.peer import chaincode_event_pb2, chaincode_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
 
-from gateway import (CommitError, CommitStatusError, EndorseError, GatewayError, Signer, SubmitError,
-                     X509Identity, connect, grpc_channel_for)
+from gateway import (
+    CommitError,
+    CommitStatusError,
+    EndorseError,
+    GatewayError,
+    Signer,
+    SubmitError,
+    X509Identity,
+    connect,
+    grpc_channel_for,
+)
 from gateway.client import error_details, gateway_error, result_from_envelope, transaction_id
 
 
@@ -29,20 +37,27 @@ def member(msp_id="TSOMSP"):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"User1@{msp_id.lower()}")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return X509Identity(msp_id, cert_pem), Signer(key_pem), cert_pem
 
 
 def verify_signed_by(serialized_identity: bytes, signature: bytes, message: bytes) -> str:
     """Checks the signature as an MSP would; returns the signer's MSP id."""
     identity = identities_pb2.SerializedIdentity.FromString(serialized_identity)
-    x509.load_pem_x509_certificate(identity.id_bytes).public_key().verify(
-        signature, message, ec.ECDSA(hashes.SHA256()))
+    x509.load_pem_x509_certificate(identity.id_bytes).public_key().verify(signature, message, ec.ECDSA(hashes.SHA256()))
     return identity.mspid
 
 
@@ -55,21 +70,31 @@ def parse_proposal(signed: proposal_pb2.SignedProposal) -> dict:
     extension = proposal_pb2.ChaincodeHeaderExtension.FromString(channel_header.extension)
     payload = proposal_pb2.ChaincodeProposalPayload.FromString(proposal.payload)
     spec = chaincode_pb2.ChaincodeInvocationSpec.FromString(payload.input).chaincode_spec
-    return {"proposal": proposal, "header": header, "channel_header": channel_header,
-            "signature_header": signature_header, "extension": extension, "payload": payload, "spec": spec}
+    return {
+        "proposal": proposal,
+        "header": header,
+        "channel_header": channel_header,
+        "signature_header": signature_header,
+        "extension": extension,
+        "payload": payload,
+        "spec": spec,
+    }
 
 
 def prepared_transaction(header: bytes, result: bytes) -> common_pb2.Envelope:
     """A transaction envelope as the gateway assembles it from endorsements (protoutil.CreateTx)."""
     action = proposal_pb2.ChaincodeAction(response=proposal_response_pb2.Response(status=200, payload=result))
     response_payload = proposal_response_pb2.ProposalResponsePayload(
-        proposal_hash=b"\x01" * 32, extension=action.SerializeToString())
+        proposal_hash=b"\x01" * 32, extension=action.SerializeToString()
+    )
     action_payload = transaction_pb2.ChaincodeActionPayload(
-        chaincode_proposal_payload=b"", action=transaction_pb2.ChaincodeEndorsedAction(
-            proposal_response_payload=response_payload.SerializeToString()))
+        chaincode_proposal_payload=b"",
+        action=transaction_pb2.ChaincodeEndorsedAction(proposal_response_payload=response_payload.SerializeToString()),
+    )
     signature_header = common_pb2.Header.FromString(header).signature_header
-    transaction = transaction_pb2.Transaction(actions=[transaction_pb2.TransactionAction(
-        header=signature_header, payload=action_payload.SerializeToString())])
+    transaction = transaction_pb2.Transaction(
+        actions=[transaction_pb2.TransactionAction(header=signature_header, payload=action_payload.SerializeToString())]
+    )
     payload = common_pb2.Payload(header=common_pb2.Header.FromString(header), data=transaction.SerializeToString())
     return common_pb2.Envelope(payload=payload.SerializeToString())
 
@@ -114,8 +139,13 @@ def test_transaction_id_is_the_hash_of_nonce_and_creator():
 def test_proposal_round_trips_with_everything_a_peer_checks(offline_gateway):
     gateway, cert = offline_gateway
     contract = gateway.get_network("grid").get_contract("gridledger", "dr")
-    proposal = contract.new_proposal("Declare", "cmd-1", b"\x00raw", transient={"declaration": '{"kwh": 3}'},
-                                     endorsing_organizations=["TSOMSP", "RA1MSP"])
+    proposal = contract.new_proposal(
+        "Declare",
+        "cmd-1",
+        b"\x00raw",
+        transient={"declaration": '{"kwh": 3}'},
+        endorsing_organizations=["TSOMSP", "RA1MSP"],
+    )
     parsed = parse_proposal(proposal.signed_proposal)
 
     channel_header, signature_header = parsed["channel_header"], parsed["signature_header"]
@@ -131,10 +161,14 @@ def test_proposal_round_trips_with_everything_a_peer_checks(offline_gateway):
     creator = identities_pb2.SerializedIdentity.FromString(signature_header.creator)
     assert (creator.mspid, creator.id_bytes) == ("TSOMSP", cert)
     assert len(signature_header.nonce) == 24
-    assert channel_header.tx_id == proposal.transaction_id == transaction_id(signature_header.nonce,
-                                                                              signature_header.creator)
-    verify_signed_by(signature_header.creator, proposal.signed_proposal.signature,
-                     proposal.signed_proposal.proposal_bytes)
+    assert (
+        channel_header.tx_id
+        == proposal.transaction_id
+        == transaction_id(signature_header.nonce, signature_header.creator)
+    )
+    verify_signed_by(
+        signature_header.creator, proposal.signed_proposal.signature, proposal.signed_proposal.proposal_bytes
+    )
     assert proposal.endorsing_organizations == ["TSOMSP", "RA1MSP"]
 
 
@@ -159,32 +193,51 @@ def test_result_is_read_from_the_prepared_transaction():
 
 def test_chaincode_refusal_surfaces_the_chaincodes_message_with_the_details():
     status = rich_status(
-        grpc.StatusCode.ABORTED, "failed to endorse transaction, see attached details for more info",
-        gateway_pb2.ErrorDetail(address="peer0.ra1:7061", msp_id="RA1MSP",
-                                message="chaincode response 500, failed to put record: reading kWh must be "
-                                        "between 0 and 100, got -3"))
-    error = gateway_error(FakeRpcError(grpc.StatusCode.ABORTED, status.message, status), "endorse",
-                          EndorseError, "3fa9")
+        grpc.StatusCode.ABORTED,
+        "failed to endorse transaction, see attached details for more info",
+        gateway_pb2.ErrorDetail(
+            address="peer0.ra1:7061",
+            msp_id="RA1MSP",
+            message="chaincode response 500, failed to put record: reading kWh must be between 0 and 100, got -3",
+        ),
+    )
+    error = gateway_error(
+        FakeRpcError(grpc.StatusCode.ABORTED, status.message, status), "endorse", EndorseError, "3fa9"
+    )
     assert isinstance(error, EndorseError)
     assert str(error) == "failed to put record: reading kWh must be between 0 and 100, got -3"
     assert error.tx_id == "3fa9" and error.refused
-    assert error.details == (("peer0.ra1:7061", "RA1MSP", "chaincode response 500, failed to put record: "
-                                                          "reading kWh must be between 0 and 100, got -3"),)
+    assert error.details == (
+        (
+            "peer0.ra1:7061",
+            "RA1MSP",
+            "chaincode response 500, failed to put record: reading kWh must be between 0 and 100, got -3",
+        ),
+    )
 
 
 def test_evaluate_refusal_without_details_still_yields_the_chaincodes_message():
-    error = gateway_error(FakeRpcError(grpc.StatusCode.UNKNOWN, "evaluate call to endorser returned error: "
-                                       "chaincode response 404, unknown consumer c9"), "evaluate")
+    error = gateway_error(
+        FakeRpcError(
+            grpc.StatusCode.UNKNOWN,
+            "evaluate call to endorser returned error: chaincode response 404, unknown consumer c9",
+        ),
+        "evaluate",
+    )
     assert type(error) is GatewayError
     assert str(error) == "unknown consumer c9" and error.refused
     assert error.details == ()
 
 
 def test_other_failures_name_the_stage_the_status_and_each_peer():
-    status = rich_status(grpc.StatusCode.UNAVAILABLE, "orderer unreachable",
-                         gateway_pb2.ErrorDetail(address="orderer0:7050", msp_id="OrdererMSP", message="EOF"))
-    error = gateway_error(FakeRpcError(grpc.StatusCode.UNAVAILABLE, status.message, status), "submit",
-                          SubmitError, "77")
+    status = rich_status(
+        grpc.StatusCode.UNAVAILABLE,
+        "orderer unreachable",
+        gateway_pb2.ErrorDetail(address="orderer0:7050", msp_id="OrdererMSP", message="EOF"),
+    )
+    error = gateway_error(
+        FakeRpcError(grpc.StatusCode.UNAVAILABLE, status.message, status), "submit", SubmitError, "77"
+    )
     assert isinstance(error, SubmitError) and error.tx_id == "77" and not error.refused
     assert str(error) == "submit failed with UNAVAILABLE: orderer unreachable (OrdererMSP at orderer0:7050: EOF)"
     assert error_details(FakeRpcError(grpc.StatusCode.UNAVAILABLE, "x")) == ()
@@ -233,10 +286,15 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         if function == b"Slow":
             time.sleep(1)
         if function == b"Fail":
-            status = rich_status(grpc.StatusCode.ABORTED, "failed to endorse transaction, see attached details",
-                                 gateway_pb2.ErrorDetail(address="peer0:7051", msp_id="TSOMSP",
-                                                         message="chaincode response 500, failed to declare: "
-                                                                 "consumer c9 is not yours"))
+            status = rich_status(
+                grpc.StatusCode.ABORTED,
+                "failed to endorse transaction, see attached details",
+                gateway_pb2.ErrorDetail(
+                    address="peer0:7051",
+                    msp_id="TSOMSP",
+                    message="chaincode response 500, failed to declare: consumer c9 is not yours",
+                ),
+            )
             context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
             context.abort(grpc.StatusCode.ABORTED, status.message)
         return parsed, b"did " + b" ".join(parsed["spec"].input.args)
@@ -251,8 +309,7 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         parsed, result = self._proposal(request.proposed_transaction, context)
         if parsed["spec"].input.args[0] == b"Conflict":
             self.validation[request.transaction_id] = transaction_pb2.MVCC_READ_CONFLICT
-        return gateway_pb2.EndorseResponse(
-            prepared_transaction=prepared_transaction(parsed["proposal"].header, result))
+        return gateway_pb2.EndorseResponse(prepared_transaction=prepared_transaction(parsed["proposal"].header, result))
 
     def Submit(self, request, context):
         self.requests.append(request)
@@ -271,7 +328,8 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         request = gateway_pb2.CommitStatusRequest.FromString(signed.request)
         verify_signed_by(request.identity, signed.signature, signed.request)
         return gateway_pb2.CommitStatusResponse(
-            result=self.validation.get(request.transaction_id, transaction_pb2.VALID), block_number=7)
+            result=self.validation.get(request.transaction_id, transaction_pb2.VALID), block_number=7
+        )
 
     def ChaincodeEvents(self, signed, context):
         self.requests.append(signed)
@@ -279,10 +337,18 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         verify_signed_by(request.identity, signed.signature, signed.request)
         context.add_callback(self.events_cancelled.set)
         for block in (5, 6):
-            yield gateway_pb2.ChaincodeEventsResponse(block_number=block, events=[
-                chaincode_event_pb2.ChaincodeEvent(chaincode_id=request.chaincode_id, tx_id=f"tx{block}{i}",
-                                                   event_name="ReadingPosted", payload=f"{block}/{i}".encode())
-                for i in range(2)])
+            yield gateway_pb2.ChaincodeEventsResponse(
+                block_number=block,
+                events=[
+                    chaincode_event_pb2.ChaincodeEvent(
+                        chaincode_id=request.chaincode_id,
+                        tx_id=f"tx{block}{i}",
+                        event_name="ReadingPosted",
+                        payload=f"{block}/{i}".encode(),
+                    )
+                    for i in range(2)
+                ],
+            )
         self.events_cancelled.wait(10)  # an open stream: nothing more until the client goes away
 
 
@@ -303,13 +369,18 @@ def fake_gateway():
 def test_submit_endorses_submits_and_waits_for_a_valid_commit(fake_gateway):
     gateway, servicer = fake_gateway
     contract = gateway.get_network("grid").get_contract("gridledger", "dr")
-    assert contract.submit("Declare", "c1", transient={"kwh": b"3"}, endorsing_organizations=["TSOMSP"]) == \
-        b"did dr:Declare c1"
+    assert (
+        contract.submit("Declare", "c1", transient={"kwh": b"3"}, endorsing_organizations=["TSOMSP"])
+        == b"did dr:Declare c1"
+    )
     endorse, submit, commit_status = servicer.requests
     assert endorse.channel_id == submit.channel_id == "grid"
     assert list(endorse.endorsing_organizations) == ["TSOMSP"]
-    assert endorse.transaction_id == submit.transaction_id == \
-        parse_proposal(endorse.proposed_transaction)["channel_header"].tx_id
+    assert (
+        endorse.transaction_id
+        == submit.transaction_id
+        == parse_proposal(endorse.proposed_transaction)["channel_header"].tx_id
+    )
     status_request = gateway_pb2.CommitStatusRequest.FromString(commit_status.request)
     assert (status_request.transaction_id, status_request.channel_id) == (endorse.transaction_id, "grid")
     assert status_request.identity == gateway.identity.serialize()
@@ -321,8 +392,12 @@ def test_detailed_submit_reports_result_block_and_status(fake_gateway):
     assert transaction.result == b"did Settle cmd-1"
     submitted = transaction.submit()
     status = submitted.status()
-    assert (status.transaction_id, status.code, status.block_number, status.successful) == \
-        (transaction.transaction_id, "VALID", 7, True)
+    assert (status.transaction_id, status.code, status.block_number, status.successful) == (
+        transaction.transaction_id,
+        "VALID",
+        7,
+        True,
+    )
 
 
 def test_a_transaction_that_fails_validation_raises_commit_error_with_the_code(fake_gateway):
@@ -345,8 +420,7 @@ def test_a_chaincode_refusal_over_grpc_is_an_endorse_error_with_the_contracts_me
 def test_evaluate_returns_the_result_and_targets_the_named_organisations(fake_gateway):
     gateway, servicer = fake_gateway
     contract = gateway.get_network("grid").get_contract("gridledger")
-    assert contract.evaluate("GetAggregate", "cmd-1", endorsing_organizations=["AC1MSP"]) == \
-        b"did GetAggregate cmd-1"
+    assert contract.evaluate("GetAggregate", "cmd-1", endorsing_organizations=["AC1MSP"]) == b"did GetAggregate cmd-1"
     assert list(servicer.requests[0].target_organizations) == ["AC1MSP"]
     with pytest.raises(GatewayError, match="^failed to declare: consumer c9 is not yours$"):
         contract.evaluate("Fail")
@@ -365,8 +439,12 @@ def test_chaincode_events_stream_from_a_checkpoint_until_closed(fake_gateway):
     network = gateway.get_network("grid")
     with network.get_chaincode_events("gridledger", start_block=5, after_transaction_id="tx40") as events:
         received = [next(events) for _ in range(4)]
-    assert [(e.block_number, e.transaction_id, e.payload) for e in received] == \
-        [(5, "tx50", b"5/0"), (5, "tx51", b"5/1"), (6, "tx60", b"6/0"), (6, "tx61", b"6/1")]
+    assert [(e.block_number, e.transaction_id, e.payload) for e in received] == [
+        (5, "tx50", b"5/0"),
+        (5, "tx51", b"5/1"),
+        (6, "tx60", b"6/0"),
+        (6, "tx61", b"6/1"),
+    ]
     assert {(e.chaincode_name, e.event_name) for e in received} == {("gridledger", "ReadingPosted")}
     assert list(events) == []
     assert servicer.events_cancelled.wait(5)

@@ -17,16 +17,24 @@ from gateway.signing import P256_ORDER, Signer, low_s
 
 
 def private_key_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def certificate_pem(key, common_name: str = "User1@tso.grid.local") -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -73,8 +81,9 @@ def test_a_signature_does_not_verify_for_another_message():
         verify(certificate_pem(key), signature, b"two")
 
 
-@pytest.mark.parametrize("key", [ec.generate_private_key(ec.SECP384R1()), rsa.generate_private_key(65537, 2048)],
-                         ids=["P-384", "RSA"])
+@pytest.mark.parametrize(
+    "key", [ec.generate_private_key(ec.SECP384R1()), rsa.generate_private_key(65537, 2048)], ids=["P-384", "RSA"]
+)
 def test_signer_refuses_keys_fabric_identities_here_do_not_use(key):
     with pytest.raises(ValueError, match="P-256"):
         Signer(private_key_pem(key))
@@ -108,8 +117,7 @@ def test_identity_and_signer_load_from_an_msp_directory(tmp_path):
 
 
 def test_msp_directory_whose_key_is_not_the_certificates_is_refused(tmp_path):
-    msp = write_msp(tmp_path, ec.generate_private_key(ec.SECP256R1()),
-                    cert_key=ec.generate_private_key(ec.SECP256R1()))
+    msp = write_msp(tmp_path, ec.generate_private_key(ec.SECP256R1()), cert_key=ec.generate_private_key(ec.SECP256R1()))
     with pytest.raises(ValueError, match="is not the private key of"):
         identity_from_msp_dir(msp, "TSOMSP")
 

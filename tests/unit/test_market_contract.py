@@ -17,8 +17,9 @@ from solver.orders import order_from_ledger
 from solver.matching import solve
 
 TOPOLOGY = topology_file.load()
-COLLECTIONS = {name: {TOPOLOGY.organisation(m).msp_id for m in members}
-               for name, members in TOPOLOGY.collections().items()}
+COLLECTIONS = {
+    name: {TOPOLOGY.organisation(m).msp_id for m in members} for name, members in TOPOLOGY.collections().items()
+}
 CHAINCODE = Chaincode([DrContract(TOPOLOGY), MarketContract(TOPOLOGY)])
 USERS = {org: make_identity(f"{org}MSP", f"User1@{org.lower()}") for org in TOPOLOGY.org_names}
 METER_C1 = make_identity("RA1MSP", "meter-C1", {"role": "meter", "consumer": "C1"})
@@ -81,8 +82,13 @@ def solved(world, objective="welfare"):
 
 
 def test_orders_go_into_the_gate_of_their_time_in_exact_units(world):
-    placed = ok(world, USERS["RA1"], "place_orders", [order("C1", "sell", 20.5, 1.25), order("C4", "buy", 30, 0.001)],
-                when=at(T0, 59))
+    placed = ok(
+        world,
+        USERS["RA1"],
+        "place_orders",
+        [order("C1", "sell", 20.5, 1.25), order("C4", "buy", 30, 0.001)],
+        when=at(T0, 59),
+    )
     assert placed["gate"] == GATE
     first, second = placed["orders"]
     assert (first["price_sen_per_kwh"], first["quantity_wh"], first["placed_by"]) == (2050, 1250, "RA1")
@@ -103,26 +109,33 @@ def test_who_may_place_orders_for_whom(world):
 
 
 def test_consumers_registered_by_an_ra_trade_through_it(world):
-    stub = world.new_stub(["dr:register_consumers"], identity=USERS["RA2"], timestamp=T0,
-                          transient={"consumers": json.dumps(["H-17"]).encode()})
+    stub = world.new_stub(
+        ["dr:register_consumers"],
+        identity=USERS["RA2"],
+        timestamp=T0,
+        transient={"consumers": json.dumps(["H-17"]).encode()},
+    )
     assert CHAINCODE.invoke(stub).ok and world.commit(stub) == "VALID"
     ok(world, USERS["RA2"], "place_orders", [order("H-17", "sell", 20, 1)])
     assert "not a consumer of RA1" in refused(world, USERS["RA1"], "place_orders", [order("H-17", "sell", 20, 1)])
 
 
-@pytest.mark.parametrize("bad, message", [
-    (order("C1", "sell", -1, 1), "price must be between 0 and 1000"),
-    (order("C1", "sell", 1000.01, 1), "price must be between"),
-    (order("C1", "sell", 20.001, 1), "multiple of 0.01"),
-    (order("C1", "sell", 20, 0), "quantity must be more than 0"),
-    (order("C1", "sell", 20, 10001), "at most 10000"),
-    (order("C1", "sell", 20, 0.0001), "multiple of 0.001"),
-    (order("C1", "hold", 20, 1), 'side must be "buy" or "sell"'),
-    (order("C1", "sell", "cheap", 1), "price must be a number"),
-    ({"participant": "C1", "side": "sell", "price": 20}, "missing quantity"),
-    ({**order("C1", "sell", 20, 1), "limit": True}, "unknown fields limit"),
-    ("C1 sells", "must be an object"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (order("C1", "sell", -1, 1), "price must be between 0 and 1000"),
+        (order("C1", "sell", 1000.01, 1), "price must be between"),
+        (order("C1", "sell", 20.001, 1), "multiple of 0.01"),
+        (order("C1", "sell", 20, 0), "quantity must be more than 0"),
+        (order("C1", "sell", 20, 10001), "at most 10000"),
+        (order("C1", "sell", 20, 0.0001), "multiple of 0.001"),
+        (order("C1", "hold", 20, 1), 'side must be "buy" or "sell"'),
+        (order("C1", "sell", "cheap", 1), "price must be a number"),
+        ({"participant": "C1", "side": "sell", "price": 20}, "missing quantity"),
+        ({**order("C1", "sell", 20, 1), "limit": True}, "unknown fields limit"),
+        ("C1 sells", "must be an object"),
+    ],
+)
 def test_bad_orders_are_refused_whole_batch_and_nothing_changes(world, bad, message):
     assert message in refused(world, USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1), bad])
 
@@ -144,8 +157,7 @@ def test_cancel_only_own_orders_while_open(world):
 
 def test_a_gate_closes_only_after_its_end_once_with_the_seed_of_its_book(world):
     place_book(world)
-    assert "open until 2026-11-23T10:30:00+09:00" in refused(world, USERS["RA1"], "close_gate", GATE,
-                                                             when=at(END, -1))
+    assert "open until 2026-11-23T10:30:00+09:00" in refused(world, USERS["RA1"], "close_gate", GATE, when=at(END, -1))
     closed = ok(world, USERS["RA2"], "close_gate", GATE, when=END)
     assert (closed["status"], closed["orders"], closed["objective"]) == ("proposing", 3, "welfare")
     book = ok(world, USERS["TSO"], "get_book", GATE, when=at(END, 1))["orders"]
@@ -153,13 +165,13 @@ def test_a_gate_closes_only_after_its_end_once_with_the_seed_of_its_book(world):
     assert closed["seed"] == order_book_seed(orders).hex()
     assert "already closed" in refused(world, USERS["RA3"], "close_gate", GATE, when=at(END, 1))
     # A client that backdates its timestamp into the closed gate is refused.
-    assert "has closed" in refused(world, USERS["RA1"], "place_orders", [order("C1", "sell", 1, 1)],
-                                   when=at(END, -5))
+    assert "has closed" in refused(world, USERS["RA1"], "place_orders", [order("C1", "sell", 1, 1)], when=at(END, -5))
 
 
 def test_an_order_endorsed_before_the_close_but_committed_after_it_is_invalidated(world):
-    late = world.new_stub(["market:place_orders", json.dumps([order("C1", "sell", 20, 1)])], identity=USERS["RA1"],
-                          timestamp=at(END, -1))
+    late = world.new_stub(
+        ["market:place_orders", json.dumps([order("C1", "sell", 20, 1)])], identity=USERS["RA1"], timestamp=at(END, -1)
+    )
     assert CHAINCODE.invoke(late).ok
     ok(world, USERS["RA2"], "close_gate", GATE, when=END)
     assert world.commit(late) == MVCC_READ_CONFLICT
@@ -195,18 +207,31 @@ def test_proposals_are_verified_and_the_best_is_finalised(world):
     final = ok(world, USERS["TSO"], "finalise", GATE, when=DEADLINE)
     assert (final["status"], final["winner"]["org"], final["proposals"]) == ("finalised", "RA1", 2)
     assert final["clearing"] == {
-        "gate": GATE, "start": "2026-11-23T10:00:00+09:00", "start_ms": int(T0.timestamp() * 1000),
-        "objective": "welfare", "volume_wh": 3000, "average_price_sen_per_kwh": 2267, "low_sen_per_kwh": 2200,
-        "high_sen_per_kwh": 2300, "trades": 2,
+        "gate": GATE,
+        "start": "2026-11-23T10:00:00+09:00",
+        "start_ms": int(T0.timestamp() * 1000),
+        "objective": "welfare",
+        "volume_wh": 3000,
+        "average_price_sen_per_kwh": 2267,
+        "low_sen_per_kwh": 2200,
+        "high_sen_per_kwh": 2300,
+        "trades": 2,
     }
     trades = ok(world, USERS["RA2"], "get_trades", GATE, when=at(DEADLINE, 1))["trades"]
     assert sorted((t["seller"], t["buyer"], t["quantity_wh"], t["price_sen_per_kwh"]) for t in trades) == [
-        ("C1", "C2", 2000, 2300), ("C1", "C3", 1000, 2200)]
+        ("C1", "C2", 2000, 2300),
+        ("C1", "C3", 1000, 2200),
+    ]
     assert ok(world, USERS["RA3"], "get_prices", when=at(DEADLINE, 1)) == [final["clearing"]]
     assert "already finalised" in refused(world, USERS["RA1"], "finalise", GATE, when=at(DEADLINE, 2))
     c2 = ok(world, USERS["RA2"], "get_positions", "C2", when=at(DEADLINE, 1))
-    assert c2["totals"] == {"bought_wh": 2000, "sold_wh": 0, "paid_millisen": 2000 * 2300, "received_millisen": 0,
-                            "net_millisen": -2000 * 2300}
+    assert c2["totals"] == {
+        "bought_wh": 2000,
+        "sold_wh": 0,
+        "paid_millisen": 2000 * 2300,
+        "received_millisen": 0,
+        "net_millisen": -2000 * 2300,
+    }
 
 
 def test_equal_proposals_tie_break_on_the_outcome_whatever_the_arrival_order(world):
@@ -239,8 +264,9 @@ def test_positions_are_visible_to_the_group_of_the_participant_only(world):
 def test_the_operator_configures_gates_from_the_next_second_and_objectives_per_gate(world):
     config = {"gate_seconds": 5, "proposal_seconds": 3, "objective": "volume"}
     assert "only the market operator TSO" in refused(world, USERS["RA1"], "configure", config)
-    assert "gate_seconds must be a whole number" in refused(world, USERS["TSO"], "configure",
-                                                            {**config, "gate_seconds": 0})
+    assert "gate_seconds must be a whole number" in refused(
+        world, USERS["TSO"], "configure", {**config, "gate_seconds": 0}
+    )
     assert "objective must be one of" in refused(world, USERS["TSO"], "configure", {**config, "objective": "most"})
     ok(world, USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1)], when=at(T0, 1))
     segment = ok(world, USERS["TSO"], "configure", config, when=at(T0, 100.4))
@@ -248,21 +274,28 @@ def test_the_operator_configures_gates_from_the_next_second_and_objectives_per_g
     # The 10:00 gate was cut at 10:01:41; gates of 5 s follow.
     cut = ok(world, USERS["RA1"], "get_gate", GATE, when=at(T0, 102))
     assert (cut["end"], cut["status"]) == ("2026-11-23T10:01:41+09:00", "closing")
-    assert ok(world, USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1)], when=at(T0, 107))["gate"] == \
-        "2026-11-23T10:01:46"
-    assert "no gate starts at 2026-11-23T10:01:42" in refused(world, USERS["RA1"], "close_gate",
-                                                              "2026-11-23T10:01:42", when=at(T0, 200))
+    assert (
+        ok(world, USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1)], when=at(T0, 107))["gate"]
+        == "2026-11-23T10:01:46"
+    )
+    assert "no gate starts at 2026-11-23T10:01:42" in refused(
+        world, USERS["RA1"], "close_gate", "2026-11-23T10:01:42", when=at(T0, 200)
+    )
     ok(world, USERS["TSO"], "set_gate_objective", "2026-11-23T10:01:51", "maxmin", when=at(T0, 108))
-    assert "already ended" in refused(world, USERS["TSO"], "set_gate_objective", "2026-11-23T10:01:46", "maxmin",
-                                      when=at(T0, 112))
+    assert "already ended" in refused(
+        world, USERS["TSO"], "set_gate_objective", "2026-11-23T10:01:46", "maxmin", when=at(T0, 112)
+    )
     assert ok(world, USERS["RA1"], "close_gate", "2026-11-23T10:01:51", when=at(T0, 116))["objective"] == "maxmin"
     config_now = ok(world, USERS["AC1"], "get_config", when=at(T0, 116))
     assert (config_now["gate_seconds"], config_now["current_gate"]) == (5, "2026-11-23T10:01:56")
     gates = ok(world, USERS["AC1"], "list_gates", 5, when=at(T0, 116))
     # Open and not yet closed gates first (those with orders, however old), then closed ones.
     assert [(g["id"], g["status"]) for g in gates] == [
-        ("2026-11-23T10:01:56", "open"), ("2026-11-23T10:01:46", "closing"), (GATE, "closing"),
-        ("2026-11-23T10:01:51", "finalised")]
+        ("2026-11-23T10:01:56", "open"),
+        ("2026-11-23T10:01:46", "closing"),
+        (GATE, "closing"),
+        ("2026-11-23T10:01:51", "finalised"),
+    ]
 
 
 def test_gate_ids_are_checked(world):
@@ -288,8 +321,11 @@ def test_a_gate_nobody_closed_in_time_stays_listed_and_gets_its_whole_window_whe
     assert [(g["id"], g["status"]) for g in listed][-1] == (GATE, "closing")
     closed = ok(world, USERS["RA1"], "close_gate", GATE, when=later)
     assert closed["proposal_deadline"] == (later + timedelta(seconds=120)).astimezone(
-        timezone(timedelta(hours=9))).isoformat(timespec="seconds")
-    assert GATE not in [g["id"] for g in ok(world, USERS["AC1"], "list_gates", 3, when=later) if g["status"] != "proposing"]
+        timezone(timedelta(hours=9))
+    ).isoformat(timespec="seconds")
+    assert GATE not in [
+        g["id"] for g in ok(world, USERS["AC1"], "list_gates", 3, when=later) if g["status"] != "proposing"
+    ]
 
 
 def test_orders_with_a_ref_can_be_sent_again_safely(world):

@@ -14,8 +14,9 @@ from solver.matching import solve
 from solver.service import MatchingService
 
 TOPOLOGY = topology_file.load()
-COLLECTIONS = {name: {TOPOLOGY.organisation(m).msp_id for m in members}
-               for name, members in TOPOLOGY.collections().items()}
+COLLECTIONS = {
+    name: {TOPOLOGY.organisation(m).msp_id for m in members} for name, members in TOPOLOGY.collections().items()
+}
 
 
 class EmbeddedMarket:
@@ -47,22 +48,40 @@ def test_three_services_close_solve_propose_and_finalise_a_gate():
     ledger = EmbeddedLedger(build_chaincode(), COLLECTIONS)
     markets = {org: EmbeddedMarket(ledger, org) for org in ("TSO", "RA1", "RA2", "RA3")}
     markets["TSO"].submit("configure", json.dumps({"gate_seconds": 2, "proposal_seconds": 1, "objective": "welfare"}))
-    gate = wait_until(lambda: (lambda c: c["current_gate"] if c["current_gate_end_ms"] / 1000 - time.time() > 1.2
-                               else None)(markets["TSO"].evaluate("get_config")), 5)
-    markets["RA1"].submit("place_orders", json.dumps([{"participant": "C1", "side": "sell", "price": 20, "quantity": 3},
-                                                      {"participant": "C4", "side": "buy", "price": 30, "quantity": 1}]))
-    markets["RA2"].submit("place_orders", json.dumps([{"participant": "C2", "side": "buy", "price": 26, "quantity": 2}]))
-    markets["RA3"].submit("place_orders", json.dumps([{"participant": "C3", "side": "sell", "price": 18, "quantity": 1}]))
+    gate = wait_until(
+        lambda: (lambda c: c["current_gate"] if c["current_gate_end_ms"] / 1000 - time.time() > 1.2 else None)(
+            markets["TSO"].evaluate("get_config")
+        ),
+        5,
+    )
+    markets["RA1"].submit(
+        "place_orders",
+        json.dumps(
+            [
+                {"participant": "C1", "side": "sell", "price": 20, "quantity": 3},
+                {"participant": "C4", "side": "buy", "price": 30, "quantity": 1},
+            ]
+        ),
+    )
+    markets["RA2"].submit(
+        "place_orders", json.dumps([{"participant": "C2", "side": "buy", "price": 26, "quantity": 2}])
+    )
+    markets["RA3"].submit(
+        "place_orders", json.dumps([{"participant": "C3", "side": "sell", "price": 18, "quantity": 1}])
+    )
 
     stop = threading.Event()
-    services = [MatchingService(org, markets[org], rank=rank, poll_seconds=0.3)
-                for rank, org in enumerate(("RA1", "RA2", "RA3"))]
+    services = [
+        MatchingService(org, markets[org], rank=rank, poll_seconds=0.3)
+        for rank, org in enumerate(("RA1", "RA2", "RA3"))
+    ]
     threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in services]
     for thread in threads:
         thread.start()
     try:
-        final = wait_until(lambda: (lambda g: g if g["status"] == "finalised" else None)(
-            markets["TSO"].evaluate("get_gate", gate)), 15)
+        final = wait_until(
+            lambda: (lambda g: g if g["status"] == "finalised" else None)(markets["TSO"].evaluate("get_gate", gate)), 15
+        )
     finally:
         stop.set()
         for thread in threads:
@@ -71,7 +90,7 @@ def test_three_services_close_solve_propose_and_finalise_a_gate():
     book = markets["TSO"].evaluate("get_book", gate)["orders"]
     orders = [order_from_ledger(o) for o in book]
     assert final["winner"]["value"] == str(solve(orders, "welfare", bytes.fromhex(final["seed"])).value)
-    assert sum(s.record.closed.count(gate) for s in services) == 1     # the others found it closed
+    assert sum(s.record.closed.count(gate) for s in services) == 1  # the others found it closed
     assert sum(s.record.finalised.count(gate) for s in services) == 1
 
     # A service started again (e.g. after a crash) finds its proposal on the ledger and proposes nothing new.

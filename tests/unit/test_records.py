@@ -37,21 +37,34 @@ def test_get_returns_what_put_stored(world):
     assert invoke(world, "get_record", "k1").payload == b'{"kwh":3}'
 
 
-@pytest.mark.parametrize("function, args, message", [
-    ("put_record", ("", "{}"), "failed to put record: key must be 1-64 characters, got ''"),
-    ("put_record", ("k" * 65, "{}"), f"failed to put record: key must be 1-64 characters, got '{'k' * 65}'"),
-    ("put_record", ("a\nb", "{}"), "failed to put record: key must be printable characters, got 'a\\nb'"),
-    ("put_record", ("k", "{oops"), "failed to put record: record must be a JSON object, got malformed JSON '{oops'"),
-    ("put_record", ("k", "[1]"), "failed to put record: record must be a JSON object, got list"),
-    ("put_record", ("k", json.dumps({"x": "y" * 70000})),
-     "failed to put record: record must be at most 65536 bytes of JSON, got 70008"),
-    ("get_record", ("nothing",), "failed to get record: no record with key 'nothing'"),
-    ("delete_record", ("nothing",), "failed to delete record: no record with key 'nothing'"),
-    ("put_private_record", ("RA1", "c1"), "failed to put private record: the record must travel in transient data "
-                                          "under 'record'"),
-    ("put_private_record", ("", "c1"), "failed to put private record: collection must be named"),
-    ("get_private_record_hash", ("RA1", "c9"), "failed to get private record hash: no record with key 'c9' in RA1"),
-])
+@pytest.mark.parametrize(
+    "function, args, message",
+    [
+        ("put_record", ("", "{}"), "failed to put record: key must be 1-64 characters, got ''"),
+        ("put_record", ("k" * 65, "{}"), f"failed to put record: key must be 1-64 characters, got '{'k' * 65}'"),
+        ("put_record", ("a\nb", "{}"), "failed to put record: key must be printable characters, got 'a\\nb'"),
+        (
+            "put_record",
+            ("k", "{oops"),
+            "failed to put record: record must be a JSON object, got malformed JSON '{oops'",
+        ),
+        ("put_record", ("k", "[1]"), "failed to put record: record must be a JSON object, got list"),
+        (
+            "put_record",
+            ("k", json.dumps({"x": "y" * 70000})),
+            "failed to put record: record must be at most 65536 bytes of JSON, got 70008",
+        ),
+        ("get_record", ("nothing",), "failed to get record: no record with key 'nothing'"),
+        ("delete_record", ("nothing",), "failed to delete record: no record with key 'nothing'"),
+        (
+            "put_private_record",
+            ("RA1", "c1"),
+            "failed to put private record: the record must travel in transient data under 'record'",
+        ),
+        ("put_private_record", ("", "c1"), "failed to put private record: collection must be named"),
+        ("get_private_record_hash", ("RA1", "c9"), "failed to get private record hash: no record with key 'c9' in RA1"),
+    ],
+)
 def test_bad_input_is_refused_with_a_message_and_changes_nothing(world, function, args, message):
     response = invoke(world, function, *args)
     assert (response.status, response.message) == (500, message)
@@ -59,8 +72,9 @@ def test_bad_input_is_refused_with_a_message_and_changes_nothing(world, function
 
 
 def test_private_record_comes_from_transient_data_and_only_its_hash_is_announced(world):
-    stub = world.new_stub(["records:put_private_record", "RA1", "c1"], identity=RA1,
-                          transient={"record": b'{"kwh": 7}'})
+    stub = world.new_stub(
+        ["records:put_private_record", "RA1", "c1"], identity=RA1, transient={"record": b'{"kwh": 7}'}
+    )
     response = CHAINCODE.invoke(stub)
     assert response.status == 200
     summary = {"key": "c1", "collection": "RA1", "hash": hashlib.sha256(b'{"kwh":7}').hexdigest()}

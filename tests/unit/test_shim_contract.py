@@ -83,31 +83,39 @@ def test_bare_function_goes_to_the_first_contract_and_contract_name_defaults_to_
 
 
 def test_arguments_are_converted_by_annotation_and_results_are_canonical_json(world, chaincode):
-    response = world.evaluate(chaincode, "ledger:typed", "-7", "true", '{"b":1,"a":2}', "[1,2]", b"\x00\xff",
-                              identity=ALICE)
+    response = world.evaluate(
+        chaincode, "ledger:typed", "-7", "true", '{"b":1,"a":2}', "[1,2]", b"\x00\xff", identity=ALICE
+    )
     assert response.status == 200
-    assert response.payload == (b'{"count":-7,"doc":{"a":2,"b":1},"flag":true,"items":[1,2],"note":"none",'
-                                b'"raw":"00ff"}')
+    assert response.payload == (
+        b'{"count":-7,"doc":{"a":2,"b":1},"flag":true,"items":[1,2],"note":"none","raw":"00ff"}'
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (("x", "true", "{}", "[]", ""), "failed to typed: argument count must be an integer, got 'x'"),
-    (("1.5", "true", "{}", "[]", ""), "failed to typed: argument count must be an integer, got '1.5'"),
-    (("1", "yes", "{}", "[]", ""), "failed to typed: argument flag must be true or false, got 'yes'"),
-    (("1", "true", "{", "[]", ""), "failed to typed: argument doc must be a JSON object, got malformed JSON '{'"),
-    (("1", "true", "[]", "[]", ""), "failed to typed: argument doc must be a JSON object, got list"),
-    (("1",), "failed to typed: expected 5 to 6 arguments (count, flag, doc, items, raw, note), got 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("x", "true", "{}", "[]", ""), "failed to typed: argument count must be an integer, got 'x'"),
+        (("1.5", "true", "{}", "[]", ""), "failed to typed: argument count must be an integer, got '1.5'"),
+        (("1", "yes", "{}", "[]", ""), "failed to typed: argument flag must be true or false, got 'yes'"),
+        (("1", "true", "{", "[]", ""), "failed to typed: argument doc must be a JSON object, got malformed JSON '{'"),
+        (("1", "true", "[]", "[]", ""), "failed to typed: argument doc must be a JSON object, got list"),
+        (("1",), "failed to typed: expected 5 to 6 arguments (count, flag, doc, items, raw, note), got 1"),
+    ],
+)
 def test_bad_arguments_are_a_400_naming_the_argument(world, chaincode, args, message):
     response = world.evaluate(chaincode, "ledger:typed", *args, identity=ALICE)
     assert (response.status, response.message) == (400, message)
 
 
-@pytest.mark.parametrize("function, message", [
-    ("ledger:nope", "unknown function 'ledger:nope': contract ledger has no transaction 'nope'"),
-    ("ledger:_helper", "unknown function 'ledger:_helper': contract ledger has no transaction '_helper'"),
-    ("bank:get", "unknown function 'bank:get': no contract named 'bank'"),
-])
+@pytest.mark.parametrize(
+    "function, message",
+    [
+        ("ledger:nope", "unknown function 'ledger:nope': contract ledger has no transaction 'nope'"),
+        ("ledger:_helper", "unknown function 'ledger:_helper': contract ledger has no transaction '_helper'"),
+        ("bank:get", "unknown function 'bank:get': no contract named 'bank'"),
+    ],
+)
 def test_unknown_functions_are_a_400(world, chaincode, function, message):
     response = world.evaluate(chaincode, function, identity=ALICE)
     assert (response.status, response.message) == (400, message)
@@ -135,20 +143,24 @@ def test_ledger_error_names_the_transaction_and_keeps_the_peers_words(world, cha
     response = world.evaluate(chaincode, "ledger:private", "c1", identity=ALICE)
     assert response.status == 500
     assert response.message.startswith("failed to private: GET_STATE failed: transaction ID: ")
-    assert response.message.endswith("tx creator does not have read access permission on privatedata in "
-                                     "chaincodeName:gridledger collectionName: RA1")
+    assert response.message.endswith(
+        "tx creator does not have read access permission on privatedata in chaincodeName:gridledger collectionName: RA1"
+    )
 
 
 def test_evaluate_transactions_cannot_write(world, chaincode):
     response = world.invoke(chaincode, "ledger:sneaky_write", identity=ALICE)
     assert response.status == 500
-    assert response.message == ("failed to sneaky write: ledger:sneaky_write is a read-only (@evaluate) "
-                                "transaction; it cannot put_state")
+    assert response.message == (
+        "failed to sneaky write: ledger:sneaky_write is a read-only (@evaluate) transaction; it cannot put_state"
+    )
 
 
 def test_client_identity_comes_from_the_proposal_creator(world, chaincode):
     assert json.loads(world.evaluate(chaincode, "ledger:whoami", identity=ALICE).payload) == {
-        "msp": "Org1MSP", "consumer": "C1"}
+        "msp": "Org1MSP",
+        "consumer": "C1",
+    }
 
 
 def test_init_without_a_function_succeeds_and_with_one_invokes(world, chaincode):
@@ -162,7 +174,13 @@ def test_metadata_lists_transactions_with_their_kind(world, chaincode):
     transactions = {t["name"]: t for t in metadata["contracts"]["ledger"]["transactions"]}
     assert transactions["put"]["tag"] == ["SUBMIT"] and transactions["get"]["tag"] == ["EVALUATE"]
     assert [p["schema"]["type"] for p in transactions["typed"]["parameters"]] == [
-        "integer", "boolean", "object", "array", "string", "string"]
+        "integer",
+        "boolean",
+        "object",
+        "array",
+        "string",
+        "string",
+    ]
     assert "_helper" not in transactions
 
 

@@ -46,18 +46,28 @@ def test_certificate_without_the_extension_has_no_attributes():
     assert identity_of(make_identity("AC1MSP", "plain")).attributes == {}
 
 
-@pytest.mark.parametrize("extension_value, complaint", [
-    (b"not json", "malformed attribute extension"),
-    (b'{"attrs": {"level": 3}}', "must map names to strings"),
-])
+@pytest.mark.parametrize(
+    "extension_value, complaint",
+    [
+        (b"not json", "malformed attribute extension"),
+        (b'{"attrs": {"level": 3}}', "must map names to strings"),
+    ],
+)
 def test_malformed_attribute_extension_is_an_identity_error(extension_value, complaint):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odd")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.UnrecognizedExtension(ATTRIBUTES_OID, extension_value), critical=False)
-                   .sign(key, hashes.SHA256()))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.UnrecognizedExtension(ATTRIBUTES_OID, extension_value), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     with pytest.raises(IdentityError, match=complaint):
         ClientIdentity("RA1MSP", certificate).attributes
 

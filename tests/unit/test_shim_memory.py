@@ -14,9 +14,12 @@ TSO, RA1, RA2 = make_identity("TSOMSP", "tso"), make_identity("RA1MSP", "ra1"), 
 
 @pytest.fixture
 def world():
-    return MemoryWorld({"RA1": {"TSOMSP", "AC1MSP", "RA1MSP"},
-                        "OPEN": Collection("OPEN", frozenset({"TSOMSP"}), member_only_read=False,
-                                           member_only_write=False)})
+    return MemoryWorld(
+        {
+            "RA1": {"TSOMSP", "AC1MSP", "RA1MSP"},
+            "OPEN": Collection("OPEN", frozenset({"TSOMSP"}), member_only_read=False, member_only_write=False),
+        }
+    )
 
 
 def commit(world, writes: dict[str, bytes], identity=TSO, collection=""):
@@ -62,8 +65,10 @@ def test_range_is_in_key_order_excludes_composite_keys_and_end_is_exclusive(worl
 
 def test_composite_keys_split_and_match_partially(world):
     stub = world.new_stub(["f"], identity=TSO)
-    keys = [stub.create_composite_key("reading", attrs)
-            for attrs in (["C1", "0001"], ["C1", "0002"], ["C2", "0001"], ["C10", "0001"])]
+    keys = [
+        stub.create_composite_key("reading", attrs)
+        for attrs in (["C1", "0001"], ["C1", "0002"], ["C2", "0001"], ["C10", "0001"])
+    ]
     assert keys[0] == "\x00reading\x00C1\x000001\x00"
     commit(world, {key: b"x" for key in keys})
     stub = world.new_stub(["f"], identity=TSO)
@@ -108,9 +113,11 @@ def test_non_member_caller_is_refused_as_the_peer_refuses(world):
     stub = world.new_stub(["f"], identity=RA2)
     with pytest.raises(StubError) as refused:
         stub.get_private_data("RA1", "c1")
-    assert str(refused.value) == (f"GET_STATE failed: transaction ID: {stub.get_tx_id()}: tx creator does not have "
-                                  f"read access permission on privatedata in chaincodeName:gridledger "
-                                  f"collectionName: RA1")
+    assert str(refused.value) == (
+        f"GET_STATE failed: transaction ID: {stub.get_tx_id()}: tx creator does not have "
+        f"read access permission on privatedata in chaincodeName:gridledger "
+        f"collectionName: RA1"
+    )
     with pytest.raises(StubError, match="does not have write access permission"):
         stub.put_private_data("RA1", "c2", b"x")
     with pytest.raises(StubError, match="does not have read access permission"):
@@ -121,8 +128,11 @@ def test_non_member_peer_holds_only_hashes(world):
     commit(world, {"k": b"v"}, identity=TSO, collection="OPEN")
     # OPEN lets anyone read, but RA1's peer is not a member, so it has no copy of the value.
     stub = world.new_stub(["f"], identity=RA1)
-    with pytest.raises(StubError, match=r"private data matching public hash version is not available. "
-                                        r"Public hash version = \{BlockNum: 0, TxNum: 0\}, Private data version"):
+    with pytest.raises(
+        StubError,
+        match=r"private data matching public hash version is not available. "
+        r"Public hash version = \{BlockNum: 0, TxNum: 0\}, Private data version",
+    ):
         stub.get_private_data("OPEN", "k")
     assert stub.get_private_data("OPEN", "missing") is None
     assert list(stub.get_private_data_by_range("OPEN", "", "")) == []
@@ -131,8 +141,11 @@ def test_non_member_peer_holds_only_hashes(world):
 
 
 def test_unknown_collection_is_the_peers_error(world):
-    with pytest.raises(StubError, match=r"collection \[nope\] not defined in the collection config for chaincode "
-                                        r"\[gridledger\]"):
+    with pytest.raises(
+        StubError,
+        match=r"collection \[nope\] not defined in the collection config for chaincode "
+        r"\[gridledger\]",
+    ):
         world.new_stub(["f"], identity=TSO).get_private_data("nope", "k")
 
 

@@ -48,16 +48,25 @@ def signed_proposal(identity, args: list[bytes], transient: dict[str, bytes] | N
     timestamp.FromDatetime(datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.timezone.utc))
     chaincode_id = chaincode_pb2.ChaincodeID(name="gridledger")
     channel_header = common_pb2.ChannelHeader(
-        type=common_pb2.ENDORSER_TRANSACTION, channel_id=CHANNEL, tx_id=tx_id, timestamp=timestamp,
-        extension=proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_id).SerializeToString())
+        type=common_pb2.ENDORSER_TRANSACTION,
+        channel_id=CHANNEL,
+        tx_id=tx_id,
+        timestamp=timestamp,
+        extension=proposal_pb2.ChaincodeHeaderExtension(chaincode_id=chaincode_id).SerializeToString(),
+    )
     header = common_pb2.Header(
         channel_header=channel_header.SerializeToString(),
-        signature_header=common_pb2.SignatureHeader(creator=creator, nonce=nonce).SerializeToString())
-    invocation = chaincode_pb2.ChaincodeInvocationSpec(chaincode_spec=chaincode_pb2.ChaincodeSpec(
-        chaincode_id=chaincode_id, input=chaincode_pb2.ChaincodeInput(args=args)))
+        signature_header=common_pb2.SignatureHeader(creator=creator, nonce=nonce).SerializeToString(),
+    )
+    invocation = chaincode_pb2.ChaincodeInvocationSpec(
+        chaincode_spec=chaincode_pb2.ChaincodeSpec(
+            chaincode_id=chaincode_id, input=chaincode_pb2.ChaincodeInput(args=args)
+        )
+    )
     payload = proposal_pb2.ChaincodeProposalPayload(input=invocation.SerializeToString(), TransientMap=transient or {})
-    proposal_bytes = proposal_pb2.Proposal(header=header.SerializeToString(),
-                                           payload=payload.SerializeToString()).SerializeToString()
+    proposal_bytes = proposal_pb2.Proposal(
+        header=header.SerializeToString(), payload=payload.SerializeToString()
+    ).SerializeToString()
     signature = identity.private_key.sign(proposal_bytes, ec.ECDSA(hashes.SHA256()))
     return tx_id, proposal_pb2.SignedProposal(proposal_bytes=proposal_bytes, signature=signature)
 
@@ -67,8 +76,9 @@ class PlayedPeer:
 
     def __init__(self, channel: grpc.Channel):
         self._outgoing: queue.Queue = queue.Queue()
-        self._replies = chaincode_shim_pb2_grpc.ChaincodeStub(channel).Connect(iter(self._outgoing.get, None),
-                                                                              timeout=30)
+        self._replies = chaincode_shim_pb2_grpc.ChaincodeStub(channel).Connect(
+            iter(self._outgoing.get, None), timeout=30
+        )
 
     def send(self, **fields) -> None:
         self._outgoing.put(Message(**fields))
@@ -88,13 +98,22 @@ class PlayedPeer:
     def transaction(self, identity, *args: str, transient=None) -> str:
         raw = [arg.encode() for arg in args]
         tx_id, proposal = signed_proposal(identity, raw, transient)
-        self.send(type=Message.TRANSACTION, txid=tx_id, channel_id=CHANNEL, proposal=proposal,
-                  payload=chaincode_pb2.ChaincodeInput(args=raw).SerializeToString())
+        self.send(
+            type=Message.TRANSACTION,
+            txid=tx_id,
+            channel_id=CHANNEL,
+            proposal=proposal,
+            payload=chaincode_pb2.ChaincodeInput(args=raw).SerializeToString(),
+        )
         return tx_id
 
     def answer(self, request: Message, payload: bytes = b"", error: str | None = None) -> None:
-        self.send(type=Message.ERROR if error else Message.RESPONSE, payload=error.encode() if error else payload,
-                  txid=request.txid, channel_id=request.channel_id)
+        self.send(
+            type=Message.ERROR if error else Message.RESPONSE,
+            payload=error.encode() if error else payload,
+            txid=request.txid,
+            channel_id=request.channel_id,
+        )
 
 
 def completed_response(message: Message) -> proposal_response_pb2.Response:
@@ -173,8 +192,10 @@ def test_peer_error_reaches_the_caller_as_the_chaincode_error(peer, alice):
     peer.transaction(alice, "records:get_private_record", "RA1", "c1")
     get = peer.receive()
     assert chaincode_shim_pb2.GetState.FromString(get.payload).collection == "RA1"
-    refusal = ("GET_STATE failed: transaction ID: x: tx creator does not have read access permission on "
-               "privatedata in chaincodeName:gridledger collectionName: RA1")
+    refusal = (
+        "GET_STATE failed: transaction ID: x: tx creator does not have read access permission on "
+        "privatedata in chaincodeName:gridledger collectionName: RA1"
+    )
     peer.answer(get, error=refusal)
     response = completed_response(peer.receive())
     assert response.status == 500
@@ -190,8 +211,12 @@ def test_range_query_pages_with_query_state_next(peer, alice):
     assert (bounds.startKey, bounds.endKey) == ("\x01", "")  # an empty start key never reaches composite keys
 
     def page(keys, has_more):
-        results = [chaincode_shim_pb2.QueryResultBytes(resultBytes=kv_query_result_pb2.KV(
-            key=key, value=json.dumps({"n": key}).encode()).SerializeToString()) for key in keys]
+        results = [
+            chaincode_shim_pb2.QueryResultBytes(
+                resultBytes=kv_query_result_pb2.KV(key=key, value=json.dumps({"n": key}).encode()).SerializeToString()
+            )
+            for key in keys
+        ]
         return chaincode_shim_pb2.QueryResponse(results=results, has_more=has_more, id="q-1").SerializeToString()
 
     peer.answer(query, page(["a", "b"], has_more=True))
@@ -209,14 +234,21 @@ def test_history_is_read_from_key_modifications(peer, alice):
     query = peer.receive()
     assert query.type == Message.GET_HISTORY_FOR_KEY
     stamp = Timestamp(seconds=1714564800)
-    modifications = [kv_query_result_pb2.KeyModification(tx_id="t2", is_delete=True, timestamp=stamp),
-                     kv_query_result_pb2.KeyModification(tx_id="t1", value=b'{"kwh":1}', timestamp=stamp)]
-    peer.answer(query, chaincode_shim_pb2.QueryResponse(results=[
-        chaincode_shim_pb2.QueryResultBytes(resultBytes=m.SerializeToString()) for m in modifications]
-    ).SerializeToString())
+    modifications = [
+        kv_query_result_pb2.KeyModification(tx_id="t2", is_delete=True, timestamp=stamp),
+        kv_query_result_pb2.KeyModification(tx_id="t1", value=b'{"kwh":1}', timestamp=stamp),
+    ]
+    peer.answer(
+        query,
+        chaincode_shim_pb2.QueryResponse(
+            results=[chaincode_shim_pb2.QueryResultBytes(resultBytes=m.SerializeToString()) for m in modifications]
+        ).SerializeToString(),
+    )
     history = json.loads(completed_response(peer.receive()).payload)
-    assert [(h["tx_id"], h["is_delete"], h["record"]) for h in history] == [("t2", True, None),
-                                                                          ("t1", False, {"kwh": 1})]
+    assert [(h["tx_id"], h["is_delete"], h["record"]) for h in history] == [
+        ("t2", True, None),
+        ("t1", False, {"kwh": 1}),
+    ]
     assert history[0]["timestamp"] == "2024-05-01T12:00:00+00:00"
 
 
@@ -235,17 +267,30 @@ def test_transactions_run_concurrently_and_answers_are_matched_by_txid(peer, ali
 def test_init_completes_or_fails_with_the_chaincodes_message(peer, alice):
     peer.register()
     _, proposal = signed_proposal(alice, [])
-    peer.send(type=Message.INIT, txid="init-1", channel_id=CHANNEL, proposal=proposal,
-              payload=chaincode_pb2.ChaincodeInput(args=[], is_init=True).SerializeToString())
+    peer.send(
+        type=Message.INIT,
+        txid="init-1",
+        channel_id=CHANNEL,
+        proposal=proposal,
+        payload=chaincode_pb2.ChaincodeInput(args=[], is_init=True).SerializeToString(),
+    )
     assert completed_response(peer.receive()).status == 200
     args = [b"records:get_record", b"k"]
     _, proposal = signed_proposal(alice, args)
-    peer.send(type=Message.INIT, txid="init-2", channel_id=CHANNEL, proposal=proposal,
-              payload=chaincode_pb2.ChaincodeInput(args=args, is_init=True).SerializeToString())
+    peer.send(
+        type=Message.INIT,
+        txid="init-2",
+        channel_id=CHANNEL,
+        proposal=proposal,
+        payload=chaincode_pb2.ChaincodeInput(args=args, is_init=True).SerializeToString(),
+    )
     peer.answer(peer.receive(), b"")
     failed = peer.receive()
-    assert (failed.type, failed.txid, failed.payload) == (Message.ERROR, "init-2",
-                                                          b"failed to get record: no record with key 'k'")
+    assert (failed.type, failed.txid, failed.payload) == (
+        Message.ERROR,
+        "init-2",
+        b"failed to get record: no record with key 'k'",
+    )
 
 
 def test_keepalive_is_echoed_in_any_state(peer):
@@ -274,9 +319,13 @@ def test_unmatched_response_is_an_error(peer):
 
 def test_bad_proposal_is_answered_with_error_for_its_txid(peer):
     peer.register()
-    peer.send(type=Message.TRANSACTION, txid="t-bad", channel_id=CHANNEL,
-              proposal=proposal_pb2.SignedProposal(proposal_bytes=b"\xff\xff"),
-              payload=chaincode_pb2.ChaincodeInput(args=[b"records:get_record", b"k"]).SerializeToString())
+    peer.send(
+        type=Message.TRANSACTION,
+        txid="t-bad",
+        channel_id=CHANNEL,
+        proposal=proposal_pb2.SignedProposal(proposal_bytes=b"\xff\xff"),
+        payload=chaincode_pb2.ChaincodeInput(args=[b"records:get_record", b"k"]).SerializeToString(),
+    )
     error = peer.receive()
     assert (error.type, error.txid) == (Message.ERROR, "t-bad")
     assert error.payload.startswith(b"failed to create new ChaincodeStub")
@@ -284,11 +333,16 @@ def test_bad_proposal_is_answered_with_error_for_its_txid(peer):
 
 def _certificate(subject: str, issuer_key, issuer_name, key, is_ca: bool, sans=()):
     now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-               .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=1)).not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
@@ -299,8 +353,9 @@ def _pem(certificate) -> bytes:
 
 
 def _key_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def test_mutual_tls_admits_a_peer_with_a_client_certificate_and_refuses_one_without():
@@ -308,11 +363,23 @@ def test_mutual_tls_admits_a_peer_with_a_client_certificate_and_refuses_one_with
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tlsca")])
     ca = _certificate("tlsca", ca_key, ca_name, ca_key, is_ca=True)
     server_key, client_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    server_cert = _certificate("chaincode", ca_key, ca_name, server_key, False,
-                               [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server_cert = _certificate(
+        "chaincode",
+        ca_key,
+        ca_name,
+        server_key,
+        False,
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
     client_cert = _certificate("peer0", ca_key, ca_name, client_key, False)
-    server = ChaincodeServer(Chaincode([RecordsContract()]), PACKAGE_ID, "127.0.0.1:0", tls_cert=_pem(server_cert),
-                             tls_key=_key_pem(server_key), client_ca=_pem(ca))
+    server = ChaincodeServer(
+        Chaincode([RecordsContract()]),
+        PACKAGE_ID,
+        "127.0.0.1:0",
+        tls_cert=_pem(server_cert),
+        tls_key=_key_pem(server_key),
+        client_ca=_pem(ca),
+    )
     server.start()
     try:
         admitted = grpc.ssl_channel_credentials(_pem(ca), _key_pem(client_key), _pem(client_cert))
@@ -333,9 +400,14 @@ def test_server_command_registers_with_its_package_id_and_stops_on_sigterm():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     environment = {**os.environ, "CHAINCODE_ID": PACKAGE_ID, "CORE_PEER_LOCALMSPID": "Org1MSP"}
-    server = subprocess.Popen([sys.executable, "-m", "chaincode.server", "--address", f"127.0.0.1:{port}"],
-                              cwd=Path(__file__).resolve().parents[2], env=environment,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "chaincode.server", "--address", f"127.0.0.1:{port}"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=30)

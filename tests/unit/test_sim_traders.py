@@ -34,8 +34,8 @@ def test_who_did_not_trade_moves_toward_the_clearing_price():
     by_id = {t.id: t for t in fleet.traders}
     by_id[sellers[0]].ask, by_id[sellers[1]].ask, by_id[buyer].bid = 20, 20, 8
     fleet.observe({sellers[1]}, clearing_yen=12.0)
-    assert by_id[sellers[0]].ask == 20 - 2      # 30% of the 8 yen gap
-    assert by_id[sellers[1]].ask == 20          # it traded: no reason to move
-    assert by_id[buyer].bid == 8 + 1            # at least 1 yen
-    fleet.observe(set(), None)                  # no clearing price: nothing to adjust to
+    assert by_id[sellers[0]].ask == 20 - 2  # 30% of the 8 yen gap
+    assert by_id[sellers[1]].ask == 20  # it traded: no reason to move
+    assert by_id[buyer].bid == 8 + 1  # at least 1 yen
+    fleet.observe(set(), None)  # no clearing price: nothing to adjust to
     assert (by_id[sellers[0]].ask, by_id[buyer].bid) == (18, 9)

@@ -9,26 +9,40 @@ def trades_of(orders):
 
 
 def test_an_arriving_order_takes_the_best_resting_prices_first_at_their_price():
-    orders = [Order("s-dear", "A", "sell", 1500, 1000, 1), Order("s-cheap", "B", "sell", 1200, 1000, 2),
-              Order("b", "C", "buy", 1600, 1500, 3)]
+    orders = [
+        Order("s-dear", "A", "sell", 1500, 1000, 1),
+        Order("s-cheap", "B", "sell", 1200, 1000, 2),
+        Order("b", "C", "buy", 1600, 1500, 3),
+    ]
     assert trades_of(orders) == [("s-cheap", "b", 1000, 1200), ("s-dear", "b", 500, 1500)]
 
 
 def test_equal_prices_go_to_the_earlier_order_and_the_rest_rests():
-    orders = [Order("late", "A", "sell", 1000, 1000, 5), Order("early", "B", "sell", 1000, 1000, 1),
-              Order("b1", "C", "buy", 1100, 700, 6), Order("b2", "D", "buy", 1100, 700, 7)]
+    orders = [
+        Order("late", "A", "sell", 1000, 1000, 5),
+        Order("early", "B", "sell", 1000, 1000, 1),
+        Order("b1", "C", "buy", 1100, 700, 6),
+        Order("b2", "D", "buy", 1100, 700, 7),
+    ]
     assert trades_of(orders) == [("early", "b1", 700, 1000), ("early", "b2", 300, 1000), ("late", "b2", 400, 1000)]
 
 
 def test_a_sell_arriving_after_buys_trades_at_their_bids():
-    orders = [Order("b-low", "A", "buy", 1300, 1000, 0), Order("b-high", "B", "buy", 1800, 1000, 1),
-              Order("s", "C", "sell", 1200, 1500, 2)]
+    orders = [
+        Order("b-low", "A", "buy", 1300, 1000, 0),
+        Order("b-high", "B", "buy", 1800, 1000, 1),
+        Order("s", "C", "sell", 1200, 1500, 2),
+    ]
     assert trades_of(orders) == [("s", "b-high", 1000, 1800), ("s", "b-low", 500, 1300)]
 
 
 def test_own_resting_orders_are_passed_over_but_keep_their_place():
-    orders = [Order("own", "A", "sell", 900, 1000, 0), Order("other", "B", "sell", 1000, 1000, 1),
-              Order("a-buy", "A", "buy", 1100, 1000, 2), Order("c-buy", "C", "buy", 1100, 1000, 3)]
+    orders = [
+        Order("own", "A", "sell", 900, 1000, 0),
+        Order("other", "B", "sell", 1000, 1000, 1),
+        Order("a-buy", "A", "buy", 1100, 1000, 2),
+        Order("c-buy", "C", "buy", 1100, 1000, 3),
+    ]
     assert trades_of(orders) == [("other", "a-buy", 1000, 1000), ("own", "c-buy", 1000, 900)]
 
 
@@ -37,7 +51,11 @@ def test_first_come_matching_can_miss_what_optimal_matching_finds():
     # afford. An optimiser gives the cheap seller to the 12-yen buyer and the 19-yen seller to the 20-yen buyer.
     from solver.matching import solve
 
-    orders = [Order("s-cheap", "A", "sell", 1000, 1000, 0), Order("b-rich", "B", "buy", 2000, 1000, 1),
-              Order("s-dear", "C", "sell", 1900, 1000, 2), Order("b-poor", "D", "buy", 1200, 1000, 3)]
+    orders = [
+        Order("s-cheap", "A", "sell", 1000, 1000, 0),
+        Order("b-rich", "B", "buy", 2000, 1000, 1),
+        Order("s-dear", "C", "sell", 1900, 1000, 2),
+        Order("b-poor", "D", "buy", 1200, 1000, 3),
+    ]
     assert sum(t.quantity for t in continuous_double_auction(orders)) == 1000
     assert solve(orders, "volume", b"x").value == 2000

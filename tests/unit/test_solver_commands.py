@@ -9,12 +9,14 @@ from solver.commands import market
 from solver.matching import solve
 from solver.orders import load_orders
 
-BOOK = {"orders": [
-    {"id": "s1", "participant": "alice", "side": "sell", "price": 12.5, "quantity": 3.2, "time": 1},
-    {"id": "s2", "participant": "bob", "side": "sell", "price": 14, "quantity": 2, "time": 1},
-    {"id": "b1", "participant": "carol", "side": "buy", "price": 18.25, "quantity": 4, "time": 2},
-    {"id": "b2", "participant": "alice", "side": "buy", "price": 16, "quantity": 1.5, "time": 3},
-]}
+BOOK = {
+    "orders": [
+        {"id": "s1", "participant": "alice", "side": "sell", "price": 12.5, "quantity": 3.2, "time": 1},
+        {"id": "s2", "participant": "bob", "side": "sell", "price": 14, "quantity": 2, "time": 1},
+        {"id": "b1", "participant": "carol", "side": "buy", "price": 18.25, "quantity": 4, "time": 2},
+        {"id": "b2", "participant": "alice", "side": "buy", "price": 16, "quantity": 1.5, "time": 3},
+    ]
+}
 
 
 @pytest.fixture
@@ -35,10 +37,12 @@ def test_json_output_reports_the_solution_in_kwh_and_yen(book_file, objective, u
     output = json.loads(result.output)
     expected = solve(load_orders(json.dumps(BOOK)), objective, bytes.fromhex("00ff"))
     assert output["objective"] == objective and output["unit"] == unit and output["seed"] == "00ff"
-    assert output["trades"] == [{"sell": t.sell, "buy": t.buy, "quantity": t.quantity / 1000, "price": t.price / 100}
-                                for t in expected.trades]
-    assert output["value"] == pytest.approx(float(expected.value) / {"volume": 1000, "welfare": 100000,
-                                                                     "maxmin": 100}[objective])
+    assert output["trades"] == [
+        {"sell": t.sell, "buy": t.buy, "quantity": t.quantity / 1000, "price": t.price / 100} for t in expected.trades
+    ]
+    assert output["value"] == pytest.approx(
+        float(expected.value) / {"volume": 1000, "welfare": 100000, "maxmin": 100}[objective]
+    )
     assert output["certified_optimal"] == (objective != "maxmin")
     assert output["seconds"] >= 0
 
@@ -57,13 +61,20 @@ def test_the_table_lists_value_and_trades(book_file):
     assert "s1    b1        3.200     15.38" in result.output
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"orders": [{"id": 17, "participant": "x", "side": "buy", "price": -3, "quantity": 1, "time": 0}]}',
-     "order 17: price must be between 0 and 1000 yen/kWh, got -3"),
-    ('{"orders": [{"id": 1, "participant": "x", "side": "buy", "price": 10.001, "quantity": 1, "time": 0}]}',
-     "order 1: price must be a multiple of 0.01 yen/kWh, got 10.001"),
-    ("[1, 2", "the order book is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            '{"orders": [{"id": 17, "participant": "x", "side": "buy", "price": -3, "quantity": 1, "time": 0}]}',
+            "order 17: price must be between 0 and 1000 yen/kWh, got -3",
+        ),
+        (
+            '{"orders": [{"id": 1, "participant": "x", "side": "buy", "price": 10.001, "quantity": 1, "time": 0}]}',
+            "order 1: price must be a multiple of 0.01 yen/kWh, got 10.001",
+        ),
+        ("[1, 2", "the order book is not valid JSON"),
+    ],
+)
 def test_bad_books_exit_2_with_one_line(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)

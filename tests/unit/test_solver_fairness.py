@@ -55,22 +55,30 @@ def test_fills_follow_the_seeded_rank_within_a_class():
 def test_ranks_are_sha256_of_the_seed_and_the_order_id():
     seed = b"\x00\x01"
     (ranked,) = equivalence_classes(BOOK, seed)
-    assert [o.id for o in ranked] == sorted((o.id for o in SELLERS),
-                                            key=lambda i: hashlib.sha256(seed + i.encode()).digest())
+    assert [o.id for o in ranked] == sorted(
+        (o.id for o in SELLERS), key=lambda i: hashlib.sha256(seed + i.encode()).digest()
+    )
 
 
 def test_orders_that_differ_in_time_quantity_or_price_are_not_equivalent():
-    book = [Order("a", "A", "sell", 1000, 1000, 0), Order("b", "B", "sell", 1000, 1000, 1),
-            Order("c", "C", "sell", 1000, 999, 0), Order("d", "D", "sell", 1001, 1000, 0),
-            Order("e", "E", "buy", 1000, 1000, 0)]
+    book = [
+        Order("a", "A", "sell", 1000, 1000, 0),
+        Order("b", "B", "sell", 1000, 1000, 1),
+        Order("c", "C", "sell", 1000, 999, 0),
+        Order("d", "D", "sell", 1001, 1000, 0),
+        Order("e", "E", "buy", 1000, 1000, 0),
+    ]
     assert equivalence_classes(book, b"x") == []
 
 
 def test_a_fill_the_higher_ranked_order_could_not_take_stays_with_the_lower():
     # Both sellers are equivalent, but the only buyer is seller0's own participant: seller1 must trade whatever
     # the ranks say, and the verifier accepts it.
-    book = [Order("s0", "A", "sell", 1000, 1000, 0), Order("s1", "B", "sell", 1000, 1000, 0),
-            Order("b", "A", "buy", 2000, 1000, 0)]
+    book = [
+        Order("s0", "A", "sell", 1000, 1000, 0),
+        Order("s1", "B", "sell", 1000, 1000, 0),
+        Order("b", "A", "buy", 2000, 1000, 0),
+    ]
     for seed in seeds(8):
         solution = solve(book, "volume", seed)
         assert [(t.sell, t.buy) for t in solution.trades] == [("s1", "b")]
@@ -91,8 +99,12 @@ def test_maxmin_lets_the_objective_tell_equivalent_orders_apart():
     # s_poor and s_rich are equivalent, but s_rich's participant already earns plenty from another sale; a
     # handover to it would lower the worst-off participant's profit, so maxmin keeps the fill with s_poor
     # whatever the seed, and the verifier accepts that.
-    book = [Order("s_poor", "P", "sell", 1000, 1000, 0), Order("s_rich", "R", "sell", 1000, 1000, 0),
-            Order("r_other", "R", "sell", 1000, 1000, 5), Order("b", "B", "buy", 2000, 2000, 0)]
+    book = [
+        Order("s_poor", "P", "sell", 1000, 1000, 0),
+        Order("s_rich", "R", "sell", 1000, 1000, 0),
+        Order("r_other", "R", "sell", 1000, 1000, 5),
+        Order("b", "B", "buy", 2000, 2000, 0),
+    ]
     for seed in seeds(6):
         solution = solve(book, "maxmin", seed)
         verify(book, seed, "maxmin", solution.proposal())

@@ -20,15 +20,23 @@ SEED = b"\x01gate"
 def gates(draw, max_orders=10):
     """Small books with few participants (so many trade on both sides and could meet themselves), coarse
     prices (so bids and asks often tie) and repeated quantities and times (so equivalent orders appear)."""
-    rows = draw(st.lists(st.tuples(
-        st.sampled_from("ABCD"),
-        st.sampled_from(["buy", "sell"]),
-        st.integers(16, 24).map(lambda p: p * 50),
-        st.sampled_from([100, 250, 1000, 1750]),
-        st.integers(0, 1),
-    ), min_size=2, max_size=max_orders))
-    return [Order(f"o{n}", participant, side, price, quantity, time)
-            for n, (participant, side, price, quantity, time) in enumerate(rows)]
+    rows = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from("ABCD"),
+                st.sampled_from(["buy", "sell"]),
+                st.integers(16, 24).map(lambda p: p * 50),
+                st.sampled_from([100, 250, 1000, 1750]),
+                st.integers(0, 1),
+            ),
+            min_size=2,
+            max_size=max_orders,
+        )
+    )
+    return [
+        Order(f"o{n}", participant, side, price, quantity, time)
+        for n, (participant, side, price, quantity, time) in enumerate(rows)
+    ]
 
 
 def fast_and_model(orders, objective):
@@ -125,8 +133,11 @@ def test_fast_path_equals_the_model_on_larger_random_gates(objective, seed):
 
 
 def test_a_participant_never_trades_with_itself():
-    orders = [Order("a-sell", "A", "sell", 1000, 1000, 0), Order("a-buy", "A", "buy", 2000, 1000, 0),
-              Order("b-buy", "B", "buy", 1500, 1000, 0)]
+    orders = [
+        Order("a-sell", "A", "sell", 1000, 1000, 0),
+        Order("a-buy", "A", "buy", 2000, 1000, 0),
+        Order("b-buy", "B", "buy", 1500, 1000, 0),
+    ]
     for objective in ("volume", "welfare"):
         for method in ("fast", "model"):
             solution = solve(orders, objective, SEED, method=method)
@@ -137,8 +148,12 @@ def test_a_participant_never_trades_with_itself():
 def test_volume_finds_the_matching_that_greedy_first_come_choices_miss():
     # The cheap sells tie; if buy C takes B's energy, A's own buy is left with only A's sell. An augmenting path
     # moves C onto A's sell and lets B's go to A.
-    orders = [Order("b", "B", "sell", 1000, 1000, 0), Order("a", "A", "sell", 1000, 1000, 0),
-              Order("c-buy", "C", "buy", 1100, 1000, 0), Order("a-buy", "A", "buy", 1200, 1000, 0)]
+    orders = [
+        Order("b", "B", "sell", 1000, 1000, 0),
+        Order("a", "A", "sell", 1000, 1000, 0),
+        Order("c-buy", "C", "buy", 1100, 1000, 0),
+        Order("a-buy", "A", "buy", 1200, 1000, 0),
+    ]
     solution = solve(orders, "volume", SEED)
     assert solution.value == 2000
     assert {(t.sell, t.buy) for t in solution.trades} == {("a", "c-buy"), ("b", "a-buy")}
@@ -147,8 +162,11 @@ def test_volume_finds_the_matching_that_greedy_first_come_choices_miss():
 def test_welfare_prefers_the_wide_spread_and_volume_the_extra_trade():
     # One seller at 10 yen; a buyer at 30 and one at 11. Welfare gives all of it to the 30-yen buyer, volume
     # cannot do better than the seller's 2 kWh either way; both obey the midpoint rule.
-    orders = [Order("s", "S", "sell", 1000, 2000, 0), Order("rich", "R", "buy", 3000, 2000, 0),
-              Order("poor", "P", "buy", 1100, 1000, 0)]
+    orders = [
+        Order("s", "S", "sell", 1000, 2000, 0),
+        Order("rich", "R", "buy", 3000, 2000, 0),
+        Order("poor", "P", "buy", 1100, 1000, 0),
+    ]
     welfare = solve(orders, "welfare", SEED)
     assert [(t.buy, t.quantity, t.price) for t in welfare.trades] == [("rich", 2000, 2000)]
     assert welfare.value == 20 * 2000 * 100 // 1  # 20 yen/kWh x 2 kWh = 40 yen
@@ -168,8 +186,11 @@ def test_maxmin_shares_the_surplus_so_the_worst_off_gains_most():
 def test_maxmin_helps_the_participant_with_the_thinnest_margin():
     # Two sellers share one buyer (20 yen, 2 kWh): S1 asks 10, S2 asks 18. Welfare alone would not care who gets
     # what surplus; maxmin gives S2 (2 yen/kWh of room at most) its whole margin and evens out the rest.
-    orders = [Order("s1", "S1", "sell", 1000, 1000, 0), Order("s2", "S2", "sell", 1800, 1000, 0),
-              Order("b", "B", "buy", 2000, 2000, 0)]
+    orders = [
+        Order("s1", "S1", "sell", 1000, 1000, 0),
+        Order("s2", "S2", "sell", 1800, 1000, 0),
+        Order("b", "B", "buy", 2000, 2000, 0),
+    ]
     solution = solve(orders, "maxmin", SEED)
     prices = {t.sell: t.price for t in solution.trades}
     assert prices["s2"] == 2000  # S2 earns 2 yen/kWh, the most it can
@@ -180,8 +201,11 @@ def test_maxmin_helps_the_participant_with_the_thinnest_margin():
 
 def test_participants_who_cannot_profit_do_not_pin_maxmin_at_zero():
     # Z's ask equals the only bid: any trade of Z has zero surplus, so Z is not among the worst-off it ranks.
-    orders = [Order("s", "S", "sell", 1000, 1000, 0), Order("z", "Z", "sell", 2000, 1000, 0),
-              Order("b", "B", "buy", 2000, 1000, 0)]
+    orders = [
+        Order("s", "S", "sell", 1000, 1000, 0),
+        Order("z", "Z", "sell", 2000, 1000, 0),
+        Order("b", "B", "buy", 2000, 1000, 0),
+    ]
     assert solve(orders, "maxmin", SEED).value == 500
 
 

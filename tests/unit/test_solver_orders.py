@@ -32,21 +32,27 @@ def test_iso_times_become_unix_milliseconds():
     assert parsed[0].time == 250
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"id": 17, "price": -3}, "order 17: price must be between 0 and 1000 yen/kWh, got -3"),
-    ({"price": 1000.01}, "order o1: price must be between 0 and 1000 yen/kWh, got 1000.01"),
-    ({"price": 12.345}, "order o1: price must be a multiple of 0.01 yen/kWh, got 12.345"),
-    ({"quantity": 0}, "order o1: quantity must be more than 0 and at most 10000 kWh, got 0"),
-    ({"quantity": 1e9}, "order o1: quantity must be more than 0 and at most 10000 kWh, got 1000000000.0"),
-    ({"quantity": 0.0005}, "order o1: quantity must be a multiple of 0.001 kWh (1 Wh), got 0.0005"),
-    ({"quantity": True}, "order o1: quantity must be a number, got True"),
-    ({"price": float("nan")}, "order o1: price must be a finite number, got nan"),
-    ({"side": "bid"}, "order o1: side must be \"buy\" or \"sell\", got 'bid'"),
-    ({"participant": ""}, "order o1: participant must be a non-empty string, got ''"),
-    ({"time": -1}, "order o1: time must not be negative, got -1"),
-    ({"time": "2026-01-01T00:00:00"}, "order o1: time must be Unix milliseconds or an ISO 8601 timestamp with a UTC"),
-    ({"time": 1.5}, "order o1: time must be Unix milliseconds or an ISO 8601 timestamp, got 1.5"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"id": 17, "price": -3}, "order 17: price must be between 0 and 1000 yen/kWh, got -3"),
+        ({"price": 1000.01}, "order o1: price must be between 0 and 1000 yen/kWh, got 1000.01"),
+        ({"price": 12.345}, "order o1: price must be a multiple of 0.01 yen/kWh, got 12.345"),
+        ({"quantity": 0}, "order o1: quantity must be more than 0 and at most 10000 kWh, got 0"),
+        ({"quantity": 1e9}, "order o1: quantity must be more than 0 and at most 10000 kWh, got 1000000000.0"),
+        ({"quantity": 0.0005}, "order o1: quantity must be a multiple of 0.001 kWh (1 Wh), got 0.0005"),
+        ({"quantity": True}, "order o1: quantity must be a number, got True"),
+        ({"price": float("nan")}, "order o1: price must be a finite number, got nan"),
+        ({"side": "bid"}, 'order o1: side must be "buy" or "sell", got \'bid\''),
+        ({"participant": ""}, "order o1: participant must be a non-empty string, got ''"),
+        ({"time": -1}, "order o1: time must not be negative, got -1"),
+        (
+            {"time": "2026-01-01T00:00:00"},
+            "order o1: time must be Unix milliseconds or an ISO 8601 timestamp with a UTC",
+        ),
+        ({"time": 1.5}, "order o1: time must be Unix milliseconds or an ISO 8601 timestamp, got 1.5"),
+    ],
+)
 def test_bad_orders_are_refused_with_a_message_naming_the_order(fields, message):
     with pytest.raises(InvalidOrders) as refused:
         parse_orders([order(**fields)])
@@ -92,13 +98,24 @@ def test_proposal_json_round_trips_and_its_digest_ignores_trade_order():
 
 
 @settings(max_examples=20)
-@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["buy", "sell"]),
-                          st.decimals(0, 1000, places=2), st.decimals("0.001", 10000, places=3)), max_size=6))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),
+            st.sampled_from(["buy", "sell"]),
+            st.decimals(0, 1000, places=2),
+            st.decimals("0.001", 10000, places=3),
+        ),
+        max_size=6,
+    )
+)
 def test_what_is_written_as_json_reads_back_the_same(rows):
     from solver.orders import order_to_json
 
-    orders = parse_orders([
-        {"id": str(n), "participant": p, "side": side, "price": price, "quantity": quantity, "time": n}
-        for n, (p, side, price, quantity) in enumerate(rows)
-    ])
+    orders = parse_orders(
+        [
+            {"id": str(n), "participant": p, "side": side, "price": price, "quantity": quantity, "time": n}
+            for n, (p, side, price, quantity) in enumerate(rows)
+        ]
+    )
     assert parse_orders([order_to_json(o) for o in orders]) == orders

@@ -23,8 +23,11 @@ def proposal(*trades, objective="welfare", value=None, certificate=None):
     by_id = {o.id: o for o in BOOK}
     trades = tuple(Trade(*t) for t in trades)
     if value is None:
-        value = sum((by_id[t.buy].price - by_id[t.sell].price) * t.quantity for t in trades
-                    if t.buy in by_id and t.sell in by_id)
+        value = sum(
+            (by_id[t.buy].price - by_id[t.sell].price) * t.quantity
+            for t in trades
+            if t.buy in by_id and t.sell in by_id
+        )
     return Proposal(objective, trades, value, certificate)
 
 
@@ -32,8 +35,11 @@ def test_the_solvers_proposals_are_accepted_with_their_exact_value():
     for objective in ("volume", "welfare", "maxmin"):
         solution = solve(BOOK, objective, SEED)
         verified = verify(BOOK, SEED, objective, solution.proposal())
-        assert (verified.value, verified.surplus, verified.volume) == (solution.value, solution.surplus,
-                                                                       solution.volume)
+        assert (verified.value, verified.surplus, verified.volume) == (
+            solution.value,
+            solution.surplus,
+            solution.volume,
+        )
         assert verified.optimal == (objective != "maxmin")
         assert verified.digest == solution.proposal().digest()
 
@@ -43,17 +49,20 @@ def test_a_proposal_round_trips_through_json_and_still_verifies():
     assert verify(BOOK, SEED, "welfare", Proposal.from_json(solution.proposal().to_json())).optimal
 
 
-@pytest.mark.parametrize("trades, message", [
-    ([("s9", "b1", 100, 1500)], "order s9 is not in the gate's book"),
-    ([("b1", "s1", 100, 1500)], "order b1 is a buy order, not a sell"),
-    ([("s1", "s2", 100, 1500)], "order s2 is a sell order, not a buy"),
-    ([("s1", "b2", 100, 1300)], "both orders belong to alice, who cannot trade with itself"),
-    ([("s1", "b1", 0, 1500)], "quantity must be a positive whole number of Wh, got 0"),
-    ([("s1", "b1", 1.5, 1500)], "quantity must be a positive whole number of Wh, got 1.5"),
-    ([("s1", "b1", 1600, 1500)], "order b1 is filled 1600 Wh but offers only 1500 Wh"),
-    ([("s2", "b1", 500, 1300)], "price must be whole sen/kWh between the ask 1400 and the bid 2000, got 1300"),
-    ([("s1", "b1", 500, 1600)], "welfare trades at the midpoint 1500 sen/kWh, got 1600"),
-])
+@pytest.mark.parametrize(
+    "trades, message",
+    [
+        ([("s9", "b1", 100, 1500)], "order s9 is not in the gate's book"),
+        ([("b1", "s1", 100, 1500)], "order b1 is a buy order, not a sell"),
+        ([("s1", "s2", 100, 1500)], "order s2 is a sell order, not a buy"),
+        ([("s1", "b2", 100, 1300)], "both orders belong to alice, who cannot trade with itself"),
+        ([("s1", "b1", 0, 1500)], "quantity must be a positive whole number of Wh, got 0"),
+        ([("s1", "b1", 1.5, 1500)], "quantity must be a positive whole number of Wh, got 1.5"),
+        ([("s1", "b1", 1600, 1500)], "order b1 is filled 1600 Wh but offers only 1500 Wh"),
+        ([("s2", "b1", 500, 1300)], "price must be whole sen/kWh between the ask 1400 and the bid 2000, got 1300"),
+        ([("s1", "b1", 500, 1600)], "welfare trades at the midpoint 1500 sen/kWh, got 1600"),
+    ],
+)
 def test_infeasible_or_mispriced_trades_are_refused_with_the_reason(trades, message):
     with pytest.raises(ProposalRejected, match=message):
         verify(BOOK, SEED, "welfare", proposal(*trades))
@@ -81,23 +90,29 @@ def test_a_certificate_that_does_not_prove_optimality_is_refused():
     certificate = solution.certificate
     lowered = {order_id: max(dual - 1, 0) for order_id, dual in certificate.sell_duals.items()}
     with pytest.raises(CertificateRejected, match="bounds welfare at"):
-        verify(BOOK, SEED, "welfare", dataclasses.replace(solution.proposal(),
-                                                          certificate=Certificate(lowered, certificate.buy_duals)))
+        verify(
+            BOOK,
+            SEED,
+            "welfare",
+            dataclasses.replace(solution.proposal(), certificate=Certificate(lowered, certificate.buy_duals)),
+        )
     # A suboptimal proposal cannot borrow the optimum's certificate.
     weaker = proposal(("s1", "b1", 1000, 1500), certificate=certificate)
     with pytest.raises(CertificateRejected):
         verify(BOOK, SEED, "welfare", weaker)
     with pytest.raises(CertificateRejected, match="must be a whole number >= 0"):
-        verify(BOOK, SEED, "welfare", dataclasses.replace(solution.proposal(),
-                                                          certificate=Certificate({"s1": -1}, {})))
+        verify(BOOK, SEED, "welfare", dataclasses.replace(solution.proposal(), certificate=Certificate({"s1": -1}, {})))
     # Without a certificate the same trades are acceptable, just not proven optimal.
     assert verify(BOOK, SEED, "welfare", Proposal("welfare", weaker.trades, weaker.value)).optimal is False
 
 
 def test_a_certificate_leaving_a_pair_uncovered_is_refused():
     # One sell, one buy: volume 1 kWh. Putting the whole dual on a third order covers nothing.
-    book = [Order("s", "A", "sell", 1000, 1000, 0), Order("b", "B", "buy", 1000, 1000, 0),
-            Order("x", "C", "buy", 500, 1000, 0)]
+    book = [
+        Order("s", "A", "sell", 1000, 1000, 0),
+        Order("b", "B", "buy", 1000, 1000, 0),
+        Order("x", "C", "buy", 500, 1000, 0),
+    ]
     trade = (Trade("s", "b", 1000, 1000),)
     with pytest.raises(CertificateRejected, match="does not cover sell s and buy b: 0 \\+ 0 < 1"):
         verify(book, SEED, "volume", Proposal("volume", trade, 1000, Certificate({}, {"x": 1})))

@@ -9,30 +9,51 @@ from types import SimpleNamespace
 
 import pytest
 
-from test_web_support import (ACCOUNTS, app, as_db, backend, client, declare, issue_figure_6,  # noqa: F401
-                              ledger, post_figure_6_readings, sign_in)
+from test_web_support import (
+    ACCOUNTS,
+    app,
+    as_db,
+    backend,
+    client,
+    declare,
+    issue_figure_6,  # noqa: F401
+    ledger,
+    post_figure_6_readings,
+    sign_in,
+)
 from web.events import notice
 
 
 def event(name, payload):
-    return SimpleNamespace(event_name=name, payload=json.dumps(payload).encode(), block_number=3,
-                           transaction_id="ab")
+    return SimpleNamespace(event_name=name, payload=json.dumps(payload).encode(), block_number=3, transaction_id="ab")
 
 
-@pytest.mark.parametrize("name, visible, told", [
-    ("TSO", ["AC1", "RA1", "RA2", "AC2", "RA3"], True), ("AC1", ["AC1", "RA1", "RA2"], True), ("RA1", ["RA1"], True),
-    ("C1", [], True), ("RA2", ["RA2"], False), ("AC2", ["AC2", "RA3"], False), ("C2", [], False),
-])
+@pytest.mark.parametrize(
+    "name, visible, told",
+    [
+        ("TSO", ["AC1", "RA1", "RA2", "AC2", "RA3"], True),
+        ("AC1", ["AC1", "RA1", "RA2"], True),
+        ("RA1", ["RA1"], True),
+        ("C1", [], True),
+        ("RA2", ["RA2"], False),
+        ("AC2", ["AC2", "RA3"], False),
+        ("C2", [], False),
+    ],
+)
 def test_readings_events_reach_only_those_who_may_see_the_ra(name, visible, told):
-    posted = event("ReadingsPosted", {"command": "1", "ra": "RA1", "readings": 5, "first_minute": "x",
-                                      "last_minute": "y"})
+    posted = event(
+        "ReadingsPosted", {"command": "1", "ra": "RA1", "readings": 5, "first_minute": "x", "last_minute": "y"}
+    )
     result = notice(posted, ACCOUNTS[name], visible)
     assert (result == {"event": "ReadingsPosted", "topic": "dr", "command": "1"}) if told else result is None
 
 
 def test_a_notice_carries_no_payload():
-    told = notice(event("GateFinalised", {"id": "2026-11-23T10:00:00", "winner": {"org": "RA1"}, "seed": "ff"}),
-                  ACCOUNTS["C1"], [])
+    told = notice(
+        event("GateFinalised", {"id": "2026-11-23T10:00:00", "winner": {"org": "RA1"}, "seed": "ff"}),
+        ACCOUNTS["C1"],
+        [],
+    )
     assert told == {"event": "GateFinalised", "topic": "market", "gate": "2026-11-23T10:00:00"}
     assert notice(event("SomethingElse", {}), ACCOUNTS["TSO"], []) is None
     assert notice(SimpleNamespace(event_name="Declared", payload=b"not json"), ACCOUNTS["TSO"], [])["command"] is None

@@ -33,18 +33,23 @@ def clock(monkeypatch):
 
     def move_to(moment):
         now["at"] = moment
+
     return move_to
 
 
 def place(client, participant, side, price, quantity):
-    return post(client, "/market/orders", {"participant": participant, "side": side, "price": price,
-                                           "quantity": quantity})
+    return post(
+        client, "/market/orders", {"participant": participant, "side": side, "price": price, "quantity": quantity}
+    )
 
 
 def book_of_three(client):
     """C1 (its own meter) sells 3 kWh at 20 yen; RA2 buys 2 kWh at 26 for C2; RA3 buys 2 kWh at 24 for C3."""
-    for name, participant, side, price, quantity in (("C1", "C1", "sell", "20", "3"), ("RA2", "C2", "buy", "26", "2"),
-                                                     ("RA3", "C3", "buy", "24", "2")):
+    for name, participant, side, price, quantity in (
+        ("C1", "C1", "sell", "20", "3"),
+        ("RA2", "C2", "buy", "26", "2"),
+        ("RA3", "C3", "buy", "24", "2"),
+    ):
         sign_in(client, name)
         response = place(client, participant, side, price, quantity)
         assert response.status_code == 302, response.text
@@ -59,25 +64,30 @@ def test_a_consumer_places_an_order_and_sees_it_in_the_gates_book(client, clock,
     response = place(client, "C1", "sell", "20.5", "1.5")
     gate = client.get(response.headers["Location"]).text
     assert f"placed in gate {GATE}, transaction" in gate
-    assert "<td>C1</td><td class=\"num\">20.50</td><td class=\"num\">1.500</td>" in gate
+    assert '<td>C1</td><td class="num">20.50</td><td class="num">1.500</td>' in gate
     assert "cancel</button>" in gate  # its own order, gate open
 
 
-@pytest.mark.parametrize("data, field, message", [
-    ({"price": "abc"}, "price", "Enter the price in yen/kWh"),
-    ({"price": "-1"}, "price", "at least 0 and at most 1,000 yen/kWh"),
-    ({"price": "20.123"}, "price", "at most 2 decimals"),
-    ({"quantity": "0"}, "quantity", "more than 0 and at most 10,000 kWh"),
-    ({"quantity": "1.0001"}, "quantity", "at most 3 decimals"),
-    ({"side": "hold"}, "side", "Choose buy or sell."),
-    ({"participant": "C2"}, "participant", "You may not place orders for &#39;C2&#39;."),
-])
-def test_malformed_orders_get_messages_beside_the_fields_and_commit_nothing(client, clock, ledger, data, field,
-                                                                           message):
+@pytest.mark.parametrize(
+    "data, field, message",
+    [
+        ({"price": "abc"}, "price", "Enter the price in yen/kWh"),
+        ({"price": "-1"}, "price", "at least 0 and at most 1,000 yen/kWh"),
+        ({"price": "20.123"}, "price", "at most 2 decimals"),
+        ({"quantity": "0"}, "quantity", "more than 0 and at most 10,000 kWh"),
+        ({"quantity": "1.0001"}, "quantity", "at most 3 decimals"),
+        ({"side": "hold"}, "side", "Choose buy or sell."),
+        ({"participant": "C2"}, "participant", "You may not place orders for &#39;C2&#39;."),
+    ],
+)
+def test_malformed_orders_get_messages_beside_the_fields_and_commit_nothing(
+    client, clock, ledger, data, field, message
+):
     sign_in(client, "RA1")
     height = ledger.height
-    response = post(client, "/market/orders", {"participant": "C1", "side": "sell", "price": "20", "quantity": "1",
-                                               **data})
+    response = post(
+        client, "/market/orders", {"participant": "C1", "side": "sell", "price": "20", "quantity": "1", **data}
+    )
     assert response.status_code == 400
     assert message in response.text.split(f'id="{field}-error" role="alert">', 1)[1].split("</span>", 1)[0]
     assert "No order was placed" in response.text
@@ -94,15 +104,16 @@ def test_only_traders_place_orders(client, clock, name):
 def test_an_order_is_cancelled_by_its_placer_only(client, clock, ledger):
     sign_in(client, "C1")
     place(client, "C1", "sell", "20", "1")
-    order_id = as_account(client.application.extensions["gridledger"], "TSO").evaluate(
-        "market", "get_book", GATE)["orders"][0]["id"]
+    order_id = as_account(client.application.extensions["gridledger"], "TSO").evaluate("market", "get_book", GATE)[
+        "orders"
+    ][0]["id"]
     sign_in(client, "RA2")
     response = post(client, f"/market/gates/{GATE}/orders/{order_id}/cancel", follow_redirects=True)
     assert "Not cancelled: failed to cancel the order: no order" in response.text
     sign_in(client, "C1")
     response = post(client, f"/market/gates/{GATE}/orders/{order_id}/cancel", follow_redirects=True)
     assert f"Order {order_id} cancelled in transaction" in response.text
-    assert "<td colspan=\"5\" class=\"empty\">none</td>" in response.text
+    assert '<td colspan="5" class="empty">none</td>' in response.text
 
 
 def test_proposals_the_chosen_block_and_clearing_prices(client, clock, backend):
@@ -118,7 +129,7 @@ def test_proposals_the_chosen_block_and_clearing_prices(client, clock, backend):
     as_account(backend, "RA1").submit("market", "propose", GATE, json.dumps(best.to_json()))
     as_account(backend, "RA2").submit("market", "propose", GATE, json.dumps(best.to_json()))
     page = client.get(f"/market/gates/{GATE}").text
-    assert page.count("<td class=\"num\">16.000 yen</td>") == 2  # welfare: (26-20) x 2 + (24-20) x 1 yen
+    assert page.count('<td class="num">16.000 yen</td>') == 2  # welfare: (26-20) x 2 + (24-20) x 1 yen
     clock(DEADLINE + timedelta(seconds=3))  # closed 2 s after the end: its window ends 2 s later
     finalised = post(client, f"/market/gates/{GATE}/finalise", follow_redirects=True)
     assert f"Gate {GATE} finalised in transaction" in finalised.text
@@ -131,8 +142,15 @@ def test_proposals_the_chosen_block_and_clearing_prices(client, clock, backend):
 
 def test_positions_are_visible_to_the_participant_its_ra_its_ac_and_the_tso_only(client, clock, backend):
     test_proposals_the_chosen_block_and_clearing_prices(client, clock, backend)
-    for name, allowed in (("C1", True), ("RA1", True), ("AC1", True), ("TSO", True), ("C4", False),
-                          ("RA2", False), ("AC2", False)):
+    for name, allowed in (
+        ("C1", True),
+        ("RA1", True),
+        ("AC1", True),
+        ("TSO", True),
+        ("C4", False),
+        ("RA2", False),
+        ("AC2", False),
+    ):
         sign_in(client, name)
         response = client.get("/market/positions/C1")
         assert response.status_code == (200 if allowed else 404), name
@@ -145,12 +163,20 @@ def test_the_operator_configures_the_market_and_others_may_not(client, clock):
     bad = post(client, "/market/config", {"gate_seconds": "0", "proposal_seconds": "x", "objective": "luck"})
     assert bad.status_code == 400
     assert 'id="config-gate_seconds-error"' in bad.text and 'id="config-objective-error"' in bad.text
-    good = post(client, "/market/config", {"gate_seconds": "900", "proposal_seconds": "60", "objective": "volume"},
-                follow_redirects=True)
+    good = post(
+        client,
+        "/market/config",
+        {"gate_seconds": "900", "proposal_seconds": "60", "objective": "volume"},
+        follow_redirects=True,
+    )
     assert "gates of 900 s, objective volume" in good.text
     sign_in(client, "RA1")
-    assert post(client, "/market/config", {"gate_seconds": "900", "proposal_seconds": "60",
-                                           "objective": "volume"}).status_code == 403
+    assert (
+        post(
+            client, "/market/config", {"gate_seconds": "900", "proposal_seconds": "60", "objective": "volume"}
+        ).status_code
+        == 403
+    )
 
 
 def test_unknown_gates_are_404(client, clock):

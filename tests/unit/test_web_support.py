@@ -18,20 +18,30 @@ from web.backend import EmbeddedBackend, accounts_for
 from web.ledger import LedgerSession
 
 TOPOLOGY = topology_file.load()
-COLLECTIONS = {name: {TOPOLOGY.organisation(m).msp_id for m in members}
-               for name, members in TOPOLOGY.collections().items()}
+COLLECTIONS = {
+    name: {TOPOLOGY.organisation(m).msp_id for m in members} for name, members in TOPOLOGY.collections().items()
+}
 ACCOUNTS = accounts_for(TOPOLOGY)
 IDENTITIES = {
     name: make_identity(TOPOLOGY.organisation(a.org).msp_id, f"meter-{name}", {"role": "meter", "consumer": name})
-    if a.role == "consumer" else make_identity(TOPOLOGY.organisation(a.org).msp_id, f"User1@{name.lower()}")
-    for name, a in ACCOUNTS.items()}
+    if a.role == "consumer"
+    else make_identity(TOPOLOGY.organisation(a.org).msp_id, f"User1@{name.lower()}")
+    for name, a in ACCOUNTS.items()
+}
 PASSWORD = "a long test password"
 # A cheap hash: the tests sign in hundreds of times.
 USERS = {name: generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000") for name in ACCOUNTS}
 
 # Seed figure 6: command 1, 2021-01-14 00:00-00:04 JST; AC(1) sums 4, 3, 5, 10, 2 kWh per minute.
-FIGURE_6 = {"id": "1", "start": "2021-01-14T00:00", "end": "2021-01-14T00:04", "requested_kw": 600,
-            "target_acs": ["AC1", "AC2"], "price_per_kwh": 2500, "baseline_minutes": 3}
+FIGURE_6 = {
+    "id": "1",
+    "start": "2021-01-14T00:00",
+    "end": "2021-01-14T00:04",
+    "requested_kw": 600,
+    "target_acs": ["AC1", "AC2"],
+    "price_per_kwh": 2500,
+    "baseline_minutes": 3,
+}
 WINDOW = [f"2021-01-14T00:0{m}" for m in range(5)]
 C1_WH = [1000, 2000, 2000, 6000, 1000]
 C2_WH = [3000, 1000, 3000, 4000, 1000]
@@ -60,8 +70,9 @@ def backend(ledger, as_db):
 
 @pytest.fixture
 def app(backend):
-    return create_app({"TESTING": True, "BACKEND": backend, "USERS": USERS, "SECRET_KEY": "test secret",
-                       "EVENT_STREAM_SECONDS": 1.0})
+    return create_app(
+        {"TESTING": True, "BACKEND": backend, "USERS": USERS, "SECRET_KEY": "test secret", "EVENT_STREAM_SECONDS": 1.0}
+    )
 
 
 @pytest.fixture
@@ -98,8 +109,10 @@ def issue_figure_6(backend, **changes) -> dict:
 
 
 def declare(backend, ra: str, consumers: list[str], command: str = "1", slots: int = 5, expected: int = 100):
-    as_account(backend, ra).declare(command, {"baseline_method": "mean-before", "consumers": {
-        c: {"expected_wh": [expected] * slots} for c in consumers}})
+    as_account(backend, ra).declare(
+        command,
+        {"baseline_method": "mean-before", "consumers": {c: {"expected_wh": [expected] * slots} for c in consumers}},
+    )
 
 
 def post_figure_6_readings(backend, as_db, command: str = "1") -> None:
@@ -107,8 +120,13 @@ def post_figure_6_readings(backend, as_db, command: str = "1") -> None:
     system = AggregationSystem(as_db, TOPOLOGY)
     for ra, consumer, values in (("RA1", "C1", C1_WH), ("RA2", "C2", C2_WH), ("RA3", "C3", C3_WH)):
         readings = [Reading(ra, consumer, minute, wh) for minute, wh in zip(WINDOW, values)]
-        as_account(backend, ra).submit("dr", "post_readings", command, transient={
-            "readings": json.dumps([r.as_json() for r in readings])}, private=True)
+        as_account(backend, ra).submit(
+            "dr",
+            "post_readings",
+            command,
+            transient={"readings": json.dumps([r.as_json() for r in readings])},
+            private=True,
+        )
         system.receive(command, readings)
     system.close()
 
