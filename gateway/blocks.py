@@ -26,7 +26,6 @@ from fabric_protos.msp import identities_pb2
 from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import (
     chaincode_event_pb2,
-    events_pb2,
     events_pb2_grpc,
     proposal_pb2,
     proposal_response_pb2,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import click
 
-from network.commands import run_dir_option
+from cli.network import run_dir_option
 
 CHAINCODE = "gridledger"
 RECORDS = "records"
@@ -57,7 +57,7 @@ def audit_ledger(network, org: str, peer_org: str | None = None, compare: bool =
     """Audits the ledger of `peer_org`'s peer (default: org's own) as `org`'s User1."""
     from gateway import grpc_channel_for
     from gateway.blocks import BlockFetchError, chain_problems, fetch_blocks, private_data_problems
-    from network.clients import connect_as
+    from network.connections import connect_as
 
     started = time.monotonic()
     topology = network.topology
@@ -88,9 +88,10 @@ def audit_ledger(network, org: str, peer_org: str | None = None, compare: bool =
 
 def _compare_tips(network, gateway, own_peer, tip, report: AuditReport) -> list[str]:
     """The block `tip` (number and header hash) as every other node has it."""
+    from fabric_protos.orderer import ab_pb2_grpc
+
     from gateway import grpc_channel_for
     from gateway.blocks import BlockFetchError, fetch_blocks, parse_block, seek_envelope
-    from fabric_protos.orderer import ab_pb2_grpc
 
     problems = []
     topology = network.topology

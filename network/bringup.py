@@ -3,17 +3,17 @@
 import json
 import shutil
 import time
-
-import grpc
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import grpc
+
+from consortium import topology as topology_file
+from consortium.topology import Node, Topology
 from network import configtx, crypto, fabric, nodes
 from network.chaincode import ChaincodeDeployment
 from network.discovery import DiscoveryError, channel_members
 from network.processes import ManagedProcess, check_ports_free
-from network.topology import Node, Topology
-from network import topology as topology_file
 
 DEFAULT_RUN_ROOT = Path(__file__).resolve().parent.parent / "run"
 # An orderer this far behind the others while they are in step is restarted once (see wait_in_step).

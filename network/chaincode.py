@@ -12,19 +12,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from consortium import CHAINCODE_NAME
+from consortium.topology import Topology
 from network import crypto, nodes
 from network.processes import ManagedProcess, check_ports_free
-from network.topology import Topology
 
-CHAINCODE_NAME = "gridledger"
 CHAINCODE_VERSION = "1.0"
 _CHECKOUT = Path(__file__).resolve().parent.parent
 # What a chaincode server runs: the contracts, the verifier they call, and the topology they read.
 CHAINCODE_SOURCES = (
     _CHECKOUT / "chaincode",
     _CHECKOUT / "solver",
-    _CHECKOUT / "network" / "topology.py",
-    _CHECKOUT / "network" / "topology.yaml",
+    _CHECKOUT / "consortium",
 )
 
 
@@ -58,7 +57,9 @@ def code_fingerprint() -> str:
     """SHA-256 over what the chaincode runs: a chaincode server runs the code it was started with."""
     digest = hashlib.sha256()
     for source in CHAINCODE_SOURCES:
-        for path in sorted(source.rglob("*.py")) if source.is_dir() else [source]:
+        for path in (
+            sorted(p for p in source.rglob("*") if p.suffix in (".py", ".yaml")) if source.is_dir() else [source]
+        ):
             digest.update(str(path.relative_to(_CHECKOUT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -266,7 +267,7 @@ class ChaincodeDeployment:
         of each peer's chaincode through gossip a moment after the commit. The probe is endorsed, never
         submitted, so it leaves nothing on the ledger."""
         from gateway import EndorseError
-        from network.clients import connect_as
+        from network.connections import connect_as
 
         org = self.topology.org_names[0]
         deadline = time.monotonic() + timeout

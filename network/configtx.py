@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
+from consortium.topology import Topology
 from network.crypto import CryptoLayout
-from network.topology import Topology
 
 PROFILE = "GridChannel"
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from network.topology import Node, Topology
+from consortium.topology import Node, Topology
 
 # The X.509 extension in which Fabric (fabric-ca, the chaincode ClientIdentity) carries attributes.
 FABRIC_ATTRIBUTES_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from consortium.topology import Node, Topology
 from network.crypto import CryptoLayout
-from network.topology import Node, Topology
 
 CCAAS_BUILDER = Path(__file__).resolve().parent / "ccaas-builder"
 

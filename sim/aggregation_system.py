@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Iterable
 
-from network.topology import Topology
+from consortium.topology import Topology
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS as_readings (

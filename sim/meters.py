@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from chaincode.contracts.dr import minute_index, minute_label
+from consortium.topology import Topology
+from consortium.units import minute_index, minute_label
 from gateway.errors import CommitError, CommitStatusError, EndorseError, SubmitError
-from network.topology import Topology
 
 # Share of the base load per hour of the JST day, 00:00 to 23:00.
 HOURLY_SHAPE = (

@@ -42,7 +42,8 @@ from collections import deque
 import highspy
 import numpy as np
 
-from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, LowestOfOthers
+from consortium.units import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH
+from solver.orders import LowestOfOthers
 from solver.proposals import eligible_offers
 from solver.relaxation import STAGE_TWO_SLACK, LpSolution, native_stdout_silenced
 

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, compatible
+from consortium.units import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH
+from solver.orders import compatible
 from solver.proposals import eligible_offers
 from solver.relaxation import STAGE_TWO_SLACK, LpSolution, native_stdout_silenced
 

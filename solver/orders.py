@@ -13,12 +13,11 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from consortium.units import SEN_PER_YEN, WH_PER_KWH
+
 SIDES = ("buy", "sell")
 MAX_PRICE_YEN = 1000
 MAX_QUANTITY_KWH = 10_000
-SEN_PER_YEN = 100
-WH_PER_KWH = 1000
-MILLISEN_PER_YEN = 100_000
 
 
 class InvalidOrders(ValueError):

@@ -25,9 +25,9 @@ import json
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH, LowestOfOthers, Order
-
-OBJECTIVES = ("volume", "welfare", "maxmin")
+from consortium import OBJECTIVES
+from consortium.units import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH
+from solver.orders import LowestOfOthers, Order
 
 
 class InvalidProposal(ValueError):

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from network.topology import Topology
+from consortium.topology import Topology
 
 CHAINCODE = "gridledger"
 AS_DB_NAME = "aggregation-system.sqlite"  # where `gridledger dr` keeps the aggregation system's store
@@ -120,7 +120,7 @@ class FabricBackend(_Backend):
         self.as_db_path = root / AS_DB_NAME
 
     def _connect(self, account: Account):
-        from network.clients import connect_as  # needs Fabric's generated protobufs
+        from network.connections import connect_as  # needs Fabric's generated protobufs
 
         return connect_as(self.network, account.org, account.user)
 

@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 
-from chaincode.contracts.dr import JST
+from consortium.units import JST
 from web import comparison
 from web.auth import login_required, roles_required
 from web.charts import Series, line_chart

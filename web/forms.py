@@ -7,7 +7,8 @@ remain. The ledger checks everything again (the chaincode never trusts the clien
 import re
 from decimal import Decimal, InvalidOperation
 
-from chaincode.contracts.dr import BASELINE_METHODS, MAX_READING_WH, minute_index
+from chaincode.contracts.dr import BASELINE_METHODS, MAX_READING_WH
+from consortium.units import minute_index
 
 MAX_FIELD_CHARS = 20_000
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

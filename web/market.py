@@ -11,8 +11,8 @@ from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
+from consortium import OBJECTIVES
 from solver.orders import MAX_PRICE_YEN, MAX_QUANTITY_KWH
-from solver.proposals import OBJECTIVES
 from web.auth import login_required, roles_required
 from web.charts import Series, line_chart
 from web.ledger import LedgerRefused

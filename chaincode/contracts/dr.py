@@ -68,12 +68,10 @@ from datetime import datetime, timedelta, timezone
 
 from chaincode.contracts.records import canonical_json
 from chaincode.shim import Contract, ContractError, evaluate, submit
-from network import topology as topology_file
-from network.topology import Organisation, Topology
+from consortium import topology as topology_file
+from consortium.topology import Organisation, Topology
+from consortium.units import JST, minute_index, minute_label
 
-JST = timezone(timedelta(hours=9), "JST")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MINUTE = re.compile(r"(2[0-9]{3})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})(\+09:00)?")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 MAX_READING_WH = 100_000  # 100 kWh in one minute: a 6 MW site; more is a broken meter
@@ -111,24 +109,6 @@ DECLARATION_SUMMARY = "declaration-summary"
 READING = "reading"
 READINGS_BATCH = "readings-batch"
 SETTLEMENT = "settlement"
-
-
-def minute_index(text: str) -> int:
-    """Minutes since 1970-01-01T00:00Z of a JST minute label; ValueError says what is wrong."""
-    match = _MINUTE.fullmatch(text) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f"must be a JST minute YYYY-MM-DDTHH:MM (years 2000-2999), got {text!r}")
-    year, month, day, hour, minute = (int(part) for part in match.groups()[:5])
-    try:
-        moment = datetime(year, month, day, hour, minute, tzinfo=JST)
-    except ValueError as error:
-        raise ValueError(f"is not a real time: {text!r} ({error})") from None
-    return (moment - _EPOCH) // timedelta(minutes=1)
-
-
-def minute_label(index: int) -> str:
-    """The JST label "YYYY-MM-DDTHH:MM" of a minute index; labels sort as the minutes do."""
-    return (_EPOCH + timedelta(minutes=index)).astimezone(JST).strftime("%Y-%m-%dT%H:%M")
 
 
 def consumer_ra(ctx, topology: Topology, consumer: str) -> str | None:
@@ -506,7 +486,9 @@ class DrContract(Contract):
             raise ContractError(f"failed to {action}: only the TSO settles DR commands, not {caller.org.name}")
         command = self._command(ctx, action, command_id)
         timestamp = ctx.stub.get_tx_timestamp()
-        if timestamp is not None and timestamp < _EPOCH + timedelta(minutes=command.last + 1):
+        if timestamp is not None and timestamp < datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(
+            minutes=command.last + 1
+        ):
             raise ContractError(
                 f"failed to {action}: command {command.id} runs until {command.record['end']} "
                 f"(JST); settle it after that"

@@ -39,14 +39,16 @@ import re
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
-from chaincode.contracts.dr import JST, consumer_ra
+from chaincode.contracts.dr import consumer_ra
 from chaincode.contracts.records import canonical_json
 from chaincode.shim import Contract, ContractError, evaluate, submit
-from network import topology as topology_file
-from network.topology import Topology
+from consortium import OBJECTIVES
+from consortium import topology as topology_file
+from consortium.topology import Topology
+from consortium.units import JST
 from solver.fairness import order_book_seed
 from solver.orders import InvalidOrders, Order, order_from_ledger, price_from_yen, quantity_from_kwh
-from solver.proposals import OBJECTIVES, InvalidProposal, Proposal, value_in_display_units
+from solver.proposals import InvalidProposal, Proposal, value_in_display_units
 from solver.verify import ProposalRejected, VerifiedValue, better, verify
 
 MAX_ORDERS_PER_CALL = 1000

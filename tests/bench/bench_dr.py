@@ -29,9 +29,9 @@ import threading
 import time
 from pathlib import Path
 
-from chaincode.contracts.dr import minute_index, minute_label
-from gateway.dr_commands import Sessions, _declare
-from network import topology as topology_file
+from cli.dr import Sessions, _declare
+from consortium import topology as topology_file
+from consortium.units import minute_index, minute_label
 from network.bringup import Network
 from sim.meters import MeterFleet, SimulatedConsumer, post_readings
 

@@ -9,16 +9,16 @@ takes it down afterwards; the load is bounded in time and stays on 127.0.0.1.
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
-import os
 
-from network import topology as topology_file
+from consortium import topology as topology_file
 from network.bringup import Network
-from network.clients import connect_as
+from network.connections import connect_as
 
 TARGET_TPS = 300
 

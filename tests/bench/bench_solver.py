@@ -28,9 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from consortium.units import MILLISEN_PER_YEN, WH_PER_KWH  # noqa: E402
 from solver.cda import continuous_double_auction  # noqa: E402
 from solver.matching import solve  # noqa: E402
-from solver.orders import MILLISEN_PER_YEN, WH_PER_KWH, Order  # noqa: E402
+from solver.orders import Order  # noqa: E402
 from solver.proposals import total_surplus, traded_volume, value_in_display_units  # noqa: E402
 from solver.verify import verify  # noqa: E402
 

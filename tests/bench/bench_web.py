@@ -34,7 +34,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from network import topology as topology_file
+from consortium import topology as topology_file
 from network.bringup import Network
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ def simulate(run_dir: Path, consumers: int, minutes: int) -> dict:
     argv = [
         sys.executable,
         "-c",
-        "from gateway.cli import main; main()",
+        "from cli import main; main()",
         "dr",
         "simulate",
         "--run-dir",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from network import topology as topology_file
+from consortium import topology as topology_file
 from network.bringup import Network
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from network import topology as topology_file
+from consortium import topology as topology_file
 from network.bringup import Network
 
 FAULT_PORT_BASE = int(os.environ.get("GRIDLEDGER_FAULT_PORT_BASE", "25100"))

@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from chaincode.contracts.dr import minute_index, minute_label
+from consortium.units import minute_index, minute_label
 from gateway.errors import GatewayError
 
 # `make chaos` sets GRIDLEDGER_CHAOS=1: the long version of each fault.
@@ -51,8 +51,8 @@ class SteadyLoad:
     """Meter readings from every RA, as fast as one transaction at a time per RA allows, until stopped."""
 
     def __init__(self, network, consumers_per_ra: int = 4, commit_status_timeout: float = 6.0):
-        from gateway.dr_commands import DrSession, _declare
-        from network.clients import connect_as
+        from cli.dr import DrSession, _declare
+        from network.connections import connect_as
 
         self.network = network
         topology = network.topology
@@ -212,7 +212,7 @@ def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, secon
     Waits (bounded) for peers that are catching up. Returns {"lost", "duplicates", "checked_peers", ...}."""
     from gateway import grpc_channel_for
     from gateway.blocks import fetch_blocks
-    from network.clients import connect_as
+    from network.connections import connect_as
 
     topology = network.topology
     live_peers = live_peers or [p.name for p in topology.peers]

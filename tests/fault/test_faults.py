@@ -11,8 +11,8 @@ import re
 import time
 
 import pytest
-
 from fault_load import LONG, SteadyLoad, verify
+
 from network.chaincode import ChaincodeDeployment
 
 pytestmark = [pytest.mark.fabric, pytest.mark.chaos, pytest.mark.timeout(1200 if LONG else 300)]

@@ -16,9 +16,9 @@ import pytest
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
+from consortium import topology as topology_file
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
 from gateway.errors import EndorseError
-from network import topology as topology_file
 from sim.meters import MeterFleet, Reading, batches, post_readings
 
 TOPOLOGY = topology_file.load()
@@ -72,7 +72,7 @@ SIMULATOR = textwrap.dedent("""
     # to the aggregation system; started again after a kill, it posts the same batches in the same order.
     import sys
     from network.bringup import Network
-    from network.clients import connect_as
+    from network.connections import connect_as
     from sim.aggregation_system import AggregationSystem
     from sim.meters import MeterFleet, batches, post_all
 
@@ -101,7 +101,7 @@ SIMULATOR = textwrap.dedent("""
 @pytest.mark.chaos
 @pytest.mark.timeout(300)
 def test_a_meter_simulator_killed_and_restarted_posts_every_reading_once(fault_network, tmp_path, figures):
-    from gateway.dr_commands import DrSession, _declare
+    from cli.dr import DrSession, _declare
 
     network = fault_network
     command_id = f"restart-{int(time.time())}"

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
+from consortium import topology as topology_file
 from network.bringup import Network
-from network import topology as topology_file
 
 TEST_PORT_BASE = int(os.environ.get("GRIDLEDGER_TEST_PORT_BASE", "17100"))
 

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 
-from gateway.cli import main
-from gateway.dr_commands import DrSession
+from cli import main
+from cli.dr import DrSession
+from consortium import topology as topology_file
 from gateway.errors import GatewayError
-from network import topology as topology_file
 from sim.aggregation_system import AggregationSystem
 
 pytestmark = pytest.mark.fabric

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from consortium import topology as topology_file
 from gateway import EndorseError, GatewayError, X509Identity
-from network import topology as topology_file
 
 TOPOLOGY = topology_file.load()
 COLLECTIONS = TOPOLOGY.collections()
@@ -26,7 +26,7 @@ class FabricLedger:
         self.network = network
 
     def connect(self, org):
-        from network.clients import connect_as
+        from network.connections import connect_as
 
         return connect_as(self.network, org)
 

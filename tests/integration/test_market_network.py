@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from gateway.dr_commands import Sessions
+from cli.dr import Sessions
+from cli.market import MarketClient, start_matchers
 from gateway.errors import EndorseError, GatewayError
-from gateway.market_commands import MarketClient, start_matchers
 from solver import Proposal, verify
-from solver.orders import order_from_ledger
 from solver.matching import solve
+from solver.orders import order_from_ledger
 
 pytestmark = pytest.mark.fabric
 

@@ -1,17 +1,17 @@
 """The network comes up from the topology, every node healthy and in step, and goes down leaving nothing."""
 
+import json
 import os
 import socket
 import urllib.request
-import json
 
 import pytest
 
+from consortium import topology as topology_file
 from network.bringup import Network
 from network.chaincode import ChaincodeDeployment
-from network.clients import connect_as
+from network.connections import connect_as
 from network.processes import PortInUse
-from network import topology as topology_file
 
 pytestmark = pytest.mark.fabric
 

@@ -20,7 +20,7 @@ which value each kind holds.
 
 from dataclasses import dataclass
 
-from network.topology import Topology
+from consortium.topology import Topology
 
 READ_PATHS = (
     "evaluate",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from network import topology as topology_file
+from consortium import topology as topology_file
 from network.bringup import Network
 
 SECURITY_PORT_BASE = int(os.environ.get("GRIDLEDGER_SECURITY_PORT_BASE", "23100"))

@@ -10,11 +10,11 @@ import time
 import uuid
 
 import pytest
+from access_matrix import READ_PATHS, cells, member_peer_org, table
 from click.testing import CliRunner
 
-from access_matrix import READ_PATHS, cells, member_peer_org, table
+from consortium import topology as topology_file
 from gateway.errors import GatewayError
-from network import topology as topology_file
 
 pytestmark = [pytest.mark.fabric, pytest.mark.timeout(900)]
 
@@ -49,7 +49,7 @@ class Seeded:
         self.sessions = {}
 
     def session(self, org):
-        from gateway.dr_commands import DrSession
+        from cli.dr import DrSession
 
         if org not in self.sessions:
             self.sessions[org] = DrSession(self.network, org)
@@ -79,7 +79,7 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def seeded(security_network):
-    from gateway.dr_commands import _declare
+    from cli.dr import _declare
 
     data = Seeded(security_network)
     tso = data.session("TSO")
@@ -309,7 +309,7 @@ def _blocks_bytes(data: Seeded, org: str, private: bool) -> bytes:
 
 
 def _cli(data: Seeded, org: str, kind) -> bool:
-    from gateway.cli import main
+    from cli import main
 
     if kind.what == "figures":
         args = ["dr", "aggregates", "--as", org, "--command", data.command, "--org", kind.owner, "--json"]

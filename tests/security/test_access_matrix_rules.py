@@ -2,7 +2,8 @@
 on the paths that return values, nobody on the paths that must never carry a private value."""
 
 from access_matrix import cells, data_kinds
-from network import topology as topology_file
+
+from consortium import topology as topology_file
 
 TOPOLOGY = topology_file.load()
 CELLS = cells(TOPOLOGY)

@@ -17,13 +17,14 @@ import re
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
+from consortium import topology as topology_file
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
 from gateway.errors import CommitError, GatewayError
-from network import topology as topology_file
 
 pytestmark = pytest.mark.chaos
 

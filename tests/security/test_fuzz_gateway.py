@@ -5,10 +5,11 @@ test_fuzz_contracts.py, fewer cases: each is a round trip through Fabric): every
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_fuzz_contracts import CLEAR_ERROR, DEEPLY_NESTED, DERANDOMIZE, draw_call, transactions
 
 from gateway.errors import CommitError, GatewayError
-from test_fuzz_contracts import CLEAR_ERROR, DEEPLY_NESTED, DERANDOMIZE, draw_call, transactions
 
 pytestmark = [pytest.mark.fabric, pytest.mark.chaos, pytest.mark.timeout(600)]
 
@@ -20,7 +21,7 @@ SUBMITS = [(name, description) for name, description in transactions() if "SUBMI
 
 @pytest.fixture(scope="module")
 def gateways(security_network, fuzz_figures):
-    from network.clients import connect_as
+    from network.connections import connect_as
 
     opened = {org: connect_as(security_network, org) for org in security_network.topology.org_names}
     yield opened
@@ -30,7 +31,9 @@ def gateways(security_network, fuzz_figures):
 
 
 def heights(network) -> dict[str, int]:
-    return {peer.name: network.peer_admin(peer).height(network.topology.channel) for peer in network.topology.peers}
+    return {
+        peer.name: network.peer_admin(peer).height(network.topology.channel) for peer in network.topology.peers
+    }
 
 
 def submit(gateways, network, org, function, args, transient):

@@ -57,7 +57,7 @@ def restart(network, org):
 
 
 def put_private(network, org, collection, key, value: bytes):
-    from network.clients import connect_as
+    from network.connections import connect_as
 
     with connect_as(network, org) as gateway:
         contract = gateway.get_network(network.topology.channel).get_contract("gridledger", "records")
@@ -71,7 +71,7 @@ def put_private(network, org, collection, key, value: bytes):
 
 
 def read_private(network, org, collection, key, peer_org) -> bytes:
-    from network.clients import connect_as
+    from network.connections import connect_as
 
     with connect_as(network, org) as gateway:
         contract = gateway.get_network(network.topology.channel).get_contract("gridledger", "records")
@@ -175,7 +175,7 @@ def _equal(got, expected):
 
 
 def test_a_block_altered_on_one_peers_disk_is_caught(security_network):
-    from network.clients import connect_as
+    from network.connections import connect_as
 
     network = security_network
     marker = f"BLOCK-{uuid.uuid4().hex[:12]}".encode()

@@ -9,7 +9,7 @@ from chaincode.contracts.dr import MAX_READING_WH, DrContract, minute_index, min
 from chaincode.shim import Chaincode, MemoryWorld
 from chaincode.shim.memory import MVCC_READ_CONFLICT
 from chaincode.shim.testing import make_identity
-from network import topology as topology_file
+from consortium import topology as topology_file
 
 TOPOLOGY = topology_file.load()
 COLLECTIONS = {

@@ -6,12 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from chaincode.contracts.dr import minute_index
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
-from gateway.dr_commands import _comparison
+from cli.dr import _comparison
+from consortium import topology as topology_file
+from consortium.units import minute_index
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
-from network import topology as topology_file
 from sim.aggregation_system import AggregationSystem
 from sim.meters import MeterFleet, Reading, batches, post_all
 

@@ -11,10 +11,10 @@ from chaincode.contracts.market import MarketContract, gate_label
 from chaincode.shim import Chaincode, MemoryWorld
 from chaincode.shim.memory import MVCC_READ_CONFLICT
 from chaincode.shim.testing import make_identity
-from network import topology as topology_file
+from consortium import topology as topology_file
 from solver import Proposal, order_book_seed, verify
-from solver.orders import order_from_ledger
 from solver.matching import solve
+from solver.orders import order_from_ledger
 
 TOPOLOGY = topology_file.load()
 COLLECTIONS = {

@@ -7,10 +7,10 @@ import time
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
+from consortium import topology as topology_file
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
-from network import topology as topology_file
-from solver.orders import order_from_ledger
 from solver.matching import solve
+from solver.orders import order_from_ledger
 from solver.service import MatchingService
 
 TOPOLOGY = topology_file.load()

@@ -9,8 +9,8 @@ from werkzeug.security import generate_password_hash
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
+from consortium import topology as topology_file
 from gateway.embedded import EmbeddedLedger
-from network import topology as topology_file
 from sim.aggregation_system import AggregationSystem
 from sim.meters import Reading
 from web import create_app

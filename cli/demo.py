@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from network.commands import run_dir_option
+from cli.network import run_dir_option
 
 
 @click.command()
@@ -20,10 +20,10 @@ from network.commands import run_dir_option
 @click.pass_context
 def demo(context, run_dir, port, gate_seconds, proposal_seconds, objective, trader_count):
     """Run trading rounds with every matcher and serve the web pages, until Ctrl-C."""
-    from gateway.dr_commands import Sessions
-    from gateway.market_commands import MarketClient, _consumers, run_rounds, start_matchers
+    from cli.dr import Sessions
+    from cli.market import MarketClient, _consumers, run_rounds, start_matchers
+    from cli.web import serve
     from sim.traders import TraderFleet
-    from web.commands import serve
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request

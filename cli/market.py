@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from gateway.dr_commands import (
+from cli.dr import (
     CHAINCODE,
     DrCommandError,
     Sessions,
@@ -27,10 +27,10 @@ from gateway.dr_commands import (
     _table,
     register_consumers,
 )
+from cli.network import run_dir_option
+from cli.solve import market
+from consortium.units import MILLISEN_PER_YEN, SEN_PER_YEN
 from gateway.errors import EndorseError, GatewayError
-from network.commands import run_dir_option
-from solver.commands import market
-from solver.orders import MILLISEN_PER_YEN, SEN_PER_YEN
 
 __all__ = ["market", "MarketClient"]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import click
 
-from chaincode.contracts.dr import JST, minute_index, minute_label
+from cli.network import run_dir_option
+from consortium.units import JST, minute_index, minute_label
 from gateway.errors import EndorseError, GatewayError
 from network.bringup import Network, NetworkError
-from network.commands import run_dir_option
 
 CHAINCODE = "gridledger"
 AS_DB_NAME = "aggregation-system.sqlite"
@@ -51,7 +51,7 @@ class DrSession:
             raise DrCommandError(
                 f"--as must be one of {', '.join(topology.org_names)} or meter:<consumer>, got {who!r}"
             )
-        from network.clients import connect_as  # needs Fabric's generated protobufs: loaded when used
+        from network.connections import connect_as  # needs Fabric's generated protobufs: loaded when used
 
         self.who = who
         self.org = topology.organisation(org)

@@ -9,12 +9,12 @@ def main():
 
 
 def _register() -> None:
-    from gateway.dr_commands import dr
+    from cli.demo import demo
+    from cli.dr import dr
+    from cli.market import market
+    from cli.network import network
+    from cli.web import web
     from network.audit import audit
-    from network.commands import network
-    from sim.demo import demo
-    from web.commands import web
-    from gateway.market_commands import market
 
     main.add_command(network)
     main.add_command(dr)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from network.commands import run_dir_option
+from cli.network import run_dir_option
 
 
 @click.group()
@@ -60,7 +60,7 @@ def _detach(run_dir: str, host: str, port: int, accounts) -> None:
         argv = [
             sys.executable,
             "-m",
-            "web.commands",
+            "cli.web",
             "serve",
             "--run-dir",
             str(Path(run_dir).resolve()),

@@ -6,10 +6,12 @@ import json
 
 import click
 
+from consortium import OBJECTIVES
+from consortium.units import SEN_PER_YEN, WH_PER_KWH
 from solver.fairness import InvalidSeed, seed_from_hex
 from solver.matching import METHODS, solve
-from solver.orders import SEN_PER_YEN, WH_PER_KWH, InvalidOrders, load_orders
-from solver.proposals import OBJECTIVES, value_in_display_units
+from solver.orders import InvalidOrders, load_orders
+from solver.proposals import value_in_display_units
 
 UNITS = {"volume": "kWh", "welfare": "yen", "maxmin": "yen/kWh"}
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from solver.commands import market
+from cli.solve import market
 from solver.matching import solve
 from solver.orders import load_orders
 
