@@ -9,7 +9,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export GRIDLEDGER_CACHE ?= $(HOME)/.cache/gridledger
 PYTEST_ARGS ?=
 
-.PHONY: setup protos fabric chromium network-up network-down network-status test test-unit demo bench chaos clean
+.PHONY: setup protos fabric chromium network-up network-down network-status lint format test test-unit demo bench chaos clean
 
 setup: $(VENV)/.installed $(PROTOS)/.generated
 
@@ -66,10 +66,22 @@ chaos: setup fabric
 	GRIDLEDGER_CHAOS=1 GRIDLEDGER_FUZZ_EXAMPLES=1000 GRIDLEDGER_FUZZ_RANDOM=1 GRIDLEDGER_GATEWAY_FUZZ_EXAMPLES=100 \
 	GRIDLEDGER_FIGURES_DIR=bench-results/chaos $(PY) -m pytest -m chaos tests/fault tests/security $(PYTEST_ARGS)
 
-test: setup fabric chromium
+# One layout (ruff format), lint (ruff), types (mypy: consortium, gateway, the shim, the solver) and the layers
+# (import-linter: a room imports only rooms below it). `make test` runs it first.
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint fabric chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: setup
+test-unit: lint
 	$(PY) -m pytest -m 'not fabric' $(PYTEST_ARGS)
 
 clean:

@@ -27,43 +27,22 @@ def build_chaincode() -> Chaincode:
     return Chaincode([RecordsContract(), DrContract(), MarketContract()])
 
 
+# Every option falls back to an environment variable: (flag, destination, type, variable, help).
+OPTIONS = (
+    ("--address", "address", str, "CHAINCODE_SERVER_ADDRESS", "where to listen, HOST:PORT"),
+    ("--id", "package_id", str, "CHAINCODE_ID", "the chaincode package id the peer installed, label:hash"),
+    ("--peer-msp-id", "peer_msp_id", str, "CORE_PEER_LOCALMSPID", "MSP id of the peer this server serves"),
+    ("--tls-cert", "tls_cert", Path, "CHAINCODE_TLS_CERT", "server TLS certificate, PEM"),
+    ("--tls-key", "tls_key", Path, "CHAINCODE_TLS_KEY", "server TLS private key, PEM"),
+    ("--client-ca", "client_ca", Path, "CHAINCODE_CLIENT_CA_CERT", "CA of the peer's client certificate: mutual TLS"),
+)
+
+
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="python -m chaincode.server", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--address",
-        default=env("CHAINCODE_SERVER_ADDRESS"),
-        help="where to listen, HOST:PORT (env CHAINCODE_SERVER_ADDRESS)",
-    )
-    parser.add_argument(
-        "--id",
-        dest="package_id",
-        default=env("CHAINCODE_ID"),
-        help="the chaincode package id the peer installed, label:hash (env CHAINCODE_ID)",
-    )
-    parser.add_argument(
-        "--peer-msp-id",
-        default=env("CORE_PEER_LOCALMSPID"),
-        help="MSP id of the peer this server serves (env CORE_PEER_LOCALMSPID)",
-    )
-    parser.add_argument(
-        "--tls-cert",
-        type=Path,
-        default=env("CHAINCODE_TLS_CERT"),
-        help="server TLS certificate, PEM (env CHAINCODE_TLS_CERT)",
-    )
-    parser.add_argument(
-        "--tls-key",
-        type=Path,
-        default=env("CHAINCODE_TLS_KEY"),
-        help="server TLS private key, PEM (env CHAINCODE_TLS_KEY)",
-    )
-    parser.add_argument(
-        "--client-ca",
-        type=Path,
-        default=env("CHAINCODE_CLIENT_CA_CERT"),
-        help="CA whose client certificates the peer must present: mutual TLS (env CHAINCODE_CLIENT_CA_CERT)",
-    )
+    for flag, dest, kind, variable, what in OPTIONS:
+        parser.add_argument(flag, dest=dest, type=kind, default=env(variable), help=f"{what} (env {variable})")
     parser.add_argument("--log-level", default=env("CHAINCODE_LOG_LEVEL", "INFO"))
     arguments = parser.parse_args(argv)
     missing = [flag for flag, value in (("--address", arguments.address), ("--id", arguments.package_id)) if not value]

@@ -1,4 +1,4 @@
-"""The `gridledger` command: one entry point whose groups each live beside the code they drive."""
+"""The `gridledger` command: one group per area (network, dr, market, web, demo, audit), each a module of cli/."""
 
 import click
 
@@ -9,12 +9,12 @@ def main():
 
 
 def _register() -> None:
+    from cli.audit import audit
     from cli.demo import demo
     from cli.dr import dr
     from cli.market import market
     from cli.network import network
     from cli.web import web
-    from network.audit import audit
 
     main.add_command(network)
     main.add_command(dr)

@@ -1,13 +1,13 @@
 """`gridledger demo`: the whole system on the running network until interrupted — every matcher's service,
 simulated prosumers bidding each gate, and the web pages (the DR scenario runs before it: see `make demo`)."""
 
-import json
 import logging
 import threading
 
 import click
 
-from cli.network import run_dir_option
+from cli.common import reported, run_dir_option
+from consortium import OBJECTIVES
 
 
 @click.command()
@@ -15,29 +15,28 @@ from cli.network import run_dir_option
 @click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True, envvar="GRIDLEDGER_WEB_PORT")
 @click.option("--gate-seconds", type=click.IntRange(10, 86400), default=60, show_default=True)
 @click.option("--proposal-seconds", type=click.IntRange(2, 3600), default=15, show_default=True)
-@click.option("--objective", type=click.Choice(["volume", "welfare", "maxmin"]), default="welfare", show_default=True)
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="welfare", show_default=True)
 @click.option("--traders", "trader_count", type=click.IntRange(2, 30000), default=60, show_default=True)
 @click.pass_context
+@reported
 def demo(context, run_dir, port, gate_seconds, proposal_seconds, objective, trader_count):
     """Run trading rounds with every matcher and serve the web pages, until Ctrl-C."""
-    from cli.dr import Sessions
-    from cli.market import MarketClient, _consumers, run_rounds, start_matchers
     from cli.web import serve
-    from sim.traders import TraderFleet
+    from network.connections import Sessions
+    from sim.market_rounds import run_rounds, start_matchers, traders_for
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     sessions = Sessions(run_dir)
     market = sessions.topology.market
-    MarketClient(sessions(market.operator)).submit(
-        "configure",
-        json.dumps({"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}),
+    sessions(market.operator).market.configure(
+        {"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}
     )
     click.echo(
         f"demo: gates of {gate_seconds} s, {objective}; {trader_count} prosumers bid through their RAs; "
         f"matchers {', '.join(market.matchers)} propose"
     )
-    traders = TraderFleet.for_consumers(_consumers(sessions, trader_count))
+    traders = traders_for(sessions, trader_count)
     stop = threading.Event()
     _, matchers = start_matchers(sessions, list(market.matchers), stop)
 

@@ -1,83 +1,146 @@
-"""`gridledger market …` on the running network: orders, gates, books, proposals, trades, clearing prices,
-positions, the operator's configuration, the matching services, and simulated trading rounds.
+"""`gridledger market …`: solve an order book from a file without any ledger; and on the running network (through
+clients.market): orders, gates, books, proposals, trades, clearing prices, positions, the operator's
+configuration, the matching services, and simulated trading rounds.
 
-(`gridledger market solve` matches a book from a file without any ledger: solver/commands.py.) Every ledger
-command takes `--as` (TSO, AC1, RA1, … or meter:C1), `--run-dir` and `--json`, and prints prices in yen/kWh,
-quantities in kWh and money in yen; the ledger keeps sen/kWh, Wh and millisen. A failure prints one line,
+Every ledger command takes `--as` (TSO, AC1, RA1, … or meter:C1), `--run-dir` and `--json`, and prints prices in
+yen/kWh, quantities in kWh and money in yen; the ledger keeps sen/kWh, Wh and millisen. A failure prints one line,
 "error: …", and exits 1.
 """
 
+import contextlib
 import json
 import logging
 import threading
-import time
-from decimal import Decimal
 from pathlib import Path
 
 import click
 
-from cli.dr import (
-    CHAINCODE,
-    DrCommandError,
-    Sessions,
-    _common,
-    _emit,
-    _kwh,
-    _reported,
-    _table,
-    register_consumers,
-)
-from cli.network import run_dir_option
-from cli.solve import market
-from consortium.units import MILLISEN_PER_YEN, SEN_PER_YEN
-from gateway.errors import EndorseError, GatewayError
+from cli.common import emit, fail, json_option, ledger_command, reported, run_dir_option, table
+from clients.contract import Refused
+from clients.market import VALUE_UNITS, MarketClient
+from consortium import OBJECTIVES
+from consortium.units import SEN_PER_YEN, WH_PER_KWH, kwh, money, yen
+from network.connections import Sessions
+from solver.fairness import InvalidSeed, seed_from_hex
+from solver.matching import METHODS, solve
+from solver.orders import InvalidOrders, load_orders
+from solver.proposals import value_in_display_units
 
-__all__ = ["market", "MarketClient"]
+objective_choice = click.Choice(OBJECTIVES)
 
 
-class MarketClient:
-    """The market contract as one identity sees it: what solver.service.MatchingService talks to."""
-
-    def __init__(self, session):
-        self.session = session
-
-    def evaluate(self, name: str, *args: str):
-        return self.session.evaluate(name, *args, contract="market")
-
-    def submit(self, name: str, *args: str, all_peers: bool = False):
-        """all_peers: every organisation's peer endorses (so every peer verifies); if one cannot, the
-        endorsement policy's majority decides instead."""
-        if not all_peers:
-            return self.session.submit(name, *args, contract="market")
-        try:
-            return self.session.submit(name, *args, contract="market", endorsers=self.session.all_msp_ids)
-        except EndorseError as error:
-            if error.refused:  # the contract refused: every peer would
-                raise
-            return self.session.submit(name, *args, contract="market")
-
-    def events(self):
-        return self.session.channel.get_chaincode_events(CHAINCODE)
+def _kwh(wh: int | None) -> str:
+    return kwh(wh, none="-")
 
 
 def _yen(sen: int | None) -> str:
-    return "-" if sen is None else f"{Decimal(sen) / SEN_PER_YEN:.2f}"
-
-
-def _money(millisen: int) -> str:
-    return f"{Decimal(millisen) / MILLISEN_PER_YEN:.2f}"
+    return yen(sen, none="-")
 
 
 def _client(run_dir: str, who: str) -> MarketClient:
-    return MarketClient(Sessions(run_dir)(who))
+    return Sessions(run_dir)(who).market
 
 
-def _current_gate(client: MarketClient, gate: str | None) -> str:
-    return gate or client.evaluate("get_config")["current_gate"]
+@click.group()
+def market():
+    """P2P trading: optimal matching of a gate's buy and sell orders."""
+
+
+# Solving a book from a file.
+
+
+@market.command("solve")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    metavar="FILE",
+    help='Order book: {"orders": [{"id", "participant", "side", "price", "quantity", "time"}]}, '
+    "price in yen/kWh, quantity in kWh, time in Unix ms or ISO 8601.",
+)
+@click.option(
+    "--objective",
+    required=True,
+    type=objective_choice,
+    help="volume: most kWh traded; welfare: most total surplus; maxmin: raise the worst-off participant.",
+)
+@click.option(
+    "--seed",
+    "seed_hex",
+    metavar="HEX",
+    help="The gate's seed (hex) ranking equivalent orders; default: SHA-256 of the order book.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="fast",
+    show_default=True,
+    help="fast: the fast path; model: the Pyomo model (small gates).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def solve_command(input_path, objective, seed_hex, method, as_json):
+    """Match the orders in FILE for an objective and print the trades."""
+    try:
+        with open(input_path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        fail(f"cannot read {input_path}: {error.strerror}")
+    except UnicodeDecodeError:
+        fail(f"{input_path} is not UTF-8 text")
+    try:
+        orders = load_orders(text)
+        seed = seed_from_hex(seed_hex) if seed_hex is not None else None
+    except (InvalidOrders, InvalidSeed) as error:
+        fail(f"{input_path}: {error}" if isinstance(error, InvalidOrders) else str(error))
+    try:
+        solution = solve(orders, objective, seed, method=method)
+    except RuntimeError as error:  # the solver failed: not the user's input, but still no stack trace
+        fail(str(error))
+
+    value = value_in_display_units(objective, solution.value)
+    trades = [
+        {"sell": t.sell, "buy": t.buy, "quantity": t.quantity / WH_PER_KWH, "price": t.price / SEN_PER_YEN}
+        for t in solution.trades
+    ]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "objective": objective,
+                    "value": value,
+                    "unit": VALUE_UNITS[objective],
+                    "certified_optimal": solution.certificate is not None,
+                    "seed": solution.seed.hex(),
+                    "trades": trades,
+                    "seconds": round(solution.seconds, 6),
+                },
+                indent=2,
+            )
+        )
+        return
+    proof = "certified optimal" if solution.certificate is not None else "rounded LP optimum, no certificate"
+    click.echo(f"objective  {objective}")
+    click.echo(f"value      {value:g} {VALUE_UNITS[objective]} ({proof})")
+    click.echo(
+        f"trades     {len(trades)}, {solution.volume / WH_PER_KWH:g} kWh, "
+        f"surplus {solution.surplus / (SEN_PER_YEN * WH_PER_KWH):g} yen"
+    )
+    click.echo(f"seed       {solution.seed.hex()}")
+    if trades:
+        width_s = max(4, *(len(t["sell"]) for t in trades))
+        width_b = max(3, *(len(t["buy"]) for t in trades))
+        click.echo("")
+        click.echo(f"{'sell':<{width_s}}  {'buy':<{width_b}}  {'kWh':>10}  {'yen/kWh':>8}")
+        for t in trades:
+            click.echo(f"{t['sell']:<{width_s}}  {t['buy']:<{width_b}}  {t['quantity']:>10.3f}  {t['price']:>8.2f}")
+    click.echo(f"\nsolved in {solution.seconds:.3f} s")
+
+
+# Orders.
 
 
 @market.command("order")
-@_common
+@ledger_command
 @click.option("--participant", help="The consumer the order is for (one of the RA's, or the meter's own).")
 @click.option("--side", type=click.Choice(["buy", "sell"]))
 @click.option("--price", help="Limit price, yen/kWh (at most 2 decimals).")
@@ -90,50 +153,45 @@ def _current_gate(client: MarketClient, gate: str | None) -> str:
 )
 def order_command(who, run_dir, as_json, participant, side, price, quantity, input_path):
     """Place an order (or a file of orders) into the gate open now."""
+    given = {"--participant": participant, "--side": side, "--price": price, "--quantity": quantity}
     if input_path:
-        if any((participant, side, price, quantity)):
-            raise DrCommandError("give either --input or --participant/--side/--price/--quantity, not both")
+        if any(given.values()):
+            raise Refused("give either --input or --participant/--side/--price/--quantity, not both")
         orders = json.loads(Path(input_path).read_text(encoding="utf-8"))
     else:
-        missing = [
-            flag
-            for flag, value in (
-                ("--participant", participant),
-                ("--side", side),
-                ("--price", price),
-                ("--quantity", quantity),
-            )
-            if value is None
-        ]
+        missing = [flag for flag, value in given.items() if value is None]
         if missing:
-            raise DrCommandError(f"missing {', '.join(missing)} (or --input FILE)")
+            raise Refused(f"missing {', '.join(missing)} (or --input FILE)")
         orders = [{"participant": participant, "side": side, "price": price, "quantity": quantity}]
-    result = _client(run_dir, who).submit("place_orders", json.dumps(orders))
+    result = _client(run_dir, who).place_orders(orders)
     lines = [f"gate {result['gate']}: {len(result['orders'])} order(s) placed"]
     lines += [
         f"  {o['id']}  {o['participant']}  {o['side']}  {_kwh(o['quantity_wh'])} kWh at "
         f"{_yen(o['price_sen_per_kwh'])} yen/kWh"
         for o in result["orders"]
     ]
-    _emit(as_json, result, lines)
+    emit(as_json, result, lines)
 
 
 @market.command("cancel")
-@_common
+@ledger_command
 @click.option("--gate", required=True)
 @click.option("--order", "order_id", required=True)
 def cancel_command(who, run_dir, as_json, gate, order_id):
     """Withdraw one of your orders while its gate is open."""
-    result = _client(run_dir, who).submit("cancel_order", gate, order_id)
-    _emit(as_json, result, [f"order {order_id} of gate {gate} cancelled"])
+    result = _client(run_dir, who).cancel(gate, order_id)
+    emit(as_json, result, [f"order {order_id} of gate {gate} cancelled"])
+
+
+# Gates and what they traded.
 
 
 @market.command("gates")
-@_common
+@ledger_command
 @click.option("--limit", type=click.IntRange(1, 500), default=10, show_default=True)
 def gates_command(who, run_dir, as_json, limit):
     """The gate open now and the latest closed gates, newest first."""
-    gates = _client(run_dir, who).evaluate("list_gates", str(limit))
+    gates = _client(run_dir, who).gates(limit)
     rows = [("gate (JST)", "status", "objective", "orders", "winner", "kWh traded", "avg yen/kWh")]
     for g in gates:
         clearing = g.get("clearing") or {}
@@ -148,16 +206,15 @@ def gates_command(who, run_dir, as_json, limit):
                 _yen(clearing.get("average_price_sen_per_kwh")),
             )
         )
-    _emit(as_json, gates, _table(rows))
+    emit(as_json, gates, table(rows))
 
 
 @market.command("book")
-@_common
+@ledger_command
 @click.option("--gate", help="Gate id, JST YYYY-MM-DDTHH:MM:SS [default: the one open now].")
 def book_command(who, run_dir, as_json, gate):
     """A gate's order book."""
-    client = _client(run_dir, who)
-    book = client.evaluate("get_book", _current_gate(client, gate))
+    book = _client(run_dir, who).book(gate)
     rows = [("order", "participant", "side", "kWh", "yen/kWh")]
     rows += [
         (o["id"], o["participant"], o["side"], _kwh(o["quantity_wh"]), _yen(o["price_sen_per_kwh"]))
@@ -165,17 +222,17 @@ def book_command(who, run_dir, as_json, gate):
     ]
     g = book["gate"]
     lines = [f"gate {g['id']} ({g['status']}, {g['objective']}), {g['start']} to {g['end']}"]
-    _emit(as_json, book, lines + (_table(rows) if book["orders"] else ["no orders"]))
+    emit(as_json, book, lines + (table(rows) if book["orders"] else ["no orders"]))
 
 
 @market.command("proposals")
-@_common
+@ledger_command
 @click.option("--gate", required=True)
 def proposals_command(who, run_dir, as_json, gate):
     """The verified proposals of each matcher for a gate, and which one won."""
     client = _client(run_dir, who)
-    proposals = client.evaluate("list_proposals", gate)
-    winner = (client.evaluate("get_gate", gate).get("winner") or {}).get("org")
+    proposals = client.proposals(gate)
+    winner = (client.gate(gate).get("winner") or {}).get("org")
     rows = [("matcher", "objective", "value", "kWh", "surplus yen", "trades", "optimal", "chosen")]
     rows += [
         (
@@ -183,26 +240,26 @@ def proposals_command(who, run_dir, as_json, gate):
             p["objective"],
             p["value_display"],
             _kwh(p["volume_wh"]),
-            _money(p["surplus_millisen"]),
+            money(p["surplus_millisen"]),
             p["trades"],
             "proven" if p["optimal"] else "-",
             "*" if p["org"] == winner else "",
         )
         for p in proposals
     ]
-    _emit(
+    emit(
         as_json,
         {"gate": gate, "winner": winner, "proposals": proposals},
-        _table(rows) if proposals else [f"no proposals for gate {gate}"],
+        table(rows) if proposals else [f"no proposals for gate {gate}"],
     )
 
 
 @market.command("trades")
-@_common
+@ledger_command
 @click.option("--gate", required=True)
 def trades_command(who, run_dir, as_json, gate):
     """The trades a gate was finalised with."""
-    result = _client(run_dir, who).evaluate("get_trades", gate)
+    result = _client(run_dir, who).trades(gate)
     rows = [("seller", "buyer", "kWh", "yen/kWh")]
     rows += [(t["seller"], t["buyer"], _kwh(t["quantity_wh"]), _yen(t["price_sen_per_kwh"])) for t in result["trades"]]
     winner = result.get("winner") or {}
@@ -210,15 +267,15 @@ def trades_command(who, run_dir, as_json, gate):
         f"gate {gate}: "
         + (f"{winner['org']}'s proposal, {winner['objective']} {winner['value_display']}" if winner else "no proposal")
     ]
-    _emit(as_json, result, lines + (_table(rows) if result["trades"] else []))
+    emit(as_json, result, lines + (table(rows) if result["trades"] else []))
 
 
 @market.command("prices")
-@_common
+@ledger_command
 @click.option("--limit", type=click.IntRange(1, 500), default=48, show_default=True)
 def prices_command(who, run_dir, as_json, limit):
     """Clearing prices of the latest gates that traded, oldest first (what bidders adjust to)."""
-    prices = _client(run_dir, who).evaluate("get_prices", str(limit))
+    prices = _client(run_dir, who).prices(limit)
     rows = [("gate (JST)", "objective", "kWh", "avg yen/kWh", "low", "high", "trades")]
     rows += [
         (
@@ -232,43 +289,43 @@ def prices_command(who, run_dir, as_json, limit):
         )
         for p in prices
     ]
-    _emit(as_json, prices, _table(rows) if prices else ["no gate has traded yet"])
+    emit(as_json, prices, table(rows) if prices else ["no gate has traded yet"])
 
 
 @market.command("positions")
-@_common
+@ledger_command
 @click.option("--participant", required=True)
 def positions_command(who, run_dir, as_json, participant):
     """A participant's energy and money per gate (its RA, its AC, the TSO, or its own meter)."""
-    result = _client(run_dir, who).evaluate("get_positions", participant)
+    result = _client(run_dir, who).positions(participant)
     totals = result["totals"]
-    _emit(
+    emit(
         as_json,
         result,
         [
-            f"{participant} ({result['ra']}): bought {_kwh(totals['bought_wh'])} kWh for {_money(totals['paid_millisen'])} "
-            f"yen, sold {_kwh(totals['sold_wh'])} kWh for {_money(totals['received_millisen'])} yen, net "
-            f"{_money(totals['net_millisen'])} yen over {len(result['gates'])} gate(s)"
+            f"{participant} ({result['ra']}): bought {_kwh(totals['bought_wh'])} kWh for {money(totals['paid_millisen'])} "
+            f"yen, sold {_kwh(totals['sold_wh'])} kWh for {money(totals['received_millisen'])} yen, net "
+            f"{money(totals['net_millisen'])} yen over {len(result['gates'])} gate(s)"
         ],
     )
 
 
+# The operator's settings.
+
+
 @market.command("configure")
-@_common
+@ledger_command
 @click.option("--gate-seconds", type=int)
 @click.option("--proposal-seconds", type=int)
-@click.option("--objective", type=click.Choice(["volume", "welfare", "maxmin"]))
+@click.option("--objective", type=objective_choice)
 def configure_command(who, run_dir, as_json, gate_seconds, proposal_seconds, objective):
     """Set the gate length, proposal window and default objective from the next second on (the operator)."""
-    config = {
-        k: v
-        for k, v in (("gate_seconds", gate_seconds), ("proposal_seconds", proposal_seconds), ("objective", objective))
-        if v is not None
-    }
-    if not config:
-        raise DrCommandError("give at least one of --gate-seconds, --proposal-seconds, --objective")
-    result = _client(run_dir, who).submit("configure", json.dumps(config))
-    _emit(
+    given = {"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}
+    settings = {k: v for k, v in given.items() if v is not None}
+    if not settings:
+        raise Refused("give at least one of --gate-seconds, --proposal-seconds, --objective")
+    result = _client(run_dir, who).configure(settings)
+    emit(
         as_json,
         result,
         [
@@ -279,27 +336,16 @@ def configure_command(who, run_dir, as_json, gate_seconds, proposal_seconds, obj
 
 
 @market.command("objective")
-@_common
+@ledger_command
 @click.option("--gate", required=True)
-@click.option("--objective", required=True, type=click.Choice(["volume", "welfare", "maxmin"]))
+@click.option("--objective", required=True, type=objective_choice)
 def objective_command(who, run_dir, as_json, gate, objective):
     """Set the objective of one gate that has not ended (the operator)."""
-    result = _client(run_dir, who).submit("set_gate_objective", gate, objective)
-    _emit(as_json, result, [f"gate {gate} will be matched for {objective}"])
+    result = _client(run_dir, who).set_objective(gate, objective)
+    emit(as_json, result, [f"gate {gate} will be matched for {objective}"])
 
 
-def start_matchers(sessions: Sessions, matchers: list[str], stop: threading.Event, poll_seconds: float = 2.0):
-    """A MatchingService per matcher, each in a thread of its own; returns (services, threads)."""
-    from solver.service import MatchingService
-
-    services = [
-        MatchingService(org, MarketClient(sessions(org)), rank=rank, poll_seconds=poll_seconds)
-        for rank, org in enumerate(matchers)
-    ]
-    threads = [threading.Thread(target=s.run, args=(stop,), name=f"matcher-{s.org}", daemon=True) for s in services]
-    for thread in threads:
-        thread.start()
-    return services, threads
+# Matching services and simulated rounds.
 
 
 @market.command("serve")
@@ -312,145 +358,55 @@ def start_matchers(sessions: Sessions, matchers: list[str], stop: threading.Even
 )
 @run_dir_option
 @click.option("--seconds", type=float, help="Stop after this long [default: until interrupted].")
-@_reported
+@reported
 def serve_command(matchers, run_dir, seconds):
     """Run matching services: close ended gates, solve and propose, finalise."""
+    from sim.market_rounds import start_matchers
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     sessions = Sessions(run_dir)
     chosen = list(matchers) or list(sessions.topology.market.matchers)
     unknown = [m for m in chosen if m not in sessions.topology.market.matchers]
     if unknown:
-        raise DrCommandError(f"not matchers of the topology: {', '.join(unknown)}")
+        raise Refused(f"not matchers of the topology: {', '.join(unknown)}")
     stop = threading.Event()
     _, threads = start_matchers(sessions, chosen, stop)
     click.echo(f"matching services running for {', '.join(chosen)}; Ctrl-C stops them")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait(seconds)
-    except KeyboardInterrupt:
-        pass
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
 
 
-def _consumers(sessions: Sessions, count: int) -> list[tuple[str, str]]:
-    """`count` consumers as (id, RA): the topology's, then synthetic ones registered with their RAs if needed
-    (the same ids as `gridledger dr simulate` uses)."""
-    from sim.meters import MeterFleet
-
-    fleet = MeterFleet.for_topology(sessions.topology, count)
-    for ra, consumers in fleet.by_ra().items():
-        register_consumers(sessions(ra), ra, [c.id for c in consumers])
-    return [(c.id, c.ra) for c in fleet.consumers]
-
-
-def run_rounds(sessions: Sessions, traders, gates: int, log=lambda line: None, stop: threading.Event | None = None):
-    """Place each gate's orders as it opens, for `gates` gates; returns the gate ids. Traders adjust to the
-    latest clearing price they can see (B8)."""
-    stop = stop or threading.Event()
-    viewer = MarketClient(sessions("TSO"))
-    placed: list[str] = []
-    seen_final: set[str] = set()
-    index = 0
-    while len(placed) < gates and not stop.is_set():
-        config = viewer.evaluate("get_config")
-        gate = config["current_gate"]
-        end = config["current_gate_end_ms"] / 1000
-        if gate in placed or end - time.time() < min(2.0, config["gate_seconds"] / 2):
-            stop.wait(max(0.1, end - time.time() + 0.05))  # too late for this gate: wait for the next
-            continue
-        for gate_record in viewer.evaluate("list_gates", "10"):
-            if gate_record["status"] == "finalised" and gate_record["id"] not in seen_final:
-                seen_final.add(gate_record["id"])
-                clearing = gate_record.get("clearing")
-                traded = set()
-                if clearing:
-                    for t in viewer.evaluate("get_trades", gate_record["id"])["trades"]:
-                        traded.update((t["seller"], t["buyer"]))
-                traders.observe(traded, clearing["average_price_sen_per_kwh"] / SEN_PER_YEN if clearing else None)
-        by_ra = traders.orders_for_gate(index)
-        count = 0
-        for ra, orders in by_ra.items():
-            client = MarketClient(sessions(ra))
-            refs = [{**o, "ref": f"{gate[11:].replace(':', '')}-{o['participant']}"} for o in orders]
-            for chunk in range(0, len(refs), 1000):
-                _place_once(client, refs[chunk : chunk + 1000], ra, gate, log)
-                count += len(refs[chunk : chunk + 1000])
-        log(f"gate {gate}: {count} orders from {len(by_ra)} RAs")
-        placed.append(gate)
-        index += 1
-        stop.wait(max(0.0, end - time.time() + 0.05))
-    return placed
-
-
-def _place_once(client: MarketClient, orders: list, ra: str, gate: str, log) -> None:
-    """Places a batch; if the answer is lost (timeout, peer restart), sends it again: its refs make the contract
-    refuse a copy that did commit ("already placed"), so no order is placed twice."""
-    for attempt in (1, 2):
-        try:
-            result = client.submit("place_orders", json.dumps(orders))
-        except GatewayError as error:
-            if error.refused and "already placed" in str(error) and attempt == 2:
-                return
-            if error.refused or attempt == 2:
-                raise
-            continue
-        if result["gate"] != gate:
-            log(f"  note: {ra}'s orders landed in gate {result['gate']} (the clock moved on)")
-        return
-
-
 @market.command("simulate")
 @run_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.option("--gates", type=click.IntRange(1, 1000), default=3, show_default=True)
 @click.option("--gate-seconds", type=click.IntRange(3, 86400), default=10, show_default=True)
 @click.option("--proposal-seconds", type=click.IntRange(2, 3600), default=5, show_default=True)
-@click.option("--objective", type=click.Choice(["volume", "welfare", "maxmin"]), default="welfare", show_default=True)
+@click.option("--objective", type=objective_choice, default="welfare", show_default=True)
 @click.option("--traders", "trader_count", type=click.IntRange(2, 30000), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@_reported
+@reported
 def simulate_command(run_dir, as_json, gates, gate_seconds, proposal_seconds, objective, trader_count, seed):
     """Trading rounds on the network: the operator configures the gates, every matcher's service runs, simulated
     prosumers bid each gate; then each gate's proposals, winner and clearing price against the continuous
     double auction on the same book."""
-    from sim.traders import TraderFleet
+    from sim.market_rounds import simulate_market
 
-    began = time.monotonic()
-    sessions = Sessions(run_dir)
-    topology = sessions.topology
-    tso = MarketClient(sessions(topology.market.operator))
-    tso.submit(
-        "configure",
-        json.dumps({"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}),
+    result = simulate_market(
+        Sessions(run_dir),
+        gates=gates,
+        gate_seconds=gate_seconds,
+        proposal_seconds=proposal_seconds,
+        objective=objective,
+        trader_count=trader_count,
+        seed=seed,
+        log=lambda line: None if as_json else click.echo(line),
     )
-    traders = TraderFleet.for_consumers(_consumers(sessions, trader_count), seed)
-    stop = threading.Event()
-    services, threads = start_matchers(sessions, list(topology.market.matchers), stop, poll_seconds=1.0)
-    try:
-        placed = run_rounds(sessions, traders, gates, log=lambda line: None if as_json else click.echo(line))
-        deadline = time.time() + gate_seconds + proposal_seconds + 60
-        while time.time() < deadline:
-            statuses = [tso.evaluate("get_gate", g)["status"] for g in placed]
-            if all(s == "finalised" for s in statuses):
-                break
-            time.sleep(0.5)
-        else:
-            raise DrCommandError(f"gates not finalised in time: {dict(zip(placed, statuses))}")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
-    report = [gate_report(tso, gate) for gate in placed]
-    result = {
-        "gates": report,
-        "traders": trader_count,
-        "objective": objective,
-        "seconds": round(time.monotonic() - began, 1),
-        "solve_seconds": {s.org: s.record.solve_seconds for s in services},
-    }
     lines = []
-    for g in report:
+    for g in result["gates"]:
         values = ", ".join(f"{p['org']} {p['value_display']}" for p in g["proposals"])
         lines.append(
             f"gate {g['gate']}: {g['orders']} orders, {len(g['proposals'])} proposals ({values}), "
@@ -461,36 +417,7 @@ def simulate_command(run_dir, as_json, gates, gate_seconds, proposal_seconds, ob
             lines.append(
                 f"  traded {_kwh(c['volume_wh'])} kWh at {_yen(c['average_price_sen_per_kwh'])} yen/kWh "
                 f"(low {_yen(c['low_sen_per_kwh'])}, high {_yen(c['high_sen_per_kwh'])}); surplus "
-                f"{_money(g['surplus_millisen'])} yen vs {_money(g['cda_surplus_millisen'])} yen by the "
+                f"{money(g['surplus_millisen'])} yen vs {money(g['cda_surplus_millisen'])} yen by the "
                 f"continuous double auction, volume {_kwh(g['cda_volume_wh'])} kWh by CDA"
             )
-    _emit(as_json, result, lines)
-
-
-def gate_report(client: MarketClient, gate: str) -> dict:
-    """A finalised gate's proposals, winner and totals, against the continuous double auction on its book."""
-    from solver.cda import continuous_double_auction
-    from solver.orders import order_from_ledger
-    from solver.proposals import total_surplus, traded_volume
-
-    record = client.evaluate("get_gate", gate)
-    book = client.evaluate("get_book", gate)["orders"]
-    orders = [order_from_ledger(o) for o in book]
-    by_id = {o.id: o for o in orders}
-    cda = continuous_double_auction(orders)
-    trades = client.evaluate("get_trades", gate)["trades"] if record["status"] == "finalised" else []
-    winner = record.get("winner") or {}
-    return {
-        "gate": gate,
-        "status": record["status"],
-        "objective": record["objective"],
-        "orders": len(orders),
-        "proposals": client.evaluate("list_proposals", gate),
-        "winner": winner.get("org"),
-        "clearing": record.get("clearing"),
-        "trades": len(trades),
-        "surplus_millisen": sum((by_id[t["buy"]].price - by_id[t["sell"]].price) * t["quantity_wh"] for t in trades),
-        "volume_wh": sum(t["quantity_wh"] for t in trades),
-        "cda_surplus_millisen": total_surplus(by_id, cda),
-        "cda_volume_wh": traded_volume(cda),
-    }
+    emit(as_json, result, lines)

@@ -5,24 +5,11 @@ import sys
 
 import click
 
-from network.bringup import DEFAULT_RUN_ROOT, Network, NetworkError, status_json, status_table
+from cli.common import fail, json_option, run_dir_option
+from network.bringup import Network, NetworkError, status_json, status_table
 from network.chaincode import DeployError
 from network.fabric import FabricUnavailable
 from network.processes import PortInUse
-
-run_dir_option = click.option(
-    "--run-dir",
-    type=click.Path(file_okay=False),
-    default=str(DEFAULT_RUN_ROOT),
-    envvar="GRIDLEDGER_RUN_DIR",
-    show_default=True,
-    help="Where the network keeps crypto, ledgers, logs and pid files.",
-)
-
-
-def _fail(error: Exception) -> None:
-    click.echo(f"error: {error}", err=True)
-    sys.exit(1)
 
 
 @click.group()
@@ -37,7 +24,7 @@ def up(run_dir):
     try:
         statuses = Network(run_dir).up()
     except (FabricUnavailable, NetworkError, PortInUse, DeployError) as error:
-        _fail(error)
+        fail(str(error))
     click.echo(status_table(statuses))
 
 
@@ -49,19 +36,19 @@ def down(run_dir, clean):
     try:
         stopped = Network(run_dir).down(clean=clean)
     except NetworkError as error:
-        _fail(error)
+        fail(str(error))
     click.echo(f"network: {stopped} process(es) stopped")
 
 
 @network.command()
 @run_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def status(run_dir, as_json):
     """Each node: pid, health, channel height."""
     try:
         statuses = Network(run_dir).status()
     except (FabricUnavailable, NetworkError) as error:
-        _fail(error)
+        fail(str(error))
     click.echo(json.dumps(status_json(statuses), indent=2) if as_json else status_table(statuses))
     if not all(s.healthy for s in statuses):
         sys.exit(3)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from cli.network import run_dir_option
+from cli.common import reported, run_dir_option
+from clients.contract import Refused
 
 
 @click.group()
@@ -19,13 +20,11 @@ def web():
 
 
 def _accounts(run_dir: str):
-    from network.bringup import Network
+    from network.bringup import Network, NetworkError
     from web.backend import accounts_for
 
     if not (Path(run_dir) / "network.json").exists():
-        raise click.ClickException(
-            f"no network in {run_dir}: start one with `gridledger network up --run-dir {run_dir}`"
-        )
+        raise NetworkError(f"no network in {run_dir}: start one with `gridledger network up --run-dir {run_dir}`")
     return accounts_for(Network(run_dir).topology)
 
 
@@ -55,12 +54,13 @@ def _detach(run_dir: str, host: str, port: int, accounts) -> None:
         try:
             check_ports_free({"web": port}, host)
         except PortInUse as error:
-            raise click.ClickException(f"{error} (choose another with --port)") from None
+            raise Refused(f"{error} (choose another with --port)") from None
         ensure_users(run_dir, list(accounts))  # before the process starts, so the passwords print below
         argv = [
             sys.executable,
-            "-m",
-            "cli.web",
+            "-c",
+            "from cli import main; main()",
+            "web",
             "serve",
             "--run-dir",
             str(Path(run_dir).resolve()),
@@ -77,7 +77,7 @@ def _detach(run_dir: str, host: str, port: int, accounts) -> None:
                 break
             except OSError:
                 if process.pid() is None or time.monotonic() > deadline:
-                    raise click.ClickException(f"the web server did not start; see {process.log_file}") from None
+                    raise Refused(f"the web server did not start; see {process.log_file}") from None
                 time.sleep(0.2)
     click.echo(
         f"web: http://{host}:{port}/ serves the network of {Path(run_dir).resolve()} (pid {process.pid()}, "
@@ -92,6 +92,7 @@ def _detach(run_dir: str, host: str, port: int, accounts) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="GRIDLEDGER_WEB_HOST")
 @click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True, envvar="GRIDLEDGER_WEB_PORT")
 @click.option("--detach", is_flag=True, help="Run in the background as a process of the run directory.")
+@reported
 def serve(run_dir, host, port, detach):
     """Serve the web pages for the network of RUN_DIR until interrupted (Ctrl-C or SIGTERM)."""
     accounts = _accounts(run_dir)
@@ -127,6 +128,7 @@ def serve(run_dir, host, port, detach):
 @web.command()
 @run_dir_option
 @click.option("--reset", "reset_name", metavar="NAME", help="Give NAME a new password (its sessions end).")
+@reported
 def users(run_dir, reset_name):
     """The sign-in names, and their generated passwords while the initial passwords file exists."""
     from web.users import ensure_users, reset_password
@@ -135,11 +137,7 @@ def users(run_dir, reset_name):
     ensure_users(run_dir, list(accounts))
     if reset_name:
         if reset_name not in accounts:
-            raise click.ClickException(f"no account {reset_name!r}; the names are {', '.join(accounts)}")
+            raise Refused(f"no account {reset_name!r}; the names are {', '.join(accounts)}")
         click.echo(f"{reset_name}: new password {reset_password(run_dir, reset_name)}")
         return
     click.echo("\n".join(_sign_in_lines(run_dir, accounts)))
-
-
-if __name__ == "__main__":
-    sys.exit(web())

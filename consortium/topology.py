@@ -184,9 +184,9 @@ class Topology:
         groups: dict[str, tuple[str, ...]] = {}
         for org in self.organisations:
             if org.role == "ac":
-                groups[self.ac_collection_for(org.name)] = tuple(tso + [org.name])
-            elif org.role == "ra":
-                groups[self.readings_collection_for(org.name)] = tuple(tso + [org.parent, org.name])
+                groups[self.ac_collection_for(org.name)] = (*tso, org.name)
+            elif org.role == "ra" and org.parent is not None:  # load() refuses an RA without its AC
+                groups[self.readings_collection_for(org.name)] = (*tso, org.parent, org.name)
         return groups
 
     def consumer_owner(self, consumer: str) -> Organisation:

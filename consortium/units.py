@@ -6,7 +6,7 @@ write are exact; more precision than the unit is refused, never rounded.
 """
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 JST = timezone(timedelta(hours=9), "JST")
@@ -15,7 +15,7 @@ SEN_PER_YEN = 100
 MILLISEN_PER_YEN = 100_000
 NO_FIGURE = "–"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE = re.compile(r"(2[0-9]{3})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})(\+09:00)?")
 
 

@@ -15,8 +15,8 @@ collections the caller's organisation is a member of, as the peer keeps them (it
 
 import hashlib
 import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import grpc
 from fabric_protos.common import common_pb2
@@ -24,20 +24,15 @@ from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.orderer import ab_pb2
-from fabric_protos.peer import (
-    chaincode_event_pb2,
-    events_pb2_grpc,
-    proposal_pb2,
-    proposal_response_pb2,
-    transaction_pb2,
-)
-from google.protobuf import timestamp_pb2
+from fabric_protos.peer import chaincode_event_pb2, events_pb2_grpc
 from google.protobuf.message import DecodeError
 
+from gateway.api import VALID
+from gateway.client import FabricGateway, FabricIdentity, Signing
 from gateway.errors import GatewayError
+from gateway.protoutil import NONCE_BYTES, chaincode_action, message_header, validation_code_name
 
 DEFAULT_DELIVER_TIMEOUT = 60.0
-NONCE_BYTES = 24
 
 
 class BlockFetchError(GatewayError):
@@ -91,7 +86,7 @@ class TransactionRecord:
 
     @property
     def valid(self) -> bool:
-        return self.validation_code == "VALID"
+        return self.validation_code == VALID
 
 
 @dataclass(frozen=True)
@@ -143,18 +138,12 @@ def data_hash(envelopes: Iterable[bytes]) -> bytes:
 # Fetching.
 
 
-def seek_envelope(identity, signer, channel_name: str, start: int, stop: int | None) -> common_pb2.Envelope:
+def seek_envelope(
+    identity: FabricIdentity, signer: Signing, channel_name: str, start: int, stop: int | None
+) -> common_pb2.Envelope:
     """A signed DELIVER_SEEK_INFO envelope for blocks start..stop (stop None: the newest when asked)."""
     creator = identity.serialize()
     nonce = secrets.token_bytes(NONCE_BYTES)
-    timestamp = timestamp_pb2.Timestamp()
-    timestamp.GetCurrentTime()
-    channel_header = common_pb2.ChannelHeader(
-        type=common_pb2.DELIVER_SEEK_INFO,
-        channel_id=channel_name,
-        timestamp=timestamp,
-        tx_id=hashlib.sha256(nonce + creator).hexdigest(),
-    )
     seek = ab_pb2.SeekInfo(
         start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)),
         behavior=ab_pb2.SeekInfo.BLOCK_UNTIL_READY,
@@ -164,17 +153,13 @@ def seek_envelope(identity, signer, channel_name: str, start: int, stop: int | N
     else:
         seek.stop.specified.number = stop
     payload = common_pb2.Payload(
-        header=common_pb2.Header(
-            channel_header=channel_header.SerializeToString(),
-            signature_header=common_pb2.SignatureHeader(creator=creator, nonce=nonce).SerializeToString(),
-        ),
-        data=seek.SerializeToString(),
+        header=message_header(common_pb2.DELIVER_SEEK_INFO, channel_name, creator, nonce), data=seek.SerializeToString()
     ).SerializeToString()
     return common_pb2.Envelope(payload=payload, signature=signer.sign(payload))
 
 
 def fetch_blocks(
-    gateway,
+    gateway: FabricGateway,
     channel_name: str,
     *,
     channel: grpc.Channel,
@@ -215,7 +200,10 @@ def fetch_blocks(
 # Reading a block.
 
 
-def parse_block(block: common_pb2.Block, private_data: dict | None = None) -> BlockRecord:
+def parse_block(
+    block: common_pb2.Block, private_data: dict[int, rwset_pb2.TxPvtReadWriteSet] | None = None
+) -> BlockRecord:
+    """What a block says: its hashes, each transaction's writes and event, and the private data beside it."""
     header = block.header
     envelopes = list(block.data.data)
     metadata = block.metadata.metadata
@@ -240,12 +228,7 @@ def parse_block(block: common_pb2.Block, private_data: dict | None = None) -> Bl
 
 
 def _code_name(code: int | None) -> str:
-    if code is None:
-        return "NOT_VALIDATED"
-    try:
-        return transaction_pb2.TxValidationCode.Name(code)
-    except ValueError:
-        return f"TxValidationCode {code}"
+    return "NOT_VALIDATED" if code is None else validation_code_name(code)
 
 
 def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> TransactionRecord:
@@ -265,14 +248,9 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
     if channel_header.type != common_pb2.ENDORSER_TRANSACTION:
         return record
     try:
-        actions = transaction_pb2.Transaction.FromString(payload.data).actions
-        if not actions:
+        action = chaincode_action(payload)
+        if action is None:
             return record
-        action_payload = transaction_pb2.ChaincodeActionPayload.FromString(actions[0].payload)
-        response_payload = proposal_response_pb2.ProposalResponsePayload.FromString(
-            action_payload.action.proposal_response_payload
-        )
-        action = proposal_pb2.ChaincodeAction.FromString(response_payload.extension)
         rwset = rwset_pb2.TxReadWriteSet.FromString(action.results)
         event = chaincode_event_pb2.ChaincodeEvent.FromString(action.events)
     except DecodeError:
@@ -308,7 +286,9 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
     )
 
 
-def _private_sets(pvt: rwset_pb2.TxPvtReadWriteSet):
+def _private_sets(
+    pvt: rwset_pb2.TxPvtReadWriteSet,
+) -> Iterator[tuple[str, str, bytes, tuple[PrivateWrite, ...]]]:
     for ns in pvt.ns_pvt_rwset:
         for collection in ns.collection_pvt_rwset:
             writes = tuple(

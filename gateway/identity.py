@@ -3,6 +3,8 @@
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from fabric_protos.msp import identities_pb2
 
 from gateway.signing import Signer
@@ -39,9 +41,13 @@ def identity_from_msp_dir(path: str | Path, msp_id: str) -> tuple[X509Identity, 
     key = _only_file(msp / "keystore", "*_sk")
     identity = X509Identity(msp_id, certificate.read_bytes())
     signer = Signer(key.read_bytes())
-    if signer.public_key.public_numbers() != identity.certificate.public_key().public_numbers():
+    if _public_key_info(signer.public_key) != _public_key_info(identity.certificate.public_key()):
         raise ValueError(f"{key} is not the private key of {certificate}")
     return identity, signer
+
+
+def _public_key_info(key: CertificatePublicKeyTypes) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _only_file(directory: Path, pattern: str) -> Path:

@@ -1,5 +1,5 @@
-"""`gridledger audit`: an organisation checks the ledger its peer keeps — the block hash chain, that the chain is
-the one every other node holds, and that the private data it holds matches the hashes the blocks record.
+"""An organisation's audit of the ledger its peer keeps: the block hash chain, that the chain is the one every other
+node holds, and that the private data it holds matches the hashes the blocks record (`gridledger audit` prints it).
 
 What is checked, and against what:
 - every block's data hash against its transactions, and every block's previous hash against the header hash of
@@ -11,22 +11,17 @@ What is checked, and against what:
 - the private values the peer serves now (its state database, read through the chaincode) against the hash of
   the latest valid write of each key in the blocks: a value altered in one peer's store is caught here.
 
-The last check reads each value with the records contract: `list_private_hashes` when the chaincode has it (one
-call per collection, every key), otherwise `get_private_record` for keys it accepts (printable, at most 64
-characters); keys neither can read are counted as unchecked, never as verified.
+The last check reads each value with the records contract's `get_private_record`, for the keys it accepts
+(printable, at most 64 characters); other keys are counted as unchecked, never as verified.
 """
 
 import hashlib
-import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-import click
+from consortium import CHAINCODE_NAME
+from network.connections import connect_as
 
-from cli.network import run_dir_option
-
-CHAINCODE = "gridledger"
 RECORDS = "records"
 MAX_RECORD_KEY_CHARS = 64
 
@@ -57,7 +52,6 @@ def audit_ledger(network, org: str, peer_org: str | None = None, compare: bool =
     """Audits the ledger of `peer_org`'s peer (default: org's own) as `org`'s User1."""
     from gateway import grpc_channel_for
     from gateway.blocks import BlockFetchError, chain_problems, fetch_blocks, private_data_problems
-    from network.connections import connect_as
 
     started = time.monotonic()
     topology = network.topology
@@ -80,7 +74,7 @@ def audit_ledger(network, org: str, peer_org: str | None = None, compare: bool =
         if compare and blocks:
             report.problems += _compare_tips(network, gateway, peer, blocks[-1], report)
         latest, keys = _latest_private_writes(blocks)
-        contract = gateway.get_network(topology.channel).get_contract(CHAINCODE, RECORDS)
+        contract = gateway.get_network(topology.channel).get_contract(CHAINCODE_NAME, RECORDS)
         report.problems += _check_private_state(contract, topology.organisation(peer.org).msp_id, latest, keys, report)
     report.seconds = round(time.monotonic() - started, 2)
     return report
@@ -138,14 +132,14 @@ def _latest_private_writes(blocks):
             if not tx.valid:
                 continue
             for write in tx.hashed_writes:
-                if write.namespace == CHAINCODE:
+                if write.namespace == CHAINCODE_NAME:
                     latest[(write.collection, write.key_hash)] = (
                         None if write.is_delete else write.value_hash,
                         block.number,
                         tx.tx_id,
                     )
             for namespace, collection, _, writes in block.private_data.get(tx.index, ()):
-                if namespace == CHAINCODE:
+                if namespace == CHAINCODE_NAME:
                     for write in writes:
                         keys[(collection, hashlib.sha256(write.key.encode()).digest())] = write.key
     return latest, keys
@@ -157,7 +151,6 @@ def _check_private_state(contract, peer_msp_id: str, latest, keys, report: Audit
     problems = []
     collections = sorted({collection for collection, _ in keys})
     for collection in collections:
-        held = _list_private_hashes(contract, peer_msp_id, collection)
         expected = {key_hash: entry for (c, key_hash), entry in latest.items() if c == collection}
         for key_hash, (value_hash, number, tx_id) in sorted(expected.items(), key=lambda item: item[1][1]):
             key = keys.get((collection, key_hash))
@@ -166,19 +159,14 @@ def _check_private_state(contract, peer_msp_id: str, latest, keys, report: Audit
                 if key is not None
                 else f"collection {collection} key hash {key_hash.hex()[:16]}…"
             )
-            if held is not None:
-                actual = held.get(key_hash)
-            elif key is not None and key.isprintable() and 1 <= len(key) <= MAX_RECORD_KEY_CHARS:
-                try:
-                    value = contract.evaluate(
-                        "get_private_record", collection, key, endorsing_organizations=[peer_msp_id]
-                    )
-                    actual = hashlib.sha256(value).digest()
-                except GatewayError as error:
-                    actual = None if "no record with key" in str(error) else error
-            else:
-                report.private_values_unchecked += 1
+            if key is None or not key.isprintable() or not 1 <= len(key) <= MAX_RECORD_KEY_CHARS:
+                report.private_values_unchecked += 1  # the records contract cannot read this key
                 continue
+            try:
+                value = contract.evaluate("get_private_record", collection, key, endorsing_organizations=[peer_msp_id])
+                actual = hashlib.sha256(value).digest()
+            except GatewayError as error:
+                actual = None if "no record with key" in str(error) else error
             if isinstance(actual, Exception):
                 report.private_values_unchecked += 1
                 problems.append(f"{where}: could not be read ({actual})")
@@ -192,61 +180,3 @@ def _check_private_state(contract, peer_msp_id: str, latest, keys, report: Audit
                     f"(transaction {tx_id[:12]}…) records {recorded}: the private data was altered"
                 )
     return problems
-
-
-def _list_private_hashes(contract, peer_msp_id: str, collection: str) -> dict[bytes, bytes] | None:
-    """key hash → SHA-256 of the value the peer holds, for every key of the collection, when the records contract
-    has list_private_hashes; None when it has not."""
-    from gateway.errors import GatewayError
-
-    try:
-        listed = json.loads(contract.evaluate("list_private_hashes", collection, endorsing_organizations=[peer_msp_id]))
-    except GatewayError as error:
-        if "has no transaction" in str(error):
-            return None
-        raise
-    return {hashlib.sha256(entry["key"].encode()).digest(): bytes.fromhex(entry["value_sha256"]) for entry in listed}
-
-
-@click.command()
-@click.option("--as", "who", required=True, metavar="ORG", help="The organisation auditing (its User1).")
-@click.option("--peer", "peer_org", metavar="ORG", help="Whose peer's ledger to audit [default: your own].")
-@click.option("--no-compare", is_flag=True, help="Do not compare the newest block with the other nodes'.")
-@run_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def audit(who, peer_org, no_compare, run_dir, as_json):
-    """Verify the block hash chain and the private data your organisation holds against the blocks' hashes."""
-    from pathlib import Path
-
-    from gateway.errors import GatewayError
-    from network.bringup import Network, NetworkError
-
-    try:
-        if not (Path(run_dir) / "network.json").exists():
-            raise NetworkError(f"no network in {run_dir}: start one with `gridledger network up --run-dir {run_dir}`")
-        network = Network(run_dir)
-        if who not in network.topology.org_names or (peer_org and peer_org not in network.topology.org_names):
-            raise NetworkError(f"--as and --peer must be one of {', '.join(network.topology.org_names)}")
-        report = audit_ledger(network, who, peer_org, compare=not no_compare)
-    except (GatewayError, NetworkError, OSError, ValueError) as error:
-        click.echo("error: " + " ".join(str(error).split()), err=True)
-        sys.exit(1)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        click.echo(
-            f"audit of {report.peer} as {report.org}: {report.blocks} blocks, {report.transactions} "
-            f"transactions ({report.valid_transactions} valid), {report.private_write_sets} private write "
-            f"sets, {report.private_values_checked} private values checked"
-            + (f", {report.private_values_unchecked} unchecked" if report.private_values_unchecked else "")
-            + f" in {report.seconds:.1f} s"
-        )
-        if report.nodes_compared:
-            click.echo("newest block compared with " + ", ".join(report.nodes_compared))
-        click.echo(
-            "\n".join(f"PROBLEM: {p}" for p in report.problems)
-            if report.problems
-            else "the hash chain holds and every private value checked matches its block's hash"
-        )
-    if report.problems:
-        sys.exit(2)

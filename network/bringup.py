@@ -262,7 +262,7 @@ def status_table(statuses: list[NodeStatus]) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows)
 
 
 def status_json(statuses: list[NodeStatus]) -> list[dict]:

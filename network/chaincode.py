@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from consortium import CHAINCODE_NAME
+from consortium.policies import collections_config, endorsement_policy
 from consortium.topology import Topology
 from network import crypto, nodes
 from network.processes import ManagedProcess, check_ports_free
@@ -31,28 +32,6 @@ class DeployError(RuntimeError):
     pass
 
 
-def collections_config(topology: Topology) -> list[dict]:
-    """Fabric's collection config for every visibility group; member peers alone endorse their writes."""
-    config = []
-    for name, members in topology.collections().items():
-        msps = [topology.organisation(m).msp_id for m in members]
-        config.append(
-            {
-                "name": name,
-                "policy": "OR(" + ", ".join(f"'{m}.member'" for m in msps) + ")",
-                # Endorsement waits until one other member holds the data, so no single peer's loss loses it;
-                # a two-member group has no third peer to wait for without stalling when the other is down.
-                "requiredPeerCount": 1 if len(msps) > 2 else 0,
-                "maxPeerCount": len(msps) - 1,
-                "blockToLive": 0,
-                "memberOnlyRead": True,
-                "memberOnlyWrite": True,
-                "endorsementPolicy": {"signaturePolicy": "OR(" + ", ".join(f"'{m}.peer'" for m in msps) + ")"},
-            }
-        )
-    return config
-
-
 def code_fingerprint() -> str:
     """SHA-256 over what the chaincode runs: a chaincode server runs the code it was started with."""
     digest = hashlib.sha256()
@@ -64,24 +43,18 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def endorsement_policy(topology: Topology) -> str:
-    """A majority of the organisations' peers, as an explicit signature policy. The channel's default
-    "MAJORITY Endorsement" means the same but is an ImplicitMeta policy, whose evaluation checks every
-    signature once per organisation: profiled, that was two thirds of each peer's CPU."""
-    peers = [f"'{org.msp_id}.peer'" for org in topology.organisations]
-    return f"OutOf({len(peers) // 2 + 1}, {', '.join(peers)})"
-
-
 def _tar(files: dict[str, bytes]) -> bytes:
     """A gzipped tar with fixed metadata (the gzip header's time too), so the same content gives the same
     package id, and a redeployment of unchanged content keeps the running servers' ids valid."""
     out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as zipped:
-        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for name, data in sorted(files.items()):
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(data), 0o644, 0
-                tar.addfile(info, io.BytesIO(data))
+    with (
+        gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
 
 
@@ -213,7 +186,7 @@ class ChaincodeDeployment:
             if "404" in str(error):  # "namespace gridledger is not defined": nothing committed yet
                 return None
             raise
-        return json.loads(out[out.index("{") :])
+        return first_json_object(out)
 
     def deploy(self, log=print) -> int:
         """Packages, installs, approves and commits the chaincode if its definition changed; starts the
@@ -347,6 +320,23 @@ class ChaincodeDeployment:
             "--waitForEventTimeout",
             "60s",
         )
+
+
+def first_json_object(out: str) -> dict:
+    """The first JSON object in a peer command's output: `--output json` prints it on stdout, and Fabric v3.1's
+    gRPC library may log lines after it (or before it, on stderr), some of them with braces of their own."""
+    decoder = json.JSONDecoder()
+    start = out.find("{")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(out, start)
+        except json.JSONDecodeError:
+            start = out.find("{", start + 1)
+            continue
+        if isinstance(value, dict):
+            return value
+        start = out.find("{", start + 1)
+    raise DeployError(f"no JSON object in the peer's output: {out[-2000:]}")
 
 
 def _listening(host: str, port: int) -> bool:

@@ -110,7 +110,7 @@ def issue_certificate(
     ca_cert = x509.load_pem_x509_certificate(next(Path(ca_dir).glob("*-cert.pem")).read_bytes())
     ca_key = serialization.load_pem_private_key((Path(ca_dir) / "priv_sk").read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     names = [x509.NameAttribute(NameOID.COUNTRY_NAME, "JP")]
     if organisational_unit:
         names.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, organisational_unit))

@@ -1,6 +1,7 @@
 """Each Fabric node's settings, as explicit ORDERER_*/CORE_* overrides rooted at one run directory (after
 fabric-samples' test-network-nano-bash), and the admin commands that act on a node."""
 
+import http.client
 import json
 import os
 import socket
@@ -38,13 +39,17 @@ def write_node_config(sampleconfig: Path, config_dir: Path) -> Path:
     return config_dir
 
 
-def orderer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: Path) -> dict[str, str]:
+def _node_dirs(node: Node, layout: CryptoLayout, run_root: Path) -> tuple[Path, Path, Path, dict[str, str]]:
+    """A node's MSP home, its TLS directory, its data directory, and the settings every node shares."""
     home = layout.node_dir(node)
-    tls = home / "tls"
-    data = run_root / "data" / node.name
+    shared = {"FABRIC_CFG_PATH": str(run_root / "config"), "FABRIC_LOGGING_SPEC": "INFO"}
+    return home, home / "tls", run_root / "data" / node.name, shared
+
+
+def orderer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: Path) -> dict[str, str]:
+    home, tls, data, shared = _node_dirs(node, layout, run_root)
     return {
-        "FABRIC_CFG_PATH": str(run_root / "config"),
-        "FABRIC_LOGGING_SPEC": "INFO",
+        **shared,
         "ORDERER_GENERAL_LISTENADDRESS": node.host,
         "ORDERER_GENERAL_LISTENPORT": str(node.listen_port),
         "ORDERER_GENERAL_LOCALMSPID": topology.orderer_msp_id,
@@ -75,12 +80,9 @@ def orderer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: 
 
 
 def peer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: Path) -> dict[str, str]:
-    home = layout.node_dir(node)
-    tls = home / "tls"
-    data = run_root / "data" / node.name
+    home, tls, data, shared = _node_dirs(node, layout, run_root)
     return {
-        "FABRIC_CFG_PATH": str(run_root / "config"),
-        "FABRIC_LOGGING_SPEC": "INFO",
+        **shared,
         "CORE_PEER_ID": node.hostname,
         "CORE_PEER_ADDRESS": node.address,
         "CORE_PEER_LISTENADDRESS": node.address,
@@ -134,7 +136,8 @@ def healthy(node: Node, timeout: float = 2.0) -> bool:
                 return False
         with socket.create_connection((node.host, node.listen_port), timeout=timeout):
             return True
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+        # HTTPException: an answer that is not HTTP, e.g. a probe whose socket connected to itself, is "not up yet".
         return False
 
 
@@ -201,8 +204,7 @@ class PeerAdmin:
             [self._peer, *args],
             env=self.env,
             text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             timeout=timeout,
         )
         if done.returncode != 0:

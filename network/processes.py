@@ -1,5 +1,6 @@
 """Processes the network starts as plain OS processes: pid files, logs, and proof that a pid is still ours."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -97,10 +98,8 @@ def _proc_state(pid: int) -> tuple[str, int] | None:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):  # not our child: whoever started it reaps it
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass  # not our child: whoever started it reaps it
 
 
 def check_ports_free(ports: dict[str, int], host: str) -> None:

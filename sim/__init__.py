@@ -1,0 +1,1 @@
+"""Simulators: smart meters, the aggregation system (AS), market participants, and whole DR and market runs."""

@@ -5,6 +5,8 @@ be told to get numbers wrong, so that the TSO's comparison has something to catc
     system = AggregationSystem("run/aggregation-system.sqlite", topology)
     system.receive("1", readings)                    # sim.meters.Reading: ra, consumer, minute, wh
     system.aggregates("1", "AC1")                    # {"2021-01-14T00:00": 4000, ...} Wh per minute
+    system.aggregates_of("1", ["AC1", "RA1"])        # {"AC1": {...}, "RA1": {...}}: what the comparison asks
+    AggregationSystem(path, read_only=True)          # how the web reads it: it never writes the AS's data
     system.inject_discrepancy("1", "C1", "2021-01-14T00:02", 250)
 
 With `discrepancy_rate`, each reading received is recorded wrong (1 to 50 Wh too high) with that probability,
@@ -15,8 +17,8 @@ the same command is kept once.
 import random
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from consortium.topology import Topology
 
@@ -31,15 +33,27 @@ CREATE TABLE IF NOT EXISTS as_aggregates (
 
 
 class AggregationSystem:
-    def __init__(self, path: str | Path, topology: Topology, discrepancy_rate: float = 0.0, seed: int = 0):
+    def __init__(
+        self,
+        path: str | Path,
+        topology: Topology | None = None,
+        discrepancy_rate: float = 0.0,
+        seed: int = 0,
+        read_only: bool = False,
+    ):
+        """`topology` (whose AC each RA belongs to) is needed to receive readings, not to read a store that
+        `read_only` opens as it is."""
         if not 0.0 <= discrepancy_rate <= 1.0:
             raise ValueError(f"discrepancy_rate must be between 0 and 1, got {discrepancy_rate}")
         self.topology = topology
         self.discrepancy_rate = discrepancy_rate
         self._draw = random.Random(seed)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._db.executescript(_SCHEMA)
+        if read_only:
+            self._db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False)
+            self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
     def receive(self, command_id: str, readings: Iterable) -> int:
@@ -79,10 +93,24 @@ class AggregationSystem:
 
     def aggregates(self, command_id: str, org: str) -> dict[str, int]:
         """The AS aggregate of an RA or AC for a command: minute → Wh (minutes it has no reading for are absent)."""
-        rows = self._db.execute(
-            "SELECT minute, wh FROM as_aggregates WHERE command = ? AND org = ? ORDER BY minute", (command_id, org)
-        )
-        return dict(rows.fetchall())
+        return self.aggregates_of(command_id, [org])[org]
+
+    def aggregates_of(self, command_id: str, orgs: list[str]) -> dict[str, dict[str, int]]:
+        """The AS aggregates of several RAs and ACs for a command, in one query: {org: {minute: Wh}}."""
+        figures: dict[str, dict[str, int]] = {org: {} for org in orgs}
+        if not orgs:
+            return figures
+        marks = ",".join("?" * len(orgs))
+        try:
+            rows = self._db.execute(
+                f"SELECT org, minute, wh FROM as_aggregates WHERE command = ? AND org IN ({marks}) ORDER BY minute",
+                (command_id, *orgs),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a store opened read-only before anything created its tables
+            return figures
+        for org, minute, wh in rows:
+            figures[org][minute] = wh
+        return figures
 
     def readings(self, command_id: str, consumer: str) -> dict[str, int]:
         rows = self._db.execute(

@@ -1,5 +1,5 @@
 """Smart-meter simulator: per-minute consumption of many consumers, reduced during DR command windows, posted to
-the ledger through the gateway, by each configured meter under its own identity or in batches by the RA.
+the ledger through DR clients (clients.dr), by each configured meter under its own identity or in batches by the RA.
 
 Load model (seeded, so a run can be repeated exactly): each consumer has a base load between 0.3 and 3 kW (homes
 to small shops), shaped by the hour of the day in JST (a night trough, morning and evening peaks), with ±8 %
@@ -7,16 +7,15 @@ noise per minute; during a command window it consumes `response` (10–40 %) les
 The randomness is in the simulator only; what reaches the ledger is integers.
 """
 
-import json
 import random
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
+from clients.dr import DrClient, Reading
 from consortium.topology import Topology
-from consortium.units import minute_index, minute_label
-from gateway.errors import CommitError, CommitStatusError, EndorseError, SubmitError
+from consortium.units import WH_PER_KWH, minute_index, minute_label
 
 # Share of the base load per hour of the JST day, 00:00 to 23:00.
 HOURLY_SHAPE = (
@@ -45,19 +44,8 @@ HOURLY_SHAPE = (
     0.8,
     0.65,
 )
-WH_PER_KW_MINUTE = 1000 / 60
+WH_PER_KW_MINUTE = WH_PER_KWH / 60
 NOISE = 0.08
-
-
-@dataclass(frozen=True)
-class Reading:
-    ra: str
-    consumer: str
-    minute: str  # JST minute label
-    wh: int
-
-    def as_json(self) -> dict:
-        return {"consumer": self.consumer, "minute": self.minute, "wh": self.wh}
 
 
 @dataclass(frozen=True)
@@ -154,75 +142,21 @@ def batches(readings: Iterable[Reading], size: int) -> Iterator[tuple[str, list[
         yield ra, batch
 
 
-def post_readings(
-    contract, msp_id: str, command_id: str, readings: list[Reading], attempts: int = 3, resume: bool = False
-) -> dict:
-    """One post_readings transaction; the readings travel in transient data and only the poster's own peer
-    endorses it, so no other organisation ever receives them. A transaction that lost an MVCC race (another
-    one wrote the same consumer-hour first) changed nothing and is tried again, up to `attempts` times; so is one
-    whose fate is unknown (the orderer or the commit status did not answer).
-
-    Posting is idempotent, so a simulator killed and started again resumes without losing or double-posting: the
-    contract keys a reading by (command, consumer, minute) and refuses one it already holds. When a batch is
-    refused as "already recorded" after an attempt whose fate is unknown, or with `resume` (a simulator run
-    again over the same readings), its readings are read back from the poster's own peer; if the ledger holds
-    exactly them the batch counts as posted, with "already_recorded": true. Otherwise the refusal stands: a
-    person posting a reading twice is told so, and a recorded minute is never overwritten."""
-    payload = json.dumps([r.as_json() for r in readings], separators=(",", ":"))
-    for attempt in range(1, attempts + 1):
-        try:
-            return json.loads(
-                contract.submit(
-                    "post_readings", command_id, transient={"readings": payload}, endorsing_organizations=[msp_id]
-                )
-            )
-        except CommitError as error:
-            if error.code != "MVCC_READ_CONFLICT" or attempt == attempts:
-                raise
-        except (SubmitError, CommitStatusError):
-            if attempt == attempts:
-                raise
-            resume = True  # it may have committed unseen: a refusal as "already recorded" may be our own
-        except EndorseError as error:
-            if "already recorded" not in str(error) or not resume:
-                raise
-            return _already_recorded(contract, msp_id, command_id, readings, error)
-
-
-def _already_recorded(contract, msp_id: str, command_id: str, readings: list[Reading], refusal: Exception) -> dict:
-    """The summary of a batch the ledger already holds exactly, read back consumer by consumer; else the refusal."""
-    recorded: dict[tuple[str, str], int] = {}
-    for consumer in sorted({r.consumer for r in readings}):
-        shown = json.loads(contract.evaluate("get_readings", consumer, command_id, endorsing_organizations=[msp_id]))
-        recorded.update({(consumer, r["minute"]): r["wh"] for r in shown["readings"]})
-    if any(recorded.get((r.consumer, r.minute)) != r.wh for r in readings):
-        raise refusal
-    minutes = sorted(r.minute for r in readings)
-    return {
-        "command": command_id,
-        "ra": readings[0].ra,
-        "readings": len(readings),
-        "first_minute": minutes[0],
-        "last_minute": minutes[-1],
-        "already_recorded": True,
-    }
-
-
 def post_all(
-    poster_for: Callable[[Reading], tuple[object, str]],
+    poster_for: Callable[[Reading], DrClient],
     command_id: str,
     groups: Iterable[list[Reading]],
     workers: int = 4,
     on_posted: Callable[[list[Reading], dict], None] | None = None,
 ) -> list[dict]:
-    """Posts each group of readings as one transaction, `workers` at a time. `poster_for(first reading)` gives
-    the (contract, MSP id) to post it with: an RA's, or the meter's own. Raises the first failure."""
+    """Posts each group of readings as one transaction (DrClient.post_readings, resuming: see there), `workers`
+    at a time. `poster_for(first reading)` is the DR client to post it with: an RA's, or the meter's own. Raises
+    the first failure."""
     summaries = []
     lock = threading.Lock()
 
     def post(group: list[Reading]) -> None:
-        contract, msp_id = poster_for(group[0])
-        summary = post_readings(contract, msp_id, command_id, group, resume=True)
+        summary = poster_for(group[0]).post_readings(command_id, group, resume=True)
         with lock:
             summaries.append(summary)
             if on_posted:

@@ -41,7 +41,7 @@ class TraderFleet:
         self.last_side: dict[str, str] = {}
 
     @classmethod
-    def for_consumers(cls, consumers: list[tuple[str, str]], seed: int = 0) -> "TraderFleet":
+    def for_consumers(cls, consumers: list[tuple[str, str]], seed: int = 0) -> TraderFleet:
         """consumers: (consumer id, its RA) pairs."""
         traders = []
         for consumer, ra in consumers:

@@ -9,13 +9,16 @@ passed over, not matched, and keeps its place. No optimisation and no seed: firs
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 
+from solver.orders import Order
 from solver.proposals import Trade
 
 
-def continuous_double_auction(orders) -> list[Trade]:
-    resting = {"sell": [], "buy": []}  # heaps of (price key, time, id, remaining Wh, order)
-    trades: dict = {}
+def continuous_double_auction(orders: Iterable[Order]) -> list[Trade]:
+    # per side, a heap of (price key, time, id, remaining Wh, order)
+    resting: dict[str, list[tuple[int, int, str, int, Order]]] = {"sell": [], "buy": []}
+    trades: dict[tuple[str, str], Trade] = {}
     for order in sorted(orders, key=lambda o: (o.time, o.id)):
         book = resting["buy" if order.is_sell else "sell"]
         remaining = order.quantity

@@ -1,6 +1,6 @@
 """Solve a gate: optimal whole-Wh trades for an objective, in seeded rank order, with an optimality certificate.
 
-`solve(orders, objective, seed)` runs the fast path (fast.py) or the Pyomo model (models.py, method="model"),
+`solve(orders, objective, seed)` runs the fast path (solver.fast) or the Pyomo model (models.py, method="model"),
 turns the optimum into trades in whole Wh and sen, hands fills to higher-ranked equivalent orders
 (fairness.py), and measures the result exactly. Its `proposal()` is what a matching service submits. The
 orders are given to the solvers sorted by their seeded rank, so wherever a solver picks among equally good
@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
+from consortium import OBJECTIVES
 from solver.fairness import hand_over_to_higher_ranks, order_book_seed, rank_key
 from solver.fast import max_volume, maxmin_relaxation, welfare_relaxation
 from solver.orders import check_unique_ids
 from solver.proposals import (
-    OBJECTIVES,
     Certificate,
     Proposal,
     Trade,

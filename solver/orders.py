@@ -94,7 +94,7 @@ def time_from_json(value, label: str = "order") -> int:
             raise InvalidOrders(
                 f"{label}: time must be Unix milliseconds or an ISO 8601 timestamp with a UTC offset, got {value!r}"
             )
-        since_epoch = moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        since_epoch = moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
         if since_epoch.microseconds % 1000:
             raise InvalidOrders(f"{label}: time must be whole milliseconds, got {value!r}")
         return since_epoch // datetime.timedelta(milliseconds=1)

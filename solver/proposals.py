@@ -73,7 +73,7 @@ class Proposal:
 
     def to_json(self) -> dict:
         """Integers only (maxmin value as "numerator/denominator"), so it travels through chaincode exactly."""
-        data = {
+        data: dict[str, object] = {
             "objective": self.objective,
             "value": str(self.value),
             "trades": [
@@ -86,7 +86,7 @@ class Proposal:
         return data
 
     @classmethod
-    def from_json(cls, data) -> "Proposal":
+    def from_json(cls, data) -> Proposal:
         try:
             objective = data["objective"]
             value = Fraction(data["value"]) if objective == "maxmin" else int(data["value"])
@@ -149,16 +149,18 @@ def participant_profits(by_id: dict, trades) -> dict:
     return profits
 
 
-def worst_profit_per_kwh(offered: dict, profits: dict) -> Fraction:
+def worst_profit_per_kwh(offered: dict[str, int], profits: dict[str, int]) -> Fraction:
     """min over eligible participants of profit / offered, sen per kWh (millisen per Wh); 0 with nobody eligible."""
     if not offered:
         return Fraction(0)
-    best_profit, best_offered = None, 1
-    for participant, wh in offered.items():  # compare a/b < c/d as a*d < c*b: exact, without Fraction objects
+    participants = iter(offered.items())
+    first, worst_offered = next(participants)
+    worst_profit = profits.get(first, 0)
+    for participant, wh in participants:  # compare a/b < c/d as a*d < c*b: exact, without Fraction objects
         profit = profits.get(participant, 0)
-        if best_profit is None or profit * best_offered < best_profit * wh:
-            best_profit, best_offered = profit, wh
-    return Fraction(best_profit, best_offered)
+        if profit * worst_offered < worst_profit * wh:
+            worst_profit, worst_offered = profit, wh
+    return Fraction(worst_profit, worst_offered)
 
 
 def objective_value(objective: str, orders, trades) -> int | Fraction:

@@ -12,7 +12,8 @@ Proposals ask every organisation's peer to endorse, so that every peer runs the 
 unreachable the service falls back to the endorsement policy's majority.
 
 The service talks to the ledger through a `market` object with evaluate(name, *args) and submit(name, *args,
-all_peers=False), and events(), so it runs against Fabric or the embedded ledger (see gateway/market_commands.py).
+all_peers=False), and events(), so it runs against Fabric or the embedded ledger (cli/market.py's MarketClient
+over either backend; the tests' EmbeddedMarket). It imports only the pure solver and the standard library.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from consortium import OBJECTIVES
 from solver.fairness import equivalence_classes, margin_of
 from solver.orders import LowestOfOthers, check_unique_ids
 from solver.proposals import (
-    OBJECTIVES,
     eligible_offers,
     midpoint_price,
     participant_profits,
@@ -85,7 +85,8 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
         offered = eligible_offers(orders)
         profits = participant_profits(by_id, trades)
         worst = worst_profit_per_kwh(offered, profits)
-    value = {"volume": volume, "welfare": surplus, "maxmin": worst}[objective]
+    values: dict[str, int | Fraction] = {"volume": volume, "welfare": surplus, "maxmin": worst}
+    value = values[objective]
     claimed = proposal.value
     if isinstance(claimed, bool) or not isinstance(claimed, (int, Fraction)) or claimed != value:
         shown = claimed if isinstance(claimed, (int, Fraction)) else repr(claimed)

@@ -1,4 +1,4 @@
-"""The gridledger web: Flask pages over the gateway for the TSO, ACs, RAs and consumers (create_app).
+"""The gridledger web: Flask pages over the DR and market clients for the TSO, ACs, RAs and consumers (create_app).
 
     app = create_app()                    # the network of GRIDLEDGER_RUN_DIR (or run/), passwords in <run>/web
     app = create_app({"TESTING": True, "BACKEND": EmbeddedBackend(...), "USERS": {...}, "SECRET_KEY": "…"})
@@ -47,9 +47,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
         app.config["SECRET_KEY"] = secret_key(app.config["RUN_DIR"])
 
-    from web import auth, csrf, dr, events, market
+    from web import auth, csrf, dr, events, market, pages
 
     csrf.init_app(app)
+    pages.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dr.bp)
     app.register_blueprint(market.bp)
@@ -92,7 +93,8 @@ def create_app(test_config: dict | None = None) -> Flask:
             return jsonify({"error": error.name, "message": error.description}), error.code
         return render_template("error.html", error=error), error.code
 
-    from web.ledger import LedgerRefused, LedgerUnavailable
+    from clients.contract import Refused
+    from web.ledger import LedgerUnavailable
 
     @app.errorhandler(LedgerUnavailable)
     def ledger_unavailable(error):
@@ -107,7 +109,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             return jsonify({"error": "Service Unavailable", "message": message}), 503
         return render_template("error.html", error=None, title="The ledger is not answering", message=message), 503
 
-    @app.errorhandler(LedgerRefused)
+    @app.errorhandler(Refused)
     def ledger_refused(error):
         # A refusal no view expected (the views turn the expected ones into 404s or form errors).
         if request.path.endswith(".json"):

@@ -1,24 +1,21 @@
-"""Who may sign in to the web, and the ledger connection the server holds for each of them.
+"""Who may sign in to the web, and the ledger session the server holds for each of them.
 
 The server holds the network's identities (the run directory's crypto) and calls the ledger as the signed-in
 account, through that account's own organisation's peer: the ledger decides what each account sees, and nothing
 read for one account is ever handed to another. Two backends with one interface:
 
-    FabricBackend(run_dir)                       the real network of a run directory (gateway.client)
+    FabricBackend(run_dir)                       the real network of a run directory (network.connections)
     EmbeddedBackend(ledger, identities, ...)     the embedded ledger, for unit tests (gateway.embedded)
 
-`backend.contract(account, "dr")` is that account's view of a contract; gateways are opened once per identity
-and reused, as fabric-gateway recommends.
+`backend.session(account)` is that account's clients.session.Session (its DR and market clients); sessions are
+opened once per identity and reused, as fabric-gateway recommends for gateways.
 """
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from clients.session import Session, SessionPool
 from consortium.topology import Topology
-
-CHAINCODE = "gridledger"
-AS_DB_NAME = "aggregation-system.sqlite"  # where `gridledger dr` keeps the aggregation system's store
 
 
 @dataclass(frozen=True)
@@ -34,6 +31,11 @@ class Account:
     @property
     def consumer(self) -> str | None:
         return self.name if self.role == "consumer" else None
+
+    @property
+    def who(self) -> str:
+        """The identity it acts as, as network.connections names them: "RA1", or "meter:C1"."""
+        return self.user if self.role == "consumer" else self.org
 
 
 def accounts_for(topology: Topology) -> dict[str, Account]:
@@ -66,70 +68,39 @@ def visible_orgs(topology: Topology, account: Account) -> list[str]:
 class _Backend:
     topology: Topology
     accounts: dict[str, Account]
-    as_db_path: Path | None
+    as_db_path: Path | None  # the aggregation system's store, read for the comparison
+    sessions: SessionPool
 
-    def __init__(self):
-        self._gateways = {}
-        self._lock = threading.Lock()
+    def session(self, account: Account) -> Session:
+        raise NotImplementedError
 
     def gateway(self, account: Account):
-        with self._lock:
-            gateway = self._gateways.get(account.name)
-            if gateway is None:
-                gateway = self._gateways[account.name] = self._connect(account)
-            return gateway
-
-    def contract(self, account: Account, name: str):
-        return self.gateway(account).get_network(self.topology.channel).get_contract(CHAINCODE, name)
-
-    def chaincode_events(
-        self, account: Account, start_block: int | None = None, after_transaction_id: str | None = None
-    ):
-        network = self.gateway(account).get_network(self.topology.channel)
-        return network.get_chaincode_events(
-            CHAINCODE, start_block=start_block, after_transaction_id=after_transaction_id
-        )
-
-    def msp_id(self, account: Account) -> str:
-        return self.topology.organisation(account.org).msp_id
+        return self.session(account).gateway
 
     def close(self) -> None:
         """Ends every event stream opened through the gateways (the shared gRPC channels stay)."""
-        with self._lock:
-            gateways, self._gateways = list(self._gateways.values()), {}
-        for gateway in gateways:
-            gateway.close()
-
-    def _connect(self, account: Account):
-        raise NotImplementedError
+        self.sessions.close()
 
 
 class FabricBackend(_Backend):
     """The running network of a run directory, as `gridledger network up` left it."""
 
     def __init__(self, run_dir: str | Path):
-        super().__init__()
-        from network.bringup import Network
+        from network.connections import Sessions
 
-        root = Path(run_dir)
-        if not (root / "network.json").exists():
-            raise FileNotFoundError(f"no network in {root}: start one with `gridledger network up --run-dir {root}`")
-        self.network = Network(root)
-        self.topology = self.network.topology
+        self.sessions = Sessions(run_dir)
+        self.topology = self.sessions.topology
         self.accounts = accounts_for(self.topology)
-        self.as_db_path = root / AS_DB_NAME
+        self.as_db_path = self.sessions.as_db_path
 
-    def _connect(self, account: Account):
-        from network.connections import connect_as  # needs Fabric's generated protobufs
-
-        return connect_as(self.network, account.org, account.user)
+    def session(self, account: Account) -> Session:
+        return self.sessions(account.who)
 
 
 class EmbeddedBackend(_Backend):
     """The embedded ledger, with an identity (.msp_id, .credentials) per sign-in name: for unit tests."""
 
     def __init__(self, ledger, topology: Topology, identities: dict, as_db_path: str | Path | None = None):
-        super().__init__()
         self.ledger = ledger
         self.topology = topology
         self.accounts = accounts_for(topology)
@@ -138,8 +109,13 @@ class EmbeddedBackend(_Backend):
             raise ValueError(f"no identity for {', '.join(missing)}")
         self.identities = identities
         self.as_db_path = Path(as_db_path) if as_db_path else None
+        self.sessions = SessionPool(self._open)
 
-    def _connect(self, account: Account):
+    def session(self, account: Account) -> Session:
+        return self.sessions(account.name)
+
+    def _open(self, name: str) -> Session:
         from gateway.embedded import EmbeddedGateway
 
-        return EmbeddedGateway(self.identities[account.name], self.ledger)
+        account = self.accounts[name]
+        return Session(EmbeddedGateway(self.identities[name], self.ledger), self.topology, account.org, account.who)

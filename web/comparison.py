@@ -1,40 +1,34 @@
-"""The TSO's comparison of results (seed figure 6): the ledger's aggregates (BC) beside the aggregation system's
-own (AS), per AC and RA, command, date and minute, with mismatches flagged, filtered, as rows, CSV and a chart.
+"""The TSO's comparison of results (seed figure 6) as the web shows it: the rows of clients.dr's comparison (the
+ledger's aggregates, BC, beside the aggregation system's, AS) per AC and RA, command, date and minute, summarised,
+filtered, as CSV and JSON; and the aggregation system's store, opened for reading only.
 
-BC figures come from the ledger as the signed-in account; AS figures are read from the AS simulator's store only
-for the organisations the ledger returned, so the comparison never shows more than the ledger lets that account
-see. The match rule is `gridledger dr compare`'s: equal Wh, or no AS figure where the ledger has no reading.
+BC figures come from the ledger as the signed-in account, and the AS is asked only for the organisations the ledger
+returned, so the comparison never shows more than the ledger lets that account see.
 """
 
 import csv
 import io
-import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
+from clients.dr import ComparedMinute
+from consortium.units import kwh
+from sim.aggregation_system import AggregationSystem
 
-@dataclass(frozen=True)
-class Row:
-    org: str
-    level: str
-    command: str
-    minute: str  # JST "YYYY-MM-DDTHH:MM"
-    bc_wh: int
-    as_wh: int | None
-    readings: int
 
-    @property
-    def date(self) -> str:
-        return self.minute[:10]
-
-    @property
-    def time(self) -> str:
-        return self.minute[11:]
-
-    @property
-    def match(self) -> bool:
-        return self.as_wh == self.bc_wh or (self.as_wh is None and self.readings == 0)
+@contextmanager
+def aggregation_system(path: Path | None):
+    """The AS store at `path` opened read-only (the web never writes the AS's data), closed afterwards; None
+    when there is no store."""
+    if path is None or not Path(path).exists():
+        yield None
+        return
+    system = AggregationSystem(path, read_only=True)
+    try:
+        yield system
+    finally:
+        system.close()
 
 
 @dataclass(frozen=True)
@@ -47,55 +41,8 @@ class OrgSummary:
     mismatches: int
 
 
-def kwh(wh: int | None) -> str:
-    """Wh as kWh with three decimals ("4.000"); "–" for no figure."""
-    return "–" if wh is None else f"{Decimal(wh) / 1000:,.3f}"
-
-
-def as_aggregates(path: Path | None, command_id: str, orgs: list[str]) -> dict[str, dict[str, int]] | None:
-    """The AS aggregates of `orgs` for a command: {org: {minute: Wh}}; None when the AS has no store. Opened
-    read-only: the web never writes the aggregation system's data."""
-    if path is None or not Path(path).exists():
-        return None
-    figures: dict[str, dict[str, int]] = {org: {} for org in orgs}
-    if not orgs:
-        return figures
-    connection = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-    try:
-        marks = ",".join("?" * len(orgs))
-        for org, minute, wh in connection.execute(
-            f"SELECT org, minute, wh FROM as_aggregates WHERE command = ? AND org IN ({marks})", (command_id, *orgs)
-        ):
-            figures[org][minute] = wh
-    except sqlite3.OperationalError:  # the store exists but has no tables yet
-        return figures
-    finally:
-        connection.close()
-    return figures
-
-
-def rows_of(bc: dict, as_figures: dict[str, dict[str, int]] | None) -> list[Row]:
-    """One row per org and minute the ledger returned (`bc` is the dr contract's get_aggregates result)."""
-    rows = []
-    for aggregate in bc["aggregates"]:
-        theirs = (as_figures or {}).get(aggregate["org"], {})
-        for minute in aggregate["minutes"]:
-            rows.append(
-                Row(
-                    aggregate["org"],
-                    aggregate["level"],
-                    bc["command"],
-                    minute["minute"],
-                    minute["wh"],
-                    theirs.get(minute["minute"]),
-                    minute["readings"],
-                )
-            )
-    return rows
-
-
-def summaries(rows: list[Row]) -> list[OrgSummary]:
-    by_org: dict[str, list[Row]] = {}
+def summaries(rows: list[ComparedMinute]) -> list[OrgSummary]:
+    by_org: dict[str, list[ComparedMinute]] = {}
     for row in rows:
         by_org.setdefault(row.org, []).append(row)
     return [
@@ -111,7 +58,9 @@ def summaries(rows: list[Row]) -> list[OrgSummary]:
     ]
 
 
-def filtered(rows: list[Row], org: str = "", date: str = "", mismatches_only: bool = False) -> list[Row]:
+def filtered(
+    rows: list[ComparedMinute], org: str = "", date: str = "", mismatches_only: bool = False
+) -> list[ComparedMinute]:
     return [
         r
         for r in rows
@@ -122,7 +71,7 @@ def filtered(rows: list[Row], org: str = "", date: str = "", mismatches_only: bo
 CSV_HEADER = ("org", "level", "command", "date", "minute", "bc_kwh", "as_kwh", "readings", "match")
 
 
-def to_csv(rows: list[Row]) -> str:
+def to_csv(rows: list[ComparedMinute]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
@@ -134,8 +83,8 @@ def to_csv(rows: list[Row]) -> str:
                 r.command,
                 r.date,
                 r.time,
-                f"{Decimal(r.bc_wh) / 1000:.3f}",
-                "" if r.as_wh is None else f"{Decimal(r.as_wh) / 1000:.3f}",
+                kwh(r.bc_wh),
+                kwh(r.as_wh, none=""),
                 r.readings,
                 "yes" if r.match else "MISMATCH",
             )
@@ -143,7 +92,7 @@ def to_csv(rows: list[Row]) -> str:
     return out.getvalue()
 
 
-def to_json(rows: list[Row]) -> list[dict]:
+def to_json(rows: list[ComparedMinute]) -> list[dict]:
     return [
         {
             "org": r.org,

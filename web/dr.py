@@ -7,7 +7,6 @@ may not see, without saying whether it exists; the ledger refuses such reads too
 
 import json
 from datetime import datetime
-from decimal import Decimal
 
 from flask import (
     Blueprint,
@@ -23,13 +22,15 @@ from flask import (
     url_for,
 )
 
-from consortium.units import JST
+from clients.contract import Refused
+from clients.dr import comparison_of, slot_count
+from consortium.units import JST, WH_PER_KWH, kwh
 from web import comparison
 from web.auth import login_required, roles_required
 from web.charts import Series, line_chart
-from web.comparison import kwh
-from web.forms import command_form, declaration_form, slot_count
-from web.ledger import LedgerRefused
+from web.forms import command_form, declaration_form
+from web.ledger import evaluate_or_404, submit_and_flash
+from web.pages import wants_fragment
 
 bp = Blueprint("dr", __name__, url_prefix="/dr")
 
@@ -45,10 +46,7 @@ def list_commands() -> list[dict]:
 
 
 def get_command(command_id: str) -> dict:
-    try:
-        return g.ledger.evaluate("dr", "get_command", command_id)
-    except LedgerRefused:
-        abort(404, description=f"There is no command {command_id!r}.")
+    return evaluate_or_404("dr", "get_command", command_id, missing=f"There is no command {command_id!r}.")
 
 
 def require_visible(org: str) -> None:
@@ -59,51 +57,29 @@ def require_visible(org: str) -> None:
 def get_aggregates(command_id: str, org: str = "") -> dict:
     if org:
         require_visible(org)
-    try:
-        return g.ledger.evaluate("dr", "get_aggregates", command_id, org)
-    except LedgerRefused:
-        abort(404, description=f"There are no figures of command {command_id!r} for you to see.")
+    missing = f"There are no figures of command {command_id!r} for you to see."
+    return evaluate_or_404("dr", "get_aggregates", command_id, org, missing=missing)
 
 
 def get_declaration(command_id: str, ra: str) -> dict:
     require_visible(ra)
-    try:
-        return g.ledger.evaluate("dr", "get_declaration", command_id, ra)
-    except LedgerRefused:
-        abort(404, description=f"There is no declaration of {ra} for command {command_id!r} for you to see.")
+    missing = f"There is no declaration of {ra} for command {command_id!r} for you to see."
+    return evaluate_or_404("dr", "get_declaration", command_id, ra, missing=missing)
 
 
 def get_settlement(command_id: str) -> dict:
-    try:
-        return g.ledger.evaluate("dr", "get_settlement", command_id)
-    except LedgerRefused:
-        abort(404, description=f"There is no settlement of command {command_id!r} for you to see.")
+    missing = f"There is no settlement of command {command_id!r} for you to see."
+    return evaluate_or_404("dr", "get_settlement", command_id, missing=missing)
 
 
 def get_readings(command_id: str, consumer: str) -> dict:
-    try:
-        return g.ledger.evaluate("dr", "get_readings", consumer, command_id)
-    except LedgerRefused:
-        abort(404, description=f"There are no readings of {consumer!r} for you to see.")
+    missing = f"There are no readings of {consumer!r} for you to see."
+    return evaluate_or_404("dr", "get_readings", consumer, command_id, missing=missing)
 
 
 def command_ended(command: dict) -> bool:
     end = datetime.strptime(command["end"], "%Y-%m-%dT%H:%M").replace(tzinfo=JST)
     return datetime.now(JST).replace(second=0, microsecond=0) > end
-
-
-@bp.app_template_filter("kwh")
-def kwh_filter(wh):
-    return kwh(wh)
-
-
-@bp.app_template_filter("yen")
-def yen_filter(hundredths):
-    return "–" if hundredths is None else f"{Decimal(hundredths) / 100:,.2f}"
-
-
-def _wants_fragment() -> bool:
-    return request.args.get("fragment") == "1"
 
 
 # Commands.
@@ -112,7 +88,7 @@ def _wants_fragment() -> bool:
 @bp.route("/")
 @login_required
 def commands():
-    return render_template("dr/commands.html", commands=list_commands(), fragment=_wants_fragment())
+    return render_template("dr/commands.html", commands=list_commands(), fragment=wants_fragment())
 
 
 @bp.route("/commands.json")
@@ -131,7 +107,7 @@ def issue():
         if command:
             try:
                 record, tx_id = g.ledger.submit("dr", "issue_command", _json(command))
-            except LedgerRefused as refused:
+            except Refused as refused:
                 errors["form"] = refused.message
             else:
                 flash(f"Command {record['id']} issued in transaction {tx_id}.", "committed")
@@ -156,7 +132,7 @@ def command(command_id):
         declarations=declarations,
         can_declare=can_declare,
         slots=slot_count(record),
-        fragment=_wants_fragment(),
+        fragment=wants_fragment(),
     )
 
 
@@ -197,12 +173,12 @@ def declare():
         if declaration_value and not errors:
             try:
                 summary, tx_ids = g.ledger.declare(chosen["id"], declaration_value)
-            except LedgerRefused as refused:
+            except Refused as refused:
                 errors["form"] = refused.message
             else:
                 flash(
                     f"Declaration for command {summary['command']} committed: {summary['consumers']} consumer(s), "
-                    f"{kwh(summary['expected_wh'])} kWh expected. Transaction {tx_ids[0]} (detail, private) "
+                    f"{kwh(summary['expected_wh'], grouped=True)} kWh expected. Transaction {tx_ids[0]} (detail, private) "
                     f"and {tx_ids[1]} (summary, public).",
                     "committed",
                 )
@@ -234,8 +210,8 @@ def _comparison_data():
         require_visible(org)
     bc = get_aggregates(command_id)
     orgs = [a["org"] for a in bc["aggregates"]]
-    as_figures = comparison.as_aggregates(current_app.extensions["gridledger"].as_db_path, command_id, orgs)
-    rows = comparison.rows_of(bc, as_figures)
+    with comparison.aggregation_system(current_app.extensions["gridledger"].as_db_path) as system:
+        rows = comparison_of(bc, system).rows
     dates = sorted({r.date for r in rows})
     date = request.args.get("date", "")
     if date and date not in dates:
@@ -250,7 +226,7 @@ def _comparison_data():
         "orgs": orgs,
         "rows": rows,
         "shown": shown,
-        "as_available": as_figures is not None,
+        "as_available": system is not None,
         "mismatches_only": request.args.get("mismatches") == "1",
     }
 
@@ -260,7 +236,7 @@ def _comparison_data():
 def compare():
     data = _comparison_data()
     if data is None:
-        return render_template("dr/compare.html", empty=True, fragment=_wants_fragment())
+        return render_template("dr/compare.html", empty=True, fragment=wants_fragment())
     shown = data["shown"]
     pages = max(1, -(-len(shown) // PAGE_ROWS))
     page = request.args.get("page", "1")
@@ -269,8 +245,8 @@ def compare():
     chart_rows = [r for r in data["rows"] if r.org == chart_org and (not data["date"] or r.date == data["date"])]
     chart = line_chart(
         [
-            Series("BC", [(r.time, r.bc_wh / 1000) for r in chart_rows], "bc"),
-            Series("AS", [(r.time, None if r.as_wh is None else r.as_wh / 1000) for r in chart_rows], "as"),
+            Series("BC", [(r.time, r.bc_wh / WH_PER_KWH) for r in chart_rows], "bc"),
+            Series("AS", [(r.time, None if r.as_wh is None else r.as_wh / WH_PER_KWH) for r in chart_rows], "as"),
         ],
         unit="kWh",
         marks=[i for i, r in enumerate(chart_rows) if not r.match],
@@ -297,7 +273,7 @@ def compare():
         chart=chart,
         chart_org=chart_org,
         query=query,
-        fragment=_wants_fragment(),
+        fragment=wants_fragment(),
     )
 
 
@@ -346,14 +322,17 @@ def _org_data(command_id: str, org: str) -> dict:
 def org_view(command_id, org):
     data = _org_data(command_id, org)
     minutes = data["aggregate"]["minutes"]
-    as_figures = comparison.as_aggregates(current_app.extensions["gridledger"].as_db_path, command_id, [org])
-    series = [Series("BC", [(m["minute"][11:], m["wh"] / 1000) for m in minutes], "bc")]
-    if as_figures is not None:
-        theirs = as_figures[org]
+    with comparison.aggregation_system(current_app.extensions["gridledger"].as_db_path) as system:
+        theirs = system.aggregates(command_id, org) if system is not None else None
+    series = [Series("BC", [(m["minute"][11:], m["wh"] / WH_PER_KWH) for m in minutes], "bc")]
+    if theirs is not None:
         series.append(
             Series(
                 "AS",
-                [(m["minute"][11:], theirs[m["minute"]] / 1000 if m["minute"] in theirs else None) for m in minutes],
+                [
+                    (m["minute"][11:], theirs[m["minute"]] / WH_PER_KWH if m["minute"] in theirs else None)
+                    for m in minutes
+                ],
                 "as",
             )
         )
@@ -368,7 +347,7 @@ def org_view(command_id, org):
             if ra == org or topology.organisation(ra).parent == org
             for c in cs
         ]
-    return render_template("dr/org.html", **data, chart=chart, consumers=consumers, fragment=_wants_fragment())
+    return render_template("dr/org.html", **data, chart=chart, consumers=consumers, fragment=wants_fragment())
 
 
 @bp.route("/commands/<command_id>/orgs/<org>.json")
@@ -395,7 +374,7 @@ def settlement(command_id):
     record = get_command(command_id)
     view = get_settlement(command_id)
     return render_template(
-        "dr/settlement.html", command=record, settlement=view, ended=command_ended(record), fragment=_wants_fragment()
+        "dr/settlement.html", command=record, settlement=view, ended=command_ended(record), fragment=wants_fragment()
     )
 
 
@@ -410,12 +389,9 @@ def settlement_json(command_id):
 @roles_required("tso", what="settle DR commands")
 def settle(command_id):
     get_command(command_id)
-    try:
-        _, tx_id = g.ledger.submit("dr", "settle", command_id, private=True)
-    except LedgerRefused as refused:
-        flash(f"Not settled: {refused.message}", "error")
-    else:
-        flash(f"Command {command_id} settled in transaction {tx_id}.", "committed")
+    submit_and_flash(
+        "dr", "settle", command_id, private=True, done=f"Command {command_id} settled", failed="Not settled"
+    )
     return redirect(url_for("dr.settlement", command_id=command_id))
 
 
@@ -430,11 +406,11 @@ def readings(command_id, consumer):
     record = get_command(command_id)
     found = get_readings(command_id, consumer)
     chart = line_chart(
-        [Series("reading", [(r["minute"][11:], r["wh"] / 1000) for r in found["readings"]], "bc")],
+        [Series("reading", [(r["minute"][11:], r["wh"] / WH_PER_KWH) for r in found["readings"]], "bc")],
         unit="kWh",
         title=f"Readings of {consumer}",
     )
-    return render_template("dr/readings.html", command=record, readings=found, chart=chart, fragment=_wants_fragment())
+    return render_template("dr/readings.html", command=record, readings=found, chart=chart, fragment=wants_fragment())
 
 
 def _json(value) -> str:

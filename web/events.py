@@ -93,7 +93,7 @@ def stream():
     backend = app.extensions["gridledger"]
     start_block, after_tx = _resume_point(request.headers.get("Last-Event-ID", ""))
     try:
-        events = backend.chaincode_events(account, start_block=start_block, after_transaction_id=after_tx)
+        events = backend.session(account).dr.events(start_block=start_block, after_transaction_id=after_tx)
     except Exception as error:  # the gateway refused or is down: the browser retries later
         slots.release()
         raise LedgerUnavailable(str(error)) from error

@@ -8,14 +8,11 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from chaincode.contracts.dr import BASELINE_METHODS, MAX_READING_WH
-from consortium.units import minute_index
+from clients.dr import slot_count
+from consortium.units import SEN_PER_YEN, WH_PER_KWH, minute_index
 
 MAX_FIELD_CHARS = 20_000
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-
-def slot_count(command: dict) -> int:
-    return (minute_index(command["end"]) - minute_index(command["start"]) + 1) // command["granularity_minutes"]
 
 
 def parse_kwh_per_slot(text: str, slots: int, high_wh: int) -> tuple[list[int] | None, str | None]:
@@ -37,11 +34,11 @@ def parse_kwh_per_slot(text: str, slots: int, high_wh: int) -> tuple[list[int] |
             return None, f"{where} is not a number of kWh."
         if not number.is_finite():
             return None, f"{where} is not a number of kWh."
-        wh = number * 1000
+        wh = number * WH_PER_KWH
         if wh != wh.to_integral_value():
             return None, f"{where}: use at most three decimals (whole Wh)."
         if not 0 <= wh <= high_wh:
-            return None, f"{where} must be between 0 and {Decimal(high_wh) / 1000:g} kWh per slot."
+            return None, f"{where} must be between 0 and {Decimal(high_wh) / WH_PER_KWH:g} kWh per slot."
         values.append(int(wh))
     return (values * slots if len(values) == 1 else values), None
 
@@ -117,7 +114,7 @@ def command_form(form, acs: list[str]) -> tuple[dict | None, dict[str, str]]:
             numbers[field] = int(value)
     price = form.get("price", "").strip()
     try:
-        price_sen = Decimal(price) * 100
+        price_sen = Decimal(price) * SEN_PER_YEN
         if price_sen != price_sen.to_integral_value() or not 0 <= price_sen <= 10_000_000:
             raise InvalidOperation
     except InvalidOperation:

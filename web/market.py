@@ -11,11 +11,15 @@ from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
+from clients.contract import Refused
+from clients.market import VALUE_UNITS
 from consortium import OBJECTIVES
+from consortium.units import SEN_PER_YEN, WH_PER_KWH, yen
 from solver.orders import MAX_PRICE_YEN, MAX_QUANTITY_KWH
 from web.auth import login_required, roles_required
 from web.charts import Series, line_chart
-from web.ledger import LedgerRefused
+from web.ledger import evaluate_or_404, submit_and_flash
+from web.pages import wants_fragment
 
 bp = Blueprint("market", __name__, url_prefix="/market")
 
@@ -24,36 +28,20 @@ OBJECTIVE_TITLES = {
     "welfare": "maximise total surplus",
     "maxmin": "raise the worst-off participant's profit",
 }
-VALUE_UNITS = {"volume": "kWh", "welfare": "yen", "maxmin": "yen/kWh"}
-
-
-@bp.app_template_filter("yen_per_kwh")
-def yen_per_kwh(sen):
-    return "–" if sen is None else f"{Decimal(sen) / 100:,.2f}"
-
-
-@bp.app_template_filter("millisen_yen")
-def millisen_yen(millisen):
-    return "–" if millisen is None else f"{Decimal(millisen) / 100000:,.2f}"
 
 
 # Loaders.
 
 
 def get_book(gate: str) -> dict:
-    try:
-        return g.ledger.evaluate("market", "get_book", gate)
-    except LedgerRefused:
-        abort(404, description=f"There is no gate {gate[:40]!r}.")
+    return evaluate_or_404("market", "get_book", gate, missing=f"There is no gate {gate[:40]!r}.")
 
 
 def get_positions(participant: str) -> dict:
+    missing = f"There are no positions of {participant[:40]!r} for you to see."
     if g.user.role == "consumer" and participant != g.user.consumer:
-        abort(404, description=f"There are no positions of {participant[:40]!r} for you to see.")
-    try:
-        return g.ledger.evaluate("market", "get_positions", participant)
-    except LedgerRefused:
-        abort(404, description=f"There are no positions of {participant[:40]!r} for you to see.")
+        abort(404, description=missing)
+    return evaluate_or_404("market", "get_positions", participant, missing=missing)
 
 
 def own_participants() -> list[str]:
@@ -71,13 +59,9 @@ def visible_participants() -> list[str]:
     return sorted(c for consumers in g.ledger.evaluate("dr", "list_consumers").values() for c in consumers)
 
 
-def _fragment() -> bool:
-    return request.args.get("fragment") == "1"
-
-
 def price_chart(prices: list[dict]):
     def point(p, field):
-        return p["start"][11:16], p[field] / 100
+        return p["start"][11:16], p[field] / SEN_PER_YEN
 
     return line_chart(
         [
@@ -145,7 +129,7 @@ def _render_index(errors: dict | None = None, form=None, status: int = 200):
         objective_titles=OBJECTIVE_TITLES,
         errors=errors or {},
         form=form or {},
-        fragment=_fragment(),
+        fragment=wants_fragment(),
     ), status
 
 
@@ -163,13 +147,13 @@ def place_order():
     if order:
         try:
             placed, tx_id = g.ledger.submit("market", "place_orders", json.dumps([order]))
-        except LedgerRefused as refused:
+        except Refused as refused:
             errors["form"] = refused.message
         else:
             record = placed["orders"][0]
             flash(
-                f"Order {record['id']} ({record['side']} {Decimal(record['quantity_wh']) / 1000:g} kWh at "
-                f"{yen_per_kwh(record['price_sen_per_kwh'])} yen/kWh for {record['participant']}) placed in gate "
+                f"Order {record['id']} ({record['side']} {Decimal(record['quantity_wh']) / WH_PER_KWH:g} kWh at "
+                f"{yen(record['price_sen_per_kwh'], grouped=True)} yen/kWh for {record['participant']}) placed in gate "
                 f"{placed['gate']}, transaction {tx_id}.",
                 "committed",
             )
@@ -193,7 +177,11 @@ def _gate_data(gate: str) -> dict:
 def gate(gate):
     data = _gate_data(gate)
     return render_template(
-        "market/gate.html", **data, value_units=VALUE_UNITS, objective_titles=OBJECTIVE_TITLES, fragment=_fragment()
+        "market/gate.html",
+        **data,
+        value_units=VALUE_UNITS,
+        objective_titles=OBJECTIVE_TITLES,
+        fragment=wants_fragment(),
     )
 
 
@@ -218,12 +206,9 @@ def prices_json():
 @bp.route("/gates/<gate>/orders/<order_id>/cancel", methods=("POST",))
 @roles_required("ra", "consumer", what="cancel orders")
 def cancel_order(gate, order_id):
-    try:
-        _, tx_id = g.ledger.submit("market", "cancel_order", gate, order_id)
-    except LedgerRefused as refused:
-        flash(f"Not cancelled: {refused.message}", "error")
-    else:
-        flash(f"Order {order_id} cancelled in transaction {tx_id}.", "committed")
+    submit_and_flash(
+        "market", "cancel_order", gate, order_id, done=f"Order {order_id} cancelled", failed="Not cancelled"
+    )
     return redirect(url_for("market.gate", gate=gate))
 
 
@@ -233,12 +218,13 @@ def gate_step(gate, step):
     """Closing and finalising are normally the matching services' work; an organisation may do it by hand."""
     if step not in ("close", "finalise"):
         abort(404)
-    try:
-        _, tx_id = g.ledger.submit("market", "close_gate" if step == "close" else "finalise", gate)
-    except LedgerRefused as refused:
-        flash(f"Not done: {refused.message}", "error")
-    else:
-        flash(f"Gate {gate} {'closed' if step == 'close' else 'finalised'} in transaction {tx_id}.", "committed")
+    submit_and_flash(
+        "market",
+        "close_gate" if step == "close" else "finalise",
+        gate,
+        done=f"Gate {gate} {'closed' if step == 'close' else 'finalised'}",
+        failed="Not done",
+    )
     return redirect(url_for("market.gate", gate=gate))
 
 
@@ -254,7 +240,7 @@ def positions_lookup():
 @bp.route("/positions/<participant>")
 @login_required
 def positions(participant):
-    return render_template("market/positions.html", positions=get_positions(participant), fragment=_fragment())
+    return render_template("market/positions.html", positions=get_positions(participant), fragment=wants_fragment())
 
 
 @bp.route("/positions/<participant>.json")
@@ -281,7 +267,7 @@ def configure():
     if not errors:
         try:
             segment, tx_id = g.ledger.submit("market", "configure", json.dumps(config))
-        except LedgerRefused as refused:
+        except Refused as refused:
             errors["form"] = refused.message
         else:
             flash(

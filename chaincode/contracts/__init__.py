@@ -1,0 +1,11 @@
+"""The gridledger chaincode's contracts, after fabric-samples: a module per contract holding its transactions
+(dr, market, records), beside what they share and what can be tested without a ledger.
+
+    dr.py          the "dr" contract's transactions: commands, declarations, readings, aggregates, settlement
+    dr_inputs.py   its inputs as typed values, decoded and checked field by field
+    settlement.py  its performance and reward maths, pure functions
+    access.py      whose figures an organisation may see (seed figure 7)
+    market.py      the "market" contract: gates, orders, verified proposals, trades, positions
+    records.py     the "records" contract: generic JSON records, for integration tests and the benchmark
+    common.py      canonical JSON, "failed to <action>: <why>", the caller's identity, whose a consumer is
+"""

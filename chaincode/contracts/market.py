@@ -36,15 +36,15 @@ Units, all integers: prices in sen (0.01 yen) per kWh, quantities in Wh, money i
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from fractions import Fraction
 
-from chaincode.contracts.dr import consumer_ra
-from chaincode.contracts.records import canonical_json
-from chaincode.shim import Contract, ContractError, evaluate, submit
+from chaincode.contracts import access, common
+from chaincode.contracts.common import Caller, Refusal, action, canonical_json
+from chaincode.shim import Contract, evaluate, submit
 from consortium import OBJECTIVES
 from consortium import topology as topology_file
-from consortium.topology import Topology
+from consortium.topology import Organisation, Topology
 from consortium.units import JST
 from solver.fairness import order_book_seed
 from solver.orders import InvalidOrders, Order, order_from_ledger, price_from_yen, quantity_from_kwh
@@ -74,13 +74,12 @@ TRADES = "trades"
 CLEARING = "clearing"
 POSITION = "position"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _REF = re.compile(r"[A-Za-z0-9_@-]{1,64}")
 
 
 def gate_label(ms: int) -> str:
     """The JST label of a gate start (whole seconds)."""
-    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S")
+    return (common.EPOCH + timedelta(milliseconds=ms)).astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def gate_start(label) -> int:
@@ -89,7 +88,7 @@ def gate_start(label) -> int:
         moment = datetime.strptime(label, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=JST)
     except (TypeError, ValueError):
         raise ValueError(f"gate must be a JST time YYYY-MM-DDTHH:MM:SS, got {label!r}") from None
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return (moment - common.EPOCH) // timedelta(milliseconds=1)
 
 
 class Schedule:
@@ -127,35 +126,31 @@ class MarketContract(Contract):
         if self.topology.market is None:
             raise ValueError("topology.yaml has no market section")
         self.rules = self.topology.market
-        self._by_msp = {org.msp_id: org for org in self.topology.organisations}
 
     # Configuration.
 
     @submit
+    @action("configure the market")
     def configure(self, ctx, config: dict) -> dict:
         """Sets {"gate_seconds", "proposal_seconds", "objective"} from the next whole second on. Operator only."""
-        action = "configure the market"
-        org = self._organisation(ctx, action)
+        org = self._organisation(ctx)
         if org.name != self.rules.operator:
-            raise ContractError(
-                f"failed to {action}: only the market operator {self.rules.operator} may, not {org.name}"
-            )
+            raise Refusal(f"only the market operator {self.rules.operator} may, not {org.name}")
         unknown = sorted(set(config) - {"gate_seconds", "proposal_seconds", "objective"})
         if unknown:
-            raise ContractError(f"failed to {action}: unknown fields {', '.join(unknown)}")
+            raise Refusal(f"unknown fields {', '.join(unknown)}")
         current = self._schedule(ctx).segment_at(self._now(ctx))[0]
         segment = {name: config.get(name, current[name]) for name in ("gate_seconds", "proposal_seconds", "objective")}
-        _check_integer(action, "gate_seconds", segment["gate_seconds"], 1, MAX_GATE_SECONDS)
-        _check_integer(action, "proposal_seconds", segment["proposal_seconds"], 1, MAX_PROPOSAL_SECONDS)
-        _check_objective(action, segment["objective"])
+        _check_integer("gate_seconds", segment["gate_seconds"], 1, MAX_GATE_SECONDS)
+        _check_integer("proposal_seconds", segment["proposal_seconds"], 1, MAX_PROPOSAL_SECONDS)
+        _check_objective(segment["objective"])
         since = -(-self._now(ctx) // 1000) * 1000
         stored = self._stored_segments(ctx)
         stored = [s for s in stored if s["since_ms"] < since]  # a second configure in one second replaces
         segment.update(since_ms=since, since=gate_label(since), by=org.name)
         stored.append(segment)
         ctx.stub.put_state(ctx.stub.create_composite_key(CONFIG, []), canonical_json(stored))
-        ctx.stub.set_event(MARKET_CONFIGURED, canonical_json(segment))
-        return segment
+        return common.announced(ctx, MARKET_CONFIGURED, segment)
 
     @evaluate
     def get_config(self, ctx) -> dict:
@@ -172,18 +167,16 @@ class MarketContract(Contract):
         return segment
 
     @submit
+    @action("set the gate's objective")
     def set_gate_objective(self, ctx, gate: str, objective: str) -> dict:
         """Sets the objective of a gate that has not ended yet. Operator only."""
-        action = "set the gate's objective"
-        org = self._organisation(ctx, action)
+        org = self._organisation(ctx)
         if org.name != self.rules.operator:
-            raise ContractError(
-                f"failed to {action}: only the market operator {self.rules.operator} may, not {org.name}"
-            )
-        _check_objective(action, objective)
-        window = self._gate_window(ctx, action, gate)
+            raise Refusal(f"only the market operator {self.rules.operator} may, not {org.name}")
+        _check_objective(objective)
+        window = self._gate_window(ctx, gate)
         if self._now(ctx) >= window["end_ms"]:
-            raise ContractError(f"failed to {action}: gate {gate} has already ended")
+            raise Refusal(f"gate {gate} has already ended")
         ctx.stub.put_state(
             ctx.stub.create_composite_key(GATE_OBJECTIVE, [gate]),
             canonical_json({"gate": gate, "objective": objective, "by": org.name}),
@@ -193,24 +186,24 @@ class MarketContract(Contract):
     # Orders.
 
     @submit
+    @action("place orders")
     def place_orders(self, ctx, orders: list) -> dict:
         """Places [{"participant", "side": "buy"|"sell", "price": yen/kWh, "quantity": kWh, "ref" (optional)}] into
         the gate open at the transaction's time. An RA places orders for its own consumers; a meter for its own
         consumer. With a "ref", the order's id is the placer's and the ref, so a client that is unsure whether
         its batch committed can send it again: a second copy is refused as "already placed"."""
-        action = "place orders"
-        org, consumer = self._trader(ctx, action)
-        if not 1 <= len(orders) <= MAX_ORDERS_PER_CALL:
-            raise ContractError(f"failed to {action}: give 1 to {MAX_ORDERS_PER_CALL} orders, got {len(orders)}")
+        caller = self._trader(ctx)
+        org, consumer = caller.org, caller.meter_of
+        common.check_count("orders", orders, MAX_ORDERS_PER_CALL)
         now = self._now(ctx)
         gate = self._schedule(ctx).gate_at(now)
         if ctx.stub.get_state(ctx.stub.create_composite_key(GATE, [gate["id"]])) is not None:
-            raise ContractError(f"failed to {action}: gate {gate['id']} has closed; submit again for the next gate")
+            raise Refusal(f"gate {gate['id']} has closed; submit again for the next gate")
         owners: dict = {}
         records = []
         tx_id = ctx.stub.get_tx_id()
         for position, item in enumerate(orders):
-            record = self._checked_order(ctx, action, position, item, org, consumer, owners)
+            record = self._checked_order(ctx, position, item, caller, owners)
             ref = record.pop("ref", None)
             if ref is None:
                 order_id = f"{tx_id[:16]}-{position}"
@@ -220,7 +213,7 @@ class MarketContract(Contract):
                     order_id in {r["id"] for r in records}
                     or ctx.stub.get_state(ctx.stub.create_composite_key(ORDER, [gate["id"], order_id])) is not None
                 ):
-                    raise ContractError(f"failed to {action}: order {ref!r} is already placed in gate {gate['id']}")
+                    raise Refusal(f"order {ref!r} is already placed in gate {gate['id']}")
             record.update(id=order_id, gate=gate["id"], time_ms=now, placed_by=org.name)
             if consumer is not None:
                 record["placed_by_meter"] = consumer
@@ -234,13 +227,14 @@ class MarketContract(Contract):
         return {"gate": gate["id"], "orders": records}
 
     @submit
+    @action("cancel the order")
     def cancel_order(self, ctx, gate: str, order_id: str) -> dict:
         """Withdraws an order of a gate that is still open; only whoever placed it may."""
-        action = "cancel the order"
-        org, consumer = self._trader(ctx, action)
-        window = self._gate_window(ctx, action, gate)
+        caller = self._trader(ctx)
+        org, consumer = caller.org, caller.meter_of
+        window = self._gate_window(ctx, gate)
         if self._now(ctx) >= window["end_ms"] or self._closed(ctx, gate) is not None:
-            raise ContractError(f"failed to {action}: gate {gate} has ended; its orders are final")
+            raise Refusal(f"gate {gate} has ended; its orders are final")
         key = ctx.stub.create_composite_key(ORDER, [gate, str(order_id)])
         value = ctx.stub.get_state(key)
         record = None if value is None else json.loads(value)
@@ -249,22 +243,22 @@ class MarketContract(Contract):
             or record["placed_by"] != org.name
             or (consumer is not None and record.get("placed_by_meter") != consumer)
         ):
-            raise ContractError(f"failed to {action}: no order {order_id!r} of yours in gate {gate}")
+            raise Refusal(f"no order {order_id!r} of yours in gate {gate}")
         ctx.stub.del_state(key)
         return {"gate": gate, "cancelled": order_id}
 
     # Closing, proposing, finalising.
 
     @submit
+    @action("close the gate")
     def close_gate(self, ctx, gate: str) -> dict:
         """Closes an ended gate: snapshots its book and fixes its seed. An empty gate is final at once."""
-        action = "close the gate"
-        org = self._organisation(ctx, action)
-        window = self._gate_window(ctx, action, gate)
+        org = self._organisation(ctx)
+        window = self._gate_window(ctx, gate)
         if self._now(ctx) < window["end_ms"]:
-            raise ContractError(f"failed to {action}: gate {gate} is open until {_moment(window['end_ms'])}")
+            raise Refusal(f"gate {gate} is open until {_moment(window['end_ms'])}")
         if self._closed(ctx, gate) is not None:
-            raise ContractError(f"failed to {action}: gate {gate} is already closed")
+            raise Refusal(f"gate {gate} is already closed")
         with ctx.stub.get_state_by_partial_composite_key(ORDER, [gate]) as results:
             book = sorted((json.loads(kv.value) for kv in results), key=lambda o: o["id"])
         seed = order_book_seed([order_from_ledger(o) for o in book])
@@ -275,43 +269,39 @@ class MarketContract(Contract):
         ctx.stub.put_state(ctx.stub.create_composite_key(BOOK, [gate]), canonical_json(book))
         ctx.stub.del_state(ctx.stub.create_composite_key(PENDING, [gate]))
         ctx.stub.put_state(ctx.stub.create_composite_key(GATE, [gate]), canonical_json(record))
-        ctx.stub.set_event(GATE_CLOSED, canonical_json(record))
-        return record
+        return common.announced(ctx, GATE_CLOSED, record)
 
     @submit
+    @action("propose a matching")
     def propose(self, ctx, gate: str, proposal: dict) -> dict:
         """Proposes a matching for a closed gate (Proposal.to_json() form); accepted only once verified here."""
-        action = "propose a matching"
-        org = self._organisation(ctx, action)
+        org = self._organisation(ctx)
         if org.name not in self.rules.matchers:
-            raise ContractError(
-                f"failed to {action}: only the matchers ({', '.join(self.rules.matchers)}) propose, not {org.name}"
-            )
-        record = self._proposing(ctx, action, gate)
+            raise Refusal(f"only the matchers ({', '.join(self.rules.matchers)}) propose, not {org.name}")
+        record = self._proposing(ctx, gate)
         now = self._now(ctx)
         if not record["end_ms"] <= now < record["deadline_ms"]:
-            raise ContractError(f"failed to {action}: gate {gate} takes proposals until {record['proposal_deadline']}")
+            raise Refusal(f"gate {gate} takes proposals until {record['proposal_deadline']}")
         key = ctx.stub.create_composite_key(PROPOSAL, [gate, org.name])
         if ctx.stub.get_state(key) is not None:
-            raise ContractError(f"failed to {action}: {org.name} has already proposed for gate {gate}")
+            raise Refusal(f"{org.name} has already proposed for gate {gate}")
         try:
             candidate = Proposal.from_json(proposal)
             verified = verify(self._book(ctx, gate), bytes.fromhex(record["seed"]), record["objective"], candidate)
         except (InvalidProposal, ProposalRejected) as error:
-            raise ContractError(f"failed to {action}: {error}") from None
+            raise Refusal(str(error)) from None
         summary = _summary(gate, org.name, verified, len(candidate.trades))
         ctx.stub.put_state(key, canonical_json({**summary, "proposal": candidate.to_json()}))
-        ctx.stub.set_event(PROPOSAL_ACCEPTED, canonical_json(summary))
-        return summary
+        return common.announced(ctx, PROPOSAL_ACCEPTED, summary)
 
     @submit
+    @action("finalise the gate")
     def finalise(self, ctx, gate: str) -> dict:
         """After the window, records the best proposal's trades, the positions and the clearing prices (B4, B8)."""
-        action = "finalise the gate"
-        self._organisation(ctx, action)
-        record = self._proposing(ctx, action, gate)
+        self._organisation(ctx)
+        record = self._proposing(ctx, gate)
         if self._now(ctx) < record["deadline_ms"]:
-            raise ContractError(f"failed to {action}: gate {gate} takes proposals until {record['proposal_deadline']}")
+            raise Refusal(f"gate {gate} takes proposals until {record['proposal_deadline']}")
         with ctx.stub.get_state_by_partial_composite_key(PROPOSAL, [gate]) as results:
             proposals = [json.loads(kv.value) for kv in results]
         record["status"] = "finalised"
@@ -336,23 +326,24 @@ class MarketContract(Contract):
                     ctx.stub.create_composite_key(POSITION, [participant, gate]), canonical_json(position)
                 )
         ctx.stub.put_state(ctx.stub.create_composite_key(GATE, [gate]), canonical_json(record))
-        ctx.stub.set_event(GATE_FINALISED, canonical_json(record))
-        return record
+        return common.announced(ctx, GATE_FINALISED, record)
 
     # Reading.
 
     @evaluate
+    @action("get the gate")
     def get_gate(self, ctx, gate: str) -> dict:
-        window = self._gate_window(ctx, "get the gate", gate)
+        window = self._gate_window(ctx, gate)
         closed = self._closed(ctx, gate)
         if closed is not None:
             return closed
         return self._open_record(ctx, gate, window, count=True)
 
     @evaluate
+    @action("list gates")
     def list_gates(self, ctx, limit: int = 20) -> list:
         """The gate open now, the gates that ended but are not closed yet, then closed gates, newest first."""
-        _check_integer("list gates", "limit", limit, 1, MAX_LIST)
+        _check_integer("limit", limit, 1, MAX_LIST)
         now = self._now(ctx)
         schedule = self._schedule(ctx)
         with ctx.stub.get_state_by_partial_composite_key(GATE) as results:
@@ -373,9 +364,10 @@ class MarketContract(Contract):
         return (gates + closed)[:limit]
 
     @evaluate
+    @action("get the book")
     def get_book(self, ctx, gate: str) -> dict:
         """A gate's orders: the closed book, or the orders placed so far while it is open."""
-        window = self._gate_window(ctx, "get the book", gate)
+        window = self._gate_window(ctx, gate)
         closed = self._closed(ctx, gate)
         if closed is not None:
             return {"gate": closed, "orders": self._book_records(ctx, gate)}
@@ -386,55 +378,56 @@ class MarketContract(Contract):
         return {"gate": record, "orders": orders}
 
     @evaluate
+    @action("list proposals")
     def list_proposals(self, ctx, gate: str) -> list:
-        self._gate_window(ctx, "list proposals", gate)
+        self._gate_window(ctx, gate)
         with ctx.stub.get_state_by_partial_composite_key(PROPOSAL, [gate]) as results:
             return [{k: v for k, v in json.loads(kv.value).items() if k != "proposal"} for kv in results]
 
     @evaluate
+    @action("get the proposal")
     def get_proposal(self, ctx, gate: str, org: str) -> dict:
-        self._gate_window(ctx, "get the proposal", gate)
+        self._gate_window(ctx, gate)
         value = ctx.stub.get_state(ctx.stub.create_composite_key(PROPOSAL, [gate, org]))
         if value is None:
-            raise ContractError(f"failed to get the proposal: {org!r} has not proposed for gate {gate}")
+            raise Refusal(f"{org!r} has not proposed for gate {gate}")
         return json.loads(value)
 
     @evaluate
+    @action("get the trades")
     def get_trades(self, ctx, gate: str) -> dict:
-        self._gate_window(ctx, "get the trades", gate)
+        self._gate_window(ctx, gate)
         closed = self._closed(ctx, gate)
         if closed is None or closed["status"] != "finalised":
-            raise ContractError(f"failed to get the trades: gate {gate} is not finalised yet")
+            raise Refusal(f"gate {gate} is not finalised yet")
         value = ctx.stub.get_state(ctx.stub.create_composite_key(TRADES, [gate]))
         if value is None:
             return {"gate": gate, "winner": None, "trades": []}
         return json.loads(value)
 
     @evaluate
+    @action("get prices")
     def get_prices(self, ctx, limit: int = 48) -> list:
         """The clearing prices of the last `limit` gates that traded, oldest first (B8)."""
-        _check_integer("get prices", "limit", limit, 1, MAX_LIST)
+        _check_integer("limit", limit, 1, MAX_LIST)
         with ctx.stub.get_state_by_partial_composite_key(CLEARING) as results:
             prices = [json.loads(kv.value) for kv in results]
         prices.sort(key=lambda p: p["start_ms"])
         return prices[-limit:]
 
     @evaluate
+    @action("get positions")
     def get_positions(self, ctx, participant: str) -> dict:
         """A participant's bought and sold Wh and money per gate, and the totals. Visible to its RA, that RA's
         AC, the TSO, and its own meter."""
-        action = "get positions"
-        org, consumer = self._trader(ctx, action, organisations=True)
-        owner = consumer_ra(ctx, self.topology, participant) if isinstance(participant, str) else None
-        allowed = owner is not None and (
-            (consumer is not None and consumer == participant)
-            or (
-                consumer is None
-                and (org.role == "tso" or org.name == owner or self.topology.organisation(owner).parent == org.name)
-            )
-        )
+        caller = self._trader(ctx, organisations=True)
+        owner = common.consumer_ra(ctx, self.topology, participant) if isinstance(participant, str) else None
+        if caller.meter_of is not None:
+            allowed = owner is not None and caller.meter_of == participant
+        else:
+            allowed = owner in {ra.name for ra in access.visible_ras(self.topology, caller.org)}
         if not allowed:
-            raise ContractError(f"failed to {action}: {org.name} may not see the positions of {participant!r}")
+            raise Refusal(f"{caller.org.name} may not see the positions of {participant!r}")
         with ctx.stub.get_state_by_partial_composite_key(POSITION, [participant]) as results:
             gates = sorted((json.loads(kv.value) for kv in results), key=lambda p: p["gate"])
         totals = {
@@ -445,37 +438,27 @@ class MarketContract(Contract):
 
     # Helpers: who is calling, time, gates.
 
-    def _organisation(self, ctx, action: str):
+    def _organisation(self, ctx) -> Organisation:
         """The caller's organisation; meters only place and cancel orders."""
-        org, consumer = self._trader(ctx, action, organisations=True)
-        if consumer is not None:
-            raise ContractError(f"failed to {action}: a meter may only place orders and read its own positions")
-        return org
+        caller = self._trader(ctx, organisations=True)
+        if caller.meter_of is not None:
+            raise Refusal("a meter may only place orders and read its own positions")
+        return caller.org
 
-    def _trader(self, ctx, action: str, organisations: bool = False):
-        """(organisation, consumer): consumer is set for a meter's certificate; otherwise the caller must be an
-        RA user unless `organisations` allows any member."""
-        identity = ctx.client_identity
-        org = self._by_msp.get(identity.msp_id)
-        if org is None:
-            raise ContractError(f"failed to {action}: {identity.msp_id} is not an organisation of the consortium")
-        if identity.get_attribute_value("role") == "meter":
-            consumer = identity.get_attribute_value("consumer")
-            if org.role != "ra" or not consumer:
-                raise ContractError(
-                    f"failed to {action}: a meter certificate must be issued by an RA and name its consumer"
-                )
-            return org, consumer
-        if not organisations and org.role != "ra":
-            raise ContractError(f"failed to {action}: orders are placed by an RA for its consumers, not by {org.name}")
-        return org, None
+    def _trader(self, ctx, organisations: bool = False) -> Caller:
+        """The caller: a meter's certificate, or else an RA user, unless `organisations` allows any member."""
+        caller = common.caller_of(ctx, self.topology)
+        if caller.meter_of is None and not organisations and caller.org.role != "ra":
+            raise Refusal(f"orders are placed by an RA for its consumers, not by {caller.org.name}")
+        return caller
 
     @staticmethod
     def _now(ctx) -> int:
         timestamp = ctx.stub.get_tx_timestamp()
         if timestamp is None:
-            raise ContractError("failed to read the transaction's time: the proposal carries no timestamp")
-        return (timestamp - _EPOCH) // timedelta(milliseconds=1)
+            # Not the transaction's own refusal: any transaction may need the time.
+            raise common.failure("read the transaction's time", "the proposal carries no timestamp")
+        return (timestamp - common.EPOCH) // timedelta(milliseconds=1)
 
     def _stored_segments(self, ctx) -> list:
         value = ctx.stub.get_state(ctx.stub.create_composite_key(CONFIG, []))
@@ -491,32 +474,30 @@ class MarketContract(Contract):
         }
         return Schedule([default, *self._stored_segments(ctx)])
 
-    def _gate_window(self, ctx, action: str, gate) -> dict:
+    def _gate_window(self, ctx, gate) -> dict:
         """The gate's start, end and proposal deadline, after checking that `gate` names a gate."""
         try:
             start = gate_start(gate)
         except ValueError as error:
-            raise ContractError(f"failed to {action}: {error}") from None
+            raise Refusal(str(error)) from None
         window = self._schedule(ctx).gate_at(start) if start >= 0 else None
         if window is None or window["id"] != gate:
             if window is None:
-                raise ContractError(f"failed to {action}: no gate starts before 1970")
-            raise ContractError(
-                f"failed to {action}: no gate starts at {gate}; the gate of that time is {window['id']}"
-            )
+                raise Refusal("no gate starts before 1970")
+            raise Refusal(f"no gate starts at {gate}; the gate of that time is {window['id']}")
         return window
 
     def _closed(self, ctx, gate: str) -> dict | None:
         value = ctx.stub.get_state(ctx.stub.create_composite_key(GATE, [gate]))
         return None if value is None else json.loads(value)
 
-    def _proposing(self, ctx, action: str, gate: str) -> dict:
-        self._gate_window(ctx, action, gate)
+    def _proposing(self, ctx, gate: str) -> dict:
+        self._gate_window(ctx, gate)
         record = self._closed(ctx, gate)
         if record is None:
-            raise ContractError(f"failed to {action}: gate {gate} is not closed yet")
+            raise Refusal(f"gate {gate} is not closed yet")
         if record["status"] != "proposing":
-            raise ContractError(f"failed to {action}: gate {gate} is already finalised")
+            raise Refusal(f"gate {gate} is already finalised")
         return record
 
     def _objective(self, ctx, gate: str, window: dict) -> str:
@@ -554,58 +535,55 @@ class MarketContract(Contract):
     def _book(self, ctx, gate: str) -> list[Order]:
         return [order_from_ledger(o) for o in self._book_records(ctx, gate)]
 
-    def _checked_order(self, ctx, action, position, item, org, consumer, owners) -> dict:
+    def _checked_order(self, ctx, position: int, item, caller: Caller, owners: dict) -> dict:
+        """One order of a batch, as the ledger keeps it; `owners` remembers whose each participant is."""
+        org, consumer = caller.org, caller.meter_of
         label = f"order {position}"
         if not isinstance(item, dict):
-            raise ContractError(f"failed to {action}: {label} must be an object, got {item!r}")
+            raise Refusal(f"{label} must be an object, got {item!r}")
         unknown = sorted(set(item) - {"participant", "side", "price", "quantity", "ref"})
         missing = sorted({"participant", "side", "price", "quantity"} - set(item))
         if unknown or missing:
             problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
                 [f"unknown fields {', '.join(unknown)}"] if unknown else []
             )
-            raise ContractError(f"failed to {action}: {label}: {'; '.join(problems)}")
+            raise Refusal(f"{label}: {'; '.join(problems)}")
         participant = item["participant"]
         if not isinstance(participant, str) or not participant:
-            raise ContractError(f"failed to {action}: {label}: participant must be a consumer id, got {participant!r}")
+            raise Refusal(f"{label}: participant must be a consumer id, got {participant!r}")
         if consumer is not None and participant != consumer:
-            raise ContractError(
-                f"failed to {action}: {label}: this meter trades only for {consumer}, not {participant}"
-            )
+            raise Refusal(f"{label}: this meter trades only for {consumer}, not {participant}")
         if participant not in owners:
-            owners[participant] = consumer_ra(ctx, self.topology, participant)
+            owners[participant] = common.consumer_ra(ctx, self.topology, participant)
         if owners[participant] != org.name:
-            raise ContractError(f"failed to {action}: {label}: {participant} is not a consumer of {org.name}")
+            raise Refusal(f"{label}: {participant} is not a consumer of {org.name}")
         if item["side"] not in ("buy", "sell"):
-            raise ContractError(f'failed to {action}: {label}: side must be "buy" or "sell", got {item["side"]!r}')
+            raise Refusal(f'{label}: side must be "buy" or "sell", got {item["side"]!r}')
         try:
             price = price_from_yen(item["price"], label)
             quantity = quantity_from_kwh(item["quantity"], label)
         except InvalidOrders as error:
-            raise ContractError(f"failed to {action}: {error}") from None
+            raise Refusal(str(error)) from None
         record = {"participant": participant, "side": item["side"], "price_sen_per_kwh": price, "quantity_wh": quantity}
         if "ref" in item:
             if not isinstance(item["ref"], str) or not _REF.fullmatch(item["ref"]):
-                raise ContractError(
-                    f"failed to {action}: {label}: ref must be 1-64 letters, digits, '_', '-' or "
-                    f"'@', got {item['ref']!r}"
-                )
+                raise Refusal(f"{label}: ref must be 1-64 letters, digits, '_', '-' or '@', got {item['ref']!r}")
             record["ref"] = item["ref"]
         return record
 
 
 def _moment(ms: int) -> str:
-    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(JST).isoformat(timespec="seconds")
+    return common.jst_moment(common.EPOCH + timedelta(milliseconds=ms))
 
 
-def _check_integer(action: str, what: str, value, low: int, high: int) -> None:
+def _check_integer(what: str, value, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ContractError(f"failed to {action}: {what} must be a whole number from {low} to {high}, got {value!r}")
+        raise Refusal(f"{what} must be a whole number from {low} to {high}, got {value!r}")
 
 
-def _check_objective(action: str, objective) -> None:
+def _check_objective(objective) -> None:
     if objective not in OBJECTIVES:
-        raise ContractError(f"failed to {action}: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        raise Refusal(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
 
 
 def _summary(gate: str, org: str, verified: VerifiedValue, trades: int) -> dict:

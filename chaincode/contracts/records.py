@@ -10,7 +10,8 @@ Stored values are canonical JSON (sorted keys, no spaces), so a client can recom
 import hashlib
 import json
 
-from chaincode.shim import Contract, ContractError, evaluate, submit
+from chaincode.contracts.common import Refusal, action, canonical_json
+from chaincode.shim import Contract, evaluate, submit
 
 MAX_KEY_CHARS = 64
 MAX_RECORD_BYTES = 64 * 1024
@@ -19,34 +20,29 @@ RECORD_PUT = "RecordPut"
 RECORD_DELETED = "RecordDeleted"
 
 
-def canonical_json(value) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 class RecordsContract(Contract):
     name = "records"
 
     @submit
+    @action("put record")
     def put_record(self, ctx, key: str, record: str) -> dict:
         """Stores a public JSON object under key; returns {"key", "hash"}."""
-        _check_key("put record", key)
-        value = _record_bytes("put record", "record", record)
+        _check_key(key)
+        value = _record_bytes("record", record)
         ctx.stub.put_state(key, value)
         return _announce(ctx, RECORD_PUT, key, "", value)
 
     @evaluate
+    @action("get record")
     def get_record(self, ctx, key: str) -> bytes:
-        _check_key("get record", key)
-        value = ctx.stub.get_state(key)
-        if value is None:
-            raise ContractError(f"failed to get record: no record with key {key!r}")
-        return value
+        _check_key(key)
+        return _found(ctx.stub.get_state(key), key)
 
     @submit
+    @action("delete record")
     def delete_record(self, ctx, key: str) -> dict:
-        _check_key("delete record", key)
-        if ctx.stub.get_state(key) is None:
-            raise ContractError(f"failed to delete record: no record with key {key!r}")
+        _check_key(key)
+        _found(ctx.stub.get_state(key), key)
         ctx.stub.del_state(key)
         return _announce(ctx, RECORD_DELETED, key, "", None)
 
@@ -57,9 +53,10 @@ class RecordsContract(Contract):
             return [{"key": kv.key, "record": json.loads(kv.value)} for kv in results]
 
     @evaluate
+    @action("get history")
     def get_history(self, ctx, key: str) -> list:
         """Every committed write of a public record, newest first."""
-        _check_key("get history", key)
+        _check_key(key)
         with ctx.stub.get_history_for_key(key) as modifications:
             return [
                 {
@@ -72,69 +69,66 @@ class RecordsContract(Contract):
             ]
 
     @submit
+    @action("put private record")
     def put_private_record(self, ctx, collection: str, key: str) -> dict:
         """Stores the JSON object in transient "record" under key in the collection; returns {"key", "hash"}."""
-        _check_key("put private record", key)
-        _check_collection("put private record", collection)
+        _check_private_key(collection, key)
         transient = ctx.stub.get_transient()
         if TRANSIENT_RECORD not in transient:
-            raise ContractError(
-                f"failed to put private record: the record must travel in transient data under {TRANSIENT_RECORD!r}"
-            )
-        raw = transient[TRANSIENT_RECORD]
+            raise Refusal(f"the record must travel in transient data under {TRANSIENT_RECORD!r}")
         try:
-            text = raw.decode("utf-8")
+            text = transient[TRANSIENT_RECORD].decode("utf-8")
         except UnicodeDecodeError:
-            raise ContractError("failed to put private record: transient 'record' is not UTF-8 text") from None
-        value = _record_bytes("put private record", "transient 'record'", text)
+            raise Refusal("transient 'record' is not UTF-8 text") from None
+        value = _record_bytes("transient 'record'", text)
         ctx.stub.put_private_data(collection, key, value)
         return _announce(ctx, RECORD_PUT, key, collection, value)
 
     @evaluate
+    @action("get private record")
     def get_private_record(self, ctx, collection: str, key: str) -> bytes:
-        _check_key("get private record", key)
-        _check_collection("get private record", collection)
-        value = ctx.stub.get_private_data(collection, key)
-        if value is None:
-            raise ContractError(f"failed to get private record: no record with key {key!r} in {collection}")
-        return value
+        _check_private_key(collection, key)
+        return _found(ctx.stub.get_private_data(collection, key), key, collection)
 
     @evaluate
+    @action("get private record hash")
     def get_private_record_hash(self, ctx, collection: str, key: str) -> str:
         """Hex SHA-256 of a private record; any organisation may ask, member of the collection or not."""
-        _check_key("get private record hash", key)
-        _check_collection("get private record hash", collection)
-        digest = ctx.stub.get_private_data_hash(collection, key)
-        if digest is None:
-            raise ContractError(f"failed to get private record hash: no record with key {key!r} in {collection}")
-        return digest.hex()
+        _check_private_key(collection, key)
+        return _found(ctx.stub.get_private_data_hash(collection, key), key, collection).hex()
 
 
-def _check_key(action: str, key: str) -> None:
+def _check_key(key: str) -> None:
     if not 1 <= len(key) <= MAX_KEY_CHARS:
-        raise ContractError(f"failed to {action}: key must be 1-{MAX_KEY_CHARS} characters, got {key!r}")
+        raise Refusal(f"key must be 1-{MAX_KEY_CHARS} characters, got {key!r}")
     if not key.isprintable():
-        raise ContractError(f"failed to {action}: key must be printable characters, got {key!r}")
+        raise Refusal(f"key must be printable characters, got {key!r}")
 
 
-def _check_collection(action: str, collection: str) -> None:
+def _check_private_key(collection: str, key: str) -> None:
+    _check_key(key)
     if not collection:
-        raise ContractError(f"failed to {action}: collection must be named")
+        raise Refusal("collection must be named")
 
 
-def _record_bytes(action: str, what: str, text: str) -> bytes:
+def _found(value: bytes | None, key: str, collection: str = "") -> bytes:
+    """The value read, or the refusal that there is none."""
+    if value is None:
+        raise Refusal(f"no record with key {key!r}" + (f" in {collection}" if collection else ""))
+    return value
+
+
+def _record_bytes(what: str, text: str) -> bytes:
     try:
         record = json.loads(text)
     except (ValueError, RecursionError):
         shown = text if len(text) <= 40 else text[:40] + "…"
-        raise ContractError(f"failed to {action}: {what} must be a JSON object, got malformed JSON {shown!r}") from None
+        raise Refusal(f"{what} must be a JSON object, got malformed JSON {shown!r}") from None
     if not isinstance(record, dict):
-        raise ContractError(f"failed to {action}: {what} must be a JSON object, got {type(record).__name__}")
+        raise Refusal(f"{what} must be a JSON object, got {type(record).__name__}")
     value = canonical_json(record)
     if len(value) > MAX_RECORD_BYTES:
-        raise ContractError(
-            f"failed to {action}: {what} must be at most {MAX_RECORD_BYTES} bytes of JSON, got {len(value)}"
-        )
+        raise Refusal(f"{what} must be at most {MAX_RECORD_BYTES} bytes of JSON, got {len(value)}")
     return value
 
 

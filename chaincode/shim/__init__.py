@@ -13,6 +13,7 @@ from chaincode.shim.response import Response
 from chaincode.shim.stub import KV, BaseStub, KeyModification
 
 __all__ = [
+    "KV",
     "BaseStub",
     "Chaincode",
     "ClientIdentity",
@@ -21,7 +22,6 @@ __all__ = [
     "Contract",
     "ContractError",
     "IdentityError",
-    "KV",
     "KeyModification",
     "MemoryStub",
     "MemoryWorld",

@@ -31,14 +31,15 @@ import json
 import logging
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
+from typing import Any, Protocol
 
 from chaincode.shim.errors import ContractError, IdentityError, StubError
 from chaincode.shim.identity import ClientIdentity
 from chaincode.shim.response import BAD_REQUEST, ERROR, Response, error, success
-from chaincode.shim.stub import BaseStub
+from chaincode.shim.stub import KV, BaseStub, KeyModification, ResultIterator
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +107,54 @@ class Transaction:
         return self.name.replace("_", " ")
 
 
-class ReadOnlyStub:
-    """A stub for an @evaluate transaction: reads pass through, writes fail."""
-
-    _WRITES = {"put_state", "del_state", "put_private_data", "del_private_data", "purge_private_data"}
+class ReadOnlyStub(BaseStub):
+    """The stub of an @evaluate transaction: reads and events go to the transaction's own stub, writes fail."""
 
     def __init__(self, stub: BaseStub, transaction: str):
+        super().__init__(stub.get_channel_id(), stub.get_tx_id(), stub.get_args(), stub._context, stub._peer_msp_id)
         self._stub = stub
         self._transaction = transaction
 
-    def __getattr__(self, name):
-        if name in self._WRITES:
-            raise StubError(f"{self._transaction} is a read-only (@evaluate) transaction; it cannot {name}")
-        return getattr(self._stub, name)
+    def put_state(self, key: str, value: bytes | str) -> None:
+        raise self._refused("put_state")
+
+    def del_state(self, key: str) -> None:
+        raise self._refused("del_state")
+
+    def put_private_data(self, collection: str, key: str, value: bytes | str) -> None:
+        raise self._refused("put_private_data")
+
+    def del_private_data(self, collection: str, key: str) -> None:
+        raise self._refused("del_private_data")
+
+    def purge_private_data(self, collection: str, key: str) -> None:
+        raise self._refused("purge_private_data")
+
+    def set_event(self, name: str, payload: bytes | str = b"") -> None:
+        self._stub.set_event(name, payload)
+
+    def _refused(self, write: str) -> StubError:
+        return StubError(f"{self._transaction} is a read-only (@evaluate) transaction; it cannot {write}")
+
+    def _get_state(self, collection: str, key: str) -> bytes | None:
+        return self._stub._get_state(collection, key)
+
+    def _get_private_data_hash(self, collection: str, key: str) -> bytes | None:
+        return self._stub._get_private_data_hash(collection, key)
+
+    def _range(self, collection: str, start_key: str, end_key: str) -> ResultIterator[KV]:
+        return self._stub._range(collection, start_key, end_key)
+
+    def _history(self, key: str) -> ResultIterator[KeyModification]:
+        return self._stub._history(key)
+
+
+class ChaincodeInterface(Protocol):
+    """What runs transactions on a stub (the shim's server, the in-memory world): Chaincode is one."""
+
+    def init(self, stub: BaseStub) -> Response: ...
+
+    def invoke(self, stub: BaseStub) -> Response: ...
 
 
 class Chaincode:
@@ -180,7 +216,7 @@ class Chaincode:
     def metadata(self) -> dict:
         """Contracts and their transactions, in the shape fabric-contract-api's GetMetadata answers."""
         contracts = {}
-        for name, contract in self.contracts.items():
+        for name in self.contracts:
             transactions = [t for (c, _), t in self._transactions.items() if c == name]
             contracts[name] = {
                 "name": name,
@@ -239,11 +275,12 @@ def _convert_arguments(transaction: Transaction, raw: list[bytes]) -> list:
         names = ", ".join(p.name for p in parameters) or "none"
         raise ValueError(f"expected {expected} arguments ({names}), got {len(raw)}")
     return [
-        _convert(parameter.name, transaction.types[parameter.name], value) for parameter, value in zip(parameters, raw)
+        _convert(parameter.name, transaction.types[parameter.name], value)
+        for parameter, value in zip(parameters, raw, strict=False)
     ]
 
 
-def _convert(name: str, kind: type, raw: bytes):
+def _convert(name: str, kind: type, raw: bytes) -> Any:
     if kind is bytes:
         return raw
     try:
@@ -271,7 +308,7 @@ def _convert(name: str, kind: type, raw: bytes):
     return value
 
 
-def _payload(result) -> bytes:
+def _payload(result: object) -> bytes:
     if result is None:
         return b""
     if isinstance(result, bytes):
@@ -281,7 +318,7 @@ def _payload(result) -> bytes:
     return _json(result)
 
 
-def _json(value) -> bytes:
+def _json(value: object) -> bytes:
     """Canonical JSON, so that every endorser returns the same bytes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

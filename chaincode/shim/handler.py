@@ -10,32 +10,24 @@ out of place is answered with ERROR and the stream is closed.
 import logging
 import queue
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Executor
-from typing import Iterator, Protocol
 
 import grpc
-from fabric_protos.peer import chaincode_event_pb2, chaincode_pb2, chaincode_shim_pb2, proposal_response_pb2
+from fabric_protos.peer import chaincode_event_pb2, chaincode_pb2, proposal_response_pb2
+from fabric_protos.peer.chaincode_shim_pb2 import ChaincodeMessage as ShimMessage
 from google.protobuf.message import DecodeError, Message
 
+from chaincode.shim.contract import ChaincodeInterface
 from chaincode.shim.errors import StubError
 from chaincode.shim.peer_stub import ChaincodeStub
 from chaincode.shim.proposal import ProposalError, read_signed_proposal
-from chaincode.shim.response import Response
-from chaincode.shim.stub import BaseStub, TransactionContext
+from chaincode.shim.stub import TransactionContext
 
 log = logging.getLogger(__name__)
-ShimMessage = chaincode_shim_pb2.ChaincodeMessage
 
 CREATED, ESTABLISHED, READY = "created", "established", "ready"
 _END_OF_STREAM = object()
-
-
-class ChaincodeInterface(Protocol):
-    """What the shim runs: `chaincode.shim.contract.Chaincode` is one."""
-
-    def init(self, stub: BaseStub) -> Response: ...
-
-    def invoke(self, stub: BaseStub) -> Response: ...
 
 
 class ProtocolError(Exception):

@@ -2,6 +2,7 @@
 
 import json
 from functools import cached_property
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -18,6 +19,16 @@ _GO_DN_NAMES = {NameOID.SERIAL_NUMBER: "SERIALNUMBER", NameOID.POSTAL_CODE: "POS
 # the in-process path (memory stub, embedded ledger) free of Fabric's generated protobufs.
 _MSP_ID_FIELD, _ID_BYTES_FIELD = 1, 2
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
+
+
+class CreatorIdentity(Protocol):
+    """Who proposes a transaction, as fabric-gateway's X509Identity holds it: an MSP id and a PEM certificate."""
+
+    @property
+    def msp_id(self) -> str: ...
+
+    @property
+    def credentials(self) -> bytes: ...
 
 
 def serialized_identity(msp_id: str, certificate_pem: bytes) -> bytes:
@@ -116,7 +127,7 @@ class ClientIdentity:
         except x509.ExtensionNotFound:
             return {}
         try:
-            attrs = json.loads(extension.value.value)["attrs"]
+            attrs = json.loads(extension.value.public_bytes())["attrs"]
         except (ValueError, KeyError, TypeError) as error:
             raise IdentityError(
                 f"failed to get attributes from the transaction invoker's certificate: "

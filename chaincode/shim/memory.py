@@ -17,15 +17,17 @@ import bisect
 import hashlib
 import os
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
-from typing import Iterable, Mapping
+from typing import Any
 
+from chaincode.shim.contract import ChaincodeInterface
 from chaincode.shim.errors import StubError
-from chaincode.shim.identity import serialized_identity
+from chaincode.shim.identity import CreatorIdentity, serialized_identity
 from chaincode.shim.response import Response
-from chaincode.shim.stub import KV, BaseStub, KeyModification, ResultIterator, TransactionContext, as_bytes
+from chaincode.shim.stub import KV, BaseStub, KeyModification, Result, ResultIterator, TransactionContext, as_bytes
 
 VALID = "VALID"
 MVCC_READ_CONFLICT = "MVCC_READ_CONFLICT"
@@ -113,7 +115,7 @@ class MemoryWorld:
         self,
         args: Iterable[bytes | str],
         *,
-        identity,
+        identity: CreatorIdentity,
         transient: Mapping[str, bytes] | None = None,
         tx_id: str | None = None,
         timestamp: datetime | None = None,
@@ -126,18 +128,32 @@ class MemoryWorld:
         context = TransactionContext(
             creator=creator,
             transient=dict(transient or {}),
-            timestamp=timestamp or datetime.now(timezone.utc),
+            timestamp=timestamp or datetime.now(UTC),
             binding=hashlib.sha256(nonce + creator + bytes(8)).digest(),
         )
         return MemoryStub(
             self, tx_id or generated_id, [as_bytes(arg) for arg in args], context, peer_msp_id or identity.msp_id
         )
 
-    def evaluate(self, chaincode, function: str, *args: bytes | str, identity, **stub_options) -> Response:
+    def evaluate(
+        self,
+        chaincode: ChaincodeInterface,
+        function: str,
+        *args: bytes | str,
+        identity: CreatorIdentity,
+        **stub_options: Any,
+    ) -> Response:
         """Runs a transaction and keeps nothing it wrote."""
         return chaincode.invoke(self.new_stub([function, *args], identity=identity, **stub_options))
 
-    def invoke(self, chaincode, function: str, *args: bytes | str, identity, **stub_options) -> Response:
+    def invoke(
+        self,
+        chaincode: ChaincodeInterface,
+        function: str,
+        *args: bytes | str,
+        identity: CreatorIdentity,
+        **stub_options: Any,
+    ) -> Response:
         """Runs a transaction and commits it if the chaincode answered OK; raises InvalidTransaction if it cannot."""
         stub = self.new_stub([function, *args], identity=identity, **stub_options)
         response = chaincode.invoke(stub)
@@ -292,7 +308,7 @@ class MemoryStub(BaseStub):
     def creator_msp_id(self) -> str:
         return self.get_client_identity().msp_id
 
-    def _get_state(self, collection, key):
+    def _get_state(self, collection: str, key: str) -> bytes | None:
         if collection:
             self._check_access("GET_STATE", collection, write=False)
         entry = self.world.read(collection, key)
@@ -306,27 +322,27 @@ class MemoryStub(BaseStub):
         self.reads[(collection, key)] = entry[1] if entry else None
         return entry[0] if entry else None
 
-    def _get_private_data_hash(self, collection, key):
+    def _get_private_data_hash(self, collection: str, key: str) -> bytes | None:
         self._known_collection("GET_PRIVATE_DATA_HASH", collection)
         entry = self.world.read(collection, key)
         self.reads[(collection, key)] = entry[1] if entry else None
         return hashlib.sha256(entry[0]).digest() if entry else None
 
-    def _put_state(self, collection, key, value):
+    def _put_state(self, collection: str, key: str, value: bytes) -> None:
         if collection:
             self._check_access("PUT_STATE", collection, write=True)
         self._writes[(collection, key)] = value or None  # an empty value is a delete, as in Fabric's write set
 
-    def _del_state(self, collection, key):
+    def _del_state(self, collection: str, key: str) -> None:
         if collection:
             self._check_access("DEL_STATE", collection, write=True)
         self._writes[(collection, key)] = None
 
-    def _purge_private_data(self, collection, key):
+    def _purge_private_data(self, collection: str, key: str) -> None:
         self._check_access("PURGE_PRIVATE_DATA", collection, write=True)
         self._writes[(collection, key)] = None
 
-    def _range(self, collection, start_key, end_key):
+    def _range(self, collection: str, start_key: str, end_key: str) -> ResultIterator[KV]:
         if collection:
             self._check_access("GET_STATE_BY_RANGE", collection, write=False)
             if self._peer_msp_id not in self.world.collections[collection].members:
@@ -336,7 +352,7 @@ class MemoryStub(BaseStub):
         self.range_reads.append(read)
         return _MemoryIterator([KV(key, value) for key, value, _ in scanned], read)
 
-    def _history(self, key):
+    def _history(self, key: str) -> ResultIterator[KeyModification]:
         return _MemoryIterator(self.world.history(key), None)
 
     def _known_collection(self, operation: str, collection: str) -> None:
@@ -362,13 +378,13 @@ class MemoryStub(BaseStub):
         return StubError(f"{operation} failed: transaction ID: {self._tx_id}: {why}")
 
 
-class _MemoryIterator(ResultIterator):
-    def __init__(self, results: list, read: RangeRead | None):
+class _MemoryIterator(ResultIterator[Result]):
+    def __init__(self, results: list[Result], read: RangeRead | None):
         self._results = results
         self._read = read
         self._position = 0
 
-    def __next__(self):
+    def __next__(self) -> Result:
         if self._position >= len(self._results):
             if self._read:
                 self._read.exhausted = True

@@ -1,13 +1,13 @@
 """The stub of a transaction the peer sent: every ledger call is a ChaincodeMessage the peer answers."""
 
-from datetime import timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC
 
 from fabric_protos.ledger.queryresult import kv_query_result_pb2
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2
 from google.protobuf.message import Message
 
-from chaincode.shim.stub import KV, BaseStub, KeyModification, ResultIterator, TransactionContext
+from chaincode.shim.stub import KV, BaseStub, KeyModification, Result, ResultIterator, TransactionContext
 
 ShimMessage = chaincode_shim_pb2.ChaincodeMessage
 
@@ -31,31 +31,31 @@ class ChaincodeStub(BaseStub):
     def _request(self, message_type: int, payload: Message) -> bytes:
         return self._call(self._channel_id, self._tx_id, message_type, payload)
 
-    def _get_state(self, collection, key):
+    def _get_state(self, collection: str, key: str) -> bytes | None:
         value = self._request(ShimMessage.GET_STATE, chaincode_shim_pb2.GetState(key=key, collection=collection))
         return value or None  # the peer sends an empty payload for a missing key
 
-    def _get_private_data_hash(self, collection, key):
+    def _get_private_data_hash(self, collection: str, key: str) -> bytes | None:
         value = self._request(
             ShimMessage.GET_PRIVATE_DATA_HASH, chaincode_shim_pb2.GetState(key=key, collection=collection)
         )
         return value or None
 
-    def _put_state(self, collection, key, value):
+    def _put_state(self, collection: str, key: str, value: bytes) -> None:
         self._request(ShimMessage.PUT_STATE, chaincode_shim_pb2.PutState(key=key, value=value, collection=collection))
 
-    def _del_state(self, collection, key):
+    def _del_state(self, collection: str, key: str) -> None:
         self._request(ShimMessage.DEL_STATE, chaincode_shim_pb2.DelState(key=key, collection=collection))
 
-    def _purge_private_data(self, collection, key):
+    def _purge_private_data(self, collection: str, key: str) -> None:
         self._request(ShimMessage.PURGE_PRIVATE_DATA, chaincode_shim_pb2.DelState(key=key, collection=collection))
 
-    def _range(self, collection, start_key, end_key):
+    def _range(self, collection: str, start_key: str, end_key: str) -> ResultIterator[KV]:
         request = chaincode_shim_pb2.GetStateByRange(startKey=start_key, endKey=end_key, collection=collection)
         first_page = self._query(ShimMessage.GET_STATE_BY_RANGE, request)
         return PeerQueryIterator(self._query, first_page, _kv_from_bytes)
 
-    def _history(self, key):
+    def _history(self, key: str) -> ResultIterator[KeyModification]:
         first_page = self._query(ShimMessage.GET_HISTORY_FOR_KEY, chaincode_shim_pb2.GetHistoryForKey(key=key))
         return PeerQueryIterator(self._query, first_page, _modification_from_bytes)
 
@@ -63,7 +63,7 @@ class ChaincodeStub(BaseStub):
         return chaincode_shim_pb2.QueryResponse.FromString(self._request(message_type, payload))
 
 
-class PeerQueryIterator(ResultIterator):
+class PeerQueryIterator(ResultIterator[Result]):
     """Walks a query the peer answers page by page: QUERY_STATE_NEXT while `has_more`, QUERY_STATE_CLOSE when
     closed early (the peer drops an exhausted query by itself)."""
 
@@ -71,7 +71,7 @@ class PeerQueryIterator(ResultIterator):
         self,
         query: Callable[[int, Message], chaincode_shim_pb2.QueryResponse],
         first_page: chaincode_shim_pb2.QueryResponse,
-        decode: Callable[[bytes], object],
+        decode: Callable[[bytes], Result],
     ):
         self._query = query
         self._page = first_page
@@ -79,7 +79,7 @@ class PeerQueryIterator(ResultIterator):
         self._decode = decode
         self._closed = False
 
-    def __next__(self):
+    def __next__(self) -> Result:
         if self._closed:
             raise StopIteration
         while self._position >= len(self._page.results):
@@ -106,5 +106,5 @@ def _kv_from_bytes(data: bytes) -> KV:
 
 def _modification_from_bytes(data: bytes) -> KeyModification:
     modification = kv_query_result_pb2.KeyModification.FromString(data)
-    timestamp = modification.timestamp.ToDatetime(tzinfo=timezone.utc) if modification.HasField("timestamp") else None
+    timestamp = modification.timestamp.ToDatetime(tzinfo=UTC) if modification.HasField("timestamp") else None
     return KeyModification(modification.tx_id, modification.value, timestamp, modification.is_delete)

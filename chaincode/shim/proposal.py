@@ -1,7 +1,7 @@
 """The transaction context a chaincode reads from the SignedProposal the peer forwards with each TRANSACTION."""
 
 import hashlib
-from datetime import timezone
+from datetime import UTC
 
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import proposal_pb2
@@ -35,9 +35,7 @@ def read_signed_proposal(signed_proposal: proposal_pb2.SignedProposal) -> Transa
         )
     epoch = channel_header.epoch.to_bytes(8, "little")
     binding = hashlib.sha256(signature_header.nonce + signature_header.creator + epoch).digest()
-    timestamp = (
-        channel_header.timestamp.ToDatetime(tzinfo=timezone.utc) if channel_header.HasField("timestamp") else None
-    )
+    timestamp = channel_header.timestamp.ToDatetime(tzinfo=UTC) if channel_header.HasField("timestamp") else None
     return TransactionContext(
         creator=signature_header.creator,
         transient=dict(payload.TransientMap),

@@ -1,12 +1,14 @@
 """The chaincode-as-a-service gRPC server: the peer dials it and opens `protos.Chaincode/Connect`."""
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from fabric_protos.peer import chaincode_shim_pb2_grpc
 
-from chaincode.shim.handler import ChaincodeInterface, StreamHandler
+from chaincode.shim.contract import ChaincodeInterface
+from chaincode.shim.handler import ShimMessage, StreamHandler
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
         self._peer_msp_id = peer_msp_id
         self._transactions = transactions
 
-    def Connect(self, request_iterator, context):
+    def Connect(self, request_iterator: Iterator[ShimMessage], context: grpc.ServicerContext) -> Iterator[ShimMessage]:
         log.info("peer %s connected", context.peer())
         handler = StreamHandler(self._chaincode, self._package_id, self._transactions, self._peer_msp_id)
         context.add_callback(handler.close)

@@ -8,12 +8,19 @@ in-memory path uses need no Fabric protobufs (the embedded ledger runs where the
 As on Fabric, reads see the committed state only: a value written earlier in the same transaction is not read back.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from chaincode.shim import keys
 from chaincode.shim.errors import StubError
 from chaincode.shim.identity import ClientIdentity
+
+if TYPE_CHECKING:  # only on a peer, where the protobufs exist
+    from fabric_protos.peer.proposal_pb2 import SignedProposal
+
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,7 @@ class TransactionContext:
     transient: dict[str, bytes] = field(default_factory=dict)
     timestamp: datetime | None = None  # the client's ChannelHeader timestamp, the same on every endorser
     binding: bytes = b""  # SHA-256(nonce ‖ creator ‖ epoch), ties the proposal to its creator
-    signed_proposal: object = None  # the peer.SignedProposal itself, on a peer
+    signed_proposal: "SignedProposal | None" = None  # the proposal itself, on a peer
 
 
 @dataclass(frozen=True)
@@ -51,22 +58,22 @@ class ChaincodeEvent:
     payload: bytes
 
 
-class ResultIterator:
+class ResultIterator(Generic[Result]):
     """Iterates query results; close it (or use `with`) when stopping early, as Fabric asks."""
 
-    def __iter__(self):
+    def __iter__(self) -> "ResultIterator[Result]":
         return self
 
-    def __next__(self):
+    def __next__(self) -> Result:
         raise NotImplementedError
 
     def close(self) -> None:
         pass
 
-    def __enter__(self):
+    def __enter__(self) -> "ResultIterator[Result]":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
@@ -127,7 +134,7 @@ class BaseStub:
     def get_binding(self) -> bytes:
         return self._context.binding
 
-    def get_signed_proposal(self):
+    def get_signed_proposal(self) -> "SignedProposal | None":
         return self._context.signed_proposal
 
     def get_peer_msp_id(self) -> str:
@@ -157,16 +164,18 @@ class BaseStub:
         keys.check_key(key)
         self._del_state("", key)
 
-    def get_state_by_range(self, start_key: str, end_key: str) -> ResultIterator:
+    def get_state_by_range(self, start_key: str, end_key: str) -> ResultIterator[KV]:
         """KVs with start_key <= key < end_key in key order; empty bounds are open. Composite keys are excluded."""
         start_key, end_key = keys.simple_key_range(start_key, end_key)
         return self._range("", start_key, end_key)
 
-    def get_state_by_partial_composite_key(self, object_type: str, attributes=()) -> ResultIterator:
+    def get_state_by_partial_composite_key(
+        self, object_type: str, attributes: Iterable[str] = ()
+    ) -> ResultIterator[KV]:
         start_key, end_key = keys.partial_composite_key_range(object_type, tuple(attributes))
         return self._range("", start_key, end_key)
 
-    def get_history_for_key(self, key: str) -> ResultIterator:
+    def get_history_for_key(self, key: str) -> ResultIterator[KeyModification]:
         """KeyModifications of a public key, newest first."""
         keys.check_key(key)
         return self._history(key)
@@ -174,7 +183,7 @@ class BaseStub:
     # Composite keys.
 
     @staticmethod
-    def create_composite_key(object_type: str, attributes=()) -> str:
+    def create_composite_key(object_type: str, attributes: Iterable[str] = ()) -> str:
         return keys.create_composite_key(object_type, tuple(attributes))
 
     @staticmethod
@@ -209,14 +218,14 @@ class BaseStub:
         keys.check_key(key)
         self._purge_private_data(collection, key)
 
-    def get_private_data_by_range(self, collection: str, start_key: str, end_key: str) -> ResultIterator:
+    def get_private_data_by_range(self, collection: str, start_key: str, end_key: str) -> ResultIterator[KV]:
         _check_collection(collection)
         start_key, end_key = keys.simple_key_range(start_key, end_key)
         return self._range(collection, start_key, end_key)
 
     def get_private_data_by_partial_composite_key(
-        self, collection: str, object_type: str, attributes=()
-    ) -> ResultIterator:
+        self, collection: str, object_type: str, attributes: Iterable[str] = ()
+    ) -> ResultIterator[KV]:
         _check_collection(collection)
         start_key, end_key = keys.partial_composite_key_range(object_type, tuple(attributes))
         return self._range(collection, start_key, end_key)
@@ -246,10 +255,10 @@ class BaseStub:
     def _purge_private_data(self, collection: str, key: str) -> None:
         raise NotImplementedError
 
-    def _range(self, collection: str, start_key: str, end_key: str) -> ResultIterator:
+    def _range(self, collection: str, start_key: str, end_key: str) -> ResultIterator[KV]:
         raise NotImplementedError
 
-    def _history(self, key: str) -> ResultIterator:
+    def _history(self, key: str) -> ResultIterator[KeyModification]:
         raise NotImplementedError
 
 

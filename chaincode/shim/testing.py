@@ -1,5 +1,6 @@
-"""Identities for contract tests: an X.509 client certificate per caller, issued by a per-organisation test CA,
-carrying Fabric attributes in the extension fabric-ca uses — the shape of fabric-gateway's X509Identity."""
+"""Identities for tests: an X.509 client certificate per caller, issued by a per-organisation test CA, carrying
+Fabric attributes in the extension fabric-ca uses — the shape of fabric-gateway's X509Identity — and the
+certificate and key encoding the tests of signing and MSP directories build on."""
 
 import datetime
 import json
@@ -9,6 +10,11 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+    PrivateKeyTypes,
+)
 from cryptography.x509.oid import NameOID
 
 from chaincode.shim.identity import ATTRIBUTES_OID
@@ -20,6 +26,10 @@ class TestIdentity:
     credentials: bytes  # PEM certificate
     private_key: ec.EllipticCurvePrivateKey
     __test__ = False  # not a pytest test class
+
+    @property
+    def private_key_pem(self) -> bytes:
+        return private_key_pem(self.private_key)
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,6 @@ def make_identity(
     """A client of `msp_id` whose certificate carries `attributes` (e.g. {"role": "meter", "consumer": "C1"})."""
     authority = _authority(msp_id)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
@@ -49,20 +58,42 @@ def make_identity(
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
+    extension = None if attributes is None else json.dumps({"attrs": attributes}).encode()
+    certificate = issue_certificate(key.public_key(), subject, authority.name, authority.key, extension)
+    return TestIdentity(msp_id, certificate.public_bytes(serialization.Encoding.PEM), key)
+
+
+def issue_certificate(
+    public_key: CertificatePublicKeyTypes,
+    subject: x509.Name,
+    issuer: x509.Name,
+    signing_key: CertificateIssuerPrivateKeyTypes,
+    attributes_extension: bytes | None = None,
+) -> x509.Certificate:
+    """A certificate for `public_key`, valid from five minutes ago for a year, signed by `signing_key` (its own
+    key: self-signed), with `attributes_extension` as the raw value of the Fabric attributes extension."""
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(authority.name)
-        .public_key(key.public_key())
+        .issuer_name(issuer)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=365))
     )
-    if attributes is not None:
-        value = json.dumps({"attrs": attributes}).encode()
-        builder = builder.add_extension(x509.UnrecognizedExtension(ATTRIBUTES_OID, value), critical=False)
-    certificate = builder.sign(authority.key, hashes.SHA256())
-    return TestIdentity(msp_id, certificate.public_bytes(serialization.Encoding.PEM), key)
+    if attributes_extension is not None:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(ATTRIBUTES_OID, attributes_extension), critical=False
+        )
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def private_key_pem(key: PrivateKeyTypes) -> bytes:
+    """The key as an MSP keystore holds it: unencrypted PKCS#8 PEM."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _authority(msp_id: str) -> _Authority:

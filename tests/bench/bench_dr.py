@@ -16,24 +16,22 @@ consumer-hour and each writes its own aggregate delta key, so none conflicts wit
 batch counted (the aggregate the TSO reads; its peer is the busiest, holding every RA's private data). Setup
 (command, consumer registration, declarations) is not timed.
 
-Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 39100) in a temporary directory and takes
+Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 29100) in a temporary directory and takes
 it down afterwards; the load and every wait are bounded in time; everything stays on 127.0.0.1.
 """
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from cli.dr import Sessions, _declare
-from consortium import topology as topology_file
+from harness import count_failure, own_network
+
 from consortium.units import minute_index, minute_label
-from network.bringup import Network
-from sim.meters import MeterFleet, SimulatedConsumer, post_readings
+from network.connections import Sessions
+from sim.meters import MeterFleet, SimulatedConsumer
 
 TARGET_READINGS_PER_SECOND = 1000
 COMMAND = {
@@ -57,7 +55,7 @@ def percentile(values: list[float], share: float) -> float | None:
 
 def set_up(sessions: Sessions, per_ra: int) -> tuple[MeterFleet, dict[str, list[SimulatedConsumer]]]:
     """The command, `per_ra` registered consumers per RA, and each RA's declaration of all of them."""
-    sessions("TSO").submit("issue_command", json.dumps(COMMAND))
+    sessions("TSO").dr.issue(COMMAND)
     ras = [org.name for org in sessions.topology.organisations if org.role == "ra"]
     by_ra = {
         ra: [SimulatedConsumer(f"{ra}-B{n:05d}", ra, 0.3 + (n % 27) / 10, 0.1 + (n % 4) / 10) for n in range(per_ra)]
@@ -65,20 +63,10 @@ def set_up(sessions: Sessions, per_ra: int) -> tuple[MeterFleet, dict[str, list[
     }
     fleet = MeterFleet([c for consumers in by_ra.values() for c in consumers], seed=1)
     for ra, consumers in by_ra.items():
-        session = sessions(ra)
-        deadline = time.monotonic() + 30
-        while True:  # the TSO's peer committed the command; the RA's may be a moment behind
-            try:
-                session.evaluate("get_command", COMMAND["id"])
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        session.submit(
-            "register_consumers", transient={"consumers": json.dumps([c.id for c in consumers])}, private=True
-        )
-        _declare(session, COMMAND["id"], fleet.declaration(COMMAND, consumers))
+        dr = sessions(ra).dr
+        dr.wait_for_command(COMMAND["id"])  # the TSO's peer committed the command; the RA's may be a moment behind
+        dr.register_consumers([c.id for c in consumers])
+        dr.declare(COMMAND["id"], fleet.declaration(COMMAND, consumers))
     return fleet, by_ra
 
 
@@ -113,7 +101,7 @@ class Load:
         visible_latencies: list[float] = []
         failures: list[str] = []
         probes: list[threading.Thread] = []
-        tso = self.sessions("TSO")
+        tso = self.sessions("TSO").dr
         lock = self.lock
         began = time.monotonic()
         stop_at = began + seconds
@@ -123,21 +111,20 @@ class Load:
             deadline = started + PROBE_TIMEOUT_SECONDS
             while time.monotonic() < deadline:
                 try:
-                    aggregate = tso.evaluate("get_aggregates", COMMAND["id"], ra)["aggregates"][0]
+                    aggregate = tso.aggregates(COMMAND["id"], ra)["aggregates"][0]
                     if {m["minute"]: m["readings"] for m in aggregate["minutes"]}.get(label) == expected:
                         with lock:
                             visible_latencies.append(time.monotonic() - started)
                         return
                 except Exception as error:  # reported with the failures, the load goes on
-                    with lock:
-                        failures.append(f"probe: {type(error).__name__}: {error}"[:200])
+                    count_failure(failures, lock, error, "probe: ")
                     return
                 time.sleep(0.05)
             with lock:
                 failures.append(f"probe: {ra} {label} not visible on the TSO's peer within {PROBE_TIMEOUT_SECONDS} s")
 
         def worker(ra: str) -> None:
-            session = self.sessions(ra)
+            dr = self.sessions(ra).dr
             while time.monotonic() < stop_at:
                 with lock:
                     number = self.next_unit[ra]
@@ -153,10 +140,9 @@ class Load:
                 batch = [self.fleet.reading(c, minute, True) for c in group for minute in range(hour, hour + 60)]
                 started = time.monotonic()
                 try:
-                    post_readings(session.contract, session.org.msp_id, COMMAND["id"], batch)
+                    dr.post_readings(COMMAND["id"], batch)
                 except Exception as error:  # counted and reported, the load goes on
-                    with lock:
-                        failures.append(f"{type(error).__name__}: {error}"[:200])
+                    count_failure(failures, lock, error)
                     continue
                 with lock:
                     commit_latencies.append(time.monotonic() - started)
@@ -200,9 +186,9 @@ class Load:
     def drain(self, seconds: float) -> float:
         """Waits (bounded) until the TSO's peer counts every reading posted so far; returns how long it took."""
         began = time.monotonic()
-        tso = self.sessions("TSO")
+        tso = self.sessions("TSO").dr
         while time.monotonic() - began < seconds:
-            aggregates = tso.evaluate("get_aggregates", COMMAND["id"])["aggregates"]
+            aggregates = tso.aggregates(COMMAND["id"])["aggregates"]
             if sum(m["readings"] for a in aggregates if a["level"] == "ra" for m in a["minutes"]) == self.posted:
                 break
             time.sleep(1.0)
@@ -225,23 +211,18 @@ def main() -> None:
     )
     parser.add_argument("--out", default="bench-results/dr.json")
     args = parser.parse_args()
-    port_base = int(os.environ.get("GRIDLEDGER_BENCH_PORT_BASE", "39100"))
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="gridledger-bench-dr-") as tmp:
-        network = Network(Path(tmp) / "run", topology_file.load(port_base=port_base))
-        try:
-            network.up(log=lambda line: None)
-            sessions = Sessions(network.root)
-            setup_began = time.monotonic()
-            fleet, by_ra = set_up(sessions, args.consumers_per_ra)
-            setup_seconds = time.monotonic() - setup_began
-            load = Load(sessions, fleet, by_ra, args.consumers_per_batch)
-            phases = {"unpaced": load.phase(args.seconds, 0, args.workers_per_ra, args.probe_every)}
-            drained = load.drain(DRAIN_SECONDS)
-            # Every batch probed: at the target rate there are few of them.
-            phases["at_target_rate"] = load.phase(args.seconds, TARGET_READINGS_PER_SECOND, args.workers_per_ra, 1)
-        finally:
-            network.down(log=lambda line: None)
+    with own_network("gridledger-bench-dr-", 29100) as network:
+        sessions = Sessions(network.root)
+        setup_began = time.monotonic()
+        fleet, by_ra = set_up(sessions, args.consumers_per_ra)
+        setup_seconds = time.monotonic() - setup_began
+        load = Load(sessions, fleet, by_ra, args.consumers_per_batch)
+        phases = {"unpaced": load.phase(args.seconds, 0, args.workers_per_ra, args.probe_every)}
+        drained = load.drain(DRAIN_SECONDS)
+        # Every batch probed: at the target rate there are few of them.
+        phases["at_target_rate"] = load.phase(args.seconds, TARGET_READINGS_PER_SECOND, args.workers_per_ra, 1)
+        sessions.close()
     result = {
         "benchmark": "dr-readings",
         "target_readings_per_second": TARGET_READINGS_PER_SECOND,

@@ -3,7 +3,7 @@ concurrent clients; prints a table and writes JSON.
 
     .venv/bin/python tests/bench/bench_gateway.py [--seconds 20] [--clients 1,10,50] [--out bench-results/gateway.json]
 
-Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 37100) in a temporary directory and
+Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 27100) in a temporary directory and
 takes it down afterwards; the load is bounded in time and stays on 127.0.0.1.
 """
 
@@ -11,12 +11,13 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from consortium import topology as topology_file
+from harness import count_failure, own_network
+
+from consortium import CHAINCODE_NAME
 from network.bringup import Network
 from network.connections import connect_as
 
@@ -49,7 +50,7 @@ def run_load(network: Network, clients: int, seconds: float) -> dict:
 
     def client(index: int) -> None:
         gateway = connect_as(network, orgs[index % len(orgs)])
-        contract = gateway.get_network(network.topology.channel).get_contract("gridledger", "records")
+        contract = gateway.get_network(network.topology.channel).get_contract(CHAINCODE_NAME, "records")
         sequence = 0
         while time.monotonic() < stop_at:
             key = f"bench-{clients}-{index}-{sequence}"
@@ -58,8 +59,7 @@ def run_load(network: Network, clients: int, seconds: float) -> dict:
             try:
                 contract.submit("put_record", key, json.dumps({"n": sequence}))
             except Exception as error:  # counted and reported, the load goes on
-                with lock:
-                    failures.append(f"{type(error).__name__}: {error}"[:200])
+                count_failure(failures, lock, error)
                 continue
             with lock:
                 latencies.append(time.monotonic() - began)
@@ -98,14 +98,8 @@ def main() -> None:
     parser.add_argument("--clients", default="1,10,50")
     parser.add_argument("--out", default="bench-results/gateway.json")
     args = parser.parse_args()
-    port_base = int(os.environ.get("GRIDLEDGER_BENCH_PORT_BASE", "37100"))
-    with tempfile.TemporaryDirectory(prefix="gridledger-bench-") as tmp:
-        network = Network(Path(tmp) / "run", topology_file.load(port_base=port_base))
-        try:
-            network.up(log=lambda line: None)
-            results = [run_load(network, int(n), args.seconds) for n in args.clients.split(",")]
-        finally:
-            network.down(log=lambda line: None)
+    with own_network("gridledger-bench-", 27100) as network:
+        results = [run_load(network, int(n), args.seconds) for n in args.clients.split(",")]
     print(
         f"{'clients':>8} {'committed':>10} {'failed':>7} {'tps':>8} {'p50 ms':>8} {'p95 ms':>8}  vs target {TARGET_TPS} tps"
     )

@@ -28,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from consortium.units import MILLISEN_PER_YEN, WH_PER_KWH  # noqa: E402
-from solver.cda import continuous_double_auction  # noqa: E402
-from solver.matching import solve  # noqa: E402
-from solver.orders import Order  # noqa: E402
-from solver.proposals import total_surplus, traded_volume, value_in_display_units  # noqa: E402
-from solver.verify import verify  # noqa: E402
+from consortium import OBJECTIVES
+from consortium.units import MILLISEN_PER_YEN, WH_PER_KWH
+from solver.cda import continuous_double_auction
+from solver.matching import solve
+from solver.orders import Order
+from solver.proposals import total_surplus, traded_volume, value_in_display_units
+from solver.verify import verify
 
-OBJECTIVES = ("volume", "welfare", "maxmin")
 MODEL_LIMIT = {"volume": 1000, "welfare": 1000, "maxmin": 300}
 MAXMIN_LIMIT = 20_000
 TARGETS = {"volume": 1.0, "welfare": 1.0, "maxmin": 10.0}
@@ -173,7 +173,7 @@ def print_row(row, baseline):
     model_text = f"{model:>8.3f}" if isinstance(model, float) else f"{'skipped':>8}"
     print(
         f"{row['orders']:>7} {row['objective']:<8} {row['fast_seconds']:>8.3f} {model_text} "
-        f"{row['verify_seconds'] * 1000:>9.1f} {str(row['certified_optimal']):>7} "
+        f"{row['verify_seconds'] * 1000:>9.1f} {row['certified_optimal']!s:>7} "
         f"{row['volume_kwh']:>11.1f} {baseline['cda_volume_kwh']:>10.1f} "
         f"{row['surplus_yen']:>12.2f} {baseline['cda_surplus_yen']:>12.2f}"
         + (f"  fast = model: {row['fast_equals_model']}" if "fast_equals_model" in row else "")

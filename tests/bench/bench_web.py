@@ -15,26 +15,25 @@ request reads the ledger afresh as the TSO (nothing cached). Also timed: the sam
 the CSV download of every row, an RA's own figures, the market page, and the ledger query behind the dashboard on
 its own (get_aggregates as the TSO, through the gateway). Target: dashboard p95 under 300 ms.
 
-Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 41100) in a temporary directory and takes
+Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 31100) in a temporary directory and takes
 it down afterwards; every step is bounded in time; everything stays on 127.0.0.1.
 """
 
 import argparse
 import http.cookiejar
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from consortium import topology as topology_file
+from harness import own_network
+
 from network.bringup import Network
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,7 +123,6 @@ def measure(network: Network, command_id: str, requests: int) -> dict:
 
     from web import create_app
     from web.backend import FabricBackend
-    from web.ledger import LedgerSession
     from web.users import initial_passwords
 
     app = create_app({"RUN_DIR": str(network.root)})
@@ -144,11 +142,11 @@ def measure(network: Network, command_id: str, requests: int) -> dict:
             "market": timed(tso, f"{base}/market/", requests // 2),
         }
         backend = FabricBackend(network.root)
-        session = LedgerSession(backend, backend.accounts["TSO"])
+        tso_dr = backend.session(backend.accounts["TSO"]).dr
         samples = []
         for n in range(3 + requests // 2):
             began = time.perf_counter()
-            session.evaluate("dr", "get_aggregates", command_id)
+            tso_dr.aggregates(command_id)
             if n >= 3:
                 samples.append((time.perf_counter() - began) * 1000)
         backend.close()
@@ -172,29 +170,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--out", default="bench-results/web.json")
     arguments = parser.parse_args()
-    port_base = int(os.environ.get("GRIDLEDGER_BENCH_PORT_BASE", "41100"))
-    with tempfile.TemporaryDirectory(prefix="gridledger-bench-web-") as temporary:
-        network = Network(Path(temporary) / "run", topology_file.load(port_base=port_base))
-        try:
-            began = time.monotonic()
-            network.up(log=lambda line: None)
-            print(
-                f"web bench: network up in {time.monotonic() - began:.1f} s; simulating {arguments.consumers} "
-                f"consumers x {arguments.minutes} minutes",
-                flush=True,
-            )
-            began = time.monotonic()
-            run = simulate(network.root, arguments.consumers, arguments.minutes)
-            setup_seconds = round(time.monotonic() - began, 1)
-            command_id = run["command"]["id"]
-            print(
-                f"web bench: {run['readings']} readings in {run['transactions']} transactions "
-                f"({setup_seconds} s); measuring",
-                flush=True,
-            )
-            results = measure(network, command_id, arguments.requests)
-        finally:
-            network.down(clean=False, log=lambda line: None)
+    began = time.monotonic()
+    with own_network("gridledger-bench-web-", 31100) as network:
+        print(
+            f"web bench: network up in {time.monotonic() - began:.1f} s; simulating {arguments.consumers} "
+            f"consumers x {arguments.minutes} minutes",
+            flush=True,
+        )
+        began = time.monotonic()
+        run = simulate(network.root, arguments.consumers, arguments.minutes)
+        setup_seconds = round(time.monotonic() - began, 1)
+        command_id = run["command"]["id"]
+        print(
+            f"web bench: {run['readings']} readings in {run['transactions']} transactions "
+            f"({setup_seconds} s); measuring",
+            flush=True,
+        )
+        results = measure(network, command_id, arguments.requests)
     dashboard = results["dashboard"]
     report = {
         "consumers": arguments.consumers,

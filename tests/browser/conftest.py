@@ -1,8 +1,7 @@
 """Browser tests: Debian's chromium, headless, driven by Playwright for Python, against the web app served from
 this process over a real Fabric network of its own (never a browser Playwright downloads).
 
-    GRIDLEDGER_BROWSER_PORT_BASE   the network's port base (default 18100: beside a demo at 7100 and the
-                                   integration tests' network at 17100)
+    GRIDLEDGER_BROWSER_PORT_BASE   the network's port base (default 18100; tests/conftest.py's `web_network`)
     GRIDLEDGER_BROWSER_RUN_DIR     use the network already running in this run directory instead (left running)
     GRIDLEDGER_CHROMIUM            the browser (default /usr/bin/chromium)
 
@@ -15,44 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from consortium import topology as topology_file
-from network.bringup import Network
-
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("GRIDLEDGER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PORT_BASE = int(os.environ.get("GRIDLEDGER_BROWSER_PORT_BASE", "18100"))
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "browser: drives the web app in headless Chromium (needs chromium and a real Fabric network)"
-    )
-
-
-def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.fabric)
-
-
-@pytest.fixture(scope="session")
-def web_network(tmp_path_factory):
-    reused = os.environ.get("GRIDLEDGER_BROWSER_RUN_DIR")
-    if reused:
-        yield Network(reused)
-        return
-    network = Network(tmp_path_factory.mktemp("browser") / "run", topology_file.load(port_base=PORT_BASE))
-    try:
-        network.up(log=lambda line: print(line))
-        yield network
-    finally:
-        network.down(clean=False, log=lambda line: None)
 
 
 @pytest.fixture(scope="session")

@@ -7,43 +7,19 @@ import re
 import time
 
 import pytest
+from seed_examples import AC1_KWH, COMMAND, READINGS, WINDOW
+from waiting import eventually
 
+from clients.contract import Refused
 from sim.aggregation_system import AggregationSystem
 from sim.meters import Reading
 from web.backend import FabricBackend
-from web.ledger import LedgerRefused, LedgerSession
-
-COMMAND = {
-    "id": "1",
-    "start": "2021-01-14T00:00",
-    "end": "2021-01-14T00:04",
-    "requested_kw": 600,
-    "target_acs": ["AC1", "AC2"],
-    "price_per_kwh": 2500,
-    "baseline_minutes": 3,
-}
-WINDOW = [f"2021-01-14T00:0{m}" for m in range(5)]
-READINGS = {
-    "C1": ("RA1", [1000, 2000, 2000, 6000, 1000]),
-    "C2": ("RA2", [3000, 1000, 3000, 4000, 1000]),
-    "C3": ("RA3", [500, 500, 700, 700, 900]),
-}
-AC1_KWH = ["4.000", "3.000", "5.000", "10.000", "2.000"]  # seed figure 6: AC(1), command 1
+from web.ledger import LedgerSession
 
 
-def eventually(check, what: str, seconds: float = 30.0):
+def eventually_seen(check, what: str):
     """Another organisation's peer commits a moment after the submitter's: retry until it sees it."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except LedgerRefused:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
+    return eventually(check, what, retry_on=(Refused,))
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +39,11 @@ def command(ledger):
     tso.submit("dr", "issue_command", json.dumps({**COMMAND, "id": command_id}))
     for ra, consumer in (("RA2", "C2"), ("RA3", "C3")):
         session = ledger(ra)
-        eventually(lambda: session.evaluate("dr", "get_command", command_id), f"the command at {ra}")
+        eventually_seen(lambda: session.evaluate("dr", "get_command", command_id), f"the command at {ra}")
         session.declare(
             command_id, {"baseline_method": "mean-before", "consumers": {consumer: {"expected_wh": [100] * 5}}}
         )
-    eventually(lambda: ledger("RA1").evaluate("dr", "get_command", command_id), "the command at RA1")
+    eventually_seen(lambda: ledger("RA1").evaluate("dr", "get_command", command_id), "the command at RA1")
     return command_id
 
 
@@ -85,7 +61,7 @@ def readings(ledger, command, web_network):
         )
     system = AggregationSystem(web_network.root / "aggregation-system.sqlite", web_network.topology)
     for consumer, (ra, values) in READINGS.items():
-        batch = [Reading(ra, consumer, minute, wh) for minute, wh in zip(WINDOW, values)]
+        batch = [Reading(ra, consumer, minute, wh) for minute, wh in zip(WINDOW, values, strict=False)]
         ledger(ra).submit(
             "dr",
             "post_readings",
@@ -96,7 +72,7 @@ def readings(ledger, command, web_network):
         system.receive(command, batch)
     system.close()
     tso = ledger("TSO")
-    eventually(
+    eventually_seen(
         lambda: all(
             m["readings"] == 1
             for a in tso.evaluate("dr", "get_aggregates", command)["aggregates"]

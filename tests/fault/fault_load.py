@@ -10,12 +10,15 @@ soon rather than waited on for Fabric's default minute. Every attempt is recorde
 acknowledgement (found by a retry), or unresolved when the load stopped.
 """
 
+import itertools
 import json
 import os
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+
+from waiting import eventually
 
 from consortium.units import minute_index, minute_label
 from gateway.errors import GatewayError
@@ -51,15 +54,14 @@ class SteadyLoad:
     """Meter readings from every RA, as fast as one transaction at a time per RA allows, until stopped."""
 
     def __init__(self, network, consumers_per_ra: int = 4, commit_status_timeout: float = 6.0):
-        from cli.dr import DrSession, _declare
-        from network.connections import connect_as
+        from network.connections import connect_as, open_session
 
         self.network = network
         topology = network.topology
         self.command = f"fault-{uuid.uuid4().hex[:8]}"
         first = minute_index(WINDOW_START)
-        tso = DrSession(network, "TSO")
-        tso.submit(
+        tso = open_session(network, "TSO")
+        tso.dr.submit(
             "issue_command",
             json.dumps(
                 {
@@ -76,12 +78,11 @@ class SteadyLoad:
         self.workers: list[Worker] = []
         self._contracts = {}
         for ra in (o for o in topology.organisations if o.role == "ra"):
-            session = DrSession(network, ra.name)
-            _eventually(lambda: session.evaluate("get_command", self.command))
+            session = open_session(network, ra.name)
+            eventually(lambda: session.dr.evaluate("get_command", self.command))
             consumers = [f"{ra.name}-F{self.command[-8:]}-{n}" for n in range(consumers_per_ra)]
-            session.submit("register_consumers", transient={"consumers": json.dumps(consumers)}, private=True)
-            _declare(
-                session,
+            session.dr.submit("register_consumers", transient={"consumers": json.dumps(consumers)}, private=True)
+            session.dr.declare(
                 self.command,
                 {
                     "baseline_method": "mean-before",
@@ -180,7 +181,7 @@ class SteadyLoad:
     def longest_stall(self, since: float, until: float, ra: str | None = None) -> float:
         """The longest time without an acknowledgement (of `ra`, or of anyone) between since and until."""
         times = sorted([since] + [b.acked_at for b in self.acked(since, until, ra)] + [until])
-        return round(max(b - a for a, b in zip(times, times[1:])), 2)
+        return round(max(b - a for a, b in itertools.pairwise(times)), 2)
 
     def first_ack_after(self, moment: float, ra: str | None = None) -> float | None:
         times = [b.acked_at for b in self.acked(moment, ra=ra)]
@@ -193,17 +194,6 @@ class SteadyLoad:
 def _wh(consumer: str, minute: int) -> int:
     """A reading that names its consumer and minute, so a misplaced one cannot pass for another."""
     return (sum(consumer.encode()) * 7 + minute) % 90_000 + 1
-
-
-def _eventually(check, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return check()
-        except GatewayError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, seconds: float = 60.0) -> dict:

@@ -15,7 +15,7 @@ from fault_load import LONG, SteadyLoad, verify
 
 from network.chaincode import ChaincodeDeployment
 
-pytestmark = [pytest.mark.fabric, pytest.mark.chaos, pytest.mark.timeout(1200 if LONG else 300)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1200 if LONG else 300)]
 
 WARM = 20.0 if LONG else 2.0  # load before the fault
 DOWN = 30.0 if LONG else 4.0  # how long the killed node stays down

@@ -13,25 +13,22 @@ import time
 from pathlib import Path
 
 import pytest
+from seed_examples import dr_command
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
+from clients.dr import DrClient
 from consortium import topology as topology_file
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
 from gateway.errors import EndorseError
-from sim.meters import MeterFleet, Reading, batches, post_readings
+from network.connections import open_session
+from sim.meters import MeterFleet, Reading, batches
 
 TOPOLOGY = topology_file.load()
 REPO = Path(__file__).resolve().parents[2]
-COMMAND = {
-    "id": "restart",
-    "start": "2021-03-01T01:00",
-    "end": "2021-03-01T02:59",
-    "requested_kw": 10,
-    "target_acs": ["AC1", "AC2"],
-    "price_per_kwh": 100,
-    "baseline_minutes": 60,
-}
+COMMAND = dr_command(
+    "restart", "2021-03-01T01:00", "2021-03-01T02:59", requested_kw=10, price_per_kwh=100, baseline_minutes=60
+)
 
 
 def test_a_batch_posted_again_is_recognised_and_a_changed_one_refused():
@@ -53,16 +50,17 @@ def test_a_batch_posted_again_is_recognised_and_a_changed_one_refused():
     )
     dr(ra1).submit("publish_declaration", "restart", json.dumps(summary))
     batch = [Reading("RA1", "C1", f"2021-03-01T01:0{m}", 100 + m) for m in range(5)]
-    first = post_readings(dr(ra1), "RA1MSP", "restart", batch)
+    meters = DrClient(EmbeddedGateway(ra1, ledger).get_network("grid"), TOPOLOGY.organisation("RA1"))
+    first = meters.post_readings("restart", batch)
     height = ledger.height
     with pytest.raises(EndorseError, match="already recorded"):  # posting it twice by hand is refused
-        post_readings(dr(ra1), "RA1MSP", "restart", batch)
-    again = post_readings(dr(ra1), "RA1MSP", "restart", batch, resume=True)
+        meters.post_readings("restart", batch)
+    again = meters.post_readings("restart", batch, resume=True)
     assert "already_recorded" not in first and again["already_recorded"] and again["readings"] == 5
     assert ledger.height == height  # recognised, not posted again
-    changed = batch[:4] + [Reading("RA1", "C1", "2021-03-01T01:04", 999)]
+    changed = [*batch[:4], Reading("RA1", "C1", "2021-03-01T01:04", 999)]
     with pytest.raises(EndorseError, match="already recorded"):
-        post_readings(dr(ra1), "RA1MSP", "restart", changed, resume=True)
+        meters.post_readings("restart", changed, resume=True)
     readings = json.loads(dr(ra1).evaluate("get_readings", "C1", "restart"))["readings"]
     assert [r["wh"] for r in readings] == [100, 101, 102, 103, 104]
 
@@ -72,7 +70,7 @@ SIMULATOR = textwrap.dedent("""
     # to the aggregation system; started again after a kill, it posts the same batches in the same order.
     import sys
     from network.bringup import Network
-    from network.connections import connect_as
+    from network.connections import open_session
     from sim.aggregation_system import AggregationSystem
     from sim.meters import MeterFleet, batches, post_all
 
@@ -82,8 +80,7 @@ SIMULATOR = textwrap.dedent("""
     command = {"start": "%(start)s", "end": "%(end)s", "baseline_minutes": %(baseline)d}
     fleet = MeterFleet.for_topology(topology, 6, seed=7)
     system = AggregationSystem(as_db, topology)
-    contracts = {ra: connect_as(network, ra).get_network(topology.channel).get_contract("gridledger", "dr")
-                 for ra in fleet.by_ra()}
+    clients = {ra: open_session(network, ra).dr for ra in fleet.by_ra()}
     groups = [group for _, group in batches(fleet.readings_for(command), 60)]
 
     def posted(group, summary):
@@ -91,34 +88,22 @@ SIMULATOR = textwrap.dedent("""
         with open(progress, "a") as out:
             out.write(("again" if summary.get("already_recorded") else "new") + "\\n")
 
-    post_all(lambda r: (contracts[r.ra], topology.organisation(r.ra).msp_id), command_id, groups, workers=1,
-             on_posted=posted)
+    post_all(lambda r: clients[r.ra], command_id, groups, workers=1, on_posted=posted)
     print("done")
 """) % {"start": COMMAND["start"], "end": COMMAND["end"], "baseline": COMMAND["baseline_minutes"]}
 
 
-@pytest.mark.fabric
 @pytest.mark.chaos
 @pytest.mark.timeout(300)
 def test_a_meter_simulator_killed_and_restarted_posts_every_reading_once(fault_network, tmp_path, figures):
-    from cli.dr import DrSession, _declare
-
     network = fault_network
     command_id = f"restart-{int(time.time())}"
-    DrSession(network, "TSO").submit("issue_command", json.dumps({**COMMAND, "id": command_id}))
+    open_session(network, "TSO").dr.submit("issue_command", json.dumps({**COMMAND, "id": command_id}))
     fleet = MeterFleet.for_topology(network.topology, 6, seed=7)
     for ra, consumers in fleet.by_ra().items():
-        session = DrSession(network, ra)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                session.evaluate("get_command", command_id)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        _declare(session, command_id, fleet.declaration({**COMMAND, "granularity_minutes": 1}, consumers))
+        session = open_session(network, ra)
+        session.dr.wait_for_command(command_id)
+        session.dr.declare(command_id, fleet.declaration({**COMMAND, "granularity_minutes": 1}, consumers))
     every = fleet.readings_for(COMMAND)
     total_batches = len(list(batches(every, 60)))
     as_db, progress = tmp_path / "as.sqlite", tmp_path / "progress"
@@ -146,13 +131,13 @@ def test_a_meter_simulator_killed_and_restarted_posts_every_reading_once(fault_n
     expected = {(r.consumer, r.minute): r.wh for r in every}
     held, counted = {}, 0
     for ra in fleet.by_ra():
-        session = DrSession(network, ra)
+        session = open_session(network, ra)
         for consumer in [c.id for c in fleet.by_ra()[ra]]:
-            shown = session.evaluate("get_readings", consumer, command_id)["readings"]
+            shown = session.dr.evaluate("get_readings", consumer, command_id)["readings"]
             held.update({(consumer, r["minute"]): r["wh"] for r in shown})
         counted += sum(
             m["readings"]
-            for a in session.evaluate("get_aggregates", command_id, ra)["aggregates"]
+            for a in session.dr.evaluate("get_aggregates", command_id, ra)["aggregates"]
             for m in a["minutes"]
         )
     in_window = sum(1 for r in every if r.minute >= COMMAND["start"])

@@ -4,41 +4,23 @@ the identity rules, settlement, and a simulated run with meters posting under th
 
 import json
 import threading
-import time
 import uuid
 
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
+from seed_examples import AC1_WH, FIGURES, OWNER, READINGS, SEES, WINDOW
+from waiting import eventually
 
 from cli import main
-from cli.dr import DrSession
 from consortium import topology as topology_file
 from gateway.errors import GatewayError
+from network.connections import open_session
 from sim.aggregation_system import AggregationSystem
-
-pytestmark = pytest.mark.fabric
 
 TOPOLOGY = topology_file.load()
 ORGS = TOPOLOGY.org_names
-WINDOW = [f"2021-01-14T00:0{m}" for m in range(5)]
-POSTED = {
-    "C1": ("RA1", [1000, 2000, 2000, 6000, 1000]),
-    "C2": ("RA2", [3000, 1000, 3000, 4000, 1000]),
-    "C3": ("RA3", [500, 500, 700, 700, 900]),
-}
-AC1_WH = [4000, 3000, 5000, 10000, 2000]  # seed figure 6: 4, 3, 5, 10, 2 kWh
-OWNER = {"C1": "RA1", "C2": "RA2", "C3": "RA3"}
 READINGS_PER_FIGURE = {"AC1": 10, "RA1": 5, "RA2": 5, "AC2": 5, "RA3": 5}
-SEES = {"TSO": {"C1", "C2", "C3"}, "AC1": {"C1", "C2"}, "AC2": {"C3"}, "RA1": {"C1"}, "RA2": {"C2"}, "RA3": {"C3"}}
-FIGURES = {
-    "TSO": ["AC1", "RA1", "RA2", "AC2", "RA3"],
-    "AC1": ["AC1", "RA1", "RA2"],
-    "AC2": ["AC2", "RA3"],
-    "RA1": ["RA1"],
-    "RA2": ["RA2"],
-    "RA3": ["RA3"],
-}
 
 
 def gridledger(network, *args):
@@ -46,18 +28,6 @@ def gridledger(network, *args):
     result = CliRunner().invoke(main, ["dr", *args, "--run-dir", str(network.root)])
     assert "Traceback" not in result.output + result.stderr, result.output + result.stderr
     return result.exit_code, result.stdout, result.stderr
-
-
-def eventually(check, seconds: float = 20.0):
-    """Peers commit a block at slightly different moments (and may first pull its private data): retry a read."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def wait_for_command(network, command_id, orgs):
@@ -100,33 +70,16 @@ def figure_6(fabric_network, tmp_path_factory):
     files = tmp_path_factory.mktemp("dr")
     ok(
         network,
-        "command",
-        "issue",
-        "--as",
-        "TSO",
-        "--id",
-        "1",
-        "--start",
-        WINDOW[0],
-        "--end",
-        WINDOW[-1],
-        "--kw",
-        "600",
-        "--target",
-        "AC1",
-        "--target",
-        "AC2",
-        "--price",
-        "2500",
-        "--baseline-minutes",
-        "5",
+        *f"command issue --as TSO --id 1 --start {WINDOW[0]} --end {WINDOW[-1]} --kw 600 --target AC1 --target AC2 --price 2500 --baseline-minutes 5".split(),
     )
     wait_for_command(network, "1", OWNER.values())
     for consumer, ra in OWNER.items():
         ok(network, "declare", "--as", ra, "--command", "1", "--consumer", consumer, "--expected-wh", "500")
-    for consumer, (poster, values) in POSTED.items():
+    for consumer, (poster, values) in READINGS.items():
         path = files / f"{consumer}.json"
-        path.write_text(json.dumps([{"consumer": consumer, "minute": m, "wh": wh} for m, wh in zip(WINDOW, values)]))
+        path.write_text(
+            json.dumps([{"consumer": consumer, "minute": m, "wh": wh} for m, wh in zip(WINDOW, values, strict=False)])
+        )
         ok(network, "readings", "post", "--as", poster, "--command", "1", "--file", str(path))
 
     def every_peer_has_every_reading():
@@ -166,11 +119,11 @@ def test_figure_6_bc_and_as_aggregates_agree_and_an_injected_discrepancy_shows(f
 
 @pytest.mark.parametrize("org", ORGS)
 def test_figure_7_every_read_path_shows_each_organisation_its_group_only(figure_6, org):
-    session = DrSession(figure_6, org)
+    session = open_session(figure_6, org).dr
     for consumer in ("C1", "C2", "C3"):
         if consumer in SEES[org]:
             readings = session.evaluate("get_readings", consumer, "1")["readings"]
-            assert [r["wh"] for r in readings] == POSTED[consumer][1]
+            assert [r["wh"] for r in readings] == READINGS[consumer][1]
             assert session.evaluate("get_declaration", "1", OWNER[consumer])["consumers"] == [consumer]
         else:
             with pytest.raises(GatewayError, match=f"is not one {org} may see"):
@@ -196,7 +149,9 @@ def test_figure_7_every_read_path_shows_each_organisation_its_group_only(figure_
 
 def test_figure_7_a_peer_outside_the_group_cannot_serve_its_data(figure_6):
     with pytest.raises(GatewayError, match="this peer \\(RA3MSP\\) is not a member of collection RA1"):
-        DrSession(figure_6, "TSO").contract.evaluate("get_aggregates", "1", "RA1", endorsing_organizations=["RA3MSP"])
+        open_session(figure_6, "TSO").dr.contract.evaluate(
+            "get_aggregates", "1", "RA1", endorsing_organizations=["RA3MSP"]
+        )
 
 
 def test_figure_7_events_reach_everyone_and_carry_no_private_values(figure_6):
@@ -206,7 +161,7 @@ def test_figure_7_events_reach_everyone_and_carry_no_private_values(figure_6):
         *(("ReadingsPosted", ra) for ra in OWNER.values()),
     }
     for org in ORGS:
-        session = DrSession(figure_6, org)
+        session = open_session(figure_6, org).dr
         seen = {}
         events = session.gateway.get_network(TOPOLOGY.channel).get_chaincode_events("gridledger", start_block=0)
         timer = threading.Timer(30.0, events.close)  # bounded: a missing event fails, never hangs
@@ -236,38 +191,10 @@ def open_command(figure_6):
     command = f"ids-{uuid.uuid4().hex[:8]}"
     ok(
         figure_6,
-        "command",
-        "issue",
-        "--as",
-        "TSO",
-        "--id",
-        command,
-        "--start",
-        WINDOW[0],
-        "--end",
-        WINDOW[-1],
-        "--kw",
-        "1",
-        "--target",
-        "AC1",
-        "--price",
-        "1",
+        *f"command issue --as TSO --id {command} --start {WINDOW[0]} --end {WINDOW[-1]} --kw 1 --target AC1 --price 1".split(),
     )
     wait_for_command(figure_6, command, ["RA1"])
-    ok(
-        figure_6,
-        "declare",
-        "--as",
-        "RA1",
-        "--command",
-        command,
-        "--consumer",
-        "C1",
-        "--consumer",
-        "C4",
-        "--expected-wh",
-        "1",
-    )
+    ok(figure_6, *f"declare --as RA1 --command {command} --consumer C1 --consumer C4 --expected-wh 1".split())
     return command
 
 
@@ -275,105 +202,30 @@ def test_identity_rules_for_organisations(figure_6, open_command):
     network = figure_6
     assert "only the TSO issues DR commands, not AC1" in refused(
         network,
-        "command",
-        "issue",
-        "--as",
-        "AC1",
-        "--id",
-        "x",
-        "--start",
-        WINDOW[0],
-        "--end",
-        WINDOW[-1],
-        "--kw",
-        "1",
-        "--target",
-        "AC1",
-        "--price",
-        "1",
+        *f"command issue --as AC1 --id x --start {WINDOW[0]} --end {WINDOW[-1]} --kw 1 --target AC1 --price 1".split(),
     )
     assert "consumer C1 belongs to RA1; RA2 may declare only its own consumers" in refused(
         network, "declare", "--as", "RA2", "--command", open_command, "--consumer", "C1", "--expected-wh", "1"
     )
     assert "RA2 has not declared for command" in refused(
         network,
-        "readings",
-        "post",
-        "--as",
-        "RA2",
-        "--command",
-        open_command,
-        "--consumer",
-        "C1",
-        "--minute",
-        WINDOW[0],
-        "--wh",
-        "5",
-        "--no-as",
+        *f"readings post --as RA2 --command {open_command} --consumer C1 --minute {WINDOW[0]} --wh 5 --no-as".split(),
     )
     assert "consumer 'C2' belongs to RA2, not RA1" in refused(
         network,
-        "readings",
-        "post",
-        "--as",
-        "RA1",
-        "--command",
-        open_command,
-        "--consumer",
-        "C2",
-        "--minute",
-        WINDOW[1],
-        "--wh",
-        "5",
-        "--no-as",
+        *f"readings post --as RA1 --command {open_command} --consumer C2 --minute {WINDOW[1]} --wh 5 --no-as".split(),
     )
     ok(
         network,
-        "readings",
-        "post",
-        "--as",
-        "RA1",
-        "--command",
-        open_command,
-        "--consumer",
-        "C1",
-        "--minute",
-        WINDOW[1],
-        "--wh",
-        "5",
-        "--no-as",
+        *f"readings post --as RA1 --command {open_command} --consumer C1 --minute {WINDOW[1]} --wh 5 --no-as".split(),
     )
     assert "duplicate reading: C1 at 2021-01-14T00:01 is already recorded" in refused(
         network,
-        "readings",
-        "post",
-        "--as",
-        "RA1",
-        "--command",
-        open_command,
-        "--consumer",
-        "C1",
-        "--minute",
-        WINDOW[1],
-        "--wh",
-        "5",
-        "--no-as",
+        *f"readings post --as RA1 --command {open_command} --consumer C1 --minute {WINDOW[1]} --wh 5 --no-as".split(),
     )
     assert "wh must be an integer from 0 to 100000, got -3" in refused(
         network,
-        "readings",
-        "post",
-        "--as",
-        "RA1",
-        "--command",
-        open_command,
-        "--consumer",
-        "C1",
-        "--minute",
-        WINDOW[0],
-        "--wh",
-        "-3",
-        "--no-as",
+        *f"readings post --as RA1 --command {open_command} --consumer C1 --minute {WINDOW[0]} --wh -3 --no-as".split(),
     )
     assert "--as must be one of" in refused(network, "command", "list", "--as", "Mallory")
 
@@ -382,37 +234,13 @@ def test_a_meter_posts_its_own_readings_only(figure_6, open_command):
     require_valid_meter_certificates(figure_6)
     assert "the meter of consumer C1 may post only its own readings, not 'C4'" in refused(
         figure_6,
-        "readings",
-        "post",
-        "--as",
-        "meter:C1",
-        "--command",
-        open_command,
-        "--consumer",
-        "C4",
-        "--minute",
-        WINDOW[0],
-        "--wh",
-        "5",
-        "--no-as",
+        *f"readings post --as meter:C1 --command {open_command} --consumer C4 --minute {WINDOW[0]} --wh 5 --no-as".split(),
     )
     ok(
         figure_6,
-        "readings",
-        "post",
-        "--as",
-        "meter:C4",
-        "--command",
-        open_command,
-        "--consumer",
-        "C4",
-        "--minute",
-        WINDOW[0],
-        "--kwh",
-        "0.005",
-        "--no-as",
+        *f"readings post --as meter:C4 --command {open_command} --consumer C4 --minute {WINDOW[0]} --kwh 0.005 --no-as".split(),
     )
-    readings = DrSession(figure_6, "RA1").evaluate("get_readings", "C4", open_command)["readings"]
+    readings = open_session(figure_6, "RA1").dr.evaluate("get_readings", "C4", open_command)["readings"]
     assert readings == [{"minute": WINDOW[0], "wh": 5}]
     assert "a smart meter may post and read only its own readings" in refused(
         figure_6, "aggregates", "--as", "meter:C4", "--command", open_command
@@ -432,19 +260,7 @@ def test_settlement_is_the_tsos_and_closes_the_command(figure_6):
 
     eventually(shown_to_ra2)
     assert "command 1 is settled" in refused(
-        figure_6,
-        "readings",
-        "post",
-        "--as",
-        "RA1",
-        "--command",
-        "1",
-        "--consumer",
-        "C1",
-        "--minute",
-        "2021-01-13T23:59",
-        "--wh",
-        "1",
+        figure_6, *"readings post --as RA1 --command 1 --consumer C1 --minute 2021-01-13T23:59 --wh 1".split()
     )
 
 

@@ -7,15 +7,15 @@ import threading
 import time
 
 import pytest
+from waiting import eventually
 
-from cli.dr import Sessions
-from cli.market import MarketClient, start_matchers
+from clients.market import MarketClient
 from gateway.errors import EndorseError, GatewayError
+from network.connections import Sessions
+from sim.market_rounds import start_matchers
 from solver import Proposal, verify
 from solver.matching import solve
 from solver.orders import order_from_ledger
-
-pytestmark = pytest.mark.fabric
 
 
 @pytest.fixture(scope="module")
@@ -24,20 +24,7 @@ def sessions(fabric_network):
 
 
 def market(sessions, who) -> MarketClient:
-    return MarketClient(sessions(who))
-
-
-def eventually(check, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except GatewayError:
-            pass
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.3)
+    return sessions(who).market
 
 
 def orders_of(book):
@@ -67,17 +54,17 @@ def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions
     placed = ra1.submit("place_orders", json.dumps([{"participant": "C1", "side": "sell", "price": 20, "quantity": 3}]))
     assert placed["gate"] == gate
     ra2.submit("place_orders", json.dumps([{"participant": "C2", "side": "buy", "price": 26, "quantity": 2}]))
-    meter = MarketClient(sessions("meter:C3"))
+    meter = sessions("meter:C3").market
     meter.submit("place_orders", json.dumps([{"participant": "C3", "side": "buy", "price": 24, "quantity": 2}]))
     with pytest.raises(EndorseError, match="C2 is not a consumer of RA1"):
         ra1.submit("place_orders", json.dumps([{"participant": "C2", "side": "buy", "price": 24, "quantity": 2}]))
-    with pytest.raises(EndorseError, match="multiple of 0.01"):
+    with pytest.raises(EndorseError, match=r"multiple of 0\.01"):
         ra1.submit("place_orders", json.dumps([{"participant": "C4", "side": "buy", "price": 24.001, "quantity": 2}]))
 
     time.sleep(max(0.0, end - time.time() + 0.2))
     closed = ra3.submit("close_gate", gate)
     assert (closed["orders"], closed["status"]) == (3, "proposing")
-    book = eventually(lambda: market(sessions, "AC2").evaluate("get_book", gate))
+    book = eventually(lambda: market(sessions, "AC2").evaluate("get_book", gate), "the book at AC2")
     orders = orders_of(book)
     seed = bytes.fromhex(book["gate"]["seed"])
     best = solve(orders, "welfare", seed).proposal()
@@ -86,7 +73,9 @@ def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions
     lying = {**best.to_json(), "value": str(best.value + 1)}
     with pytest.raises(EndorseError, match="claims welfare"):
         ra2.submit("propose", gate, json.dumps(lying), all_peers=True)
-    accepted = eventually(lambda: ra1.submit("propose", gate, json.dumps(best.to_json()), all_peers=True), 10)
+    accepted = eventually(
+        lambda: ra1.submit("propose", gate, json.dumps(best.to_json()), all_peers=True), "the proposal accepted", 10
+    )
     assert accepted["optimal"] and accepted["value"] == str(best.value)
     empty = Proposal("welfare", (), 0)
     assert verify(orders, seed, "welfare", empty).value == 0
@@ -96,12 +85,12 @@ def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions
     final = ra2.submit("finalise", gate)
     assert (final["winner"]["org"], final["proposals"]) == ("RA1", 2)
     assert final["clearing"]["average_price_sen_per_kwh"] == 2267
-    trades = eventually(lambda: market(sessions, "TSO").evaluate("get_trades", gate))["trades"]
+    trades = eventually(lambda: market(sessions, "TSO").evaluate("get_trades", gate), "the trades")["trades"]
     assert sorted((t["seller"], t["buyer"], t["quantity_wh"], t["price_sen_per_kwh"]) for t in trades) == [
         ("C1", "C2", 2000, 2300),
         ("C1", "C3", 1000, 2200),
     ]
-    c3 = eventually(lambda: MarketClient(sessions("meter:C3")).evaluate("get_positions", "C3"))
+    c3 = eventually(lambda: sessions("meter:C3").market.evaluate("get_positions", "C3"), "C3's positions")
     assert c3["totals"]["bought_wh"] == 1000
     with pytest.raises(GatewayError, match="may not see the positions"):
         market(sessions, "RA2").evaluate("get_positions", "C1")
@@ -110,7 +99,7 @@ def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions
 def test_matching_services_run_rounds_by_themselves(sessions):
     configure(sessions, gate_seconds=6, proposal_seconds=5, objective="volume")
     stop = threading.Event()
-    services, threads = start_matchers(sessions, ["RA1", "RA2", "RA3"], stop, poll_seconds=1.0)
+    _services, threads = start_matchers(sessions, ["RA1", "RA2", "RA3"], stop, poll_seconds=1.0)
     try:
         ra1 = market(sessions, "RA1")
         gate, _ = wait_for_fresh_gate(ra1, 4)
@@ -133,7 +122,9 @@ def test_matching_services_run_rounds_by_themselves(sessions):
         )
         tso = market(sessions, "TSO")
         final = eventually(
-            lambda: (lambda g: g if g["status"] == "finalised" else None)(tso.evaluate("get_gate", gate)), 40
+            lambda: (lambda g: g if g["status"] == "finalised" else None)(tso.evaluate("get_gate", gate)),
+            "the gate finalised",
+            40,
         )
     finally:
         stop.set()

@@ -13,8 +13,6 @@ from network.chaincode import ChaincodeDeployment
 from network.connections import connect_as
 from network.processes import PortInUse
 
-pytestmark = pytest.mark.fabric
-
 
 def test_every_node_of_the_topology_runs_and_reports_healthy(fabric_network):
     topology = fabric_network.topology

@@ -6,33 +6,23 @@ collection and a public record, each holding values that cannot appear by chance
 import hashlib
 import json
 import threading
-import time
 import uuid
 
 import pytest
 from access_matrix import READ_PATHS, cells, member_peer_org, table
 from click.testing import CliRunner
+from waiting import eventually
 
 from consortium import topology as topology_file
 from gateway.errors import GatewayError
+from network.connections import open_session
 
-pytestmark = [pytest.mark.fabric, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.timeout(900)]
 
 TOPOLOGY = topology_file.load()
 CELLS = cells(TOPOLOGY)
 WINDOW = [f"2021-01-14T00:0{m}" for m in range(3)]
 RESULTS: dict[tuple[str, str, str], bool] = {}
-
-
-def eventually(check, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return check()
-        except (AssertionError, GatewayError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 class Seeded:
@@ -49,10 +39,8 @@ class Seeded:
         self.sessions = {}
 
     def session(self, org):
-        from cli.dr import DrSession
-
         if org not in self.sessions:
-            self.sessions[org] = DrSession(self.network, org)
+            self.sessions[org] = open_session(self.network, org)
         return self.sessions[org]
 
     def records_contract(self, org):
@@ -65,7 +53,7 @@ class Seeded:
             return [
                 fragment
                 for values in self.readings[kind.owner].values()
-                for minute, wh in zip(WINDOW, values)
+                for minute, wh in zip(WINDOW, values, strict=False)
                 for fragment in (f'"{minute}":{wh}'.encode(), f'"wh":{wh}'.encode())
             ]
         if kind.what == "declaration":
@@ -79,11 +67,9 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def seeded(security_network):
-    from cli.dr import _declare
-
     data = Seeded(security_network)
     tso = data.session("TSO")
-    tso.submit(
+    tso.dr.submit(
         "issue_command",
         json.dumps(
             {
@@ -100,11 +86,10 @@ def seeded(security_network):
     base = 40_001
     for n, ra in enumerate(o for o in TOPOLOGY.organisations if o.role == "ra"):
         session = data.session(ra.name)
-        eventually(lambda: session.evaluate("get_command", data.command))
+        eventually(lambda: session.dr.evaluate("get_command", data.command))
         consumers = list(ra.consumers)
         data.declared[ra.name] = {c: 7_001 + 10 * n + i for i, c in enumerate(consumers)}
-        _declare(
-            session,
+        session.dr.declare(
             data.command,
             {
                 "baseline_method": "mean-before",
@@ -117,13 +102,16 @@ def seeded(security_network):
         for i, consumer in enumerate(consumers):
             values = [base + 100 * (3 * n + i) + m for m in range(len(WINDOW))]
             data.readings[ra.name][consumer] = values
-            session.submit(
+            session.dr.submit(
                 "post_readings",
                 data.command,
                 private=True,
                 transient={
                     "readings": json.dumps(
-                        [{"consumer": consumer, "minute": minute, "wh": wh} for minute, wh in zip(WINDOW, values)]
+                        [
+                            {"consumer": consumer, "minute": minute, "wh": wh}
+                            for minute, wh in zip(WINDOW, values, strict=False)
+                        ]
                     )
                 },
             )
@@ -155,7 +143,7 @@ def seeded(security_network):
                             [
                                 r["wh"]
                                 for r in json.loads(
-                                    tso.contract.evaluate(
+                                    tso.dr.contract.evaluate(
                                         "get_readings", consumer, data.command, endorsing_organizations=[msp]
                                     )
                                 )["readings"]
@@ -202,7 +190,7 @@ def _evaluate(data: Seeded, org: str, kind, peer_org: str) -> bool:
             )
         if kind.what == "command":
             return (
-                json.loads(session.contract.evaluate("get_command", data.command, endorsing_organizations=msp))["id"]
+                json.loads(session.dr.contract.evaluate("get_command", data.command, endorsing_organizations=msp))["id"]
                 == data.command
             )
         if kind.what == "readings":
@@ -210,7 +198,9 @@ def _evaluate(data: Seeded, org: str, kind, peer_org: str) -> bool:
                 [
                     r["wh"]
                     for r in json.loads(
-                        session.contract.evaluate("get_readings", consumer, data.command, endorsing_organizations=msp)
+                        session.dr.contract.evaluate(
+                            "get_readings", consumer, data.command, endorsing_organizations=msp
+                        )
                     )["readings"]
                 ]
                 == values
@@ -218,14 +208,14 @@ def _evaluate(data: Seeded, org: str, kind, peer_org: str) -> bool:
             )
         if kind.what == "declaration":
             shown = json.loads(
-                session.contract.evaluate("get_declaration", data.command, kind.owner, endorsing_organizations=msp)
+                session.dr.contract.evaluate("get_declaration", data.command, kind.owner, endorsing_organizations=msp)
             )
             return shown["detail"] == {
                 c: {"expected_wh": [e] * len(WINDOW)} for c, e in data.declared[kind.owner].items()
             }
         if kind.what == "figures":
             shown = json.loads(
-                session.contract.evaluate("get_aggregates", data.command, kind.owner, endorsing_organizations=msp)
+                session.dr.contract.evaluate("get_aggregates", data.command, kind.owner, endorsing_organizations=msp)
             )
             return [a["org"] for a in shown["aggregates"]] == [kind.owner]
     except GatewayError as refused:

@@ -11,7 +11,7 @@ from test_fuzz_contracts import CLEAR_ERROR, DEEPLY_NESTED, DERANDOMIZE, draw_ca
 
 from gateway.errors import CommitError, GatewayError
 
-pytestmark = [pytest.mark.fabric, pytest.mark.chaos, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
 GATEWAY_EXAMPLES = int(os.environ.get("GRIDLEDGER_GATEWAY_FUZZ_EXAMPLES", "25"))
 tried = {"cases": 0, "failures": 0}
@@ -31,9 +31,7 @@ def gateways(security_network, fuzz_figures):
 
 
 def heights(network) -> dict[str, int]:
-    return {
-        peer.name: network.peer_admin(peer).height(network.topology.channel) for peer in network.topology.peers
-    }
+    return {peer.name: network.peer_admin(peer).height(network.topology.channel) for peer in network.topology.peers}
 
 
 def submit(gateways, network, org, function, args, transient):

@@ -1,0 +1,124 @@
+"""Simulated trading rounds on the network: the matchers' services in threads, simulated prosumers (sim.traders)
+bidding each gate through their RAs, and a run of rounds reported gate by gate against the continuous double
+auction; what `gridledger market simulate` and `gridledger demo` run.
+
+`sessions(who)` is an identity's session (network.connections.Sessions): `.market` its market client, `.dr` its
+DR client; `sessions.topology` the network's topology.
+"""
+
+import threading
+import time
+
+from clients.contract import Refused
+from consortium.units import SEN_PER_YEN
+from sim.meters import MeterFleet
+from sim.traders import TraderFleet
+from solver.service import MatchingService
+
+ORDERS_PER_TRANSACTION = 1000
+
+
+def start_matchers(sessions, matchers: list[str], stop: threading.Event, poll_seconds: float = 2.0):
+    """A MatchingService per matcher, each in a thread of its own until `stop`; returns (services, threads)."""
+    services = [
+        MatchingService(org, sessions(org).market, rank=rank, poll_seconds=poll_seconds)
+        for rank, org in enumerate(matchers)
+    ]
+    threads = [threading.Thread(target=s.run, args=(stop,), name=f"matcher-{s.org}", daemon=True) for s in services]
+    for thread in threads:
+        thread.start()
+    return services, threads
+
+
+def traders_for(sessions, count: int, seed: int = 0) -> TraderFleet:
+    """`count` prosumers: the topology's consumers, then synthetic ones registered with their RAs if needed (the
+    same ids as the DR simulation's meter fleet)."""
+    fleet = MeterFleet.for_topology(sessions.topology, count)
+    for ra, consumers in fleet.by_ra().items():
+        sessions(ra).dr.register_consumers([c.id for c in consumers])
+    return TraderFleet.for_consumers([(c.id, c.ra) for c in fleet.consumers], seed)
+
+
+def run_rounds(sessions, traders: TraderFleet, gates: int, log=lambda line: None, stop: threading.Event | None = None):
+    """Places each gate's orders as it opens, for `gates` gates; returns the gate ids. Traders adjust to the
+    latest clearing price they can see (B8)."""
+    stop = stop or threading.Event()
+    viewer = sessions("TSO").market
+    placed: list[str] = []
+    seen_final: set[str] = set()
+    index = 0
+    while len(placed) < gates and not stop.is_set():
+        config = viewer.config()
+        gate = config["current_gate"]
+        end = config["current_gate_end_ms"] / 1000
+        if gate in placed or end - time.time() < min(2.0, config["gate_seconds"] / 2):
+            stop.wait(max(0.1, end - time.time() + 0.05))  # too late for this gate: wait for the next
+            continue
+        for gate_record in viewer.gates(10):
+            if gate_record["status"] == "finalised" and gate_record["id"] not in seen_final:
+                seen_final.add(gate_record["id"])
+                clearing = gate_record.get("clearing")
+                traded = set()
+                if clearing:
+                    for t in viewer.trades(gate_record["id"])["trades"]:
+                        traded.update((t["seller"], t["buyer"]))
+                traders.observe(traded, clearing["average_price_sen_per_kwh"] / SEN_PER_YEN if clearing else None)
+        by_ra = traders.orders_for_gate(index)
+        count = 0
+        for ra, orders in by_ra.items():
+            market = sessions(ra).market
+            refs = [{**o, "ref": f"{gate[11:].replace(':', '')}-{o['participant']}"} for o in orders]
+            for chunk in range(0, len(refs), ORDERS_PER_TRANSACTION):
+                batch = refs[chunk : chunk + ORDERS_PER_TRANSACTION]
+                result = market.place_orders(batch, resend=True)
+                if result is not None and result["gate"] != gate:
+                    log(f"  note: {ra}'s orders landed in gate {result['gate']} (the clock moved on)")
+                count += len(batch)
+        log(f"gate {gate}: {count} orders from {len(by_ra)} RAs")
+        placed.append(gate)
+        index += 1
+        stop.wait(max(0.0, end - time.time() + 0.05))
+    return placed
+
+
+def simulate_market(
+    sessions,
+    gates: int = 3,
+    gate_seconds: int = 10,
+    proposal_seconds: int = 5,
+    objective: str = "welfare",
+    trader_count: int = 30,
+    seed: int = 0,
+    log=lambda line: None,
+) -> dict:
+    """Trading rounds: the operator configures the gates, every matcher's service runs, `trader_count` simulated
+    prosumers bid each of `gates` gates; then each gate's proposals, winner and clearing price against the
+    continuous double auction on the same book."""
+    began = time.monotonic()
+    topology = sessions.topology
+    operator = sessions(topology.market.operator).market
+    operator.configure({"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective})
+    traders = traders_for(sessions, trader_count, seed)
+    stop = threading.Event()
+    services, threads = start_matchers(sessions, list(topology.market.matchers), stop, poll_seconds=1.0)
+    try:
+        placed = run_rounds(sessions, traders, gates, log=log)
+        deadline = time.time() + gate_seconds + proposal_seconds + 60
+        while time.time() < deadline:
+            statuses = [operator.gate(g)["status"] for g in placed]
+            if all(s == "finalised" for s in statuses):
+                break
+            time.sleep(0.5)
+        else:
+            raise Refused(f"gates not finalised in time: {dict(zip(placed, statuses, strict=True))}")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    return {
+        "gates": [operator.report(gate) for gate in placed],
+        "traders": trader_count,
+        "objective": objective,
+        "seconds": round(time.monotonic() - began, 1),
+        "solve_seconds": {s.org: s.record.solve_seconds for s in services},
+    }

@@ -1,0 +1,309 @@
+"""The market contract on the in-memory world: gates in time, orders by identity, closing with a seed, verified
+proposals, the best one finalised with trades, positions and clearing prices; bad input changes nothing."""
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from chaincode.contracts.market import gate_label
+from chaincode.shim.memory import MVCC_READ_CONFLICT
+from chaincode.shim.testing import make_identity
+from consortium import topology as topology_file
+from solver import Proposal, order_book_seed, verify
+from solver.matching import solve
+from solver.orders import order_from_ledger
+
+TOPOLOGY = topology_file.load()
+USERS = {org: make_identity(f"{org}MSP", f"User1@{org.lower()}") for org in TOPOLOGY.org_names}
+METER_C1 = make_identity("RA1MSP", "meter-C1", {"role": "meter", "consumer": "C1"})
+
+# 10:00 JST, the start of a default (30-minute) gate; its proposal window is 120 s after 10:30.
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+GATE = "2026-11-23T10:00:00"
+END = T0 + timedelta(minutes=30)
+DEADLINE = END + timedelta(seconds=120)
+
+
+@pytest.fixture
+def ledger(new_ledger):
+    return new_ledger("market", now=T0)
+
+
+def at(moment, seconds=0):
+    return moment + timedelta(seconds=seconds)
+
+
+def order(participant, side, price, quantity):
+    return {"participant": participant, "side": side, "price": price, "quantity": quantity}
+
+
+def place_book(ledger):
+    """C1 (RA1) sells 3 kWh at 20 yen; C2 (RA2) buys 2 kWh at 26 yen; C3 (RA3) buys 2 kWh at 24 yen."""
+    ledger.ok(USERS["RA1"], "place_orders", [order("C1", "sell", 20, 3)], when=at(T0, 10))
+    ledger.ok(USERS["RA2"], "place_orders", [order("C2", "buy", 26, 2)], when=at(T0, 20))
+    ledger.ok(USERS["RA3"], "place_orders", [order("C3", "buy", 24, 2)], when=at(T0, 30))
+
+
+def solved(ledger, objective="welfare"):
+    book = ledger.ok(USERS["RA1"], "get_book", GATE, when=at(END, 2))
+    orders = [order_from_ledger(o) for o in book["orders"]]
+    return orders, solve(orders, objective, bytes.fromhex(book["gate"]["seed"])).proposal()
+
+
+def test_orders_go_into_the_gate_of_their_time_in_exact_units(ledger):
+    placed = ledger.ok(
+        USERS["RA1"],
+        "place_orders",
+        [order("C1", "sell", 20.5, 1.25), order("C4", "buy", 30, 0.001)],
+        when=at(T0, 59),
+    )
+    assert placed["gate"] == GATE
+    first, second = placed["orders"]
+    assert (first["price_sen_per_kwh"], first["quantity_wh"], first["placed_by"]) == (2050, 1250, "RA1")
+    assert second["quantity_wh"] == 1
+    assert first["time_ms"] == int(at(T0, 59).timestamp() * 1000)
+    assert ledger.ok(USERS["AC2"], "get_book", GATE)["orders"] == sorted(placed["orders"], key=lambda o: o["id"])
+    later = ledger.ok(USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1)], when=END)
+    assert later["gate"] == "2026-11-23T10:30:00"
+
+
+def test_who_may_place_orders_for_whom(ledger):
+    assert "not a consumer of RA1" in ledger.refused(USERS["RA1"], "place_orders", [order("C2", "sell", 20, 1)])
+    assert "not by TSO" in ledger.refused(USERS["TSO"], "place_orders", [order("C1", "sell", 20, 1)])
+    assert "not by AC1" in ledger.refused(USERS["AC1"], "place_orders", [order("C1", "sell", 20, 1)])
+    assert "not a consumer" in ledger.refused(USERS["RA1"], "place_orders", [order("NOBODY", "sell", 20, 1)])
+    ledger.ok(METER_C1, "place_orders", [order("C1", "buy", 20, 1)])
+    assert "only for C1" in ledger.refused(METER_C1, "place_orders", [order("C4", "buy", 20, 1)])
+
+
+def test_consumers_registered_by_an_ra_trade_through_it(ledger):
+    stub = ledger.world.new_stub(
+        ["dr:register_consumers"],
+        identity=USERS["RA2"],
+        timestamp=T0,
+        transient={"consumers": json.dumps(["H-17"]).encode()},
+    )
+    assert ledger.chaincode.invoke(stub).ok and ledger.world.commit(stub) == "VALID"
+    ledger.ok(USERS["RA2"], "place_orders", [order("H-17", "sell", 20, 1)])
+    assert "not a consumer of RA1" in ledger.refused(USERS["RA1"], "place_orders", [order("H-17", "sell", 20, 1)])
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (order("C1", "sell", -1, 1), "price must be between 0 and 1000"),
+        (order("C1", "sell", 1000.01, 1), "price must be between"),
+        (order("C1", "sell", 20.001, 1), "multiple of 0.01"),
+        (order("C1", "sell", 20, 0), "quantity must be more than 0"),
+        (order("C1", "sell", 20, 10001), "at most 10000"),
+        (order("C1", "sell", 20, 0.0001), "multiple of 0.001"),
+        (order("C1", "hold", 20, 1), 'side must be "buy" or "sell"'),
+        (order("C1", "sell", "cheap", 1), "price must be a number"),
+        ({"participant": "C1", "side": "sell", "price": 20}, "missing quantity"),
+        ({**order("C1", "sell", 20, 1), "limit": True}, "unknown fields limit"),
+        ("C1 sells", "must be an object"),
+    ],
+)
+def test_bad_orders_are_refused_whole_batch_and_nothing_changes(ledger, bad, message):
+    assert message in ledger.refused(USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1), bad])
+
+
+def test_batch_size_and_malformed_json_are_refused(ledger):
+    assert "1 to 1000 orders" in ledger.refused(USERS["RA1"], "place_orders", [])
+    assert "1 to 1000 orders" in ledger.refused(USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1)] * 1001)
+    assert "must be a JSON array" in ledger.refused(USERS["RA1"], "place_orders", "[{")
+
+
+def test_cancel_only_own_orders_while_open(ledger):
+    placed = ledger.ok(USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1), order("C4", "sell", 21, 1)])
+    first, second = (o["id"] for o in placed["orders"])
+    assert "no order" in ledger.refused(USERS["RA2"], "cancel_order", GATE, first)
+    ledger.ok(USERS["RA1"], "cancel_order", GATE, first, when=at(T0, 5))
+    assert [o["id"] for o in ledger.ok(USERS["RA1"], "get_book", GATE)["orders"]] == [second]
+    assert "has ended" in ledger.refused(USERS["RA1"], "cancel_order", GATE, second, when=END)
+
+
+def test_a_gate_closes_only_after_its_end_once_with_the_seed_of_its_book(ledger):
+    place_book(ledger)
+    assert "open until 2026-11-23T10:30:00+09:00" in ledger.refused(USERS["RA1"], "close_gate", GATE, when=at(END, -1))
+    closed = ledger.ok(USERS["RA2"], "close_gate", GATE, when=END)
+    assert (closed["status"], closed["orders"], closed["objective"]) == ("proposing", 3, "welfare")
+    book = ledger.ok(USERS["TSO"], "get_book", GATE, when=at(END, 1))["orders"]
+    orders = [order_from_ledger(o) for o in book]
+    assert closed["seed"] == order_book_seed(orders).hex()
+    assert "already closed" in ledger.refused(USERS["RA3"], "close_gate", GATE, when=at(END, 1))
+    # A client that backdates its timestamp into the closed gate is refused.
+    assert "has closed" in ledger.refused(USERS["RA1"], "place_orders", [order("C1", "sell", 1, 1)], when=at(END, -5))
+
+
+def test_an_order_endorsed_before_the_close_but_committed_after_it_is_invalidated(ledger):
+    late = ledger.world.new_stub(
+        ["market:place_orders", json.dumps([order("C1", "sell", 20, 1)])], identity=USERS["RA1"], timestamp=at(END, -1)
+    )
+    assert ledger.chaincode.invoke(late).ok
+    ledger.ok(USERS["RA2"], "close_gate", GATE, when=END)
+    assert ledger.world.commit(late) == MVCC_READ_CONFLICT
+
+
+def test_an_empty_gate_is_final_when_it_closes(ledger):
+    closed = ledger.ok(USERS["RA1"], "close_gate", GATE, when=END)
+    assert (closed["status"], closed["orders"], closed["winner"]) == ("finalised", 0, None)
+
+
+def test_proposals_are_verified_and_the_best_is_finalised(ledger):
+    place_book(ledger)
+    ledger.ok(USERS["RA1"], "close_gate", GATE, when=END)
+    orders, best = solved(ledger)
+    # C1 sells 2 kWh to C2 (surplus 6 yen/kWh) and 1 kWh to C3 (4 yen/kWh): 16 yen, in millisen.
+    assert best.value == 600 * 2000 + 400 * 1000
+    summary = ledger.ok(USERS["RA1"], "propose", GATE, best.to_json(), when=at(END, 5))
+    assert (summary["org"], summary["value"], summary["optimal"]) == ("RA1", str(best.value), True)
+    assert summary["value_display"] == 16.0
+
+    worse = Proposal("welfare", best.trades[:0], 0)
+    assert verify(orders, bytes.fromhex(ledger.ok(USERS["RA1"], "get_gate", GATE)["seed"]), "welfare", worse).value == 0
+    ledger.ok(USERS["RA3"], "propose", GATE, worse.to_json(), when=at(END, 6))
+    assert "already proposed" in ledger.refused(USERS["RA1"], "propose", GATE, best.to_json(), when=at(END, 7))
+    assert "only the matchers" in ledger.refused(USERS["TSO"], "propose", GATE, best.to_json(), when=at(END, 7))
+    lying = {**best.to_json(), "value": str(best.value + 1)}
+    assert "claims welfare" in ledger.refused(USERS["RA2"], "propose", GATE, lying, when=at(END, 7))
+    assert "malformed proposal" in ledger.refused(USERS["RA2"], "propose", GATE, {"trades": 3}, when=at(END, 7))
+    assert "takes proposals until" in ledger.refused(USERS["RA2"], "propose", GATE, best.to_json(), when=DEADLINE)
+    assert [p["org"] for p in ledger.ok(USERS["AC1"], "list_proposals", GATE, when=at(END, 8))] == ["RA1", "RA3"]
+
+    assert "takes proposals until" in ledger.refused(USERS["TSO"], "finalise", GATE, when=at(DEADLINE, -1))
+    final = ledger.ok(USERS["TSO"], "finalise", GATE, when=DEADLINE)
+    assert (final["status"], final["winner"]["org"], final["proposals"]) == ("finalised", "RA1", 2)
+    assert final["clearing"] == {
+        "gate": GATE,
+        "start": "2026-11-23T10:00:00+09:00",
+        "start_ms": int(T0.timestamp() * 1000),
+        "objective": "welfare",
+        "volume_wh": 3000,
+        "average_price_sen_per_kwh": 2267,
+        "low_sen_per_kwh": 2200,
+        "high_sen_per_kwh": 2300,
+        "trades": 2,
+    }
+    trades = ledger.ok(USERS["RA2"], "get_trades", GATE, when=at(DEADLINE, 1))["trades"]
+    assert sorted((t["seller"], t["buyer"], t["quantity_wh"], t["price_sen_per_kwh"]) for t in trades) == [
+        ("C1", "C2", 2000, 2300),
+        ("C1", "C3", 1000, 2200),
+    ]
+    assert ledger.ok(USERS["RA3"], "get_prices", when=at(DEADLINE, 1)) == [final["clearing"]]
+    assert "already finalised" in ledger.refused(USERS["RA1"], "finalise", GATE, when=at(DEADLINE, 2))
+    c2 = ledger.ok(USERS["RA2"], "get_positions", "C2", when=at(DEADLINE, 1))
+    assert c2["totals"] == {
+        "bought_wh": 2000,
+        "sold_wh": 0,
+        "paid_millisen": 2000 * 2300,
+        "received_millisen": 0,
+        "net_millisen": -2000 * 2300,
+    }
+
+
+def test_equal_proposals_tie_break_on_the_outcome_whatever_the_arrival_order(ledger):
+    place_book(ledger)
+    ledger.ok(USERS["RA1"], "close_gate", GATE, when=END)
+    _, best = solved(ledger)
+    ledger.ok(USERS["RA3"], "propose", GATE, best.to_json(), when=at(END, 5))
+    ledger.ok(USERS["RA2"], "propose", GATE, best.to_json(), when=at(END, 6))
+    final = ledger.ok(USERS["TSO"], "finalise", GATE, when=DEADLINE)
+    assert final["winner"]["org"] == "RA2"  # same digest: the first by key, whoever arrived first
+
+
+def test_no_proposal_finalises_without_trades(ledger):
+    place_book(ledger)
+    ledger.ok(USERS["RA1"], "close_gate", GATE, when=END)
+    final = ledger.ok(USERS["RA1"], "finalise", GATE, when=DEADLINE)
+    assert (final["winner"], final["clearing"], final["proposals"]) == (None, None, 0)
+    assert ledger.ok(USERS["RA1"], "get_trades", GATE, when=DEADLINE)["trades"] == []
+
+
+def test_positions_are_visible_to_the_group_of_the_participant_only(ledger):
+    allowed = {"TSO", "AC1", "RA1"}
+    for org in TOPOLOGY.org_names:
+        response = ledger.call(USERS[org], "get_positions", "C1", commit=False)
+        assert response.ok == (org in allowed), (org, response.message)
+    assert ledger.call(METER_C1, "get_positions", "C1", commit=False).ok
+    assert not ledger.call(METER_C1, "get_positions", "C4", commit=False).ok
+
+
+def test_the_operator_configures_gates_from_the_next_second_and_objectives_per_gate(ledger):
+    config = {"gate_seconds": 5, "proposal_seconds": 3, "objective": "volume"}
+    assert "only the market operator TSO" in ledger.refused(USERS["RA1"], "configure", config)
+    assert "gate_seconds must be a whole number" in ledger.refused(
+        USERS["TSO"], "configure", {**config, "gate_seconds": 0}
+    )
+    assert "objective must be one of" in ledger.refused(USERS["TSO"], "configure", {**config, "objective": "most"})
+    ledger.ok(USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1)], when=at(T0, 1))
+    segment = ledger.ok(USERS["TSO"], "configure", config, when=at(T0, 100.4))
+    assert segment["since"] == "2026-11-23T10:01:41"
+    # The 10:00 gate was cut at 10:01:41; gates of 5 s follow.
+    cut = ledger.ok(USERS["RA1"], "get_gate", GATE, when=at(T0, 102))
+    assert (cut["end"], cut["status"]) == ("2026-11-23T10:01:41+09:00", "closing")
+    assert (
+        ledger.ok(USERS["RA1"], "place_orders", [order("C1", "sell", 20, 1)], when=at(T0, 107))["gate"]
+        == "2026-11-23T10:01:46"
+    )
+    assert "no gate starts at 2026-11-23T10:01:42" in ledger.refused(
+        USERS["RA1"], "close_gate", "2026-11-23T10:01:42", when=at(T0, 200)
+    )
+    ledger.ok(USERS["TSO"], "set_gate_objective", "2026-11-23T10:01:51", "maxmin", when=at(T0, 108))
+    assert "already ended" in ledger.refused(
+        USERS["TSO"], "set_gate_objective", "2026-11-23T10:01:46", "maxmin", when=at(T0, 112)
+    )
+    assert ledger.ok(USERS["RA1"], "close_gate", "2026-11-23T10:01:51", when=at(T0, 116))["objective"] == "maxmin"
+    config_now = ledger.ok(USERS["AC1"], "get_config", when=at(T0, 116))
+    assert (config_now["gate_seconds"], config_now["current_gate"]) == (5, "2026-11-23T10:01:56")
+    gates = ledger.ok(USERS["AC1"], "list_gates", 5, when=at(T0, 116))
+    # Open and not yet closed gates first (those with orders, however old), then closed ones.
+    assert [(g["id"], g["status"]) for g in gates] == [
+        ("2026-11-23T10:01:56", "open"),
+        ("2026-11-23T10:01:46", "closing"),
+        (GATE, "closing"),
+        ("2026-11-23T10:01:51", "finalised"),
+    ]
+
+
+def test_gate_ids_are_checked(ledger):
+    assert "JST time" in ledger.refused(USERS["RA1"], "close_gate", "tomorrow", when=END)
+    assert gate_label(int(T0.timestamp() * 1000)) == GATE
+
+
+def test_maxmin_gates_verify_their_prices(ledger):
+    ledger.ok(USERS["TSO"], "set_gate_objective", GATE, "maxmin")
+    place_book(ledger)
+    ledger.ok(USERS["RA1"], "close_gate", GATE, when=END)
+    _, best = solved(ledger, "maxmin")
+    summary = ledger.ok(USERS["RA2"], "propose", GATE, best.to_json(), when=at(END, 5))
+    assert summary["objective"] == "maxmin" and not summary["optimal"]
+    final = ledger.ok(USERS["RA1"], "finalise", GATE, when=DEADLINE)
+    assert final["winner"]["digest"] == best.digest()
+
+
+def test_a_gate_nobody_closed_in_time_stays_listed_and_gets_its_whole_window_when_closed_late(ledger):
+    place_book(ledger)
+    later = at(END, 3 * 1800 + 7)
+    listed = ledger.ok(USERS["AC1"], "list_gates", 3, when=later)
+    assert [(g["id"], g["status"]) for g in listed][-1] == (GATE, "closing")
+    closed = ledger.ok(USERS["RA1"], "close_gate", GATE, when=later)
+    assert closed["proposal_deadline"] == (later + timedelta(seconds=120)).astimezone(
+        timezone(timedelta(hours=9))
+    ).isoformat(timespec="seconds")
+    assert GATE not in [
+        g["id"] for g in ledger.ok(USERS["AC1"], "list_gates", 3, when=later) if g["status"] != "proposing"
+    ]
+
+
+def test_orders_with_a_ref_can_be_sent_again_safely(ledger):
+    batch = [{**order("C1", "sell", 20, 1), "ref": "g7-C1"}, {**order("C4", "buy", 25, 1), "ref": "g7-C4"}]
+    placed = ledger.ok(USERS["RA1"], "place_orders", batch, when=at(T0, 1))
+    assert [o["id"] for o in placed["orders"]] == ["RA1.g7-C1", "RA1.g7-C4"]
+    assert "'g7-C1' is already placed" in ledger.refused(USERS["RA1"], "place_orders", batch, when=at(T0, 2))
+    meter = ledger.ok(METER_C1, "place_orders", [{**order("C1", "buy", 20, 1), "ref": "g7-C1"}], when=at(T0, 3))
+    assert meter["orders"][0]["id"] == "RA1.C1.g7-C1"
+    assert "ref must be" in ledger.refused(USERS["RA1"], "place_orders", [{**order("C1", "sell", 20, 1), "ref": "a b"}])
+    twice = [{**order("C1", "sell", 20, 1), "ref": "x"}, {**order("C4", "sell", 20, 1), "ref": "x"}]
+    assert "already placed" in ledger.refused(USERS["RA1"], "place_orders", twice)
