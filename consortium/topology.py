@@ -40,6 +40,11 @@ class MarketRules:
     objective: str
 
 
+def _port_at(offset: int, doc: str) -> property:
+    """A node's port: its block of PORT_STRIDE ports starts at port_base + PORT_STRIDE x its index."""
+    return property(lambda node: node.port_base + PORT_STRIDE * node.index + offset, doc=doc)
+
+
 @dataclass(frozen=True)
 class Node:
     """One orderer or peer process and the ports it listens on."""
@@ -52,40 +57,18 @@ class Node:
     index: int
     port_base: int
 
-    def _port(self, offset: int) -> int:
-        return self.port_base + PORT_STRIDE * self.index + offset
-
-    @property
-    def listen_port(self) -> int:
-        return self._port(0)
+    listen_port = _port_at(0, "gRPC: clients, other nodes, Raft.")
+    admin_port = _port_at(1, "Orderers: the channel participation (osnadmin) API.")
+    chaincode_port = _port_at(
+        1, "Peers: where the peer listens for chaincode; unused with chaincode as a service, but bound."
+    )
+    operations_port = _port_at(2, "/healthz and metrics.")
+    chaincode_server_port = _port_at(3, "Peers: where this organisation's chaincode-as-a-service process listens.")
+    profile_port = _port_at(4, "Peers: Go's pprof endpoint, served only when GRIDLEDGER_PEER_PROFILE=1.")
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.listen_port}"
-
-    @property
-    def operations_port(self) -> int:
-        return self._port(2)
-
-    @property
-    def admin_port(self) -> int:
-        """Orderers: the channel participation (osnadmin) API."""
-        return self._port(1)
-
-    @property
-    def chaincode_port(self) -> int:
-        """Peers: where the peer listens for chaincode; unused with chaincode as a service, but bound."""
-        return self._port(1)
-
-    @property
-    def chaincode_server_port(self) -> int:
-        """Peers: where this organisation's chaincode-as-a-service process listens."""
-        return self._port(3)
-
-    @property
-    def profile_port(self) -> int:
-        """Peers: Go's pprof endpoint, served only when GRIDLEDGER_PEER_PROFILE=1."""
-        return self._port(4)
 
     def ports(self) -> dict[str, int]:
         if self.kind == "orderer":

@@ -225,24 +225,23 @@ class FabricProposal(api.Proposal):
             proposal_bytes=proposal_bytes, signature=gateway.signer.sign(proposal_bytes)
         )
 
-    def evaluate(self, timeout: float | None = None) -> bytes:
-        request = gateway_pb2.EvaluateRequest(
+    def _request(self, request_type: Any, **organisations: list[str]) -> Any:
+        """An Evaluate or Endorse request for this proposal; they differ in how they name the organisations."""
+        return request_type(
             transaction_id=self.transaction_id,
             channel_id=self.channel_name,
             proposed_transaction=self.signed_proposal,
-            target_organizations=self.endorsing_organizations,
+            **organisations,
         )
+
+    def evaluate(self, timeout: float | None = None) -> bytes:
+        request = self._request(gateway_pb2.EvaluateRequest, target_organizations=self.endorsing_organizations)
         gateway = self.gateway
         response = gateway.call("evaluate", gateway.stub.Evaluate, request, timeout or gateway.timeouts.evaluate)
         return response.result.payload
 
     def endorse(self, timeout: float | None = None) -> "FabricTransaction":
-        request = gateway_pb2.EndorseRequest(
-            transaction_id=self.transaction_id,
-            channel_id=self.channel_name,
-            proposed_transaction=self.signed_proposal,
-            endorsing_organizations=self.endorsing_organizations,
-        )
+        request = self._request(gateway_pb2.EndorseRequest, endorsing_organizations=self.endorsing_organizations)
         gateway = self.gateway
         envelope = gateway.call(
             "endorse",

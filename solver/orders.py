@@ -57,15 +57,20 @@ def _exact_decimal(value, what: str, label: str) -> Decimal:
     return number
 
 
+def _whole(number: Decimal, per_unit: int, refusal: str) -> int:
+    """`number` in units of 1/per_unit, refused with `refusal` rather than rounded when it is not whole."""
+    scaled = number * per_unit
+    if scaled != scaled.to_integral_value():
+        raise InvalidOrders(refusal)
+    return int(scaled)
+
+
 def price_from_yen(value, label: str = "order") -> int:
     """Yen per kWh (0 to 1000, at most 2 decimals) to sen per kWh."""
     yen = _exact_decimal(value, "price", label)
     if not 0 <= yen <= MAX_PRICE_YEN:
         raise InvalidOrders(f"{label}: price must be between 0 and {MAX_PRICE_YEN} yen/kWh, got {value}")
-    sen = yen * SEN_PER_YEN
-    if sen != sen.to_integral_value():
-        raise InvalidOrders(f"{label}: price must be a multiple of 0.01 yen/kWh, got {value}")
-    return int(sen)
+    return _whole(yen, SEN_PER_YEN, f"{label}: price must be a multiple of 0.01 yen/kWh, got {value}")
 
 
 def quantity_from_kwh(value, label: str = "order") -> int:
@@ -73,10 +78,7 @@ def quantity_from_kwh(value, label: str = "order") -> int:
     kwh = _exact_decimal(value, "quantity", label)
     if not 0 < kwh <= MAX_QUANTITY_KWH:
         raise InvalidOrders(f"{label}: quantity must be more than 0 and at most {MAX_QUANTITY_KWH} kWh, got {value}")
-    wh = kwh * WH_PER_KWH
-    if wh != wh.to_integral_value():
-        raise InvalidOrders(f"{label}: quantity must be a multiple of 0.001 kWh (1 Wh), got {value}")
-    return int(wh)
+    return _whole(kwh, WH_PER_KWH, f"{label}: quantity must be a multiple of 0.001 kWh (1 Wh), got {value}")
 
 
 def time_from_json(value, label: str = "order") -> int:

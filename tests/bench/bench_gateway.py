@@ -3,7 +3,7 @@ concurrent clients; prints a table and writes JSON.
 
     .venv/bin/python tests/bench/bench_gateway.py [--seconds 20] [--clients 1,10,50] [--out bench-results/gateway.json]
 
-Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 27100) in a temporary directory and
+Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 30100) in a temporary directory and
 takes it down afterwards; the load is bounded in time and stays on 127.0.0.1.
 """
 
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--clients", default="1,10,50")
     parser.add_argument("--out", default="bench-results/gateway.json")
     args = parser.parse_args()
-    with own_network("gridledger-bench-", 27100) as network:
+    with own_network("gridledger-bench-", 30100) as network:
         results = [run_load(network, int(n), args.seconds) for n in args.clients.split(",")]
     print(
         f"{'clients':>8} {'committed':>10} {'failed':>7} {'tps':>8} {'p50 ms':>8} {'p95 ms':>8}  vs target {TARGET_TPS} tps"

@@ -80,6 +80,14 @@ def wait_for_ack(load, moment, deadline, ras) -> float:
     raise AssertionError(f"no acknowledged write from {', '.join(ras)} within {RECOVERY_LIMIT:.0f} s of recovery")
 
 
+def node_killed_and_restarted(network, node):
+    """(kill, restart) of one orderer or peer process: SIGKILL, then started again from its ledger."""
+    return (
+        lambda: network.process(node).kill(),
+        lambda: network._start([node], lambda line: None, time.monotonic() + 60),
+    )
+
+
 def run_fault(network, load, figures, name, kill, restart, recovered, live_peers=None, down=DOWN):
     """Load, then kill(); `down` seconds; restart(); recovered(restarted_at) returns when the service is back;
     AFTER seconds more load; then the checks. Records the figures."""
@@ -133,8 +141,7 @@ def test_an_orderer_killed_and_brought_back(fault_network, load, figures):
         load,
         figures,
         f"orderer ({victim.name}, Raft leader)",
-        kill=lambda: network.process(victim).kill(),
-        restart=lambda: network._start([victim], lambda line: None, time.monotonic() + 60),
+        *node_killed_and_restarted(network, victim),
         recovered=recovered,
         down=max(DOWN, ORDERER_DOWN),
     )
@@ -147,10 +154,6 @@ def test_a_peer_killed_and_brought_back(fault_network, load, figures):
     victim = network.topology.peer_of("RA1")
     others = [p for p in network.topology.peers if p.name != victim.name]
 
-    def restart():
-        deadline = time.monotonic() + 60
-        network._start([victim], lambda line: None, deadline)
-
     def recovered(restarted_at, deadline):
         acked = wait_for_ack(load, restarted_at, deadline, ["RA1"])
         wait_caught_up(network, victim, others, deadline)
@@ -161,8 +164,7 @@ def test_a_peer_killed_and_brought_back(fault_network, load, figures):
         load,
         figures,
         f"peer ({victim.name})",
-        kill=lambda: network.process(victim).kill(),
-        restart=restart,
+        *node_killed_and_restarted(network, victim),
         recovered=recovered,
     )
     # RA2's and RA3's writes never needed RA1's peer.

@@ -161,7 +161,7 @@ def test_figure_7_events_reach_everyone_and_carry_no_private_values(figure_6):
         *(("ReadingsPosted", ra) for ra in OWNER.values()),
     }
     for org in ORGS:
-        session = open_session(figure_6, org).dr
+        session = open_session(figure_6, org)
         seen = {}
         events = session.gateway.get_network(TOPOLOGY.channel).get_chaincode_events("gridledger", start_block=0)
         timer = threading.Timer(30.0, events.close)  # bounded: a missing event fails, never hangs
@@ -267,18 +267,7 @@ def test_settlement_is_the_tsos_and_closes_the_command(figure_6):
 def test_a_simulated_run_batched_by_ra_agrees_with_the_aggregation_system(fabric_network, tmp_path):
     result = ok(
         fabric_network,
-        "simulate",
-        "--consumers",
-        "60",
-        "--minutes",
-        "5",
-        "--baseline-minutes",
-        "5",
-        "--batch-size",
-        "100",
-        "--seed",
-        "11",
-        "--as-db",
+        *"simulate --consumers 60 --minutes 5 --baseline-minutes 5 --batch-size 100 --seed 11 --as-db".split(),
         str(tmp_path / "as.sqlite"),
         "--json",
     )
@@ -287,20 +276,7 @@ def test_a_simulated_run_batched_by_ra_agrees_with_the_aggregation_system(fabric
     assert result["settlement"]["total"]["delivered_wh"] > 0
     wrong = ok(
         fabric_network,
-        "simulate",
-        "--consumers",
-        "6",
-        "--minutes",
-        "3",
-        "--baseline-minutes",
-        "2",
-        "--seed",
-        "12",
-        "--discrepancy-rate",
-        "0.5",
-        "--as",
-        "AC2",
-        "--as-db",
+        *"simulate --consumers 6 --minutes 3 --baseline-minutes 2 --seed 12 --discrepancy-rate 0.5 --as AC2 --as-db".split(),
         str(tmp_path / "as2.sqlite"),
         "--json",
     )
@@ -311,17 +287,7 @@ def test_a_simulated_run_with_meters_posting_for_themselves(fabric_network, tmp_
     require_valid_meter_certificates(fabric_network)
     result = ok(
         fabric_network,
-        "simulate",
-        "--consumers",
-        "6",
-        "--minutes",
-        "3",
-        "--baseline-minutes",
-        "3",
-        "--per-meter",
-        "--seed",
-        "13",
-        "--as-db",
+        *"simulate --consumers 6 --minutes 3 --baseline-minutes 3 --per-meter --seed 13 --as-db".split(),
         str(tmp_path / "as.sqlite"),
         "--json",
     )

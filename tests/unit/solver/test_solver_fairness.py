@@ -3,6 +3,7 @@
 import hashlib
 
 import pytest
+from order_books import order_book
 
 from solver.fairness import InvalidSeed, equivalence_classes, order_book_seed, seed_from_hex
 from solver.matching import solve
@@ -61,24 +62,20 @@ def test_ranks_are_sha256_of_the_seed_and_the_order_id():
 
 
 def test_orders_that_differ_in_time_quantity_or_price_are_not_equivalent():
-    book = [
-        Order("a", "A", "sell", 1000, 1000, 0),
-        Order("b", "B", "sell", 1000, 1000, 1),
-        Order("c", "C", "sell", 1000, 999, 0),
-        Order("d", "D", "sell", 1001, 1000, 0),
-        Order("e", "E", "buy", 1000, 1000, 0),
-    ]
+    book = order_book(
+        "a A sell 1000 1000 0",
+        "b B sell 1000 1000 1",
+        "c C sell 1000 999 0",
+        "d D sell 1001 1000 0",
+        "e E buy 1000 1000 0",
+    )
     assert equivalence_classes(book, b"x") == []
 
 
 def test_a_fill_the_higher_ranked_order_could_not_take_stays_with_the_lower():
     # Both sellers are equivalent, but the only buyer is seller0's own participant: seller1 must trade whatever
     # the ranks say, and the verifier accepts it.
-    book = [
-        Order("s0", "A", "sell", 1000, 1000, 0),
-        Order("s1", "B", "sell", 1000, 1000, 0),
-        Order("b", "A", "buy", 2000, 1000, 0),
-    ]
+    book = order_book("s0 A sell 1000 1000 0", "s1 B sell 1000 1000 0", "b A buy 2000 1000 0")
     for seed in seeds(8):
         solution = solve(book, "volume", seed)
         assert [(t.sell, t.buy) for t in solution.trades] == [("s1", "b")]
@@ -99,12 +96,9 @@ def test_maxmin_lets_the_objective_tell_equivalent_orders_apart():
     # s_poor and s_rich are equivalent, but s_rich's participant already earns plenty from another sale; a
     # handover to it would lower the worst-off participant's profit, so maxmin keeps the fill with s_poor
     # whatever the seed, and the verifier accepts that.
-    book = [
-        Order("s_poor", "P", "sell", 1000, 1000, 0),
-        Order("s_rich", "R", "sell", 1000, 1000, 0),
-        Order("r_other", "R", "sell", 1000, 1000, 5),
-        Order("b", "B", "buy", 2000, 2000, 0),
-    ]
+    book = order_book(
+        "s_poor P sell 1000 1000 0", "s_rich R sell 1000 1000 0", "r_other R sell 1000 1000 5", "b B buy 2000 2000 0"
+    )
     for seed in seeds(6):
         solution = solve(book, "maxmin", seed)
         verify(book, seed, "maxmin", solution.proposal())

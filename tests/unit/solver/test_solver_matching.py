@@ -6,6 +6,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from order_books import order_book
 
 from solver.cda import continuous_double_auction
 from solver.matching import solve
@@ -126,11 +127,7 @@ def test_fast_path_equals_the_model_on_larger_random_gates(objective, seed):
 
 
 def test_a_participant_never_trades_with_itself():
-    orders = [
-        Order("a-sell", "A", "sell", 1000, 1000, 0),
-        Order("a-buy", "A", "buy", 2000, 1000, 0),
-        Order("b-buy", "B", "buy", 1500, 1000, 0),
-    ]
+    orders = order_book("a-sell A sell 1000 1000 0", "a-buy A buy 2000 1000 0", "b-buy B buy 1500 1000 0")
     for objective in ("volume", "welfare"):
         for method in ("fast", "model"):
             solution = solve(orders, objective, SEED, method=method)
@@ -141,12 +138,9 @@ def test_a_participant_never_trades_with_itself():
 def test_volume_finds_the_matching_that_greedy_first_come_choices_miss():
     # The cheap sells tie; if buy C takes B's energy, A's own buy is left with only A's sell. An augmenting path
     # moves C onto A's sell and lets B's go to A.
-    orders = [
-        Order("b", "B", "sell", 1000, 1000, 0),
-        Order("a", "A", "sell", 1000, 1000, 0),
-        Order("c-buy", "C", "buy", 1100, 1000, 0),
-        Order("a-buy", "A", "buy", 1200, 1000, 0),
-    ]
+    orders = order_book(
+        "b B sell 1000 1000 0", "a A sell 1000 1000 0", "c-buy C buy 1100 1000 0", "a-buy A buy 1200 1000 0"
+    )
     solution = solve(orders, "volume", SEED)
     assert solution.value == 2000
     assert {(t.sell, t.buy) for t in solution.trades} == {("a", "c-buy"), ("b", "a-buy")}
@@ -155,11 +149,7 @@ def test_volume_finds_the_matching_that_greedy_first_come_choices_miss():
 def test_welfare_prefers_the_wide_spread_and_volume_the_extra_trade():
     # One seller at 10 yen; a buyer at 30 and one at 11. Welfare gives all of it to the 30-yen buyer, volume
     # cannot do better than the seller's 2 kWh either way; both obey the midpoint rule.
-    orders = [
-        Order("s", "S", "sell", 1000, 2000, 0),
-        Order("rich", "R", "buy", 3000, 2000, 0),
-        Order("poor", "P", "buy", 1100, 1000, 0),
-    ]
+    orders = order_book("s S sell 1000 2000 0", "rich R buy 3000 2000 0", "poor P buy 1100 1000 0")
     welfare = solve(orders, "welfare", SEED)
     assert [(t.buy, t.quantity, t.price) for t in welfare.trades] == [("rich", 2000, 2000)]
     assert welfare.value == 20 * 2000 * 100 // 1  # 20 yen/kWh x 2 kWh = 40 yen
@@ -169,7 +159,7 @@ def test_welfare_prefers_the_wide_spread_and_volume_the_extra_trade():
 def test_maxmin_shares_the_surplus_so_the_worst_off_gains_most():
     # Seller S (10 yen, 1 kWh) and buyer B (20 yen, 1 kWh): 10 yen of surplus over 2 kWh offered. Equal profit per
     # kWh offered means 5 yen each: price 15 yen, value 5 yen/kWh = 500 sen/kWh.
-    orders = [Order("s", "S", "sell", 1000, 1000, 0), Order("b", "B", "buy", 2000, 1000, 0)]
+    orders = order_book("s S sell 1000 1000 0", "b B buy 2000 1000 0")
     solution = solve(orders, "maxmin", SEED)
     assert [(t.quantity, t.price) for t in solution.trades] == [(1000, 1500)]
     assert solution.value == 500
@@ -179,11 +169,7 @@ def test_maxmin_shares_the_surplus_so_the_worst_off_gains_most():
 def test_maxmin_helps_the_participant_with_the_thinnest_margin():
     # Two sellers share one buyer (20 yen, 2 kWh): S1 asks 10, S2 asks 18. Welfare alone would not care who gets
     # what surplus; maxmin gives S2 (2 yen/kWh of room at most) its whole margin and evens out the rest.
-    orders = [
-        Order("s1", "S1", "sell", 1000, 1000, 0),
-        Order("s2", "S2", "sell", 1800, 1000, 0),
-        Order("b", "B", "buy", 2000, 2000, 0),
-    ]
+    orders = order_book("s1 S1 sell 1000 1000 0", "s2 S2 sell 1800 1000 0", "b B buy 2000 2000 0")
     solution = solve(orders, "maxmin", SEED)
     prices = {t.sell: t.price for t in solution.trades}
     assert prices["s2"] == 2000  # S2 earns 2 yen/kWh, the most it can
@@ -194,11 +180,7 @@ def test_maxmin_helps_the_participant_with_the_thinnest_margin():
 
 def test_participants_who_cannot_profit_do_not_pin_maxmin_at_zero():
     # Z's ask equals the only bid: any trade of Z has zero surplus, so Z is not among the worst-off it ranks.
-    orders = [
-        Order("s", "S", "sell", 1000, 1000, 0),
-        Order("z", "Z", "sell", 2000, 1000, 0),
-        Order("b", "B", "buy", 2000, 1000, 0),
-    ]
+    orders = order_book("s S sell 1000 1000 0", "z Z sell 2000 1000 0", "b B buy 2000 1000 0")
     assert solve(orders, "maxmin", SEED).value == 500
 
 

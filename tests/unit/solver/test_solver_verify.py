@@ -4,19 +4,16 @@ import dataclasses
 from fractions import Fraction
 
 import pytest
+from order_books import order_book
 
 from solver.matching import solve
-from solver.orders import Order
 from solver.proposals import Certificate, Proposal, Trade
 from solver.verify import CertificateRejected, ProposalRejected, VerifiedValue, better, verify
 
 SEED = b"\x02"
-BOOK = [
-    Order("s1", "alice", "sell", 1000, 2000, 0),
-    Order("s2", "bob", "sell", 1400, 1000, 1),
-    Order("b1", "carol", "buy", 2000, 1500, 0),
-    Order("b2", "alice", "buy", 1600, 1500, 2),
-]
+BOOK = order_book(
+    "s1 alice sell 1000 2000 0", "s2 bob sell 1400 1000 1", "b1 carol buy 2000 1500 0", "b2 alice buy 1600 1500 2"
+)
 
 
 def proposal(*trades, objective="welfare", value=None, certificate=None):
@@ -108,11 +105,7 @@ def test_a_certificate_that_does_not_prove_optimality_is_refused():
 
 def test_a_certificate_leaving_a_pair_uncovered_is_refused():
     # One sell, one buy: volume 1 kWh. Putting the whole dual on a third order covers nothing.
-    book = [
-        Order("s", "A", "sell", 1000, 1000, 0),
-        Order("b", "B", "buy", 1000, 1000, 0),
-        Order("x", "C", "buy", 500, 1000, 0),
-    ]
+    book = order_book("s A sell 1000 1000 0", "b B buy 1000 1000 0", "x C buy 500 1000 0")
     trade = (Trade("s", "b", 1000, 1000),)
     with pytest.raises(CertificateRejected, match="does not cover sell s and buy b: 0 \\+ 0 < 1"):
         verify(book, SEED, "volume", Proposal("volume", trade, 1000, Certificate({}, {"x": 1})))

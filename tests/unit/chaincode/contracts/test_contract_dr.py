@@ -185,15 +185,16 @@ def test_bad_declarations_are_refused(ledger, declaration, message):
     assert message in ledger.refused(USERS["RA1"], "declare", "1", transient={"declaration": json.dumps(declaration)})
 
 
+def declaring(consumer: str) -> dict:
+    """The transient data of a declaration of one consumer, 1 Wh per slot of command 1, against "mean-before"."""
+    declaration = {"baseline_method": "mean-before", "consumers": {consumer: {"expected_wh": [1] * 5}}}
+    return {"declaration": json.dumps(declaration)}
+
+
 def test_declaration_rules(ledger):
     issue(ledger, target_acs=["AC1"])
     assert "command 1 targets AC1; RA3 answers to AC2" in ledger.refused(
-        USERS["RA3"],
-        "declare",
-        "1",
-        transient={
-            "declaration": json.dumps({"baseline_method": "mean-before", "consumers": {"C3": {"expected_wh": [1] * 5}}})
-        },
+        USERS["RA3"], "declare", "1", transient=declaring("C3")
     )
     assert "only an RA may declare, not AC1" in ledger.refused(
         USERS["AC1"], "declare", "1", transient={"declaration": "{}"}
@@ -206,12 +207,7 @@ def test_declaration_rules(ledger):
     assert "under 'declaration'" in ledger.refused(USERS["RA1"], "declare", "1")
     declare(ledger, "RA1", ["C1"])
     assert "RA1 has already declared for command 1" in ledger.refused(
-        USERS["RA1"],
-        "declare",
-        "1",
-        transient={
-            "declaration": json.dumps({"baseline_method": "mean-before", "consumers": {"C4": {"expected_wh": [1] * 5}}})
-        },
+        USERS["RA1"], "declare", "1", transient=declaring("C4")
     )
 
 
