@@ -5,7 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROTOS := build/protos
 SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-# Fabric and Go's build cache live outside the checkout, keyed by the pinned Fabric version.
+# Fabric's binaries live outside the checkout in $(GRIDLEDGER_CACHE)/fabric-<version>; FABRIC_SOURCE (a path or a URL)
+# names the source archive to build from (default ../shared/fabric/fabric-v3.1.5.tar.gz when present, else GitHub's
+# tag archive); its tree is checked against a pinned digest before anything is built.
 export GRIDLEDGER_CACHE ?= $(HOME)/.cache/gridledger
 PYTEST_ARGS ?=
 
@@ -22,7 +24,8 @@ $(VENV)/.installed: pyproject.toml
 
 protos: $(PROTOS)/.generated
 
-$(PROTOS)/.generated: $(VENV)/.installed network/protos.py network/fabric-build/go.sum network/fabric-build/protoset/main.go
+$(PROTOS)/.generated: $(VENV)/.installed network/protos.py network/fabric-build/go.mod network/fabric-build/go.sum \
+		network/fabric-build/protoset/main.go
 	$(PY) network/protos.py $(PROTOS)
 	echo "$(CURDIR)/$(PROTOS)" > "$(SITE)/gridledger-fabric-protos.pth"
 	touch $@

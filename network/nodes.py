@@ -16,6 +16,8 @@ from consortium.topology import Node, Topology
 from network.crypto import CryptoLayout
 
 CCAAS_BUILDER = Path(__file__).resolve().parent / "ccaas-builder"
+# The shortest interval between a client's pings that peers and orderers accept: gRPC's own floor.
+KEEPALIVE_MIN_INTERVAL = "10s"
 
 
 class NodeCommandError(RuntimeError):
@@ -69,6 +71,8 @@ def orderer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: 
         "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
         "ORDERER_OPERATIONS_LISTENADDRESS": f"{node.host}:{node.operations_port}",
         "ORDERER_METRICS_PROVIDER": "disabled",
+        # Permit a ping every 10 s: see CORE_PEER_KEEPALIVE_MININTERVAL.
+        "ORDERER_GENERAL_KEEPALIVE_SERVERMININTERVAL": KEEPALIVE_MIN_INTERVAL,
         "ORDERER_ADMIN_LISTENADDRESS": f"{node.host}:{node.admin_port}",
         "ORDERER_ADMIN_TLS_ENABLED": "true",
         "ORDERER_ADMIN_TLS_CERTIFICATE": str(tls / "server.crt"),
@@ -94,6 +98,10 @@ def peer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: Pat
         "CORE_PEER_TLS_CERT_FILE": str(tls / "server.crt"),
         "CORE_PEER_TLS_KEY_FILE": str(tls / "server.key"),
         "CORE_PEER_TLS_ROOTCERT_FILE": str(tls / "ca.crt"),
+        # Fabric v3.1's Gateway dials the other peers and the orderers with no keepalive setting, which gRPC
+        # turns into a ping every 10 s; servers permitting one a minute (sampleconfig) answer the third with
+        # GOAWAY "too_many_pings" and drop the connection, submits in flight on it included.
+        "CORE_PEER_KEEPALIVE_MININTERVAL": KEEPALIVE_MIN_INTERVAL,
         # One peer per organisation: it is its own gossip bootstrap and leader, and pulls blocks itself.
         "CORE_PEER_GOSSIP_BOOTSTRAP": node.address,
         "CORE_PEER_GOSSIP_EXTERNALENDPOINT": node.address,

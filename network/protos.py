@@ -1,8 +1,9 @@
 """Generates Fabric's Python protobuf and gRPC modules into a build directory, under the `fabric_protos` prefix.
 
-Fabric publishes its .proto sources only where this machine cannot reach them; the pinned Go bindings
-(github.com/hyperledger/fabric-protos-go, already in the Fabric build's module graph) carry every file's
-descriptor. `network/fabric-build/protoset` dumps them as a FileDescriptorSet; protoc generates from that set.
+The Go bindings Fabric v3.1.5 itself builds with (github.com/hyperledger/fabric-protos-go-apiv2 v0.3.7, pinned
+in network/fabric-build/go.mod and fetched through the Go module proxy) carry every file's descriptor, the chaincode
+protocol's batched calls (WRITE_BATCH_STATE, GET_STATE_MULTIPLE) and SmartBFT's configuration included.
+`network/fabric-build/protoset` dumps them as a FileDescriptorSet; protoc generates from that set.
 """
 
 import subprocess

@@ -26,15 +26,16 @@ def eventually_audited(check):
 
 pytestmark = [pytest.mark.timeout(600)]
 
-TAMPER_SOURCE = fabric.FABRIC_BUILD / "tamper" / "main.go"
+# What the tool is built from: its source and the pinned module graph (goleveldb's version is the peer's).
+TAMPER_INPUTS = (fabric.FABRIC_BUILD / "tamper" / "main.go", fabric.FABRIC_BUILD / "go.sum")
 
 
 @pytest.fixture(scope="module")
 def tamper_tool() -> Path:
-    """network/fabric-build/tamper, built once into the cache (keyed by its source) with the pinned module graph."""
+    """network/fabric-build/tamper, built once into the cache (keyed by its inputs) with the pinned module graph."""
     if shutil.which("go") is None:
         pytest.skip("the tamper tool is Go (goleveldb, as the peer's state database); `go` is not on PATH")
-    digest = hashlib.sha256(TAMPER_SOURCE.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in TAMPER_INPUTS)).hexdigest()[:12]
     binary = fabric.cache_root() / "tools" / f"tamper-{digest}"
     if not binary.exists():
         binary.parent.mkdir(parents=True, exist_ok=True)
