@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from fractions import Fraction
 
 from solver.proposals import Trade, eligible_offers, participant_profits, worst_profit_per_kwh
 
@@ -60,10 +61,12 @@ def equivalence_classes(orders, seed: bytes) -> list[list]:
 
 
 class _Book:
-    """Trades keyed by (sell id, buy id, price) with per-order indexes, for moving fills between orders.
+    """Trades keyed by (sell id, buy id), one per pair (canonical form), with per-order indexes, for moving fills
+    between orders. lots[pair] = [Wh, price].
 
-    Keying by price too lets a maxmin handover keep its price even where the higher-ranked order already trades
-    with the same counter-order at another price: the two lots stay separate trades.
+    For volume and welfare a pair's price is its midpoint, so a handover that lands on a pair already trading
+    keeps its price. Maxmin prices pairs freely: there the two lots merge at their Wh-weighted mean price, to
+    the whole sen (halves to even), which stays within [ask, bid] because both prices are.
     """
 
     def __init__(self, orders, trades):
@@ -72,41 +75,55 @@ class _Book:
         self.lots_of: dict = {}
         self.fill: dict = {}
         for t in trades:
-            self._add((t.sell, t.buy, t.price), t.quantity)
+            self._add((t.sell, t.buy), t.quantity, t.price)
 
-    def _add(self, lot, quantity):
-        self.lots[lot] = self.lots.get(lot, 0) + quantity
-        for order_id in lot[:2]:
-            self.lots_of.setdefault(order_id, set()).add(lot)
+    def _add(self, pair, quantity, price) -> bool:
+        """Adds quantity at price to pair; True if that re-priced a trade the pair already had."""
+        repriced = False
+        if pair in self.lots:
+            held, held_price = self.lots[pair]
+            if held_price != price:
+                price = round(Fraction(held * held_price + quantity * price, held + quantity))
+                repriced = True
+            self.lots[pair] = [held + quantity, price]
+        else:
+            self.lots[pair] = [quantity, price]
+        for order_id in pair:
+            self.lots_of.setdefault(order_id, set()).add(pair)
             self.fill[order_id] = self.fill.get(order_id, 0) + quantity
+        return repriced
 
-    def _remove(self, lot, quantity):
-        self.lots[lot] -= quantity
-        if self.lots[lot] == 0:
-            del self.lots[lot]
-            for order_id in lot[:2]:
-                self.lots_of[order_id].discard(lot)
-        for order_id in lot[:2]:
+    def _remove(self, pair, quantity):
+        self.lots[pair][0] -= quantity
+        if self.lots[pair][0] == 0:
+            del self.lots[pair]
+            for order_id in pair:
+                self.lots_of[order_id].discard(pair)
+        for order_id in pair:
             self.fill[order_id] -= quantity
 
-    def counter_of(self, lot, order):
-        return self.by_id[lot[1] if order.is_sell else lot[0]]
+    def counter_of(self, pair, order):
+        return self.by_id[pair[1] if order.is_sell else pair[0]]
 
-    def hand_over(self, lot, lower, higher, quantity):
-        """Give `quantity` of `lot` from order `lower` to its equivalent `higher`, same counter-order and price."""
-        sell, buy, price = lot
-        self._remove(lot, quantity)
-        self._add((higher.id, buy, price) if higher.is_sell else (sell, higher.id, price), quantity)
+    def hand_over(self, pair, lower, higher, quantity) -> bool:
+        """Give `quantity` of pair's trade from order `lower` to its equivalent `higher`, same counter-order and
+        price; True if it merged into a trade of `higher` at another price (maxmin), which re-prices that trade."""
+        sell, buy = pair
+        price = self.lots[pair][1]
+        self._remove(pair, quantity)
+        return self._add((higher.id, buy) if higher.is_sell else (sell, higher.id), quantity, price)
 
     def result(self) -> list[Trade]:
-        return [Trade(s, b, q, p) for (s, b, p), q in sorted(self.lots.items())]
+        return [Trade(s, b, q, p) for (s, b), (q, p) in sorted(self.lots.items())]
 
 
 def hand_over_to_higher_ranks(orders, trades, seed: bytes, objective: str) -> list[Trade]:
     """Move fills from lower- to higher-ranked equivalent orders wherever the rule allows, until none can move.
 
     Each move raises one class's fills in rank order lexicographically and leaves the other classes' fills alone,
-    so the loop ends. Volume and surplus never change; for maxmin every move is checked not to lower the value.
+    so the loop ends. Volume and surplus never change; for maxmin every move is checked not to lower the value
+    of the lower-ranked order's participant below the worst-off, and a merge that re-prices a trade (_Book) is
+    measured afresh. The result is in canonical form: one trade per pair, sorted by (sell id, buy id).
     """
     classes = equivalence_classes(orders, seed)
     book = _Book(orders, trades)
@@ -120,14 +137,14 @@ def hand_over_to_higher_ranks(orders, trades, seed: bytes, objective: str) -> li
         for members in classes:
             for position, higher in enumerate(members):
                 for lower in reversed(members[position + 1 :]):
-                    for lot in sorted(book.lots_of.get(lower.id, ())):
+                    for pair in sorted(book.lots_of.get(lower.id, ())):
                         need = higher.quantity - book.fill.get(higher.id, 0)
                         if need == 0:
                             break
-                        if book.counter_of(lot, lower).participant == higher.participant:
+                        if book.counter_of(pair, lower).participant == higher.participant:
                             continue
-                        quantity = min(need, book.lots[lot])
-                        margin = margin_of(lower, lot[2])
+                        quantity = min(need, book.lots[pair][0])
+                        margin = margin_of(lower, book.lots[pair][1])
                         if maxmin and margin and lower.participant != higher.participant:
                             quantity = min(quantity, _harmless_quantity(lower, margin, offered, profits, worst))
                         if quantity <= 0:
@@ -135,8 +152,10 @@ def hand_over_to_higher_ranks(orders, trades, seed: bytes, objective: str) -> li
                         if maxmin:
                             profits[lower.participant] -= margin * quantity
                             profits[higher.participant] = profits.get(higher.participant, 0) + margin * quantity
+                        if book.hand_over(pair, lower, higher, quantity):
+                            profits = participant_profits(book.by_id, book.result())
+                        if maxmin:
                             worst = worst_profit_per_kwh(offered, profits)
-                        book.hand_over(lot, lower, higher, quantity)
                         moved = True
     return book.result()
 

@@ -2,13 +2,17 @@
 
 `solve(orders, objective, seed)` runs the fast path (solver.fast) or the Pyomo model (models.py, method="model"),
 turns the optimum into trades in whole Wh and sen, hands fills to higher-ranked equivalent orders
-(fairness.py), and measures the result exactly. Its `proposal()` is what a matching service submits. The
+(fairness.py), and measures the result exactly. Its `proposal()` is what a matching service submits, in the
+canonical form verify requires (one trade per pair, sorted by sell id then buy id: every path here builds its
+trades from a dict keyed by pair and lists them sorted, and the handover keeps that form). The
 orders are given to the solvers sorted by their seeded rank, so wherever a solver picks among equally good
 answers by position, the pick is as random as the seed (and the book's listing order does not matter).
 
 volume and welfare: the optimum is already whole (maximum flow; a totally unimodular programme), prices follow
 the midpoint rule (proposals.py) and the duals, rounded to whole numbers, are checked exactly before they are
-offered as the certificate, so a proposal never carries a certificate its verifier would refuse.
+offered as the certificate, so a proposal never carries a certificate its verifier would refuse. verify requires
+the certificate: should the duals ever not round to one (a basic optimum of this totally unimodular programme
+has whole duals, so it has not happened), the Solution has none and its proposal would be refused.
 
 maxmin: the programme is over continuous kWh and prices. Rounding: each pair's Wh is rounded down, then pairs
 get 1 Wh back in order of their largest fractional part while both orders have room; each price is the LP's

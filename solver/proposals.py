@@ -1,4 +1,8 @@
-"""Proposals (a gate's trades, the value they claim, an optional optimality certificate) and their exact measures.
+"""Proposals (a gate's trades, the value they claim, an optimality certificate) and their exact measures.
+
+Canonical form: one trade per (sell, buy) pair, the trades in ascending (sell id, buy id) order (ids compared as
+strings, by Unicode code point). verify.py refuses anything else, so every outcome has exactly one spelling and
+no proposer can vary a proposal's bytes without changing what it trades.
 
 Units: Trade.quantity in Wh, Trade.price in sen (0.01 yen) per kWh, money (surplus, profit) in millisen
 (price x quantity; 100000 millisen = 1 yen). The three objective values:
@@ -58,13 +62,16 @@ class Certificate:
 
 @dataclass(frozen=True)
 class Proposal:
+    """A gate's matching as a matcher proposes it: trades in canonical form (module docstring), the value they
+    claim, and for volume and welfare the certificate that proves the value optimal (verify.py requires it)."""
+
     objective: str
     trades: tuple
     value: int | Fraction
     certificate: Certificate | None = None
 
     def digest(self) -> str:
-        """SHA-256 of the outcome (objective and trades, in a canonical order): the tie-break between proposals."""
+        """SHA-256 of the outcome (objective and trades, sorted): names the outcome; not a tie-break (verify.better)."""
         outcome = {
             "objective": self.objective,
             "trades": sorted([t.sell, t.buy, t.quantity, t.price] for t in self.trades),
@@ -99,6 +106,11 @@ class Proposal:
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
             raise InvalidProposal(f"malformed proposal: {error!r}") from None
         return cls(objective, trades, value, certificate)
+
+
+def in_canonical_order(trades) -> tuple:
+    """The trades sorted by (sell id, buy id), the order verify requires (it does not merge repeated pairs)."""
+    return tuple(sorted(trades, key=lambda t: (t.sell, t.buy)))
 
 
 def midpoint_price(ask: int, bid: int) -> int:

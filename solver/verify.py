@@ -3,24 +3,30 @@
 `verify(orders, seed, objective, proposal)` uses integers (and Fractions for maxmin ratios) only, no clock,
 no randomness and no solver, so every endorsing peer reaches the same verdict. It checks
 
-1. feasibility: known order ids, the sell is a sell and the buy a buy, different participants, positive whole
+1. canonical form: one trade per (sell, buy) pair, in ascending (sell id, buy id) order (proposals.py), so a
+   matcher cannot split or reorder trades to vary a proposal's bytes;
+2. feasibility: known order ids, the sell is a sell and the buy a buy, different participants, positive whole
    Wh, and no order filled beyond its quantity;
-2. prices: whole sen within [ask, bid] (B6); for volume and welfare exactly the midpoint rule;
-3. fairness: rank order among equivalent orders under the gate's seed (fairness.py, B7);
+3. prices: whole sen within [ask, bid] (B6); for volume and welfare exactly the midpoint rule;
 4. the claimed value, recomputed exactly;
-5. if the proposal carries a certificate (volume, welfare), that it proves the value optimal.
+5. fairness: rank order among equivalent orders under the gate's seed (fairness.py, B7);
+6. optimality: volume and welfare proposals must carry the LP-dual certificate, and it must prove the value
+   optimal; maxmin proposals carry none, and an empty maxmin proposal is accepted only when nobody could
+   profit at all (then it is provably optimal: every matching has value 0 and surplus 0).
 
-It returns the VerifiedValue or raises ProposalRejected with the reason. Everything is O(n log n) in the
-orders and linear in the trades.
+So every accepted volume or welfare proposal, the empty one included, is proven optimal. verify returns the
+VerifiedValue or raises ProposalRejected with the reason. Everything is O(n log n) in the orders and linear in
+the trades. `better` picks between verified proposals by a rule no proposer can steer (its docstring).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from consortium import OBJECTIVES
-from solver.fairness import equivalence_classes, margin_of
+from solver.fairness import equivalence_classes, margin_of, rank_key
 from solver.orders import LowestOfOthers, check_unique_ids
 from solver.proposals import (
     eligible_offers,
@@ -42,7 +48,8 @@ class CertificateRejected(ProposalRejected):
 
 @dataclass(frozen=True)
 class VerifiedValue:
-    """What verify established: the exact value, the totals, whether it is proven optimal, the outcome digest.
+    """What verify established: the exact value, the totals, whether it is proven optimal, the outcome digest,
+    and the outcome's fairness key for ties (computed only when better() needs it; see fairness_key).
 
     value: Wh (volume), millisen (welfare) or sen per kWh as a Fraction (maxmin); surplus in millisen; volume Wh.
     """
@@ -53,6 +60,7 @@ class VerifiedValue:
     volume: int
     optimal: bool
     digest: str
+    tie_key: Callable[[], tuple] = field(default=tuple, compare=False, repr=False)
 
 
 def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
@@ -66,8 +74,13 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
     trades = list(proposal.trades)
     fills: dict = {}
     lots_of: dict = {}
+    previous = None
     for number, trade in enumerate(trades):
         _check_trade(number, trade, by_id, objective)
+        pair = (trade.sell, trade.buy)
+        if previous is not None and pair <= previous:
+            _refuse_non_canonical(number, pair, trades)
+        previous = pair
         quantity = trade.quantity
         fills[trade.sell] = fills.get(trade.sell, 0) + quantity
         fills[trade.buy] = fills.get(trade.buy, 0) + quantity
@@ -93,9 +106,44 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
         raise ProposalRejected(f"the proposal claims {objective} {shown} but its trades give {value}")
 
     check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, profits, worst)
-    if proposal.certificate is not None:
-        check_certificate(orders, objective, value, proposal.certificate)
-    return VerifiedValue(objective, value, surplus, volume, proposal.certificate is not None, proposal.digest())
+    optimal = check_optimality(orders, objective, value, trades, proposal.certificate)
+    return VerifiedValue(
+        objective, value, surplus, volume, optimal, proposal.digest(), tie_key_of(by_id, seed, proposal.trades)
+    )
+
+
+def _refuse_non_canonical(number, pair, trades) -> None:
+    for earlier, trade in enumerate(trades[:number]):
+        if (trade.sell, trade.buy) == pair:
+            raise ProposalRejected(
+                f"trade {number} repeats the pair ({pair[0]}, {pair[1]}) of trade {earlier}: one trade per pair"
+            )
+    raise ProposalRejected(
+        f"trade {number} ({pair[0]} -> {pair[1]}) is out of order: trades are listed by sell id, then buy id"
+    )
+
+
+def check_optimality(orders, objective, value, trades, certificate) -> bool:
+    """Whether the proposal is proven optimal; refuses one that must be and is not (module docstring, step 6)."""
+    if objective == "maxmin":
+        if certificate is not None:
+            raise CertificateRejected("maxmin proposals carry no certificate (their optimum is over continuous prices)")
+        if trades:
+            return False
+        if eligible_offers(orders):
+            raise ProposalRejected(
+                "an empty maxmin proposal is not optimal: some orders could trade at a profit (nothing traded "
+                "wins only when no trade can earn anything)"
+            )
+        return True
+    if certificate is None:
+        if not trades:
+            raise ProposalRejected(
+                f"an empty {objective} proposal must carry a certificate proving that nothing can trade"
+            )
+        raise ProposalRejected(f"a {objective} proposal must carry the LP-dual certificate that proves it optimal")
+    check_certificate(orders, objective, value, certificate)
+    return True
 
 
 def _check_trade(number, trade, by_id, objective) -> None:
@@ -179,8 +227,6 @@ def check_certificate(orders, objective, value, certificate) -> None:
     sum qty u + sum qty v == value. Any matching's value is at most that sum, so value is the optimum.
     O(n log n): per buy only the smallest u (volume) or u + ask (welfare) of another participant's sells matters.
     """
-    if objective == "maxmin":
-        raise CertificateRejected("maxmin proposals carry no certificate (their optimum is over continuous prices)")
     sells = [o for o in orders if o.is_sell]
     buys = [o for o in orders if not o.is_sell]
     u = _duals(certificate.sell_duals, sells, "sell")
@@ -228,16 +274,72 @@ def _refuse(s, b, u, v, gain):
 
 
 def better(objective: str, a: VerifiedValue, b: VerifiedValue) -> VerifiedValue:
-    """The better of two verified proposals for the gate: the higher value (maxmin: then the higher surplus);
-    on a tie the one whose outcome digest (SHA-256, proposals.Proposal.digest) is smaller, so every peer keeps
-    the same proposal whatever order they arrived in."""
+    """The better of two verified proposals for the gate, the same whatever order they come in:
+
+    1. the proven optimal one (a proposal that is not provably optimal never wins over one that is);
+    2. the higher value; for maxmin then the higher surplus;
+    3. on a tie, the outcome that favours the orders ranked higher under the gate's seed (fairness_key): the
+       one that fills the highest-ranked order on which the two differ more, and if they fill every order
+       alike, the one that pairs higher-ranked orders with more Wh (then nearer the midpoint price).
+
+    The tie-break reads only the book, the seed and what the proposal trades. Proposals are canonical, so a
+    matcher cannot change it by splitting or reordering trades, by another certificate or by any other bytes
+    it controls; only a different outcome compares differently, and which outcome wins is the seed's choice.
+    Identical outcomes keep `a` (the contract passes the proposals in key order, i.e. by matcher name): their
+    trades are the same, so nothing depends on it. Proposals of another objective cannot compete at all.
+    """
     for candidate in (a, b):
         if candidate.objective != objective:
             raise ValueError(f"a {candidate.objective} proposal cannot compete in a {objective} gate")
 
     def rank(candidate):
-        return (candidate.value, candidate.surplus) if objective == "maxmin" else (candidate.value,)
+        measure = (candidate.value, candidate.surplus) if objective == "maxmin" else (candidate.value,)
+        return (candidate.optimal, *measure)
 
     if rank(a) != rank(b):
         return a if rank(a) > rank(b) else b
-    return a if a.digest <= b.digest else b
+    return a if a.tie_key() <= b.tie_key() else b
+
+
+# Sorts after every (rank key, ...) entry: a key list that runs out loses to one that goes on (fills more).
+_END = (b"\xff" * 33,)
+
+
+def fairness_key(by_id: dict, seed: bytes, trades) -> tuple:
+    """The tie-break key of an outcome under the gate's seed; smaller is preferred (better(), step 3).
+
+    Every order's rank is SHA-256(seed || id) (fairness.rank_key; smaller digest, higher rank). First part: the
+    filled orders as (rank, -Wh filled), highest rank first, so that comparing two keys finds the highest-ranked
+    order the outcomes fill differently and prefers the one that fills it more. Second part: the trades as
+    (sell's rank, buy's rank, -Wh, distance from the midpoint price, price) in that order. Both parts end in a
+    sentinel that sorts after any rank, so an outcome that fills one more order is preferred, not the shorter
+    list. O(t log t) for t trades; only computed on a tie.
+    """
+    rank: dict = {}
+
+    def rank_of(order_id):
+        if order_id not in rank:
+            rank[order_id] = rank_key(seed, order_id)
+        return rank[order_id]
+
+    fills: dict = {}
+    lots = []
+    for t in trades:
+        fills[t.sell] = fills.get(t.sell, 0) + t.quantity
+        fills[t.buy] = fills.get(t.buy, 0) + t.quantity
+        distance = abs(2 * t.price - by_id[t.sell].price - by_id[t.buy].price)
+        lots.append((rank_of(t.sell), rank_of(t.buy), -t.quantity, distance, t.price))
+    filled = sorted((rank_of(order_id), -wh) for order_id, wh in fills.items())
+    return (*filled, _END, *sorted(lots), _END)
+
+
+def tie_key_of(by_id: dict, seed: bytes, trades) -> Callable[[], tuple]:
+    """fairness_key(by_id, seed, trades), computed once and only if asked for (VerifiedValue.tie_key)."""
+    cache: list = []
+
+    def key() -> tuple:
+        if not cache:
+            cache.append(fairness_key(by_id, seed, trades))
+        return cache[0]
+
+    return key

@@ -26,8 +26,12 @@ Why it is shaped this way (Fabric facts the design follows):
 - close_gate snapshots the book into one key with its seed (SHA-256 of the book, B7), so that each proposal's
   verification reads one key, not 10,000.
 - Every proposal is its own key (one per matcher and gate): matchers never conflict with each other; every
-  endorsing peer verifies it with solver.verify (exact integers) before accepting it. finalise picks the best
-  with solver.better (ties: the smaller outcome digest), so the result does not depend on arrival order.
+  endorsing peer verifies it with solver.verify (exact integers) before accepting it: canonical form (one trade
+  per sell/buy pair, sorted), feasibility, prices, fairness, the value and, for volume and welfare, the
+  certificate that proves it optimal (an empty proposal only where it provably is). finalise picks the best
+  with solver.better: proven optimal first, then the value (maxmin: then the surplus), ties to the outcome that
+  favours the orders ranked higher under the gate's seed. That depends only on the book, the seed and what
+  each proposal trades, never on its arrival order or on bytes a matcher could vary.
 - Positions are kept per participant and gate: a participant's balance is a range read, no hot key.
 
 Units, all integers: prices in sen (0.01 yen) per kWh, quantities in Wh, money in millisen (price x Wh;
@@ -49,7 +53,7 @@ from consortium.units import JST
 from solver.fairness import order_book_seed
 from solver.orders import InvalidOrders, Order, order_from_ledger, price_from_yen, quantity_from_kwh
 from solver.proposals import InvalidProposal, Proposal, value_in_display_units
-from solver.verify import ProposalRejected, VerifiedValue, better, verify
+from solver.verify import ProposalRejected, VerifiedValue, better, tie_key_of, verify
 
 MAX_ORDERS_PER_CALL = 1000
 MAX_GATE_SECONDS = 86_400
@@ -274,7 +278,9 @@ class MarketContract(Contract):
     @submit
     @action("propose a matching")
     def propose(self, ctx, gate: str, proposal: dict) -> dict:
-        """Proposes a matching for a closed gate (Proposal.to_json() form); accepted only once verified here."""
+        """Proposes a matching for a closed gate (Proposal.to_json() form); accepted only once verified here
+        (solver.verify: canonical trades, a certificate for volume and welfare), so every accepted volume or
+        welfare proposal is proven optimal."""
         org = self._organisation(ctx)
         if org.name not in self.rules.matchers:
             raise Refusal(f"only the matchers ({', '.join(self.rules.matchers)}) propose, not {org.name}")
@@ -297,7 +303,10 @@ class MarketContract(Contract):
     @submit
     @action("finalise the gate")
     def finalise(self, ctx, gate: str) -> dict:
-        """After the window, records the best proposal's trades, the positions and the clearing prices (B4, B8)."""
+        """After the window, records the best proposal's trades, the positions and the clearing prices (B4, B8).
+
+        The best is solver.better's over the proposals in key order; its tie-break reads the book and the seed,
+        so the winner is the same whatever order the proposals arrived in."""
         self._organisation(ctx)
         record = self._proposing(ctx, gate)
         if self._now(ctx) < record["deadline_ms"]:
@@ -307,12 +316,17 @@ class MarketContract(Contract):
         record["status"] = "finalised"
         record["proposals"] = len(proposals)
         if proposals:
-            best = None
-            for stored in proposals:
-                best = stored if best is None else _better_stored(record["objective"], best, stored)
+            book = self._book_records(ctx, gate)
+            orders = {o["id"]: order_from_ledger(o) for o in book}
+            seed = bytes.fromhex(record["seed"])
+            best, best_verified = proposals[0], _verified(proposals[0], orders, seed)
+            for stored in proposals[1:]:
+                verified = _verified(stored, orders, seed)
+                if better(record["objective"], best_verified, verified) is verified:
+                    best, best_verified = stored, verified
             winner = {k: v for k, v in best.items() if k != "proposal"}
             record["winner"] = winner
-            by_id = {o["id"]: o for o in self._book_records(ctx, gate)}
+            by_id = {o["id"]: o for o in book}
             trades = [_trade_record(t, by_id) for t in best["proposal"]["trades"]]
             record["clearing"] = _clearing(gate, record, trades)
             ctx.stub.put_state(
@@ -601,17 +615,20 @@ def _summary(gate: str, org: str, verified: VerifiedValue, trades: int) -> dict:
     }
 
 
-def _verified(stored: dict) -> VerifiedValue:
+def _verified(stored: dict, orders: dict, seed: bytes) -> VerifiedValue:
+    """What verify established when the proposal was endorsed, from its stored summary and trades."""
     objective = stored["objective"]
     value = Fraction(stored["value"]) if objective == "maxmin" else int(stored["value"])
+    trades = Proposal.from_json(stored["proposal"]).trades
     return VerifiedValue(
-        objective, value, stored["surplus_millisen"], stored["volume_wh"], stored["optimal"], stored["digest"]
+        objective,
+        value,
+        stored["surplus_millisen"],
+        stored["volume_wh"],
+        stored["optimal"],
+        stored["digest"],
+        tie_key_of(orders, seed, trades),
     )
-
-
-def _better_stored(objective: str, a: dict, b: dict) -> dict:
-    verified_a, verified_b = _verified(a), _verified(b)
-    return a if better(objective, verified_a, verified_b) is verified_a else b
 
 
 def _trade_record(trade: dict, by_id: dict) -> dict:

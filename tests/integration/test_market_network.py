@@ -1,6 +1,7 @@
 """The market on the real network, through the gateway as its users: orders by identity, a gate closed with its
-seed, proposals verified by every peer (a wrong one refused), the best finalised; then matching services of
-RA1-RA3 running whole rounds by themselves, their result equal to an independent solve of the same book."""
+seed, proposals verified by every peer (a wrong, a split or an uncertified one refused), the best finalised;
+then matching services of RA1-RA3 running whole rounds by themselves, their result equal to an independent
+solve of the same book."""
 
 import json
 import threading
@@ -13,7 +14,7 @@ from clients.market import MarketClient
 from gateway.errors import EndorseError, GatewayError
 from network.connections import Sessions
 from sim.market_rounds import start_matchers
-from solver import Proposal, verify
+from solver import Proposal, ProposalRejected, verify
 from solver.matching import solve
 from solver.orders import order_from_ledger
 
@@ -77,13 +78,26 @@ def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions
         lambda: ra1.submit("propose", gate, json.dumps(best.to_json()), all_peers=True), "the proposal accepted", 10
     )
     assert accepted["optimal"] and accepted["value"] == str(best.value)
+    # Nothing traded is not optimal here: without a certificate proving it, every peer refuses it; a matcher
+    # splitting a trade (to vary the proposal's bytes) is refused too.
     empty = Proposal("welfare", (), 0)
-    assert verify(orders, seed, "welfare", empty).value == 0
-    ra3.submit("propose", gate, json.dumps(empty.to_json()), all_peers=True)
+    with pytest.raises(ProposalRejected, match="must carry a certificate"):
+        verify(orders, seed, "welfare", empty)
+    with pytest.raises(EndorseError, match="must carry a certificate proving that nothing can trade"):
+        ra3.submit("propose", gate, json.dumps(empty.to_json()), all_peers=True)
+    first = best.to_json()["trades"][0]
+    split = {
+        **best.to_json(),
+        "trades": [{**first, "quantity_wh": 1}, {**first, "quantity_wh": first["quantity_wh"] - 1}],
+    }
+    split["trades"] += best.to_json()["trades"][1:]
+    with pytest.raises(EndorseError, match="one trade per pair"):
+        ra3.submit("propose", gate, json.dumps(split), all_peers=True)
+    ra3.submit("propose", gate, json.dumps(best.to_json()), all_peers=True)
 
     time.sleep(max(0.0, closed["deadline_ms"] / 1000 - time.time() + 0.2))
     final = ra2.submit("finalise", gate)
-    assert (final["winner"]["org"], final["proposals"]) == ("RA1", 2)
+    assert (final["winner"]["org"], final["proposals"]) == ("RA1", 2)  # the same outcome: the first by key
     assert final["clearing"]["average_price_sen_per_kwh"] == 2267
     trades = eventually(lambda: market(sessions, "TSO").evaluate("get_trades", gate), "the trades")["trades"]
     assert sorted((t["seller"], t["buyer"], t["quantity_wh"], t["price_sen_per_kwh"]) for t in trades) == [

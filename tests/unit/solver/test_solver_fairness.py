@@ -8,7 +8,7 @@ from order_books import order_book
 from solver.fairness import InvalidSeed, equivalence_classes, order_book_seed, seed_from_hex
 from solver.matching import solve
 from solver.orders import Order
-from solver.proposals import Proposal, Trade
+from solver.proposals import Certificate, Proposal, Trade, in_canonical_order
 from solver.verify import ProposalRejected, verify
 
 # Five sellers offer the very same 1 kWh at 10 yen at the same time; one buyer wants 3 kWh at 20 yen.
@@ -85,11 +85,13 @@ def test_a_fill_the_higher_ranked_order_could_not_take_stays_with_the_lower():
 def test_the_verifier_refuses_a_proposal_that_skips_a_higher_ranked_equivalent_order():
     seed = b"\x07"
     (ranked,) = equivalence_classes(BOOK, seed)
-    unfair = [Trade(o.id, "b", 1000, 1500) for o in ranked[-3:]]  # the three lowest-ranked sellers
+    # The buyer's dual of 1 proves 3 kWh optimal; trades in canonical form (by sell id).
+    proof = Certificate({}, {"b": 1})
+    unfair = in_canonical_order(Trade(o.id, "b", 1000, 1500) for o in ranked[-3:])  # the three lowest-ranked sellers
     with pytest.raises(ProposalRejected, match=f"equivalent order {ranked[0].id} ranks higher"):
-        verify(BOOK, seed, "volume", Proposal("volume", tuple(unfair), 3000))
-    fair = [Trade(o.id, "b", 1000, 1500) for o in ranked[:3]]
-    assert verify(BOOK, seed, "volume", Proposal("volume", tuple(fair), 3000)).value == 3000
+        verify(BOOK, seed, "volume", Proposal("volume", unfair, 3000, proof))
+    fair = in_canonical_order(Trade(o.id, "b", 1000, 1500) for o in ranked[:3])
+    assert verify(BOOK, seed, "volume", Proposal("volume", fair, 3000, proof)).value == 3000
 
 
 def test_maxmin_lets_the_objective_tell_equivalent_orders_apart():

@@ -71,7 +71,8 @@ def test_a_wrong_claimed_value_or_objective_is_refused():
         verify(BOOK, SEED, "welfare", dataclasses.replace(honest, value=1))
     with pytest.raises(ProposalRejected, match="is for 'welfare' but the gate's objective is 'volume'"):
         verify(BOOK, SEED, "volume", honest)
-    assert verify(BOOK, SEED, "welfare", honest).value == 1_500_000
+    optimum = solve(BOOK, "welfare", SEED).proposal()
+    assert verify(BOOK, SEED, "welfare", optimum).value == 1_700_000
 
 
 def test_a_maxmin_value_is_an_exact_fraction():
@@ -99,8 +100,9 @@ def test_a_certificate_that_does_not_prove_optimality_is_refused():
         verify(BOOK, SEED, "welfare", weaker)
     with pytest.raises(CertificateRejected, match="must be a whole number >= 0"):
         verify(BOOK, SEED, "welfare", dataclasses.replace(solution.proposal(), certificate=Certificate({"s1": -1}, {})))
-    # Without a certificate the same trades are acceptable, just not proven optimal.
-    assert verify(BOOK, SEED, "welfare", Proposal("welfare", weaker.trades, weaker.value)).optimal is False
+    # Without a certificate the same trades are refused: a volume or welfare proposal must be proven optimal.
+    with pytest.raises(ProposalRejected, match="must carry the LP-dual certificate"):
+        verify(BOOK, SEED, "welfare", Proposal("welfare", weaker.trades, weaker.value))
 
 
 def test_a_certificate_leaving_a_pair_uncovered_is_refused():
@@ -112,20 +114,20 @@ def test_a_certificate_leaving_a_pair_uncovered_is_refused():
     assert verify(book, SEED, "volume", Proposal("volume", trade, 1000, Certificate({}, {"b": 1}))).optimal
 
 
-def verified(value, surplus=0, digest="00", objective="welfare"):
-    return VerifiedValue(objective, value, surplus, 0, True, digest)
+def verified(value, surplus=0, tie=(), objective="welfare", optimal=True):
+    return VerifiedValue(objective, value, surplus, 0, optimal, "digest", lambda: tie)
 
 
-def test_better_takes_the_higher_value_then_the_smaller_digest_whatever_the_order():
-    high, low = verified(10, digest="ff"), verified(9, digest="00")
+def test_better_takes_the_higher_value_then_the_fairer_outcome_whatever_the_order():
+    high, low = verified(10, tie=(9,)), verified(9, tie=(0,))
     assert better("welfare", high, low) is high and better("welfare", low, high) is high
-    tie_a, tie_b = verified(10, digest="0a"), verified(10, digest="0b")
+    tie_a, tie_b = verified(10, tie=(1,)), verified(10, tie=(2,))
     assert better("welfare", tie_a, tie_b) is tie_a and better("welfare", tie_b, tie_a) is tie_a
 
 
 def test_better_breaks_maxmin_ties_on_surplus():
-    poor = verified(Fraction(5, 2), surplus=100, digest="00", objective="maxmin")
-    rich = verified(Fraction(5, 2), surplus=200, digest="ff", objective="maxmin")
+    poor = verified(Fraction(5, 2), surplus=100, tie=(0,), objective="maxmin", optimal=False)
+    rich = verified(Fraction(5, 2), surplus=200, tie=(9,), objective="maxmin", optimal=False)
     assert better("maxmin", poor, rich) is rich
     with pytest.raises(ValueError, match="cannot compete"):
         better("volume", poor, rich)

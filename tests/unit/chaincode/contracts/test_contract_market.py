@@ -10,7 +10,8 @@ from chaincode.contracts.market import gate_label
 from chaincode.shim.memory import MVCC_READ_CONFLICT
 from chaincode.shim.testing import make_identity
 from consortium import topology as topology_file
-from solver import Proposal, order_book_seed, verify
+from solver import Certificate, Proposal, ProposalRejected, Trade, order_book_seed, verify
+from solver.fairness import rank_key
 from solver.matching import solve
 from solver.orders import order_from_ledger
 
@@ -161,9 +162,12 @@ def test_proposals_are_verified_and_the_best_is_finalised(ledger):
     assert (summary["org"], summary["value"], summary["optimal"]) == ("RA1", str(best.value), True)
     assert summary["value_display"] == 16.0
 
+    # Nothing traded is not optimal here, and without a certificate nothing is accepted (see the attacks below).
     worse = Proposal("welfare", best.trades[:0], 0)
-    assert verify(orders, bytes.fromhex(ledger.ok(USERS["RA1"], "get_gate", GATE)["seed"]), "welfare", worse).value == 0
-    ledger.ok(USERS["RA3"], "propose", GATE, worse.to_json(), when=at(END, 6))
+    with pytest.raises(ProposalRejected, match="must carry a certificate"):
+        verify(orders, bytes.fromhex(ledger.ok(USERS["RA1"], "get_gate", GATE)["seed"]), "welfare", worse)
+    assert "must carry a certificate" in ledger.refused(USERS["RA3"], "propose", GATE, worse.to_json(), when=at(END, 6))
+    ledger.ok(USERS["RA3"], "propose", GATE, best.to_json(), when=at(END, 6))
     assert "already proposed" in ledger.refused(USERS["RA1"], "propose", GATE, best.to_json(), when=at(END, 7))
     assert "only the matchers" in ledger.refused(USERS["TSO"], "propose", GATE, best.to_json(), when=at(END, 7))
     lying = {**best.to_json(), "value": str(best.value + 1)}
@@ -210,7 +214,7 @@ def test_equal_proposals_tie_break_on_the_outcome_whatever_the_arrival_order(led
     ledger.ok(USERS["RA3"], "propose", GATE, best.to_json(), when=at(END, 5))
     ledger.ok(USERS["RA2"], "propose", GATE, best.to_json(), when=at(END, 6))
     final = ledger.ok(USERS["TSO"], "finalise", GATE, when=DEADLINE)
-    assert final["winner"]["org"] == "RA2"  # same digest: the first by key, whoever arrived first
+    assert final["winner"]["org"] == "RA2"  # the same outcome: the first by key, whoever arrived first
 
 
 def test_no_proposal_finalises_without_trades(ledger):
@@ -307,3 +311,105 @@ def test_orders_with_a_ref_can_be_sent_again_safely(ledger):
     assert "ref must be" in ledger.refused(USERS["RA1"], "place_orders", [{**order("C1", "sell", 20, 1), "ref": "a b"}])
     twice = [{**order("C1", "sell", 20, 1), "ref": "x"}, {**order("C4", "sell", 20, 1), "ref": "x"}]
     assert "already placed" in ledger.refused(USERS["RA1"], "place_orders", twice)
+
+
+# Proposals nobody can steer (issue 13): attacks of a dishonest matcher, refused at endorsement or gaining nothing.
+
+
+def place_tie(ledger):
+    """C1 (RA1) and C2 (RA2) each sell 1 kWh at 20 yen, at different times (so not equivalent); C3 (RA3) buys 1 kWh
+    at 26 yen. Selling from either is optimal: 6 yen of surplus, at the midpoint 23 yen."""
+    ledger.ok(USERS["RA1"], "place_orders", [{**order("C1", "sell", 20, 1), "ref": "a"}], when=at(T0, 10))
+    ledger.ok(USERS["RA2"], "place_orders", [{**order("C2", "sell", 20, 1), "ref": "b"}], when=at(T0, 20))
+    ledger.ok(USERS["RA3"], "place_orders", [{**order("C3", "buy", 26, 1), "ref": "c"}], when=at(T0, 30))
+    return bytes.fromhex(ledger.ok(USERS["RA1"], "close_gate", GATE, when=END)["seed"])
+
+
+def sale_from(seller, quantity=1000):
+    """The welfare proposal selling the tied book's 1 kWh from seller to C3; C3's dual (600 sen/kWh) proves it."""
+    return Proposal(
+        "welfare", (Trade(seller, "RA3.c", quantity, 2300),), 600 * quantity, Certificate({}, {"RA3.c": 600})
+    )
+
+
+def test_a_split_an_uncertified_or_an_empty_proposal_is_refused_at_endorsement(ledger):
+    place_tie(ledger)
+    honest = sale_from("RA1.a").to_json()
+    split = {
+        **honest,
+        "trades": [{**honest["trades"][0], "quantity_wh": 1}, {**honest["trades"][0], "quantity_wh": 999}],
+    }
+    assert "trade 1 repeats the pair (RA1.a, RA3.c) of trade 0: one trade per pair" in ledger.refused(
+        USERS["RA2"], "propose", GATE, split, when=at(END, 5)
+    )
+    uncertified = {k: v for k, v in honest.items() if k != "certificate"}
+    assert "must carry the LP-dual certificate" in ledger.refused(
+        USERS["RA2"], "propose", GATE, uncertified, when=at(END, 5)
+    )
+    empty = Proposal("welfare", (), 0).to_json()
+    assert "must carry a certificate proving that nothing can trade" in ledger.refused(
+        USERS["RA2"], "propose", GATE, empty, when=at(END, 5)
+    )
+    zero_proof = {**empty, "certificate": {"sells": {}, "buys": {}}}
+    assert "does not cover sell" in ledger.refused(USERS["RA2"], "propose", GATE, zero_proof, when=at(END, 5))
+    assert ledger.ok(USERS["RA2"], "propose", GATE, honest, when=at(END, 6))["optimal"]
+
+
+def test_an_empty_proposal_is_accepted_and_wins_only_where_it_is_provably_optimal(ledger):
+    # The only bid is below the only ask: nothing can trade, and all-zero duals prove it.
+    ledger.ok(USERS["RA1"], "place_orders", [order("C1", "sell", 30, 1)], when=at(T0, 10))
+    ledger.ok(USERS["RA2"], "place_orders", [order("C2", "buy", 26, 1)], when=at(T0, 20))
+    ledger.ok(USERS["RA1"], "close_gate", GATE, when=END)
+    _, best = solved(ledger)
+    assert best.trades == () and best.certificate is not None
+    assert ledger.ok(USERS["RA3"], "propose", GATE, best.to_json(), when=at(END, 5))["optimal"]
+    final = ledger.ok(USERS["TSO"], "finalise", GATE, when=DEADLINE)
+    assert (final["winner"]["org"], final["winner"]["value"], final["clearing"]) == ("RA3", "0", None)
+
+
+def tie_winner(new_ledger, proposals):
+    """The seller whose sale a fresh gate finalises when the matchers propose (org, seller) in the given order."""
+    ledger = new_ledger("market", now=T0)
+    place_tie(ledger)
+    for second, (org, seller) in enumerate(proposals):
+        ledger.ok(USERS[org], "propose", GATE, sale_from(seller).to_json(), when=at(END, 5 + second))
+    ledger.ok(USERS["TSO"], "finalise", GATE, when=DEADLINE)
+    (trade,) = ledger.ok(USERS["TSO"], "get_trades", GATE, when=at(DEADLINE, 1))["trades"]
+    return trade["sell"]
+
+
+def test_equal_value_proposals_finalise_the_same_winner_whatever_the_arrival_order(ledger, new_ledger):
+    seed = place_tie(ledger)
+    # The rule by hand: C3 is filled either way; the seller ranked higher under the seed (smaller SHA-256) wins.
+    expected = min(("RA1.a", "RA2.b"), key=lambda order_id: rank_key(seed, order_id))
+    arrivals = [
+        [("RA1", "RA1.a"), ("RA2", "RA2.b")],
+        [("RA2", "RA2.b"), ("RA1", "RA1.a")],
+        [("RA1", "RA2.b"), ("RA2", "RA1.a")],
+        [("RA3", "RA1.a"), ("RA1", "RA2.b"), ("RA2", "RA1.a")],
+    ]
+    assert {tie_winner(new_ledger, proposals) for proposals in arrivals} == {expected}
+
+
+def test_a_matcher_grinding_its_proposal_does_not_change_the_winner(ledger):
+    seed = place_tie(ledger)
+    honest_seller = min(("RA1.a", "RA2.b"), key=lambda order_id: rank_key(seed, order_id))
+    ground_seller = "RA2.b" if honest_seller == "RA1.a" else "RA1.a"
+    ledger.ok(USERS["RA3"], "propose", GATE, sale_from(honest_seller).to_json(), when=at(END, 5))
+    # The grinder tries other spellings of its outcome: split trades are refused; zero duals spelled out, JSON keys
+    # in another order are accepted (one proposal per matcher) but compare the same.
+    ground = sale_from(ground_seller).to_json()
+    for first in (1, 250, 999):
+        trade = ground["trades"][0]
+        split = [{**trade, "quantity_wh": first}, {**trade, "quantity_wh": 1000 - first}]
+        assert "one trade per pair" in ledger.refused(
+            USERS["RA1"], "propose", GATE, {**ground, "trades": split}, when=at(END, 6)
+        )
+    spelled = {**ground, "certificate": {"sells": {"RA1.a": 0, "RA2.b": 0}, "buys": {"RA3.c": 600}}}
+    ledger.ok(USERS["RA1"], "propose", GATE, dict(reversed(list(spelled.items()))), when=at(END, 6))
+    ledger.ok(USERS["RA2"], "propose", GATE, ground, when=at(END, 7))
+    final = ledger.ok(USERS["TSO"], "finalise", GATE, when=DEADLINE)
+    assert final["winner"]["org"] == "RA3"
+    assert [t["sell"] for t in ledger.ok(USERS["TSO"], "get_trades", GATE, when=at(DEADLINE, 1))["trades"]] == [
+        honest_seller
+    ]
