@@ -180,10 +180,12 @@ class DrClient(ContractClient):
             time.sleep(0.3)
 
     def post_readings(self, command_id: str, readings: list[Reading], attempts: int = 3, resume: bool = False) -> dict:
-        """One post_readings transaction; the readings travel in transient data and only the poster's own peer
-        endorses it, so no other organisation ever receives them. A transaction that lost an MVCC race (another
-        one wrote the same consumer-hour first) changed nothing and is tried again, up to `attempts` times; so is
-        one whose fate is unknown (the orderer or the commit status did not answer).
+        """One post_readings transaction; the readings travel in transient data to members of the RA's collection
+        only: the poster's own peer and its AC's (or the TSO's), both of which must endorse it (the collection's
+        policy), so no other organisation ever receives them and the RA's peer cannot record them alone. A
+        transaction that lost an MVCC race (another one wrote the same consumer-hour first) changed nothing and is
+        tried again, up to `attempts` times; so is one whose fate is unknown (the orderer or the commit status did
+        not answer).
 
         Posting is idempotent, so a simulator killed and started again resumes without losing or double-posting:
         the contract keys a reading by (command, consumer, minute) and refuses one it already holds. When a batch
@@ -219,8 +221,9 @@ class DrClient(ContractClient):
         return comparison_of(self.aggregates(command_id), system)
 
     def settle(self, command_id: str) -> dict:
-        """Settles an ended command (the TSO): performance per slot and reward per RA and AC, frozen."""
-        return self.submit("settle", command_id, private=True)
+        """Settles an ended command (the TSO): performance per slot and reward per RA and AC, frozen. Its record
+        is public, so the chaincode's majority endorses it."""
+        return self.submit("settle", command_id)
 
     def settlement(self, command_id: str) -> dict:
         return self.evaluate("get_settlement", command_id)

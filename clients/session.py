@@ -20,8 +20,8 @@ class Session:
         self.org = topology.organisation(org)
         channel = gateway.get_network(topology.channel)
         every_msp_id = [o.msp_id for o in topology.organisations]
-        self.dr = DrClient(channel, self.org, every_msp_id)
-        self.market = MarketClient(channel, self.org, every_msp_id)
+        self.dr = DrClient(channel, self.org, every_msp_id, topology)
+        self.market = MarketClient(channel, self.org, every_msp_id, topology)
 
     def close(self) -> None:
         """Ends the event streams opened through the gateway."""

@@ -19,12 +19,15 @@ from network import crypto, nodes
 from network.processes import ManagedProcess, check_ports_free
 
 CHAINCODE_VERSION = "1.0"
-_CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parent.parent
+# What a chaincode server process runs by default, and the environment it runs in (from the checkout).
+SERVER_PROGRAM = ("-m", "chaincode.server")
+SERVER_ENVIRONMENT = {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}
 # What a chaincode server runs: the contracts, the verifier they call, and the topology they read.
 CHAINCODE_SOURCES = (
-    _CHECKOUT / "chaincode",
-    _CHECKOUT / "solver",
-    _CHECKOUT / "consortium",
+    CHECKOUT / "chaincode",
+    CHECKOUT / "solver",
+    CHECKOUT / "consortium",
 )
 
 
@@ -39,7 +42,7 @@ def code_fingerprint() -> str:
         for path in (
             sorted(p for p in source.rglob("*") if p.suffix in (".py", ".yaml")) if source.is_dir() else [source]
         ):
-            digest.update(str(path.relative_to(_CHECKOUT)).encode() + b"\0" + path.read_bytes())
+            digest.update(str(path.relative_to(CHECKOUT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -120,47 +123,65 @@ class ChaincodeDeployment:
 
     # Servers
 
+    def server_argv(self, org: str, program: tuple[str, ...] = SERVER_PROGRAM) -> list[str]:
+        """The command line of the organisation's chaincode server: `program` (python's arguments before the
+        server's options) with the address its peer dials, its package id, its peer's MSP id and its TLS pair."""
+        peer = self.topology.peer_of(org)
+        tls = self.server_tls_dir(org)
+        return [
+            sys.executable,
+            *program,
+            "--address",
+            f"{peer.host}:{peer.chaincode_server_port}",
+            "--id",
+            self.package_ids()[org],
+            "--peer-msp-id",
+            self.topology.organisation(org).msp_id,
+            "--tls-cert",
+            str(tls / "server.crt"),
+            "--tls-key",
+            str(tls / "server.key"),
+            "--client-ca",
+            str(tls / "ca.crt"),
+        ]
+
+    def start_server(
+        self,
+        org: str,
+        process: ManagedProcess | None = None,
+        program: tuple[str, ...] = SERVER_PROGRAM,
+        environment: dict[str, str] | None = None,
+        log=print,
+    ) -> int:
+        """Starts the organisation's chaincode server as `process` (default: its own) running `program` in the
+        checkout, in `environment` (default SERVER_ENVIRONMENT); returns its pid. The port must be free: a server
+        already listening there is someone else's."""
+        peer = self.topology.peer_of(org)
+        check_ports_free({f"chaincode.{org.lower()} listen": peer.chaincode_server_port}, peer.host)
+        process = process or self.server_process(org)
+        pid = process.start(self.server_argv(org, program), dict(environment or SERVER_ENVIRONMENT), cwd=CHECKOUT)
+        log(f"chaincode: started the {org} chaincode server (pid {pid}) on {peer.host}:{peer.chaincode_server_port}")
+        return pid
+
+    def wait_listening(self, org: str, process: ManagedProcess | None = None, timeout: float = 30.0) -> None:
+        """Waits until the organisation's chaincode server (`process`, default its own) listens."""
+        process = process or self.server_process(org)
+        peer = self.topology.peer_of(org)
+        deadline = time.monotonic() + timeout
+        while not _listening(peer.host, peer.chaincode_server_port):
+            if process.pid() is None:
+                raise DeployError(f"the {org} chaincode server exited; see {process.log_file}")
+            if time.monotonic() > deadline:
+                raise DeployError(f"the {org} chaincode server does not listen in time")
+            time.sleep(0.1)
+
     def start_servers(self, log=print, timeout: float = 30.0) -> None:
-        ids = self.package_ids()
         for org in self.topology.org_names:
-            process = self.server_process(org)
-            if process.pid() is not None:
-                continue
-            peer = self.topology.peer_of(org)
-            check_ports_free({f"chaincode.{org.lower()} listen": peer.chaincode_server_port}, peer.host)
-            tls = self.server_tls_dir(org)
-            argv = [
-                sys.executable,
-                "-m",
-                "chaincode.server",
-                "--address",
-                f"{peer.host}:{peer.chaincode_server_port}",
-                "--id",
-                ids[org],
-                "--peer-msp-id",
-                self.topology.organisation(org).msp_id,
-                "--tls-cert",
-                str(tls / "server.crt"),
-                "--tls-key",
-                str(tls / "server.key"),
-                "--client-ca",
-                str(tls / "ca.crt"),
-            ]
-            pid = process.start(
-                argv, {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}, cwd=Path(__file__).resolve().parent.parent
-            )
-            log(
-                f"chaincode: started the {org} chaincode server (pid {pid}) on {peer.host}:{peer.chaincode_server_port}"
-            )
+            if self.server_process(org).pid() is None:
+                self.start_server(org, log=log)
         deadline = time.monotonic() + timeout
         for org in self.topology.org_names:
-            peer = self.topology.peer_of(org)
-            while not _listening(peer.host, peer.chaincode_server_port):
-                if self.server_process(org).pid() is None:
-                    raise DeployError(f"the {org} chaincode server exited; see {self.server_process(org).log_file}")
-                if time.monotonic() > deadline:
-                    raise DeployError(f"the {org} chaincode server does not listen in time")
-                time.sleep(0.1)
+            self.wait_listening(org, timeout=max(0.0, deadline - time.monotonic()))
 
     def stop_servers(self) -> None:
         for org in self.topology.org_names:
@@ -240,7 +261,7 @@ class ChaincodeDeployment:
         of each peer's chaincode through gossip a moment after the commit. The probe is endorsed, never
         submitted, so it leaves nothing on the ledger."""
         from gateway import EndorseError
-        from network.connections import connect_as
+        from network.identities import connect_as
 
         org = self.topology.org_names[0]
         deadline = time.monotonic() + timeout

@@ -389,9 +389,7 @@ def settlement_json(command_id):
 @roles_required("tso", what="settle DR commands")
 def settle(command_id):
     get_command(command_id)
-    submit_and_flash(
-        "dr", "settle", command_id, private=True, done=f"Command {command_id} settled", failed="Not settled"
-    )
+    submit_and_flash("dr", "settle", command_id, done=f"Command {command_id} settled", failed="Not settled")
     return redirect(url_for("dr.settlement", command_id=command_id))
 
 

@@ -2,7 +2,7 @@
 
     ledger = LedgerSession(backend, account)          # g.ledger, made per request for g.user
     ledger.evaluate("dr", "list_commands")            # JSON result, run on the account's own peer
-    result, tx_id = ledger.submit("dr", "settle", "1", private=True)
+    result, tx_id = ledger.submit("dr", "settle", "1")
     summary, tx_ids = ledger.declare("1", declaration)
 
 The work is the account's DR and market clients' (clients.dr, clients.market); this turns what goes wrong into what

@@ -8,7 +8,7 @@ Who may do what is decided by the caller's MSP id and certificate attributes, ne
     publish_declaration(id, summary)  that RA                  public   event Declared
     post_readings(command_id)         an RA, or a meter of it  its collection (transient "readings")
                                                                         event ReadingsPosted
-    settle(command_id)                TSO                      every RA and AC collection   event Settled
+    settle(command_id)                TSO                      public   event Settled
     get_command, list_commands, list_declarations              anyone (public)
     get_declaration, get_readings, list_consumers,
     get_aggregates, get_settlement    what seed figure 7 allows: the TSO everything, an AC its own and its
@@ -28,8 +28,8 @@ Where data lives, and why (the Fabric facts this design follows):
 - Commands and declaration summaries are public: writing them needs the chaincode's policy (a majority of the
   organisations), which is fine for rare, public facts.
 - Everything about consumers lives in the consumer's RA collection ({TSO, its AC, the RA}), passed in transient
-  data so that no value reaches the block. A transaction that writes only one RA collection is endorsed by that
-  collection's members alone (the client names its own peer), so readings never need a majority.
+  data so that no value reaches the block. A transaction that writes only one RA collection is endorsed by the
+  RA's peer and its AC's (or the TSO's), as the collection's policy requires, so readings never need a majority.
 - A declaration is therefore two transactions: `declare` writes the detail and a canonical summary to the RA
   collection; `publish_declaration` writes that summary publicly, and every endorser, member or not, checks it
   against the private summary's hash (readable by all) — the summary cannot say what the RA did not declare.
@@ -47,10 +47,11 @@ Where data lives, and why (the Fabric facts this design follows):
 - An AC's figures are computed when read, by summing its RAs' collections on a peer that is a member of all of
   them (the AC's own or the TSO's): an RA's peer cannot read the AC collection, and an AC aggregate key written
   by every batch would be a conflict hot spot. Reads check that the executing peer is a member, for a clear error.
-- Performance and rewards are computed when read, like the aggregates. `settle` runs on the TSO's peer (the only
-  member of every collection) and writes a settlement record to every RA and AC collection; readings and
-  declarations check it, so after settlement nothing the figures depend on can change. (It cannot store the
-  figures: Fabric refuses writes from a transaction that ran a range query on private data.)
+- Performance and rewards are computed when read, like the aggregates. `settle` writes a public settlement
+  record (which RAs declared, read from their declarations' hashes, and when), endorsed by the majority like
+  every public write; readings and declarations check it, so after settlement nothing the figures depend on can
+  change. (It cannot store the figures: they are private, and Fabric refuses writes from a transaction that ran a
+  range query on private data.)
 - Consumers beyond the topology's are registered by their RA in its collection; a consumer id taken by another
   RA is refused by checking the hash of that RA's registry key, never its value.
 """
@@ -107,8 +108,8 @@ DECLARED = "Declared"
 READINGS_POSTED = "ReadingsPosted"
 SETTLED = "Settled"
 
-# Object types of the composite keys (public: command, declared; RA collection: the rest, CONSUMER included;
-# AC: settlement).
+# Object types of the composite keys (public: command, declared, settlement; RA collection: the rest, CONSUMER
+# included).
 COMMAND = "command"
 DECLARED_SUMMARY = "declared"
 DECLARATION = "declaration"
@@ -210,7 +211,7 @@ class DrContract(Contract):
                 f"command {command.id} targets {', '.join(command.target_acs)}; {ra.name} answers to {ra.parent}"
             )
         collection = self._ra_collection(ctx, ra)
-        self._refuse_if_settled(ctx, collection, command)
+        self._refuse_if_settled(ctx, command)
         if self._private_json(ctx, collection, DECLARATION, [command.id]) is not None:
             raise Refusal(f"{ra.name} has already declared for command {command.id}")
         fields = transient_json(ctx, TRANSIENT_DECLARATION, dict)
@@ -296,7 +297,7 @@ class DrContract(Contract):
         items = transient_json(ctx, TRANSIENT_READINGS, list)
         check_batch_size(items)
         collection = self._ra_collection(ctx, ra)
-        self._refuse_if_settled(ctx, collection, command)
+        self._refuse_if_settled(ctx, command)
         header = self._private_json(ctx, collection, DECLARATION, [command.id])
         if header is None:
             raise Refusal(
@@ -387,8 +388,11 @@ class DrContract(Contract):
     @submit
     @action("settle")
     def settle(self, ctx, command_id: str) -> dict:
-        """Closes an ended command: a settlement record in every RA and AC collection, after which its readings
-        and declarations are refused, so the figures get_settlement computes are final. TSO only, on its peer."""
+        """Closes an ended command: a public settlement record, after which its readings and declarations are
+        refused, so the figures get_settlement computes are final. TSO only. The record holds nothing private
+        (which RAs declared is public through their published summaries; here it is read from the hashes of
+        their private declarations, which every peer holds), so any peer can endorse it and the chaincode's
+        majority policy applies: the TSO cannot settle alone."""
         caller = self._caller(ctx)
         if caller.org.role != "tso":
             raise Refusal(f"only the TSO settles DR commands, not {caller.org.name}")
@@ -396,23 +400,19 @@ class DrContract(Contract):
         timestamp = ctx.stub.get_tx_timestamp()
         if timestamp is not None and timestamp < EPOCH + timedelta(minutes=command.last + 1):
             raise Refusal(f"command {command.id} runs until {command.end} (JST); settle it after that")
-        # Point reads only: Fabric refuses any write from a transaction that ran a range query on private data.
-        declared = []
-        for ra in access.ras(self.topology):
-            collection = self._ra_collection(ctx, ra)
-            self._refuse_if_settled(ctx, collection, command)
-            if self._private_json(ctx, collection, DECLARATION, [command.id]) is not None:
-                declared.append(ra.name)
+        self._refuse_if_settled(ctx, command)
+        declaration = ctx.stub.create_composite_key(DECLARATION, [command.id])
+        declared = [
+            ra.name
+            for ra in access.ras(self.topology)
+            if ctx.stub.get_private_data_hash(self.topology.readings_collection_for(ra.name), declaration)
+        ]
         record = {
             "command": command.id,
             "declared_ras": declared,
             "settled_at": jst_moment(timestamp) if timestamp else None,
         }
-        key = ctx.stub.create_composite_key(SETTLEMENT, [command.id])
-        for collection in [self.topology.readings_collection_for(ra.name) for ra in access.ras(self.topology)] + [
-            self.topology.ac_collection_for(ac.name) for ac in access.acs(self.topology)
-        ]:
-            ctx.stub.put_private_data(collection, key, canonical_json(record))
+        ctx.stub.put_state(self._settlement_key(ctx, command), canonical_json(record))
         return announced(ctx, SETTLED, record)
 
     @evaluate
@@ -423,17 +423,15 @@ class DrContract(Contract):
         caller = self._caller(ctx, meters=False)
         command = self._command(ctx, command_id)
         if caller.org.role == "ra":
-            marker_collection = self._ra_collection(ctx, caller.org)
             figures = [self._ra_figure(ctx, command, caller.org)]
         else:
             acs = access.acs(self.topology) if caller.org.role == "tso" else [caller.org]
-            marker_collection = self.topology.ac_collection_for(acs[0].name)
-            self._require_member_peer(ctx, marker_collection)
+            self._require_member_peer(ctx, self.topology.ac_collection_for(acs[0].name))
             figures = []
             for ac in acs:
                 ras = [self._ra_figure(ctx, command, ra) for ra in access.ras_of(self.topology, ac)]
                 figures += [settlement.sum_figures(ac, command, ras), *ras]
-        marker = ctx.stub.get_private_data(marker_collection, ctx.stub.create_composite_key(SETTLEMENT, [command.id]))
+        marker = ctx.stub.get_state(self._settlement_key(ctx, command))
         view = settlement.settlement_view(caller.org, command, figures, settled=marker is not None)
         view["settled_at"] = json.loads(marker)["settled_at"] if marker else None
         return view
@@ -492,8 +490,12 @@ class DrContract(Contract):
         value = ctx.stub.get_private_data(collection, ctx.stub.create_composite_key(object_type, attributes))
         return None if value is None else json.loads(value)
 
-    def _refuse_if_settled(self, ctx, collection: str, command: Command) -> None:
-        if ctx.stub.get_private_data(collection, ctx.stub.create_composite_key(SETTLEMENT, [command.id])):
+    @staticmethod
+    def _settlement_key(ctx, command: Command) -> str:
+        return ctx.stub.create_composite_key(SETTLEMENT, [command.id])
+
+    def _refuse_if_settled(self, ctx, command: Command) -> None:
+        if ctx.stub.get_state(self._settlement_key(ctx, command)):
             raise Refusal(f"command {command.id} is settled")
 
     def _minute_sums(self, ctx, command: Command, ra: Organisation) -> settlement.MinuteSums:

@@ -9,7 +9,8 @@ readings/s (latency at the load the system is sized for), after the TSO's peer h
 
 How readings are batched: a transaction carries one hour of readings (60 per consumer) for
 `--consumers-per-batch` consumers of one RA: the contract keeps a consumer's hour under one private key, so the
-transaction makes two ledger calls per consumer, not two per reading. It is endorsed by the RA's own peer alone and
+transaction makes two ledger calls per consumer, not two per reading. It is endorsed by the RA's peer and its AC's (the
+collection's endorsement policy) and
 writes only the RA's collection; `--workers-per-ra` such transactions are in flight per RA. Batches share no
 consumer-hour and each writes its own aggregate delta key, so none conflicts with another. Latency: for every
 `--probe-every`-th batch (every batch when paced), the time from starting its submit until the TSO's peer answers get_aggregates with the

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from waiting import eventually
 
+from consortium.policies import private_endorsers
 from consortium.units import minute_index, minute_label
 from gateway.errors import GatewayError
 
@@ -43,7 +44,7 @@ class Batch:
 @dataclass
 class Worker:
     ra: str
-    msp_id: str
+    endorsers: list[str]  # MSP ids: the RA's peer and its AC's, as its collection's endorsement policy requires
     consumers: list[str]
     batches: list[Batch] = field(default_factory=list)
     errors: list[tuple[float, str]] = field(default_factory=list)
@@ -91,7 +92,8 @@ class SteadyLoad:
                 seconds=60,
             )
             session.gateway.close()
-            self.workers.append(Worker(ra.name, ra.msp_id, consumers))
+            writers = private_endorsers(topology, ra.name)[0]
+            self.workers.append(Worker(ra.name, [topology.organisation(o).msp_id for o in writers], consumers))
             gateway = connect_as(network, ra.name, commit_status_timeout=commit_status_timeout)
             self._contracts[ra.name] = (gateway, gateway.get_network(topology.channel).get_contract("gridledger", "dr"))
         tso.gateway.close()
@@ -147,7 +149,7 @@ class SteadyLoad:
                 "post_readings",
                 self.command,
                 transient={"readings": json.dumps(batch.readings)},
-                endorsing_organizations=[worker.msp_id],
+                endorsing_organizations=worker.endorsers,
             )
             try:
                 submitted = proposal.endorse().submit()

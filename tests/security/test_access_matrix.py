@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from waiting import eventually
 
 from consortium import topology as topology_file
+from consortium.policies import collection_writers
 from gateway.errors import GatewayError
 from network.connections import open_session
 
@@ -120,8 +121,13 @@ def seeded(security_network):
         value = _canonical({"secret": f"SECRET-{collection}-{data.tag}"})
         data.records[collection] = (key, value)
         owner = TOPOLOGY.organisation(collection)
+        writers = collection_writers(TOPOLOGY, collection)[0]  # the owner and a second member (its policy)
         data.records_contract(owner.name).submit(
-            "put_private_record", collection, key, transient={"record": value}, endorsing_organizations=[owner.msp_id]
+            "put_private_record",
+            collection,
+            key,
+            transient={"record": value},
+            endorsing_organizations=[TOPOLOGY.organisation(o).msp_id for o in writers],
         )
     data.records_contract("TSO").submit("put_record", *data.public)
 

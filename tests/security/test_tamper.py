@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from waiting import eventually
 
+from consortium.policies import collection_writers
 from network import fabric
 
 
@@ -74,7 +75,10 @@ def put_private(network, org, collection, key, value: bytes):
             collection,
             key,
             transient={"record": value},
-            endorsing_organizations=[network.topology.organisation(org).msp_id],
+            # the collection's owner and a second member, as the collection's endorsement policy requires
+            endorsing_organizations=[
+                network.topology.organisation(o).msp_id for o in collection_writers(network.topology, collection)[0]
+            ],
         )
 
 

@@ -266,7 +266,7 @@ def test_declaring_twice_is_refused_beside_the_command(client, backend, ledger):
 
 def test_a_refusal_by_the_ledger_is_shown_and_commits_nothing(client, backend, as_db, ledger):
     figure_6(backend, as_db, ra1_declares=False)
-    as_account(backend, "TSO").submit("dr", "settle", "1", private=True)
+    as_account(backend, "TSO").submit("dr", "settle", "1")
     sign_in(client, "RA1")
     height = ledger.height
     response = post(
