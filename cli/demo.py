@@ -1,5 +1,7 @@
 """`gridledger demo`: the whole system on the running network until interrupted — every matcher's service,
-simulated prosumers bidding each gate, and the web pages (the DR scenario runs before it: see `make demo`)."""
+simulated prosumers bidding each gate, and the web pages (the DR scenario runs before it: see `make demo`). Each
+finalised gate is printed: orders, every matcher's proposal value, the winner, volume, surplus and the continuous
+double auction's surplus on the same book."""
 
 import logging
 import threading
@@ -21,6 +23,7 @@ from consortium import OBJECTIVES
 @reported
 def demo(context, run_dir, port, gate_seconds, proposal_seconds, objective, trader_count):
     """Run trading rounds with every matcher and serve the web pages, until Ctrl-C."""
+    from cli.market import gate_report_lines
     from cli.web import serve
     from network.connections import Sessions
     from sim.market_rounds import run_rounds, start_matchers, traders_for
@@ -40,10 +43,21 @@ def demo(context, run_dir, port, gate_seconds, proposal_seconds, objective, trad
     stop = threading.Event()
     _, matchers = start_matchers(sessions, list(market.matchers), stop)
 
+    def print_gate(report: dict) -> None:
+        for line in gate_report_lines(report):
+            click.echo(f"market: {line}")
+
     def trade():
         while not stop.is_set():
             try:
-                run_rounds(sessions, traders, 10**9, log=lambda line: click.echo(f"market: {line}"), stop=stop)
+                run_rounds(
+                    sessions,
+                    traders,
+                    10**9,
+                    log=lambda line: click.echo(f"market: {line}"),
+                    stop=stop,
+                    on_finalised=print_gate,
+                )
             except Exception as error:  # the network is busy or restarting: keep the demo alive
                 click.echo(f"market: {error}; retrying", err=True)
                 stop.wait(5)

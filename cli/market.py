@@ -405,19 +405,23 @@ def simulate_command(run_dir, as_json, gates, gate_seconds, proposal_seconds, ob
         seed=seed,
         log=lambda line: None if as_json else click.echo(line),
     )
-    lines = []
-    for g in result["gates"]:
-        values = ", ".join(f"{p['org']} {p['value_display']}" for p in g["proposals"])
+    emit(as_json, result, [line for g in result["gates"] for line in gate_report_lines(g)])
+
+
+def gate_report_lines(g: dict) -> list[str]:
+    """A finalised gate's report (MarketClient.report) for people: orders, each matcher's proposal value, the
+    winner, then volume, prices and surplus against the continuous double auction on the same book."""
+    values = ", ".join(f"{p['org']} {p['value_display']}" for p in g["proposals"])
+    lines = [
+        f"gate {g['gate']}: {g['orders']} orders, {len(g['proposals'])} proposals ({values}), "
+        f"winner {g['winner'] or '-'}"
+    ]
+    if g["clearing"]:
+        c = g["clearing"]
         lines.append(
-            f"gate {g['gate']}: {g['orders']} orders, {len(g['proposals'])} proposals ({values}), "
-            f"winner {g['winner'] or '-'}"
+            f"  traded {_kwh(c['volume_wh'])} kWh at {_yen(c['average_price_sen_per_kwh'])} yen/kWh "
+            f"(low {_yen(c['low_sen_per_kwh'])}, high {_yen(c['high_sen_per_kwh'])}); surplus "
+            f"{money(g['surplus_millisen'])} yen vs {money(g['cda_surplus_millisen'])} yen by the "
+            f"continuous double auction, volume {_kwh(g['cda_volume_wh'])} kWh by CDA"
         )
-        if g["clearing"]:
-            c = g["clearing"]
-            lines.append(
-                f"  traded {_kwh(c['volume_wh'])} kWh at {_yen(c['average_price_sen_per_kwh'])} yen/kWh "
-                f"(low {_yen(c['low_sen_per_kwh'])}, high {_yen(c['high_sen_per_kwh'])}); surplus "
-                f"{money(g['surplus_millisen'])} yen vs {money(g['cda_surplus_millisen'])} yen by the "
-                f"continuous double auction, volume {_kwh(g['cda_volume_wh'])} kWh by CDA"
-            )
-    emit(as_json, result, lines)
+    return lines

@@ -39,9 +39,17 @@ def traders_for(sessions, count: int, seed: int = 0) -> TraderFleet:
     return TraderFleet.for_consumers([(c.id, c.ra) for c in fleet.consumers], seed)
 
 
-def run_rounds(sessions, traders: TraderFleet, gates: int, log=lambda line: None, stop: threading.Event | None = None):
+def run_rounds(
+    sessions,
+    traders: TraderFleet,
+    gates: int,
+    log=lambda line: None,
+    stop: threading.Event | None = None,
+    on_finalised=None,
+):
     """Places each gate's orders as it opens, for `gates` gates; returns the gate ids. Traders adjust to the
-    latest clearing price they can see (B8)."""
+    latest clearing price they can see (B8). `on_finalised(report)` gets MarketClient.report of each gate these
+    rounds placed orders in, once it is finalised."""
     stop = stop or threading.Event()
     viewer = sessions("TSO").market
     placed: list[str] = []
@@ -57,6 +65,8 @@ def run_rounds(sessions, traders: TraderFleet, gates: int, log=lambda line: None
         for gate_record in viewer.gates(10):
             if gate_record["status"] == "finalised" and gate_record["id"] not in seen_final:
                 seen_final.add(gate_record["id"])
+                if on_finalised and gate_record["id"] in placed:
+                    on_finalised(viewer.report(gate_record["id"]))
                 clearing = gate_record.get("clearing")
                 traded = set()
                 if clearing:

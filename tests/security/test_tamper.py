@@ -3,6 +3,7 @@ altered in one peer's state database (it no longer hashes to what the block reco
 peer's disk (its transactions no longer hash to its header). Each alteration is made on a stopped peer, as an
 intruder with access to its disk would, and undone afterwards, so the network stays usable by the other tests."""
 
+import fcntl
 import hashlib
 import json
 import os
@@ -55,6 +56,26 @@ def audit(network, org, peer_org=None):
     from network.audit import audit_ledger
 
     return audit_ledger(network, org, peer_org)
+
+
+def stop_peer(network, node):
+    """Stops a peer so that its stores can be altered: it must have been running, and its state database's lock
+    must be free (goleveldb holds an flock on LOCK; a busy machine may release it a moment after the pid is gone)."""
+    assert network.process(node).stop(), f"{node.name} was not running"
+    lock = network.root / "data" / node.name / "ledgersData" / "stateLeveldb" / "LOCK"
+    deadline = time.monotonic() + 20
+    while True:
+        with open(lock, "a") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(held, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"{node.name}'s state database is still locked 20 s after it stopped"
+                    ) from None
+        time.sleep(0.2)
 
 
 def restart(network, org):
@@ -134,7 +155,7 @@ def test_a_private_value_altered_in_one_peers_store_is_caught(security_network, 
     state = network.root / "data" / peer.name / "ledgersData" / "stateLeveldb"
 
     def alter(value: bytes):
-        network.process(peer).stop()
+        stop_peer(network, peer)
         subprocess.run(
             [
                 str(tamper_tool),
@@ -195,7 +216,7 @@ def test_a_block_altered_on_one_peers_disk_is_caught(security_network):
     files = sorted(chain_dir.glob("blockfile_*"))
 
     def replace(old: bytes, new: bytes):
-        network.process(peer).stop()
+        stop_peer(network, peer)
         changed = 0
         for path in files:
             data = path.read_bytes()
