@@ -17,7 +17,7 @@ from consortium import CHAINCODE_NAME
 from consortium import topology as topology_file
 from consortium.policies import private_endorsers
 from consortium.topology import Organisation, Topology
-from gateway.errors import CommitError, EndorseError, GatewayError
+from gateway.errors import EndorseError, GatewayError
 
 T = TypeVar("T")
 
@@ -151,7 +151,5 @@ class ContractClient:
     def _transact(self, name: str, args: tuple, transient: dict | None, endorsers: list[str] | None):
         proposal = self.contract.new_proposal(name, *args, transient=transient, endorsing_organizations=endorsers)
         submitted = proposal.endorse().submit()
-        status = submitted.status()
-        if not status.successful:
-            raise CommitError(status.transaction_id, status.code)
-        return (json.loads(submitted.result) if submitted.result else None), submitted.transaction_id
+        result = submitted.committed()
+        return (json.loads(result) if result else None), submitted.transaction_id

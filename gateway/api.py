@@ -187,19 +187,16 @@ class Contract(ABC):
     ) -> bytes:
         """Runs `name` as a transaction and returns its result once it has committed.
 
-        That is `new_proposal(...).endorse().submit()` followed by waiting for the commit status. Raises
-        EndorseError (the chaincode's message when it refuses), SubmitError, CommitStatusError, or CommitError
-        when the transaction was ordered but did not commit as valid (e.g. MVCC_READ_CONFLICT).
+        That is `new_proposal(...).endorse().submit().committed()`. Raises EndorseError (the chaincode's message
+        when it refuses), SubmitError, CommitStatusError, or CommitError when the transaction was ordered but did
+        not commit as valid (e.g. MVCC_READ_CONFLICT).
         """
-        submitted = (
+        return (
             self.new_proposal(name, *args, transient=transient, endorsing_organizations=endorsing_organizations)
             .endorse()
             .submit()
+            .committed()
         )
-        status = submitted.status()
-        if not status.successful:
-            raise CommitError(status.transaction_id, status.code)
-        return submitted.result
 
 
 class Proposal(ABC):
@@ -240,6 +237,14 @@ class SubmittedTransaction(Endorsed, ABC):
     @abstractmethod
     def status(self, timeout: float | None = None) -> CommitStatus:
         """Blocks until the gateway's peer has committed the transaction. Raises CommitStatusError."""
+
+    def committed(self, timeout: float | None = None) -> bytes:
+        """The result once the transaction has committed as valid: `status()`, then CommitError (naming the
+        validation code) if it did not."""
+        status = self.status(timeout)
+        if not status.successful:
+            raise CommitError(status.transaction_id, status.code)
+        return self.result
 
 
 class ChaincodeEvents(ABC):

@@ -105,8 +105,8 @@ class FakeProposal:
     def submit(self):
         return self
 
-    def status(self):
-        return type("Status", (), {"successful": True, "transaction_id": "tx", "code": "VALID"})()
+    def committed(self):
+        return self.result
 
     result = json.dumps({"ok": True}).encode()
     transaction_id = "tx"
