@@ -15,7 +15,7 @@ SEN_PER_YEN = 100
 MILLISEN_PER_YEN = 100_000
 NO_FIGURE = "–"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # minute and millisecond indices count from here
 _MINUTE = re.compile(r"(2[0-9]{3})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})(\+09:00)?")
 
 
@@ -29,12 +29,12 @@ def minute_index(text: str) -> int:
         moment = datetime(year, month, day, hour, minute, tzinfo=JST)
     except ValueError as error:
         raise ValueError(f"is not a real time: {text!r} ({error})") from None
-    return (moment - _EPOCH) // timedelta(minutes=1)
+    return (moment - EPOCH) // timedelta(minutes=1)
 
 
 def minute_label(index: int) -> str:
     """The JST label "YYYY-MM-DDTHH:MM" of a minute index; labels sort as the minutes do."""
-    return (_EPOCH + timedelta(minutes=index)).astimezone(JST).strftime("%Y-%m-%dT%H:%M")
+    return (EPOCH + timedelta(minutes=index)).astimezone(JST).strftime("%Y-%m-%dT%H:%M")
 
 
 def wh_from_kwh(text: str) -> int:

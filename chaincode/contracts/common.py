@@ -10,13 +10,12 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from chaincode.shim import ContractError
 from consortium.topology import Organisation, Topology
 from consortium.units import JST
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Object type of the keys of an RA's consumer registry: the dr contract writes them, both contracts ask whose a
 # consumer is.
 CONSUMER = "consumer"

@@ -64,7 +64,6 @@ from datetime import timedelta
 from chaincode.contracts import access, settlement
 from chaincode.contracts.common import (
     CONSUMER,
-    EPOCH,
     Caller,
     Refusal,
     action,
@@ -90,7 +89,7 @@ from chaincode.contracts.dr_inputs import (
 from chaincode.shim import Contract, evaluate, submit
 from consortium import topology as topology_file
 from consortium.topology import Organisation, Topology
-from consortium.units import minute_label
+from consortium.units import EPOCH, minute_label
 
 # The web's declaration form checks the same bounds; it reads them here.
 __all__ = ["BASELINE_METHODS", "MAX_READING_WH", "DrContract"]

@@ -49,7 +49,7 @@ from chaincode.shim import Contract, evaluate, submit
 from consortium import OBJECTIVES
 from consortium import topology as topology_file
 from consortium.topology import Organisation, Topology
-from consortium.units import JST
+from consortium.units import EPOCH, JST
 from solver.fairness import order_book_seed
 from solver.orders import InvalidOrders, Order, order_from_ledger, price_from_yen, quantity_from_kwh
 from solver.proposals import InvalidProposal, Proposal, value_in_display_units
@@ -83,7 +83,7 @@ _REF = re.compile(r"[A-Za-z0-9_@-]{1,64}")
 
 def gate_label(ms: int) -> str:
     """The JST label of a gate start (whole seconds)."""
-    return (common.EPOCH + timedelta(milliseconds=ms)).astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S")
+    return (EPOCH + timedelta(milliseconds=ms)).astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def gate_start(label) -> int:
@@ -92,7 +92,7 @@ def gate_start(label) -> int:
         moment = datetime.strptime(label, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=JST)
     except (TypeError, ValueError):
         raise ValueError(f"gate must be a JST time YYYY-MM-DDTHH:MM:SS, got {label!r}") from None
-    return (moment - common.EPOCH) // timedelta(milliseconds=1)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 class Schedule:
@@ -472,7 +472,7 @@ class MarketContract(Contract):
         if timestamp is None:
             # Not the transaction's own refusal: any transaction may need the time.
             raise common.failure("read the transaction's time", "the proposal carries no timestamp")
-        return (timestamp - common.EPOCH) // timedelta(milliseconds=1)
+        return (timestamp - EPOCH) // timedelta(milliseconds=1)
 
     def _stored_segments(self, ctx) -> list:
         value = ctx.stub.get_state(ctx.stub.create_composite_key(CONFIG, []))
@@ -587,7 +587,7 @@ class MarketContract(Contract):
 
 
 def _moment(ms: int) -> str:
-    return common.jst_moment(common.EPOCH + timedelta(milliseconds=ms))
+    return common.jst_moment(EPOCH + timedelta(milliseconds=ms))
 
 
 def _check_integer(what: str, value, low: int, high: int) -> None:
