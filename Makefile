@@ -3,31 +3,21 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PROTOS := build/protos
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 # Fabric's binaries live outside the checkout in $(GRIDLEDGER_CACHE)/fabric-<version>; FABRIC_SOURCE (a path or a URL)
 # names the source archive to build from (default ../shared/fabric/fabric-v3.1.5.tar.gz when present, else GitHub's
 # tag archive); its tree is checked against a pinned digest before anything is built.
 export GRIDLEDGER_CACHE ?= $(HOME)/.cache/gridledger
 PYTEST_ARGS ?=
 
-.PHONY: setup protos fabric chromium network-up network-down network-status lint format test test-unit demo bench chaos clean
+.PHONY: setup fabric chromium network-up network-down network-status lint format test test-unit demo bench chaos clean
 
-setup: $(VENV)/.installed $(PROTOS)/.generated
+setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	@echo "setup: creating $(VENV) and installing the pinned Python dependencies"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
-	touch $@
-
-protos: $(PROTOS)/.generated
-
-$(PROTOS)/.generated: $(VENV)/.installed network/protos.py network/fabric-build/go.mod network/fabric-build/go.sum \
-		network/fabric-build/protoset/main.go
-	$(PY) network/protos.py $(PROTOS)
-	echo "$(CURDIR)/$(PROTOS)" > "$(SITE)/gridledger-fabric-protos.pth"
 	touch $@
 
 fabric:

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
-from fabric_protos.google.rpc import status_pb2
 from fabric_protos.peer import proposal_pb2
 from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
 
 from gateway import api
 from gateway.api import CHAINCODE_RESPONSE, ChaincodeEvent, CommitStatus

@@ -32,7 +32,7 @@ COMMIT = "86c1172bec37e6590c6b1ae6f847833df48d65fc"
 DOWNLOAD_URL = f"https://github.com/hyperledger/fabric/archive/refs/tags/v{VERSION}.tar.gz"
 SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "fabric" / f"fabric-v{VERSION}.tar.gz"
 
-# The Go module of our own tools (protoset, tamper), resolved through the Go module proxy; Fabric is not in it.
+# The Go module of our own tool (tamper), resolved through the Go module proxy; Fabric is not in it.
 FABRIC_BUILD = Path(__file__).resolve().parent / "fabric-build"
 COMMANDS = ("peer", "orderer", "configtxgen", "cryptogen", "osnadmin")
 MODULE = "github.com/hyperledger/fabric"
