@@ -3,8 +3,8 @@
 A web server is one organisation's: it holds that organisation's keys only (network.identities.Keyring: its
 User1, and the smart meters whose keys the crypto puts with it), so its accounts are the identities it holds and
 nothing it is sent can make it sign as another organisation. It calls the ledger as the signed-in account through
-its own organisation's peer: the ledger decides what each account sees, and nothing read for one account is ever
-handed to another. Two backends with one interface:
+the peer of the organisation holding the key (its own): the ledger decides what each account sees, and nothing
+read for one account is ever handed to another. Two backends with one interface:
 
     FabricBackend(run_dir, "RA1")                RA1's server on the real network of a run directory
     EmbeddedBackend(ledger, topology, identities, org="RA1")   the embedded ledger, for unit tests
@@ -26,7 +26,7 @@ class Account:
     """One sign-in name and the ledger identity it acts as."""
 
     name: str  # "TSO", "RA1", or a consumer id such as "C1"
-    org: str  # the organisation whose peer it talks to
+    org: str  # the organisation it acts for (a consumer's: its RA, whose collection holds its data)
     user: str  # "User1", or "meter:C1" for a consumer's smart-meter identity
     role: str  # tso | ac | ra | consumer
     title: str
@@ -43,7 +43,8 @@ class Account:
 
 def accounts_for(topology: Topology) -> dict[str, Account]:
     """Every organisation's User1 under the organisation's name, then each consumer under its id (acting as its
-    smart meter's identity, issued by its RA: a consumer is a trader and reads only its own data)."""
+    smart meter's identity: a consumer is a trader and reads only its own data). A server has the accounts whose
+    keys it holds among these."""
     accounts = {org.name: Account(org.name, org.name, "User1", org.role, org.title) for org in topology.organisations}
     for org in topology.organisations:
         for consumer in org.consumers:
