@@ -64,9 +64,9 @@ def demo(run_dir, gate_seconds, proposal_seconds, objective, trader_count):
 
     rounds = threading.Thread(target=trade, name="traders", daemon=True)
     rounds.start()
-    started = []
+    started: list = []  # filled as each starts, so an interrupted start still stops what it started
     try:
-        started = start_web_servers(run_dir, sessions.topology)
+        start_web_servers(run_dir, sessions.topology, started)
         click.echo("demo: Ctrl-C stops the trading and the web servers")
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         while not stop.wait(1):
@@ -81,21 +81,19 @@ def demo(run_dir, gate_seconds, proposal_seconds, objective, trader_count):
             thread.join(timeout=10)
 
 
-def start_web_servers(run_dir: str, topology) -> list:
+def start_web_servers(run_dir: str, topology, started: list) -> None:
     """Starts each organisation's web server as a process of its own (`gridledger web serve --org ORG
-    --detach`), prints each address and its sign-ins, and returns the processes it started."""
+    --detach`), prints each address and its sign-ins, and adds each process it started to `started`."""
     from cli.web import process_name, server_accounts, sign_in_lines, start_detached
     from network.processes import ManagedProcess
     from web.backend import web_port
 
-    started = []
     for org in topology.org_names:
         process = ManagedProcess(Path(run_dir).resolve(), process_name(org))
         running = process.pid() is not None
         _, accounts = server_accounts(run_dir, org)
-        address = start_detached(run_dir, org, "127.0.0.1", web_port(topology, org), accounts)
         if not running:
             started.append(process)
+        address = start_detached(run_dir, org, "127.0.0.1", web_port(topology, org), accounts)
         click.echo(f"web: {org}'s server at {address} (log {process.log_file}); sign in as one of")
         click.echo("\n".join(sign_in_lines(run_dir, org, accounts)))
-    return started
