@@ -1,10 +1,13 @@
 """`gridledger demo`: the whole system on the running network until interrupted — every matcher's service,
-simulated prosumers bidding each gate, and the web pages (the DR scenario runs before it: see `make demo`). Each
+simulated prosumers bidding each gate, and one web server per organisation, each a process holding only that
+organisation's keys, on its port from the topology (the DR scenario runs before it: see `make demo`). Each
 finalised gate is printed: orders, every matcher's proposal value, the winner, volume, surplus and the continuous
 double auction's surplus on the same book."""
 
 import logging
+import signal
 import threading
+from pathlib import Path
 
 import click
 
@@ -14,17 +17,14 @@ from consortium import OBJECTIVES
 
 @click.command()
 @run_dir_option
-@click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True, envvar="GRIDLEDGER_WEB_PORT")
 @click.option("--gate-seconds", type=click.IntRange(10, 86400), default=60, show_default=True)
 @click.option("--proposal-seconds", type=click.IntRange(2, 3600), default=15, show_default=True)
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="welfare", show_default=True)
 @click.option("--traders", "trader_count", type=click.IntRange(2, 30000), default=60, show_default=True)
-@click.pass_context
 @reported
-def demo(context, run_dir, port, gate_seconds, proposal_seconds, objective, trader_count):
-    """Run trading rounds with every matcher and serve the web pages, until Ctrl-C."""
+def demo(run_dir, gate_seconds, proposal_seconds, objective, trader_count):
+    """Run trading rounds with every matcher and each organisation's web server, until Ctrl-C."""
     from cli.market import gate_report_lines
-    from cli.web import serve
     from network.connections import Sessions
     from sim.market_rounds import run_rounds, start_matchers, traders_for
 
@@ -64,9 +64,36 @@ def demo(context, run_dir, port, gate_seconds, proposal_seconds, objective, trad
 
     rounds = threading.Thread(target=trade, name="traders", daemon=True)
     rounds.start()
+    started: list = []  # filled as each starts, so an interrupted start still stops what it started
     try:
-        context.invoke(serve, run_dir=run_dir, host="127.0.0.1", port=port)
+        start_web_servers(run_dir, sessions.topology, started)
+        click.echo("demo: Ctrl-C stops the trading and the web servers")
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
+        for process in started:
+            process.stop()
         for thread in [rounds, *matchers]:
             thread.join(timeout=10)
+
+
+def start_web_servers(run_dir: str, topology, started: list) -> None:
+    """Starts each organisation's web server as a process of its own (`gridledger web serve --org ORG
+    --detach`), prints each address and its sign-ins, and adds each process it started to `started`."""
+    from cli.web import process_name, server_accounts, sign_in_lines, start_detached
+    from network.processes import ManagedProcess
+    from web.backend import web_port
+
+    for org in topology.org_names:
+        process = ManagedProcess(Path(run_dir).resolve(), process_name(org))
+        running = process.pid() is not None
+        _, accounts = server_accounts(run_dir, org)
+        if not running:
+            started.append(process)
+        address = start_detached(run_dir, org, "127.0.0.1", web_port(topology, org), accounts)
+        click.echo(f"web: {org}'s server at {address} (log {process.log_file}); sign in as one of")
+        click.echo("\n".join(sign_in_lines(run_dir, org, accounts)))

@@ -1,4 +1,5 @@
-"""`gridledger web serve|users`: the web pages on the running network, and who may sign in to them."""
+"""`gridledger web serve|users --org ORG`: one organisation's web server on the running network (it holds that
+organisation's keys only), and who may sign in to it."""
 
 import os
 import signal
@@ -13,49 +14,71 @@ import click
 from cli.common import reported, run_dir_option
 from clients.contract import Refused
 
+org_option = click.option(
+    "--org",
+    required=True,
+    metavar="ORG",
+    envvar="GRIDLEDGER_WEB_ORG",
+    help="Whose server: TSO, AC1, RA1, … It signs only as that organisation and the identities it holds.",
+)
+
 
 @click.group()
 def web():
-    """The web pages: the TSO's comparison, the RA declaration form, role views, the market."""
+    """Each organisation's web pages: the TSO's comparison, the RA declaration form, role views, the market."""
 
 
-def _accounts(run_dir: str):
+def server_accounts(run_dir: str, org: str):
+    """(topology, accounts) of `org`'s server: the accounts whose keys the organisation holds."""
     from network.bringup import Network, NetworkError
+    from network.identities import Keyring
     from web.backend import accounts_for
 
     if not (Path(run_dir) / "network.json").exists():
         raise NetworkError(f"no network in {run_dir}: start one with `gridledger network up --run-dir {run_dir}`")
-    return accounts_for(Network(run_dir).topology)
+    network = Network(run_dir)
+    if org not in network.topology.org_names:
+        raise Refused(f"--org must be one of {', '.join(network.topology.org_names)}, got {org!r}")
+    held = Keyring(network, org).held
+    return network.topology, {name: a for name, a in accounts_for(network.topology).items() if a.who in held}
 
 
-def _sign_in_lines(run_dir: str, accounts) -> list[str]:
-    from web.users import INITIAL_PASSWORDS_FILE, WEB_DIR, initial_passwords
+def sign_in_lines(run_dir: str, org: str, accounts) -> list[str]:
+    """One line per account of `org`'s server with its generated password while the initial passwords file lasts."""
+    from web.users import INITIAL_PASSWORDS_FILE, initial_passwords, web_dir
 
-    passwords = initial_passwords(run_dir)
+    passwords = initial_passwords(run_dir, org)
     lines = []
     for name, account in accounts.items():
         password = passwords.get(name)
-        lines.append(f"  {name:<5} {account.title:<34} password: {password or '(changed; see gridledger web users)'}")
+        lines.append(
+            f"  {name:<5} {account.title:<34} password: {password or f'(changed; see gridledger web users --org {org})'}"
+        )
     if passwords:
         lines.append(
-            f"  (passwords from {Path(run_dir) / WEB_DIR / INITIAL_PASSWORDS_FILE}; delete it once they are handed out)"
+            f"  (passwords from {web_dir(run_dir, org) / INITIAL_PASSWORDS_FILE}; delete it once they are handed out)"
         )
     return lines
 
 
-def _detach(run_dir: str, host: str, port: int, accounts) -> None:
-    """Starts the server as a process of the run directory (pids/web.pid, logs/web.log), so that `gridledger
-    network down` stops it with the network; returns once it answers, or says why it did not."""
+def process_name(org: str) -> str:
+    """The name of `org`'s detached server among the run directory's processes (pids/<name>.pid, logs/)."""
+    return f"web-{org.lower()}"
+
+
+def start_detached(run_dir: str, org: str, host: str, port: int, accounts) -> str:
+    """Starts `org`'s server as a process of the run directory, so that `gridledger network down` stops it with
+    the network; returns its address once it answers, or says why it did not."""
     from network.processes import ManagedProcess, PortInUse, check_ports_free
     from web.users import ensure_users
 
-    process = ManagedProcess(Path(run_dir).resolve(), "web")
+    process = ManagedProcess(Path(run_dir).resolve(), process_name(org))
     if process.pid() is None:
         try:
-            check_ports_free({"web": port}, host)
+            check_ports_free({f"{org}'s web server": port}, host)
         except PortInUse as error:
             raise Refused(f"{error} (choose another with --port)") from None
-        ensure_users(run_dir, list(accounts))  # before the process starts, so the passwords print below
+        ensure_users(run_dir, org, list(accounts))  # before the process starts, so the passwords print
         argv = [
             sys.executable,
             "-c",
@@ -64,6 +87,8 @@ def _detach(run_dir: str, host: str, port: int, accounts) -> None:
             "serve",
             "--run-dir",
             str(Path(run_dir).resolve()),
+            "--org",
+            org,
             "--host",
             host,
             "--port",
@@ -77,37 +102,45 @@ def _detach(run_dir: str, host: str, port: int, accounts) -> None:
                 break
             except OSError:
                 if process.pid() is None or time.monotonic() > deadline:
-                    raise Refused(f"the web server did not start; see {process.log_file}") from None
+                    raise Refused(f"{org}'s web server did not start; see {process.log_file}") from None
                 time.sleep(0.2)
-    click.echo(
-        f"web: http://{host}:{port}/ serves the network of {Path(run_dir).resolve()} (pid {process.pid()}, "
-        f"log {process.log_file}; `gridledger network down` stops it)"
-    )
-    click.echo("web: sign in as one of")
-    click.echo("\n".join(_sign_in_lines(run_dir, accounts)))
+    return f"http://{host}:{port}/"
 
 
 @web.command()
 @run_dir_option
+@org_option
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="GRIDLEDGER_WEB_HOST")
-@click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True, envvar="GRIDLEDGER_WEB_PORT")
+@click.option("--port", type=click.IntRange(1, 65535), help="Default: the organisation's web port from the topology.")
 @click.option("--detach", is_flag=True, help="Run in the background as a process of the run directory.")
 @reported
-def serve(run_dir, host, port, detach):
-    """Serve the web pages for the network of RUN_DIR until interrupted (Ctrl-C or SIGTERM)."""
-    accounts = _accounts(run_dir)
+def serve(run_dir, org, host, port, detach):
+    """Serve ORG's web pages for the network of RUN_DIR until interrupted (Ctrl-C or SIGTERM)."""
+    from web.backend import web_port
+
+    topology, accounts = server_accounts(run_dir, org)
+    port = port or web_port(topology, org)
     if detach:
-        _detach(run_dir, host, port, accounts)
+        address = start_detached(run_dir, org, host, port, accounts)
+        from network.processes import ManagedProcess
+
+        process = ManagedProcess(Path(run_dir).resolve(), process_name(org))
+        click.echo(
+            f"web: {org}'s server at {address} (pid {process.pid()}, log {process.log_file}; "
+            f"`gridledger network down` stops it)"
+        )
+        click.echo("web: sign in as one of")
+        click.echo("\n".join(sign_in_lines(run_dir, org, accounts)))
         return
     from werkzeug.serving import make_server
 
     from web import create_app
 
-    app = create_app({"RUN_DIR": run_dir})
+    app = create_app({"RUN_DIR": run_dir, "ORG": org})
     server = make_server(host, port, app, threaded=True)
-    click.echo(f"web: serving the network of {Path(run_dir).resolve()} at http://{host}:{port}/")
+    click.echo(f"web: {org}'s server for the network of {Path(run_dir).resolve()} at http://{host}:{port}/")
     click.echo("web: sign in as one of")
-    click.echo("\n".join(_sign_in_lines(run_dir, accounts)))
+    click.echo("\n".join(sign_in_lines(run_dir, org, accounts)))
     stopping = threading.Event()
 
     def stop(*_):
@@ -127,17 +160,18 @@ def serve(run_dir, host, port, detach):
 
 @web.command()
 @run_dir_option
+@org_option
 @click.option("--reset", "reset_name", metavar="NAME", help="Give NAME a new password (its sessions end).")
 @reported
-def users(run_dir, reset_name):
-    """The sign-in names, and their generated passwords while the initial passwords file exists."""
+def users(run_dir, org, reset_name):
+    """The names that may sign in to ORG's server, and their passwords while the initial passwords file exists."""
     from web.users import ensure_users, reset_password
 
-    accounts = _accounts(run_dir)
-    ensure_users(run_dir, list(accounts))
+    _, accounts = server_accounts(run_dir, org)
+    ensure_users(run_dir, org, list(accounts))
     if reset_name:
         if reset_name not in accounts:
-            raise Refused(f"no account {reset_name!r}; the names are {', '.join(accounts)}")
-        click.echo(f"{reset_name}: new password {reset_password(run_dir, reset_name)}")
+            raise Refused(f"{org}'s server has no account {reset_name!r}; its names are {', '.join(accounts)}")
+        click.echo(f"{reset_name}: new password {reset_password(run_dir, org, reset_name)}")
         return
-    click.echo("\n".join(_sign_in_lines(run_dir, accounts)))
+    click.echo("\n".join(sign_in_lines(run_dir, org, accounts)))

@@ -1,7 +1,11 @@
 """The gridledger web: Flask pages over the DR and market clients for the TSO, ACs, RAs and consumers (create_app).
 
-    app = create_app()                    # the network of GRIDLEDGER_RUN_DIR (or run/), passwords in <run>/web
+    app = create_app({"ORG": "RA1"})      # RA1's server on the network of GRIDLEDGER_RUN_DIR (or run/): RA1's keys
+                                          # only, its sign-ins in <run>/web/RA1 (web/users.py)
     app = create_app({"TESTING": True, "BACKEND": EmbeddedBackend(...), "USERS": {...}, "SECRET_KEY": "…"})
+
+A server is one organisation's (web/backend.py): it signs only as the identities that organisation holds, so the
+TSO's dashboard and an RA's form are different servers, each with its own session cookie and signing key.
 
 Defaults, then the instance folder's config.py (unless testing), then blueprints: auth, dr, market, and the live
 event stream. Every page and JSON endpoint reads the ledger as the signed-in account; see web/backend.py.
@@ -21,6 +25,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(
         RUN_DIR=os.environ.get("GRIDLEDGER_RUN_DIR", str(DEFAULT_RUN_DIR)),
+        ORG=os.environ.get("GRIDLEDGER_WEB_ORG"),  # whose server this is
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="gridledger_session",
@@ -35,17 +40,25 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from web.backend import FabricBackend
 
-    backend = app.config.get("BACKEND") or FabricBackend(app.config["RUN_DIR"])
+    backend = app.config.get("BACKEND")
+    if backend is None:
+        if not app.config["ORG"]:
+            raise ValueError("a web server is one organisation's: name it (ORG, or `gridledger web serve --org`)")
+        backend = FabricBackend(app.config["RUN_DIR"], app.config["ORG"])
+    app.config["ORG"] = org = backend.org
     app.extensions["gridledger"] = backend
+    if org and (test_config or {}).get("SESSION_COOKIE_NAME") is None:
+        # Browsers share cookies between ports of a host: each organisation's server needs a cookie of its own.
+        app.config["SESSION_COOKIE_NAME"] = f"gridledger_{org.lower()}"
     if "USERS" not in app.config:
         from web.users import UsersFile, ensure_users
 
-        ensure_users(app.config["RUN_DIR"], list(backend.accounts))
-        app.config["USERS"] = UsersFile(app.config["RUN_DIR"])
+        ensure_users(app.config["RUN_DIR"], org, list(backend.accounts))
+        app.config["USERS"] = UsersFile(app.config["RUN_DIR"], org)
     if not app.config.get("SECRET_KEY"):
         from web.users import secret_key
 
-        app.config["SECRET_KEY"] = secret_key(app.config["RUN_DIR"])
+        app.config["SECRET_KEY"] = secret_key(app.config["RUN_DIR"], org)
 
     from web import auth, csrf, dr, events, market, pages
 
@@ -65,6 +78,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         if g.user.role == "consumer":
             return redirect(url_for("market.index"))
         return redirect(url_for("dr.commands"))
+
+    @app.context_processor
+    def server_org():
+        return {"server_org": org}
 
     @app.template_global()
     def live_src() -> str:

@@ -48,7 +48,9 @@ def login():
             if not target.startswith("/") or target.startswith("//"):
                 target = url_for("index")
             return redirect(target)
-    return render_template("auth/login.html", errors=errors, name=name), 400 if errors else 200
+    return render_template(
+        "auth/login.html", errors=errors, name=name, names=list(backend.accounts)
+    ), 400 if errors else 200
 
 
 @bp.route("/logout", methods=("POST",))

@@ -1,9 +1,11 @@
-"""Web sign-in passwords, one per account, kept as werkzeug hashes in the network's run directory.
+"""Web sign-in passwords, one per account, kept as werkzeug hashes in the network's run directory, apart for
+each organisation's server (each reads only its own directory):
 
-    <run>/web/users.json             {name: password hash}, mode 0600; the server reads only this
-    <run>/web/initial-passwords.txt  the generated passwords in clear, mode 0600, for the operator to hand out
-                                     (as Jenkins' initialAdminPassword); delete it once they are handed out
-    <run>/web/secret-key             the key signing session cookies, so sessions survive a restart
+    <run>/web/<ORG>/users.json             {name: password hash}, mode 0600; the server reads only this
+    <run>/web/<ORG>/initial-passwords.txt  the generated passwords in clear, mode 0600, for the operator to hand
+                                           out (as Jenkins' initialAdminPassword); delete it once handed out
+    <run>/web/<ORG>/secret-key             the key signing the server's session cookies, so sessions survive a
+                                           restart and no other organisation's server accepts them
 
 Passwords are generated (secrets.token_urlsafe) for accounts that have none; `reset_password` makes a new one.
 """
@@ -33,14 +35,19 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def web_dir(run_dir: str | Path, org: str) -> Path:
+    """Where `org`'s web server keeps its sign-ins."""
+    return Path(run_dir) / WEB_DIR / org
+
+
 def _new_password() -> str:
     return secrets.token_urlsafe(9)  # 12 characters, 72 bits
 
 
-def ensure_users(run_dir: str | Path, names: list[str]) -> dict[str, str]:
-    """The password hashes of `names`, generating a password for each account that has none yet (and adding it
-    to the initial passwords file). Returns {name: hash}."""
-    web = Path(run_dir) / WEB_DIR
+def ensure_users(run_dir: str | Path, org: str, names: list[str]) -> dict[str, str]:
+    """The password hashes of `names` on `org`'s server, generating a password for each account that has none yet
+    (and adding it to the initial passwords file). Returns {name: hash}."""
+    web = web_dir(run_dir, org)
     users_file = web / USERS_FILE
     hashes = json.loads(users_file.read_text()) if users_file.exists() else {}
     new = {name: _new_password() for name in names if name not in hashes}
@@ -53,10 +60,10 @@ def ensure_users(run_dir: str | Path, names: list[str]) -> dict[str, str]:
     return {name: hashes[name] for name in names}
 
 
-def reset_password(run_dir: str | Path, name: str) -> str:
-    """A new password for `name` (its sessions end: they are bound to the old hash). Returns it in clear; the old
-    one leaves the initial passwords file."""
-    web = Path(run_dir) / WEB_DIR
+def reset_password(run_dir: str | Path, org: str, name: str) -> str:
+    """A new password for `name` on `org`'s server (its sessions end: they are bound to the old hash). Returns it
+    in clear; the old one leaves the initial passwords file."""
+    web = web_dir(run_dir, org)
     users_file = web / USERS_FILE
     hashes = json.loads(users_file.read_text()) if users_file.exists() else {}
     password = _new_password()
@@ -70,10 +77,10 @@ def reset_password(run_dir: str | Path, name: str) -> str:
 
 
 class UsersFile(Mapping):
-    """{name: password hash} from the users file, read again when it changes (a reset applies at once)."""
+    """{name: password hash} from `org`'s users file, read again when it changes (a reset applies at once)."""
 
-    def __init__(self, run_dir: str | Path):
-        self.path = Path(run_dir) / WEB_DIR / USERS_FILE
+    def __init__(self, run_dir: str | Path, org: str):
+        self.path = web_dir(run_dir, org) / USERS_FILE
         self._stamp = None
         self._hashes: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -100,16 +107,17 @@ class UsersFile(Mapping):
         return len(self._current())
 
 
-def initial_passwords(run_dir: str | Path) -> dict[str, str]:
-    """The generated passwords still in the initial passwords file (empty once it is deleted)."""
-    path = Path(run_dir) / WEB_DIR / INITIAL_PASSWORDS_FILE
+def initial_passwords(run_dir: str | Path, org: str) -> dict[str, str]:
+    """The generated passwords still in `org`'s initial passwords file (empty once it is deleted)."""
+    path = web_dir(run_dir, org) / INITIAL_PASSWORDS_FILE
     if not path.exists():
         return {}
     return dict(line.split(" ", 1) for line in path.read_text().splitlines() if " " in line)
 
 
-def secret_key(run_dir: str | Path) -> str:
-    path = Path(run_dir) / WEB_DIR / SECRET_KEY_FILE
+def secret_key(run_dir: str | Path, org: str) -> str:
+    """The key `org`'s server signs its session cookies with (made on first use)."""
+    path = web_dir(run_dir, org) / SECRET_KEY_FILE
     if not path.exists():
         _write_private(path, secrets.token_hex(32))
     return path.read_text().strip()

@@ -1,6 +1,8 @@
-"""Issue 6's acceptance in a real browser on a real network: RA1 declares through the form and sees it listed;
-the TSO sees the comparison table with seed figure 6's numbers; RA2 fails to reach RA1's data by URL; malformed
-and forged input change nothing; pages follow the ledger by themselves; a consumer places an order."""
+"""Issue 6's acceptance in a real browser on a real network, each organisation on its own server (issue 12): RA1
+declares through the form on RA1's server and sees it listed; the TSO sees the comparison table with seed figure
+6's numbers on the TSO's; RA2 fails to reach RA1's data by URL; malformed and forged input change nothing; RA1's
+server signs in no one of another organisation; pages follow the ledger by themselves; a consumer places an
+order."""
 
 import json
 import re
@@ -23,10 +25,19 @@ def eventually_seen(check, what: str):
 
 
 @pytest.fixture(scope="module")
-def ledger(web_network):
-    backend = FabricBackend(web_network.root)
-    yield lambda name: LedgerSession(backend, backend.accounts[name])
-    backend.close()
+def ledger(web_network, server_of):
+    """ledger(name) → the ledger as `name`, through the backend its own organisation's server would use."""
+    backends = {}
+
+    def as_name(name: str) -> LedgerSession:
+        org = server_of(name)
+        if org not in backends:
+            backends[org] = FabricBackend(web_network.root, org)
+        return LedgerSession(backends[org], backends[org].accounts[name])
+
+    yield as_name
+    for backend in backends.values():
+        backend.close()
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +181,27 @@ def test_a_forged_request_is_refused_and_changes_nothing(sign_in, ledger, readin
     )
     assert response.status == 400
     assert ledger("RA1").evaluate("dr", "list_declarations", readings) == before
+
+
+def test_the_tso_dashboard_and_the_ra_form_are_different_servers(browser, web_server, passwords, sign_in):
+    tso, ra1 = web_server("TSO"), web_server("RA1")
+    assert tso != ra1
+    context = browser.new_context(base_url=ra1)
+    try:
+        page = context.new_page()
+        page.goto("/auth/login")
+        assert "This is the web server of RA1" in page.inner_text("[data-testid=server]")
+        page.fill("#name", "TSO")
+        page.fill("#password", passwords["TSO"])  # the TSO's real password, on RA1's server
+        page.click("button[type=submit]")
+        assert "Unknown name or wrong password." in page.inner_text("main")
+        assert page.locator("[data-testid=who]").count() == 0
+    finally:
+        context.close()
+    page = sign_in("TSO")
+    assert page.url.startswith(tso) and page.inner_text("[data-testid=server-org]") == "TSO"
+    # A cookie named for its server: a browser sends a host's cookies to every port of it.
+    assert {c["name"] for c in page.context.cookies()} == {"gridledger_tso"}
 
 
 def test_the_commands_page_follows_the_ledger_by_itself(sign_in, ledger, command, screenshot):

@@ -1,6 +1,7 @@
 """The web and JSON API rows of the access matrix (tests/security/access_matrix.py, generated from the topology):
-every organisation × every kind of DR data, each asked through the page or JSON route that shows it; an allowed
-cell answers with the data, a forbidden one with 404 and none of it."""
+every organisation × every kind of DR data, each asked through the page or JSON route that shows it on that
+organisation's own server (which holds only its keys); an allowed cell answers with the data, a forbidden one with
+404 and none of it."""
 
 import pytest
 from web_pages import TOPOLOGY, figure_6, sign_in
@@ -26,9 +27,9 @@ def url_for(cell) -> str:
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=lambda c: c.id)
-def test_each_cell_of_the_matrix_through_the_web(client, backend, as_db, cell):
+def test_each_cell_of_the_matrix_through_the_web(server_client, backend, as_db, cell):
     figure_6(backend, as_db)
-    sign_in(client, cell.org)
+    client = sign_in(server_client(cell.org), cell.org)
     response = client.get(url_for(cell))
     if cell.allowed:
         assert response.status_code == 200, (cell.id, response.status_code)

@@ -1,12 +1,14 @@
 """The web's sign-in, CSRF protection and demand-response pages over the embedded ledger: the TSO's comparison
 (seed figure 6), the RA declaration form (good, malformed and forged input), AC/RA views, settlement, and the
-access matrix of pages × identities (nobody reaches what the ledger would not show them)."""
+access matrix of pages × identities (nobody reaches what the ledger would not show them). What each organisation
+sees is asked of its own server (server_client), which holds its keys only."""
 
 import re
 
 import pytest
 from seed_examples import AC1_KWH
 from web_pages import (
+    HOLDER,
     PASSWORD,
     TOPOLOGY,
     USERS,
@@ -122,9 +124,9 @@ def test_the_token_before_sign_in_is_worthless_after_it(client):
 # The TSO's comparison screen (seed figure 6).
 
 
-def test_tso_sees_the_figure_6_numbers_per_ac_and_ra(client, backend, as_db):
+def test_tso_sees_the_figure_6_numbers_per_ac_and_ra(server_client, backend, as_db):
     figure_6(backend, as_db)
-    sign_in(client, "TSO")
+    client = sign_in(server_client(HOLDER["TSO"]), "TSO")
     page = client.get("/dr/compare?command=1&org=AC1")
     assert page.status_code == 200
     for minute, kwh in zip(range(5), AC1_KWH, strict=True):
@@ -173,9 +175,9 @@ def test_the_comparison_filters_by_org_and_date_and_downloads_as_csv(client, bac
     assert client.get("/dr/compare?command=nope").status_code == 404
 
 
-def test_an_ac_compares_only_its_own_and_its_ras_figures(client, backend, as_db):
+def test_an_ac_compares_only_its_own_and_its_ras_figures(server_client, backend, as_db):
     figure_6(backend, as_db)
-    sign_in(client, "AC2")
+    client = sign_in(server_client(HOLDER["AC2"]), "AC2")
     page = client.get("/dr/compare?command=1").text
     assert 'data-org="AC2"' in page and 'data-org="RA3"' in page
     assert 'data-org="AC1"' not in page and 'data-org="RA1"' not in page
@@ -187,9 +189,9 @@ def test_an_ac_compares_only_its_own_and_its_ras_figures(client, backend, as_db)
 # The RA declaration form.
 
 
-def test_ra1_declares_through_the_form_and_sees_it_listed_with_its_transaction_ids(client, backend, ledger):
+def test_ra1_declares_through_the_form_and_sees_it_listed_with_its_transaction_ids(server_client, backend, ledger):
     issue_figure_6(backend)
-    sign_in(client, "RA1")
+    client = sign_in(server_client(HOLDER["RA1"]), "RA1")
     form = client.get("/dr/declare?command=1")
     assert form.status_code == 200 and 'value="C1"' in form.text and 'value="C4"' in form.text
     assert 'value="C2"' not in form.text  # RA2's consumer is not offered
@@ -297,9 +299,9 @@ def test_only_ras_may_declare(client, backend, name):
 # AC and RA views, settlement, readings.
 
 
-def test_ra1_sees_its_own_aggregate_and_performance(client, backend, as_db):
+def test_ra1_sees_its_own_aggregate_and_performance(server_client, backend, as_db):
     figure_6(backend, as_db)
-    sign_in(client, "RA1")
+    client = sign_in(server_client(HOLDER["RA1"]), "RA1")
     page = client.get("/dr/commands/1/orgs/RA1")
     assert page.status_code == 200 and "Aggregate of RA1" in page.text
     assert '<td>2021-01-14T00:03</td><td class="num">6.000</td>' in page.text
@@ -345,9 +347,9 @@ def test_the_tso_issues_a_command_through_the_form(client, backend, ledger):
     assert as_account(backend, "AC1").evaluate("dr", "get_command", "7")["price_per_kwh"] == 2500
 
 
-def test_a_consumer_sees_only_its_own_readings(client, backend, as_db):
+def test_a_consumer_sees_only_its_own_readings(server_client, backend, as_db):
     figure_6(backend, as_db)
-    sign_in(client, "C1")
+    client = sign_in(server_client(HOLDER["C1"]), "C1")
     page = client.get("/dr/commands/1/readings/C1")
     assert page.status_code == 200 and '<td>2021-01-14T00:03</td><td class="num">6.000</td>' in page.text
     assert client.get("/dr/commands/1/readings/C2").status_code == 404
@@ -372,9 +374,9 @@ RA1_URLS = [
 
 @pytest.mark.parametrize("name", ["RA2", "RA3", "AC2"])
 @pytest.mark.parametrize("url", RA1_URLS)
-def test_others_fail_to_reach_ra1s_data_by_url(client, backend, as_db, name, url):
+def test_others_fail_to_reach_ra1s_data_by_url(server_client, backend, as_db, name, url):
     figure_6(backend, as_db)
-    sign_in(client, name)
+    client = sign_in(server_client(HOLDER[name]), name)
     response = client.get(url)
     assert response.status_code == 404, (name, url, response.status_code)
     assert "2.000" not in response.text and "6.000" not in response.text  # none of C1's figures
@@ -384,15 +386,15 @@ def test_others_fail_to_reach_ra1s_data_by_url(client, backend, as_db, name, url
 
 @pytest.mark.parametrize("name", ["TSO", "AC1", "RA1"])
 @pytest.mark.parametrize("url", [u for u in RA1_URLS if "positions" not in u])
-def test_those_in_ra1s_group_reach_its_data(client, backend, as_db, name, url):
+def test_those_in_ra1s_group_reach_its_data(server_client, backend, as_db, name, url):
     figure_6(backend, as_db)
-    sign_in(client, name)
+    client = sign_in(server_client(HOLDER[name]), name)
     assert client.get(url).status_code == 200, (name, url)
 
 
-def test_ra2s_views_never_mention_ra1s_figures(client, backend, as_db):
+def test_ra2s_views_never_mention_ra1s_figures(server_client, backend, as_db):
     figure_6(backend, as_db)
-    sign_in(client, "RA2")
+    client = sign_in(server_client(HOLDER["RA2"]), "RA2")
     compare = client.get("/dr/compare.json?command=1").get_json()
     assert {r["org"] for r in compare["rows"]} == {"RA2"}
     command = client.get("/dr/commands/1").text

@@ -22,6 +22,12 @@ IDENTITIES = {
     else make_identity(TOPOLOGY.organisation(a.org).msp_id, f"User1@{name.lower()}")
     for name, a in ACCOUNTS.items()
 }
+# Who holds each identity's key, as the crypto lays it out (network.identities): the organisation whose MSP issued
+# it (an organisation its own User1; a consumer's meter, today, its RA). An organisation's server gets only these.
+HOLDER = {
+    name: next(o.name for o in TOPOLOGY.organisations if o.msp_id == identity.msp_id)
+    for name, identity in IDENTITIES.items()
+}
 PASSWORD = "a long test password"
 # A cheap hash: the tests sign in hundreds of times.
 USERS = {name: generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000") for name in ACCOUNTS}
