@@ -125,23 +125,27 @@ def measure(network: Network, command_id: str, requests: int) -> dict:
     from web.backend import FabricBackend
     from web.users import initial_passwords
 
-    app = create_app({"RUN_DIR": str(network.root)})
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    passwords = initial_passwords(network.root)
+    # The TSO's dashboard and RA1's figures are different organisations' servers (issue 12, custody).
+    apps = {org: create_app({"RUN_DIR": str(network.root), "ORG": org}) for org in ("TSO", "RA1")}
+    servers = {
+        org: make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler) for org, app in apps.items()
+    }
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in servers.values()]
+    for thread in threads:
+        thread.start()
+    bases = {org: f"http://127.0.0.1:{server.server_port}" for org, server in servers.items()}
+    base = bases["TSO"]
     try:
-        tso = signed_in(base, "TSO", passwords["TSO"])
-        ra1 = signed_in(base, "RA1", passwords["RA1"])
+        tso = signed_in(base, "TSO", initial_passwords(network.root, "TSO")["TSO"])
+        ra1 = signed_in(bases["RA1"], "RA1", initial_passwords(network.root, "RA1")["RA1"])
         results = {
             "dashboard": timed(tso, f"{base}/dr/compare?command={command_id}", requests),
             "comparison_one_ac": timed(tso, f"{base}/dr/compare?command={command_id}&org=AC1", requests // 2),
             "comparison_csv_all_rows": timed(tso, f"{base}/dr/compare.csv?command={command_id}", 10),
-            "ra_own_figures": timed(ra1, f"{base}/dr/commands/{command_id}/orgs/RA1", requests // 2),
+            "ra_own_figures": timed(ra1, f"{bases['RA1']}/dr/commands/{command_id}/orgs/RA1", requests // 2),
             "market": timed(tso, f"{base}/market/", requests // 2),
         }
-        backend = FabricBackend(network.root)
+        backend = FabricBackend(network.root, "TSO")
         tso_dr = backend.session(backend.accounts["TSO"]).dr
         samples = []
         for n in range(3 + requests // 2):
@@ -157,10 +161,11 @@ def measure(network: Network, command_id: str, requests: int) -> dict:
         }
         return results
     finally:
-        app.extensions["gridledger"].close()
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+        for app, server, thread in zip(apps.values(), servers.values(), threads, strict=True):
+            app.extensions["gridledger"].close()
+            server.shutdown()
+            server.server_close()
+            thread.join(10)
 
 
 def main() -> None:
