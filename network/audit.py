@@ -71,7 +71,7 @@ class ChainWrite:
     tx_id: str
 
 
-def audit_ledger(network, org: str, compare: bool = True) -> AuditReport:
+def audit_ledger(network, org: str) -> AuditReport:
     """Audits `org`'s own peer as `org`'s User1: its state database, its blocks and the other nodes' tips."""
     from gateway import grpc_channel_for
     from gateway.blocks import BlockFetchError, chain_problems, fetch_blocks, private_data_problems
@@ -113,7 +113,7 @@ def audit_ledger(network, org: str, compare: bool = True) -> AuditReport:
             else:
                 expected = replay(blocks, through=state.savepoint)
                 report.problems += state_problems(expected, state.entries, member_collections(topology, org), report)
-        if compare and blocks:
+        if blocks:
             report.problems += _compare_tips(network, gateway, peer, blocks[-1], report)
     report.seconds = round(time.monotonic() - started, 2)
     return report
@@ -290,7 +290,7 @@ def signature_problems(blocks: list, topology, report=None) -> list[str]:
             if tx.type == common_pb2.HeaderType.Name(common_pb2.CONFIG):
                 if block.number > 0 and tx.valid:
                     problems.append(f"{where}: a config update, whose modification policies the audit cannot check")
-                if tx.config:
+                if tx.config and tx.valid:
                     channel = ChannelConfig.parse(tx.config)
                 continue
             if not tx.valid:
