@@ -61,6 +61,17 @@ class HashedWrite:
 
 
 @dataclass(frozen=True)
+class Read:
+    """A key a transaction read (point or range read) with the version it saw, (block, transaction) or None when
+    the key did not exist: Fabric invalidates the transaction (MVCC_READ_CONFLICT) if the committed version differs."""
+
+    namespace: str
+    collection: str  # "" for public state
+    key: bytes  # for a private key, its SHA-256
+    version: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
 class PrivateWrite:
     """A private write in clear, from the private data a member peer delivered beside the block."""
 
@@ -99,6 +110,7 @@ class TransactionRecord:
     creator_signature: SignedData | None = None  # the envelope's signature over its payload
     endorsements: tuple[SignedData, ...] = ()  # each over proposal_response_payload ‖ endorser
     config: bytes = b""  # a CONFIG transaction's common.Config, serialized
+    reads: tuple[Read, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -308,13 +320,21 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
         endorsed = transaction_pb2.ChaincodeActionPayload.FromString(
             transaction_pb2.Transaction.FromString(payload.data).actions[0].payload
         ).action
-        public, hashed, collection_hashes = [], [], []
+        public, hashed, collection_hashes, reads = [], [], [], []
         for ns in rwset.ns_rwset:
-            for write in kv_rwset_pb2.KVRWSet.FromString(ns.rwset).writes:
+            kv = kv_rwset_pb2.KVRWSet.FromString(ns.rwset)
+            for write in kv.writes:
                 public.append(PublicWrite(ns.namespace, write.key, bytes(write.value), write.is_delete))
+            point_reads = list(kv.reads) + [r for query in kv.range_queries_info for r in query.raw_reads.kv_reads]
+            reads += [Read(ns.namespace, "", r.key.encode(), _version(r)) for r in point_reads]
             for collection in ns.collection_hashed_rwset:
                 collection_hashes.append((ns.namespace, collection.collection_name, bytes(collection.pvt_rwset_hash)))
-                for hashed_write in kv_rwset_pb2.HashedRWSet.FromString(collection.hashed_rwset).hashed_writes:
+                hashed_set = kv_rwset_pb2.HashedRWSet.FromString(collection.hashed_rwset)
+                reads += [
+                    Read(ns.namespace, collection.collection_name, bytes(r.key_hash), _version(r))
+                    for r in hashed_set.hashed_reads
+                ]
+                for hashed_write in hashed_set.hashed_writes:
                     hashed.append(
                         HashedWrite(
                             ns.namespace,
@@ -334,11 +354,16 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
         collection_rwset_hashes=tuple(collection_hashes),
         event_name=event.event_name,
         event_payload=bytes(event.payload),
+        reads=tuple(reads),
         endorsements=tuple(
             SignedData(bytes(e.endorser), endorsed.proposal_response_payload + e.endorser, bytes(e.signature))
             for e in endorsed.endorsements
         ),
     )
+
+
+def _version(read) -> tuple[int, int] | None:
+    return (read.version.block_num, read.version.tx_num) if read.HasField("version") else None
 
 
 def _private_sets(

@@ -11,6 +11,8 @@ What is checked, and against what:
   endorsements meet the policy of everything it writes: consortium/policies.py's majority for the chaincode's
   public keys and each collection's own policy for its private writes, the channel's lifecycle policies for
   `_lifecycle`;
+- the VALID flags of the blocks (the peer writes those, nobody signs them) against the replay: a transaction marked
+  VALID read each key (point reads and the keys its range queries returned) at the version committed before it;
 - the peer's state database, read from its files (network/statedb.py), against the replay of the VALID writes of
   the blocks it has applied (its savepoint): each public key's value and version, each private-data hash, and each
   private value (its SHA-256 against the hash on chain) of the collections the organisation is a member of; a key
@@ -111,7 +113,8 @@ def audit_ledger(network, org: str) -> AuditReport:
                     f"block {blocks[-1].number}"
                 )
             else:
-                expected = replay(blocks, through=state.savepoint)
+                expected, stale_reads = replay(blocks, through=state.savepoint)
+                report.problems += stale_reads
                 report.problems += state_problems(expected, state.entries, member_collections(topology, org), report)
         if blocks:
             report.problems += _compare_tips(network, gateway, peer, blocks[-1], report)
@@ -122,13 +125,15 @@ def audit_ledger(network, org: str) -> AuditReport:
 # The replay.
 
 
-def replay(blocks: Iterable, through: int | None = None) -> dict[tuple[str, bytes], ChainWrite]:
+def replay(blocks: Iterable, through: int | None = None) -> tuple[dict[tuple[str, bytes], ChainWrite], list[str]]:
     """(namespace, key) → the latest VALID write of the key in blocks up to `through`, as the peer's state database
     keys them: public keys in their namespace, private-data hashes in "<ns>$$h<collection>" keyed by the key's
-    hash, the channel config under CONFIG_KEY."""
+    hash, the channel config under CONFIG_KEY. And every VALID transaction that read a key at another version than
+    the one committed before it: the flags say VALID, but Fabric's MVCC check would have refused it."""
     from fabric_protos.common import common_pb2
 
     latest: dict[tuple[str, bytes], ChainWrite] = {}
+    problems = []
     for block in blocks:
         if through is not None and block.number > through:
             break
@@ -138,6 +143,16 @@ def replay(blocks: Iterable, through: int | None = None) -> dict[tuple[str, byte
             if tx.type == common_pb2.HeaderType.Name(common_pb2.CONFIG):
                 envelope = _config_envelope(block, tx.index)
                 latest[(CONFIG_NAMESPACE, CONFIG_KEY)] = ChainWrite(envelope, block.number, tx.index, tx.tx_id)
+            for read in tx.reads:
+                namespace = f"{read.namespace}{HASHES}{read.collection}" if read.collection else read.namespace
+                current = latest.get((namespace, read.key))
+                committed = None if current is None or current.value is None else (current.block, current.tx)
+                if committed != read.version:
+                    problems.append(
+                        f"block {block.number} transaction {tx.tx_id[:12]}… is marked VALID, but it read "
+                        f"{_where(namespace, read.key)} at version {read.version} while {committed} was committed: "
+                        "MVCC_READ_CONFLICT"
+                    )
             for write in tx.public_writes:
                 value = None if write.is_delete else write.value
                 latest[(write.namespace, write.key.encode())] = ChainWrite(value, block.number, tx.index, tx.tx_id)
@@ -145,7 +160,7 @@ def replay(blocks: Iterable, through: int | None = None) -> dict[tuple[str, byte
                 value = None if hashed.is_delete else hashed.value_hash
                 namespace = f"{hashed.namespace}{HASHES}{hashed.collection}"
                 latest[(namespace, hashed.key_hash)] = ChainWrite(value, block.number, tx.index, tx.tx_id)
-    return latest
+    return latest, problems
 
 
 def _config_envelope(block, index: int) -> bytes:

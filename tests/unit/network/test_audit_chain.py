@@ -6,6 +6,7 @@ policies (a bad block or creator signature, an endorsement policy not met, an en
 
 import datetime
 import hashlib
+import os
 from dataclasses import replace
 
 import pytest
@@ -169,15 +170,21 @@ class Channel:
         public: dict[str, bytes | None] | None = None,
         private: dict[str, dict[str, bytes | None]] | None = None,
         chaincode: str = "gridledger",
+        reads: dict[str, tuple[int, int] | None] | None = None,
     ) -> tuple[bytes, dict]:
-        """An endorser transaction's envelope (public writes, and private writes as hashes per collection; None
-        deletes) and the private write sets a member peer keeps."""
+        """An endorser transaction's envelope (public reads with the version seen, public writes, and private
+        writes as hashes per collection; None deletes) and the private write sets a member peer keeps."""
+        read_set = [
+            kv_rwset_pb2.KVRead(key=k, version=None if v is None else kv_rwset_pb2.Version(block_num=v[0], tx_num=v[1]))
+            for k, v in (reads or {}).items()
+        ]
         namespace = rwset_pb2.NsReadWriteSet(
             namespace=chaincode,
             rwset=kv_rwset_pb2.KVRWSet(
+                reads=read_set,
                 writes=[
                     kv_rwset_pb2.KVWrite(key=k, value=v or b"", is_delete=v is None) for k, v in (public or {}).items()
-                ]
+                ],
             ).SerializeToString(),
         )
         for collection, writes in (private or {}).items():
@@ -206,7 +213,7 @@ class Channel:
         transaction = transaction_pb2.Transaction(
             actions=[transaction_pb2.TransactionAction(payload=action_payload.SerializeToString())]
         )
-        nonce = bytes([len(self.blocks)]) * 24
+        nonce = os.urandom(24)
         header = common_pb2.Header(
             channel_header=common_pb2.ChannelHeader(
                 type=common_pb2.ENDORSER_TRANSACTION,
@@ -421,7 +428,7 @@ def chain_with_trade_and_reading(channel):
 
 def test_a_faithful_state_matches_the_replay_and_every_key_is_counted(channel):
     trade, reading = chain_with_trade_and_reading(channel)
-    expected = replay(channel.parsed())
+    expected, _ = replay(channel.parsed())
     assert expected[("gridledger", trade)].value == b'{"wh":1500}'  # the invalid transaction's write does not count
     assert expected[("gridledger", b"gone")].value is None
     state = [*entries_for(expected), StateEntry("gridledger$$pRA1", reading, b"5", 1, 1)]
@@ -437,7 +444,7 @@ def test_a_faithful_state_matches_the_replay_and_every_key_is_counted(channel):
 
 def test_a_tampered_trade_and_a_tampered_reading_are_named(channel):
     trade, reading = chain_with_trade_and_reading(channel)
-    expected = replay(channel.parsed())
+    expected, _ = replay(channel.parsed())
     state = [replace(e, value=b'{"wh":9999}') if e.key == trade else e for e in entries_for(expected)] + [
         StateEntry("gridledger$$pRA1", reading, b"50", 1, 1)
     ]
@@ -451,7 +458,7 @@ def test_a_tampered_trade_and_a_tampered_reading_are_named(channel):
 
 def test_a_missing_key_an_extra_key_a_resurrected_key_and_a_wrong_version_are_named(channel):
     trade, reading = chain_with_trade_and_reading(channel)
-    expected = replay(channel.parsed())
+    expected, _ = replay(channel.parsed())
     faithful = entries_for(expected)
     state = [e for e in faithful if e.key != trade]
     state += [
@@ -478,7 +485,7 @@ def test_a_missing_key_an_extra_key_a_resurrected_key_and_a_wrong_version_are_na
 
 def test_a_member_peer_lacking_a_private_value_is_named_a_non_member_is_not_asked(channel):
     _, reading = chain_with_trade_and_reading(channel)
-    expected = replay(channel.parsed())
+    expected, _ = replay(channel.parsed())
     assert state_problems(expected, entries_for(expected), member_collections(TOPOLOGY, "RA2")) == []
     problems = state_problems(expected, entries_for(expected), member_collections(TOPOLOGY, "AC1"))
     assert problems == [
@@ -490,5 +497,25 @@ def test_a_member_peer_lacking_a_private_value_is_named_a_non_member_is_not_aske
 
 def test_the_replay_stops_at_the_savepoint(channel):
     trade, _ = chain_with_trade_and_reading(channel)
-    assert replay(channel.parsed(), through=1)[("gridledger", b"gone")].value == b"x"
-    assert ("gridledger", trade) not in replay(channel.parsed(), through=0)
+    assert replay(channel.parsed(), through=1)[0][("gridledger", b"gone")].value == b"x"
+    assert ("gridledger", trade) not in replay(channel.parsed(), through=0)[0]
+
+
+def test_a_transaction_marked_valid_that_read_a_stale_version_is_named(channel):
+    # The validation flags are the peer's own, outside the block hash: an intruder may flip a refused one to VALID.
+    trade, _ = chain_with_trade_and_reading(channel)
+    orgs = channel.orgs
+    key = trade.decode()
+    fresh = channel.transaction(orgs["RA1"].client, majority(channel), {key: b"{}"}, reads={key: (1, 0), "new": None})
+    stale = channel.transaction(orgs["RA1"].client, majority(channel), {key: b"{}"}, reads={key: (1, 0)})
+    channel.append([fresh[0], stale[0]])
+    _, problems = replay(channel.parsed())
+    assert len(problems) == 1, problems
+    assert (
+        problems[0].startswith("block 3 transaction")
+        and "read gridledger key trades(2026-12-01T10:30:00)" in problems[0]
+    )
+    assert "at version (1, 0) while (3, 0) was committed: MVCC_READ_CONFLICT" in problems[0]
+    channel.blocks.pop()
+    channel.append([fresh[0], stale[0]], codes=[transaction_pb2.VALID, transaction_pb2.MVCC_READ_CONFLICT])
+    assert replay(channel.parsed())[1] == []
