@@ -284,12 +284,20 @@ def signature_problems(blocks: list, topology, report=None) -> list[str]:
     """Every block from 1 on signed by the ordering service; every VALID transaction's creator and endorsers as the
     policies require (the module's docstring). The channel config is block 0's, updated by each config block."""
     from fabric_protos.common import common_pb2
+    from google.protobuf.message import DecodeError
 
     from network.channel_policies import ChannelConfig, PolicyUnknown
 
     problems: list[str] = []
     channel = None
     chaincode_policy = endorsement_policy(topology)
+
+    def check(where: str, what: str, policy, signatures) -> None:
+        try:
+            problems.extend(f"{where}: {what}{p}" for p in channel.satisfies(policy, signatures))
+        except PolicyUnknown as error:
+            problems.append(f"{where}: no policy {error} in the channel config, its {what or 'signatures'} unchecked")
+
     for block in blocks:
         if block.number > 0:
             if channel is None:
@@ -297,8 +305,7 @@ def signature_problems(blocks: list, topology, report=None) -> list[str]:
                 continue
             if not block.signatures:
                 problems.append(f"block {block.number}: no orderer signature")
-            for problem in channel.satisfies("/Channel/Orderer/BlockValidation", block.signatures):
-                problems.append(f"block {block.number}: {problem}")
+            check(f"block {block.number}", "", "/Channel/Orderer/BlockValidation", block.signatures)
             _count(report, len(block.signatures))
         for tx in block.transactions:
             where = f"block {block.number} transaction {tx.tx_id[:12] or tx.index}…"
@@ -306,7 +313,11 @@ def signature_problems(blocks: list, topology, report=None) -> list[str]:
                 if block.number > 0 and tx.valid:
                     problems.append(f"{where}: a config update, whose modification policies the audit cannot check")
                 if tx.config and tx.valid:
-                    channel = ChannelConfig.parse(tx.config)
+                    try:
+                        channel = ChannelConfig.parse(tx.config)
+                    except (DecodeError, ValueError, KeyError) as error:
+                        problems.append(f"{where}: its channel config cannot be read ({error})")
+                        channel = None
                 continue
             if not tx.valid:
                 continue  # its writes do not count, and it was not required to meet any policy
@@ -318,12 +329,8 @@ def signature_problems(blocks: list, topology, report=None) -> list[str]:
                 continue
             if hashlib.sha256(tx.nonce + tx.creator).hexdigest() != tx.tx_id:
                 problems.append(f"{where}: its id is not the hash of its nonce and creator")
-            problems += [
-                f"{where}: creator: {p}"
-                for p in channel.satisfies(
-                    "/Channel/Application/Writers", [tx.creator_signature] if tx.creator_signature else []
-                )
-            ]
+            creator = [tx.creator_signature] if tx.creator_signature else []
+            check(where, "creator: ", "/Channel/Application/Writers", creator)
             _count(report, 1 + len(tx.endorsements))
             try:
                 required = endorsement_policies(tx, topology, channel, chaincode_policy)
@@ -331,7 +338,7 @@ def signature_problems(blocks: list, topology, report=None) -> list[str]:
                 problems.append(f"{where}: no policy known for {error}, its endorsements are unchecked")
                 continue
             for policy in required:
-                problems += [f"{where}: endorsement: {p}" for p in channel.satisfies(policy, tx.endorsements)]
+                check(where, "endorsement: ", policy, tx.endorsements)
     return problems
 
 

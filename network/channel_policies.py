@@ -228,21 +228,28 @@ class ChannelConfig:
         if name not in group.policies:
             raise PolicyUnknown(path)
         policy = group.policies[name].policy
+        if policy.type not in (policies_pb2.Policy.SIGNATURE, policies_pb2.Policy.IMPLICIT_META):
+            raise PolicyUnknown(f"{path} (policy type {policy.type})")
+        try:
+            if policy.type == policies_pb2.Policy.SIGNATURE:
+                rule = _envelope_rule(policies_pb2.SignaturePolicyEnvelope.FromString(policy.value))
+            else:
+                meta = policies_pb2.ImplicitMetaPolicy.FromString(policy.value)
+        except PolicyUnknown:
+            raise
+        except (DecodeError, IndexError, KeyError) as error:
+            raise PolicyUnknown(f"{path} (unreadable: {type(error).__name__})") from error
         if policy.type == policies_pb2.Policy.SIGNATURE:
-            envelope = policies_pb2.SignaturePolicyEnvelope.FromString(policy.value)
-            return _evaluate(_envelope_rule(envelope), signers, [False] * len(signers), self)
-        if policy.type == policies_pb2.Policy.IMPLICIT_META:
-            meta = policies_pb2.ImplicitMetaPolicy.FromString(policy.value)
-            results = [
-                self._evaluate_in(child, meta.sub_policy, signers, f"{path}/{child_name}")
-                for child_name, child in sorted(group.groups.items())
-            ]
-            if meta.rule == policies_pb2.ImplicitMetaPolicy.ANY:
-                return any(results)
-            if meta.rule == policies_pb2.ImplicitMetaPolicy.ALL:
-                return all(results)
-            return sum(results) > len(results) // 2
-        raise PolicyUnknown(f"{path} (policy type {policy.type})")
+            return _evaluate(rule, signers, [False] * len(signers), self)
+        results = [
+            self._evaluate_in(child, meta.sub_policy, signers, f"{path}/{child_name}")
+            for child_name, child in sorted(group.groups.items())
+        ]
+        if meta.rule == policies_pb2.ImplicitMetaPolicy.ANY:
+            return any(results)
+        if meta.rule == policies_pb2.ImplicitMetaPolicy.ALL:
+            return all(results)
+        return sum(results) > len(results) // 2
 
 
 # A rule: a principal, or (n, [rules]).
