@@ -1,5 +1,7 @@
 """Blocks from a peer's Deliver service: fetch them (with the private data the caller may receive), check their
-hash chain, and read what each transaction wrote, publicly and as private-data hashes.
+hash chain, and read what each transaction wrote, publicly and as private-data hashes, with the signatures that
+vouch for it (the orderer's over each block header, the creator's over each transaction, each endorser's over the
+endorsed response): network/channel_policies.py checks them.
 
 After fabric-gateway's BlockEvents and Fabric's protoutil: a seek request is a signed envelope of type
 DELIVER_SEEK_INFO; a block's header hash is SHA-256 of the ASN.1 DER of (number, previous hash, data hash), its
@@ -16,15 +18,15 @@ collections the caller's organisation is a member of, as the peer keeps them (it
 import hashlib
 import secrets
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import grpc
-from fabric_protos.common import common_pb2
+from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.orderer import ab_pb2
-from fabric_protos.peer import chaincode_event_pb2, events_pb2_grpc
+from fabric_protos.peer import chaincode_event_pb2, events_pb2_grpc, transaction_pb2
 from google.protobuf.message import DecodeError
 
 from gateway.api import VALID
@@ -59,6 +61,17 @@ class HashedWrite:
 
 
 @dataclass(frozen=True)
+class Read:
+    """A key a transaction read (point or range read) with the version it saw, (block, transaction) or None when
+    the key did not exist: Fabric invalidates the transaction (MVCC_READ_CONFLICT) if the committed version differs."""
+
+    namespace: str
+    collection: str  # "" for public state
+    key: bytes  # for a private key, its SHA-256
+    version: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
 class PrivateWrite:
     """A private write in clear, from the private data a member peer delivered beside the block."""
 
@@ -67,6 +80,15 @@ class PrivateWrite:
     key: str
     value: bytes
     is_delete: bool
+
+
+@dataclass(frozen=True)
+class SignedData:
+    """`signature` by `identity` (a serialized msp.SerializedIdentity) over `data`, as protoutil.SignedData."""
+
+    identity: bytes
+    data: bytes
+    signature: bytes
 
 
 @dataclass(frozen=True)
@@ -83,6 +105,12 @@ class TransactionRecord:
     collection_rwset_hashes: tuple[tuple[str, str, bytes], ...] = ()
     event_name: str = ""
     event_payload: bytes = b""
+    creator: bytes = b""  # the serialized identity of the signature header
+    nonce: bytes = b""
+    creator_signature: SignedData | None = None  # the envelope's signature over its payload
+    endorsements: tuple[SignedData, ...] = ()  # each over proposal_response_payload ‖ endorser
+    config: bytes = b""  # a CONFIG transaction's common.Config, serialized
+    reads: tuple[Read, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -100,6 +128,8 @@ class BlockRecord:
     # (namespace, collection, raw rwset bytes, writes in clear) of each transaction index, as delivered
     private_data: dict[int, tuple[tuple[str, str, bytes, tuple[PrivateWrite, ...]], ...]] = field(default_factory=dict)
     raw: bytes = b""
+    # The orderer's signatures over the header (metadata SIGNATURES): each over value ‖ signature header ‖ header bytes
+    signatures: tuple[SignedData, ...] = ()
 
 
 # Hashes, as protoutil computes them.
@@ -215,6 +245,7 @@ def parse_block(
     private = {}
     for index, pvt in (private_data or {}).items():
         private[int(index)] = tuple(_private_sets(pvt))
+    signed_header = header_bytes(header.number, header.previous_hash, header.data_hash)
     return BlockRecord(
         header.number,
         bytes(header.previous_hash),
@@ -224,7 +255,26 @@ def parse_block(
         transactions,
         private,
         block.SerializeToString(),
+        tuple(_block_signatures(metadata[common_pb2.SIGNATURES] if metadata else b"", signed_header)),
     )
+
+
+def _block_signatures(metadata: bytes, signed_header: bytes) -> Iterator[SignedData]:
+    """protoutil.BlockSignatureVerifier's signature set, for signature headers (Raft; BFT's identifier headers
+    name a consenter by number instead, and are given with an empty identity)."""
+    try:
+        signed = common_pb2.Metadata.FromString(metadata)
+    except DecodeError:
+        return
+    for entry in signed.signatures:
+        if entry.signature_header:
+            try:
+                creator = bytes(common_pb2.SignatureHeader.FromString(entry.signature_header).creator)
+            except DecodeError:
+                creator = b""
+            yield SignedData(creator, signed.value + entry.signature_header + signed_header, entry.signature)
+        else:
+            yield SignedData(b"", signed.value + entry.identifier_header + signed_header, entry.signature)
 
 
 def _code_name(code: int | None) -> str:
@@ -236,7 +286,8 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
         envelope = common_pb2.Envelope.FromString(envelope_bytes)
         payload = common_pb2.Payload.FromString(envelope.payload)
         channel_header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
-        creator = common_pb2.SignatureHeader.FromString(payload.header.signature_header).creator
+        signature_header = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
+        creator = bytes(signature_header.creator)
         msp_id = identities_pb2.SerializedIdentity.FromString(creator).mspid
     except DecodeError:
         return TransactionRecord(index, "", "UNREADABLE", _code_name(code), "", "")
@@ -244,46 +295,75 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
         kind = common_pb2.HeaderType.Name(channel_header.type)
     except ValueError:
         kind = str(channel_header.type)
-    record = TransactionRecord(index, channel_header.tx_id, kind, _code_name(code), msp_id, "")
-    if channel_header.type != common_pb2.ENDORSER_TRANSACTION:
-        return record
-    try:
-        action = chaincode_action(payload)
-        if action is None:
-            return record
-        rwset = rwset_pb2.TxReadWriteSet.FromString(action.results)
-        event = chaincode_event_pb2.ChaincodeEvent.FromString(action.events)
-    except DecodeError:
-        return TransactionRecord(index, channel_header.tx_id, kind, _code_name(code), msp_id, "", event_name="")
-    public, hashed, collection_hashes = [], [], []
-    for ns in rwset.ns_rwset:
-        for write in kv_rwset_pb2.KVRWSet.FromString(ns.rwset).writes:
-            public.append(PublicWrite(ns.namespace, write.key, bytes(write.value), write.is_delete))
-        for collection in ns.collection_hashed_rwset:
-            collection_hashes.append((ns.namespace, collection.collection_name, bytes(collection.pvt_rwset_hash)))
-            for write in kv_rwset_pb2.HashedRWSet.FromString(collection.hashed_rwset).hashed_writes:
-                hashed.append(
-                    HashedWrite(
-                        ns.namespace,
-                        collection.collection_name,
-                        bytes(write.key_hash),
-                        bytes(write.value_hash),
-                        write.is_delete,
-                    )
-                )
-    return TransactionRecord(
+    record = TransactionRecord(
         index,
         channel_header.tx_id,
         kind,
         _code_name(code),
         msp_id,
-        action.chaincode_id.name,
-        tuple(public),
-        tuple(hashed),
-        tuple(collection_hashes),
-        event.event_name,
-        bytes(event.payload),
+        "",
+        creator=creator,
+        nonce=bytes(signature_header.nonce),
+        creator_signature=SignedData(creator, bytes(envelope.payload), bytes(envelope.signature)),
     )
+    try:
+        if channel_header.type == common_pb2.CONFIG:
+            config = configtx_pb2.ConfigEnvelope.FromString(payload.data).config
+            return replace(record, config=config.SerializeToString())
+        if channel_header.type != common_pb2.ENDORSER_TRANSACTION:
+            return record
+        action = chaincode_action(payload)
+        if action is None:
+            return record
+        rwset = rwset_pb2.TxReadWriteSet.FromString(action.results)
+        event = chaincode_event_pb2.ChaincodeEvent.FromString(action.events)
+        endorsed = transaction_pb2.ChaincodeActionPayload.FromString(
+            transaction_pb2.Transaction.FromString(payload.data).actions[0].payload
+        ).action
+        public, hashed, collection_hashes, reads = [], [], [], []
+        for ns in rwset.ns_rwset:
+            kv = kv_rwset_pb2.KVRWSet.FromString(ns.rwset)
+            for write in kv.writes:
+                public.append(PublicWrite(ns.namespace, write.key, bytes(write.value), write.is_delete))
+            point_reads = list(kv.reads) + [r for query in kv.range_queries_info for r in query.raw_reads.kv_reads]
+            reads += [Read(ns.namespace, "", r.key.encode(), _version(r)) for r in point_reads]
+            for collection in ns.collection_hashed_rwset:
+                collection_hashes.append((ns.namespace, collection.collection_name, bytes(collection.pvt_rwset_hash)))
+                hashed_set = kv_rwset_pb2.HashedRWSet.FromString(collection.hashed_rwset)
+                reads += [
+                    Read(ns.namespace, collection.collection_name, bytes(r.key_hash), _version(r))
+                    for r in hashed_set.hashed_reads
+                ]
+                for hashed_write in hashed_set.hashed_writes:
+                    hashed.append(
+                        HashedWrite(
+                            ns.namespace,
+                            collection.collection_name,
+                            bytes(hashed_write.key_hash),
+                            bytes(hashed_write.value_hash),
+                            hashed_write.is_delete or hashed_write.is_purge,  # a purge removes the hash too
+                        )
+                    )
+    except DecodeError:
+        return record
+    return replace(
+        record,
+        chaincode=action.chaincode_id.name,
+        public_writes=tuple(public),
+        hashed_writes=tuple(hashed),
+        collection_rwset_hashes=tuple(collection_hashes),
+        event_name=event.event_name,
+        event_payload=bytes(event.payload),
+        reads=tuple(reads),
+        endorsements=tuple(
+            SignedData(bytes(e.endorser), endorsed.proposal_response_payload + e.endorser, bytes(e.signature))
+            for e in endorsed.endorsements
+        ),
+    )
+
+
+def _version(read) -> tuple[int, int] | None:
+    return (read.version.block_num, read.version.tx_num) if read.HasField("version") else None
 
 
 def _private_sets(

@@ -1,24 +1,24 @@
-"""Tamper evidence on the real network: `gridledger audit` passes on an untouched ledger, and catches a private value
-altered in one peer's state database (it no longer hashes to what the block recorded) and a block altered on one
-peer's disk (its transactions no longer hash to its header). Each alteration is made on a stopped peer, as an
-intruder with access to its disk would, and undone afterwards, so the network stays usable by the other tests."""
+"""Tamper evidence on the real network, played as an intruder with access to one peer's disk: `gridledger audit`
+passes on an untouched ledger holding DR readings and market trades, and names what the intruder changed: a DR
+reading (a composite key in RA1's private collection) and a market trade (a public composite key) altered in the
+stopped AC1 peer's state database, each caught because it no longer matches the chain (the reading's hash on chain,
+the trade's value in its block); a block altered on a peer's disk, caught because its transactions no longer hash
+to its header. An audit that cannot reach a node, or its own peer, fails and names it. Each alteration is undone
+afterwards, so the network stays usable by the other tests."""
 
 import fcntl
-import hashlib
 import json
-import os
-import shutil
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from waiting import eventually
 
-from consortium.policies import collection_writers
-from network import fabric
+from network.statedb import read_state, state_dir, state_tool
+
+pytestmark = [pytest.mark.timeout(900)]
 
 
 def eventually_audited(check):
@@ -26,43 +26,55 @@ def eventually_audited(check):
     return eventually(check, retry_on=(Exception,))
 
 
-pytestmark = [pytest.mark.timeout(600)]
-
-# What the tool is built from: its source and the pinned module graph (goleveldb's version is the peer's).
-TAMPER_INPUTS = (fabric.FABRIC_BUILD / "tamper" / "main.go", fabric.FABRIC_BUILD / "go.sum")
-
-
 @pytest.fixture(scope="module")
-def tamper_tool() -> Path:
-    """network/fabric-build/tamper, built once into the cache (keyed by its inputs) with the pinned module graph."""
-    if shutil.which("go") is None:
-        pytest.skip("the tamper tool is Go (goleveldb, as the peer's state database); `go` is not on PATH")
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in TAMPER_INPUTS)).hexdigest()[:12]
-    binary = fabric.cache_root() / "tools" / f"tamper-{digest}"
-    if not binary.exists():
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly")
-        subprocess.run(
-            ["go", "build", "-trimpath", "-o", str(binary), "./tamper"],
-            cwd=fabric.FABRIC_BUILD,
-            env=env,
-            check=True,
-            timeout=300,
+def readings_and_trades(security_network):
+    """A DR run (readings in every RA's collection) and one finalised market gate (trades, positions) on the
+    network; the market's gate length put back to the topology's afterwards."""
+    from network.connections import Sessions
+    from sim.aggregation_system import AggregationSystem
+    from sim.dr_run import simulate_dr
+    from sim.market_rounds import simulate_market
+
+    sessions = Sessions(str(security_network.root))
+    rules = security_network.topology.market
+    try:
+        system = AggregationSystem(security_network.root / "audit-as.sqlite", sessions.topology)
+        simulate_dr(sessions, system, consumer_count=6, minutes=3, baseline_minutes=3)
+        simulate_market(sessions, gates=1, gate_seconds=8, proposal_seconds=4, trader_count=10)
+        sessions(rules.operator).market.configure(
+            {
+                "gate_seconds": rules.gate_seconds,
+                "proposal_seconds": rules.proposal_seconds,
+                "objective": rules.objective,
+            }
         )
-    return binary
+    finally:
+        sessions.close()
+    return security_network
 
 
-def audit(network, org, peer_org=None):
-    from network.audit import audit_ledger
+def audit_command(network, org):
+    """`gridledger audit --as ORG --json`: its exit code and report."""
+    from cli.audit import audit
 
-    return audit_ledger(network, org, peer_org)
+    result = CliRunner().invoke(audit, ["--as", org, "--run-dir", str(network.root), "--json"])
+    assert result.exit_code in (0, 2), result.output
+    return result.exit_code, json.loads(result.stdout)
 
 
-def stop_peer(network, node):
-    """Stops a peer so that its stores can be altered: it must have been running, and its state database's lock
-    must be free (goleveldb holds an flock on LOCK; a busy machine may release it a moment after the pid is gone)."""
+def clean(network, org):
+    code, report = audit_command(network, org)
+    assert code == 0 and report["ok"], report["problems"]
+    return report
+
+
+def stop(network, node):
+    """Stops a node; for a peer, waits until its state database's lock is free (goleveldb holds an flock on LOCK;
+    a busy machine may release it a moment after the pid is gone)."""
     assert network.process(node).stop(), f"{node.name} was not running"
-    lock = network.root / "data" / node.name / "ledgersData" / "stateLeveldb" / "LOCK"
+    if node.kind != "peer":
+        return
+    lock = state_dir(network.root, node.name) / "LOCK"
     deadline = time.monotonic() + 20
     while True:
         with open(lock, "a") as held:
@@ -78,166 +90,169 @@ def stop_peer(network, node):
         time.sleep(0.2)
 
 
-def restart(network, org):
-    """Starts the organisation's stopped peer and waits until it sees the channel's other peers again."""
-    node = network.topology.peer_of(org)
+def start(network, node):
+    """Starts a stopped node and waits until every peer sees the channel's other peers again."""
     deadline = time.monotonic() + 60
     network._start([node], lambda line: None, deadline)
     network.wait_for_gossip(deadline)
 
 
-def put_private(network, org, collection, key, value: bytes):
-    from network.connections import connect_as
-
-    with connect_as(network, org) as gateway:
-        contract = gateway.get_network(network.topology.channel).get_contract("gridledger", "records")
-        contract.submit(
-            "put_private_record",
-            collection,
-            key,
-            transient={"record": value},
-            # the collection's owner and a second member, as the collection's endorsement policy requires
-            endorsing_organizations=[
-                network.topology.organisation(o).msp_id for o in collection_writers(network.topology, collection)[0]
-            ],
-        )
-
-
-def read_private(network, org, collection, key, peer_org) -> bytes:
-    from network.connections import connect_as
-
-    with connect_as(network, org) as gateway:
-        contract = gateway.get_network(network.topology.channel).get_contract("gridledger", "records")
-        return contract.evaluate(
-            "get_private_record",
-            collection,
-            key,
-            endorsing_organizations=[network.topology.organisation(peer_org).msp_id],
-        )
-
-
-def test_the_audit_passes_on_an_untouched_ledger_for_every_organisation(security_network):
-    network = security_network
-    tag = uuid.uuid4().hex[:8]
-    for collection in network.topology.collections():
-        put_private(network, collection, collection, f"audit-{tag}", json.dumps({"n": tag}).encode())
+def test_the_audit_passes_on_an_untouched_ledger_for_every_organisation(readings_and_trades):
+    network = readings_and_trades
     for org in network.topology.org_names:
-        report = eventually_audited(lambda: _clean(audit(network, org)))
-        assert report.blocks > 1 and report.private_values_checked >= 1, report
-        assert all(n.endswith(": same") for n in report.nodes_compared), report.nodes_compared
-        assert len(report.nodes_compared) == len(network.topology.nodes) - 1
-
-
-def _clean(report):
-    assert report.ok, report.problems
-    return report
-
-
-def test_the_audit_command_prints_a_verdict(security_network):
-    from cli.audit import audit as audit_command
-
-    result = CliRunner().invoke(audit_command, ["--as", "RA1", "--run-dir", str(security_network.root), "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["ok"] and report["blocks"] > 1 and report["peer"] == "peer0.ra1"
-    result = CliRunner().invoke(audit_command, ["--as", "Mallory", "--run-dir", str(security_network.root)])
-    assert result.exit_code == 1 and result.stderr.startswith("error: --as and --peer must be one of")
-
-
-def test_a_private_value_altered_in_one_peers_store_is_caught(security_network, tamper_tool):
-    network = security_network
-    key = f"tamper-{uuid.uuid4().hex[:8]}"
-    original = b'{"kwh":12}'
-    put_private(network, "RA1", "RA1", key, original)
-    # AC1 is a member of RA1's collection: its peer holds the value. Alter it there, and only there.
-    eventually_audited(lambda: _equal(read_private(network, "TSO", "RA1", key, "AC1"), original))
-    peer = network.topology.peer_of("AC1")
-    state = network.root / "data" / peer.name / "ledgersData" / "stateLeveldb"
-
-    def alter(value: bytes):
-        stop_peer(network, peer)
-        subprocess.run(
-            [
-                str(tamper_tool),
-                "-db",
-                str(state),
-                "-channel",
-                network.topology.channel,
-                "-ns",
-                "gridledger$$pRA1",
-                "-key",
-                key,
-                "-value",
-                value.decode(),
-            ],
-            check=True,
-            timeout=60,
+        report = eventually_audited(lambda org=org: clean(network, org))
+        print(
+            f"audit as {org}: {report['seconds']} s, {report['blocks']} blocks, {report['signatures_checked']} "
+            f"signatures, {report['public_keys_checked']} public keys, {report['private_values_checked']} private "
+            f"values, {report['private_hashes_checked']} hashes"
         )
-        restart(network, "AC1")
+        assert report["blocks"] > 1 and report["public_keys_checked"] > 0 and report["private_hashes_checked"] > 0
+        assert report["signatures_checked"] > report["valid_transactions"]
+        assert all(n.endswith(": same") for n in report["nodes_compared"]), report["nodes_compared"]
+        assert len(report["nodes_compared"]) == len(network.topology.nodes) - 1
+        # every member organisation's peer holds private values (the TSO's of every RA collection)
+        assert report["private_values_checked"] > 0
 
-    alter(b'{"kwh":99}')
+
+def test_the_audit_command_prints_a_verdict_and_refuses_an_unknown_organisation(security_network):
+    from cli.audit import audit
+
+    result = eventually_audited(
+        lambda: _exit_zero(CliRunner().invoke(audit, ["--as", "RA1", "--run-dir", str(security_network.root)]))
+    )
+    assert result.output.startswith("audit of peer0.ra1 as RA1") and "every key, block and signature" in result.output
+    result = CliRunner().invoke(audit, ["--as", "Mallory", "--run-dir", str(security_network.root)])
+    assert result.exit_code == 1 and result.stderr.startswith("error: --as must be one of")
+
+
+def _exit_zero(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _composite(key: bytes) -> str:
+    kind, *attributes = key.decode()[1:-1].split("\x00")
+    return f"{kind}({', '.join(attributes)})"
+
+
+def test_a_dr_reading_and_a_market_trade_altered_in_a_stopped_peers_store_are_both_named(readings_and_trades):
+    network = readings_and_trades
+    tool = state_tool()
+    peer = network.topology.peer_of("AC1")  # a member of RA1's collection: its peer holds RA1's readings
+    database = state_dir(network.root, peer.name)
+    held = {(e.namespace, e.key): e.value for e in read_state(database, network.topology.channel).entries}
+    reading = (
+        "gridledger$$pRA1",
+        next(k for ns, k in held if ns == "gridledger$$pRA1" and k.startswith(b"\x00reading\x00")),
+    )
+    trade = ("gridledger", next(k for ns, k in held if ns == "gridledger" and k.startswith(b"\x00trades\x00")))
+    originals = {reading: held[reading].decode(), trade: held[trade].decode()}
+    forged = {
+        reading: json.dumps({**json.loads(originals[reading]), "forged": 1}),  # one reading more, say
+        trade: json.dumps({**json.loads(originals[trade]), "trades": []}),  # the gate's trades erased
+    }
+
+    def alter(values):
+        stop(network, peer)
+        for (namespace, key), value in values.items():
+            subprocess.run(
+                [
+                    str(tool),
+                    "-db",
+                    str(database),
+                    "-channel",
+                    network.topology.channel,
+                    "-ns",
+                    namespace,
+                    "-key-hex",
+                    key.hex(),
+                    "-value",
+                    value if isinstance(value, str) else value.decode(),
+                ],
+                check=True,
+                timeout=60,
+            )
+        start(network, peer)
+
+    alter(forged)
     try:
-        # The altered peer serves the altered value; the other members still serve the one the block hashed.
-        assert eventually_audited(lambda: read_private(network, "AC1", "RA1", key, "AC1")) == b'{"kwh":99}'
-        assert read_private(network, "TSO", "RA1", key, "TSO") == original
-        report = audit(network, "AC1")
-        caught = [p for p in report.problems if repr(key) in p]
-        assert len(caught) == 1 and "the private data was altered" in caught[0], report.problems
-        assert hashlib.sha256(original).hexdigest()[:16] in caught[0]
-        assert audit(network, "TSO").ok and audit(network, "RA1").ok  # theirs is intact
-        assert not audit(network, "TSO", peer_org="AC1").ok  # anyone can audit AC1's peer
+        _, report = eventually_audited(lambda: _failing(audit_command(network, "AC1")))
+        reading_problems = [p for p in report["problems"] if f"gridledger$$pRA1 key {_composite(reading[1])}" in p]
+        trade_problems = [p for p in report["problems"] if f"gridledger key {_composite(trade[1])}" in p]
+        assert len(reading_problems) == 1 and "the private data was altered" in reading_problems[0], report["problems"]
+        assert len(trade_problems) == 1 and "the state was altered" in trade_problems[0], report["problems"]
+        assert len(report["problems"]) == 2, report["problems"]  # nothing else is blamed
+        # Refused by: the chain every other node holds, whose hashes and values the altered store no longer matches.
+        clean(network, "TSO")
+        clean(network, "RA1")
     finally:
-        alter(original)
-    assert eventually_audited(lambda: _clean(audit(network, "AC1")))
+        alter(originals)
+    eventually_audited(lambda: clean(network, "AC1"))
 
 
-def _equal(got, expected):
-    assert got == expected, (got, expected)
-    return got
+def _failing(result):
+    code, report = result
+    assert code == 2 and len(report["problems"]) >= 2, report["problems"]
+    return result
+
+
+def test_an_audit_that_cannot_reach_a_node_or_its_own_peer_fails_and_names_it(readings_and_trades):
+    network = readings_and_trades
+    orderer = network.topology.orderers[-1]
+    stop(network, orderer)
+    try:
+        code, report = audit_command(network, "TSO")
+        assert code == 2 and f"{orderer.name}: unreachable" in report["nodes_compared"]
+        assert any(p.startswith(f"{orderer.name} is unreachable") for p in report["problems"]), report["problems"]
+    finally:
+        start(network, orderer)
+    peer = network.topology.peer_of("RA3")
+    stop(network, peer)
+    try:
+        code, report = audit_command(network, "RA3")
+        # its stopped peer's store is still read, but its blocks cannot be fetched: nothing to compare it with
+        assert code == 2 and any(p.startswith(f"{peer.name} is unreachable") for p in report["problems"])
+    finally:
+        start(network, peer)
+    eventually_audited(lambda: clean(network, "TSO"))
+    eventually_audited(lambda: clean(network, "RA3"))
 
 
 def test_a_block_altered_on_one_peers_disk_is_caught(security_network):
+    from network.audit import audit_ledger
     from network.connections import connect_as
 
     network = security_network
     marker = f"BLOCK-{uuid.uuid4().hex[:12]}".encode()
     forged = b"FORGE" + marker[5:]
     with connect_as(network, "RA2") as gateway:
-        gateway.get_network(network.topology.channel).get_contract("gridledger", "records").submit(
-            "put_record", f"tamper-block-{marker.decode()}", json.dumps({"note": marker.decode()})
-        )
-    # One more block after it, so the altered block is not the newest.
-    with connect_as(network, "RA2") as gateway:
-        gateway.get_network(network.topology.channel).get_contract("gridledger", "records").submit(
-            "put_record", f"after-{uuid.uuid4().hex[:12]}", "{}"
-        )
+        records = gateway.get_network(network.topology.channel).get_contract("gridledger", "records")
+        records.submit("put_record", f"tamper-block-{marker.decode()}", json.dumps({"note": marker.decode()}))
+        records.submit("put_record", f"after-{uuid.uuid4().hex[:12]}", "{}")  # so the altered block is not the newest
     peer = network.topology.peer_of("RA2")
     chain_dir = network.root / "data" / peer.name / "ledgersData" / "chains" / "chains" / network.topology.channel
-    files = sorted(chain_dir.glob("blockfile_*"))
 
     def replace(old: bytes, new: bytes):
-        stop_peer(network, peer)
+        stop(network, peer)
         changed = 0
-        for path in files:
+        for path in sorted(chain_dir.glob("blockfile_*")):
             data = path.read_bytes()
             if old in data:
                 path.write_bytes(data.replace(old, new))
                 changed += 1
-        restart(network, "RA2")
+        start(network, peer)
         return changed
 
-    eventually_audited(lambda: _seen_by_ra2(network, marker))
+    eventually_audited(lambda: _holds(chain_dir, marker))
     try:
         assert replace(marker, forged) == 1
-        report = audit(network, "RA2")
+        report = audit_ledger(network, "RA2")
         assert any("its transactions hash to" in p for p in report.problems), report.problems
-        assert audit(network, "RA1").ok
+        assert audit_ledger(network, "RA1").ok
     finally:
         replace(forged, marker)
-    assert eventually_audited(lambda: _clean(audit(network, "RA2")))
+    eventually_audited(lambda: clean(network, "RA2"))
 
 
-def _seen_by_ra2(network, marker: bytes):
-    peer = network.topology.peer_of("RA2")
-    chain_dir = network.root / "data" / peer.name / "ledgersData" / "chains" / "chains" / network.topology.channel
+def _holds(chain_dir, marker: bytes):
     assert any(marker in path.read_bytes() for path in chain_dir.glob("blockfile_*"))
