@@ -2,8 +2,8 @@
 baseline, actual, delivered, contracted and shortfall per consumer, RA and AC, what the TSO pays each AC, and that
 amount split to the AC's RAs and each RA's to its consumers in whole sen that add up exactly.
 
-Japan settles DR and balancing in 30-minute units: the ERAB guideline's programmes count 「30分値を1単位として」 and
-EPRX's 取引ガイド §2-11 精算 settles per コマ. Who pays whom follows the contracts: the TSO contracts with the AC (the
+Japan meters and settles in 30-minute units: programmes following the ERAB guideline count 「30分値を1単位として」,
+and the balancing market trades tertiary ② in 30-minute units (EPRX 取引ガイド §1-2; §2-11 精算 for settlement). Who pays whom follows the contracts: the TSO contracts with the AC (the
 market member), so the AC's aggregate decides the payment; the split below the AC is the aggregators' own contract,
 which no public rule fixes: here reward is split in proportion to rewarded Wh and penalty in proportion to shortfall
 Wh, each by the largest-remainder rule (see allocate).
