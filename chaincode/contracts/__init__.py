@@ -4,6 +4,9 @@
     dr.py          the "dr" contract's transactions: commands, declarations, readings, aggregates, settlement
     dr_inputs.py   its inputs as typed values, decoded and checked field by field
     settlement.py  its performance and reward maths, pure functions
+    baselines.py   kWh-type DR baselines (ERAB guideline: High 4 of 5, High 2 of 3, same-day adjustment)
+    balancing.py   ΔkW products, baselines, Assessment I/II and penalties (EPRX's balancing-market guide)
+    settlement_units.py  30-minute units, per-level figures, largest-remainder split in sen
     access.py      whose figures an organisation may see (seed figure 7)
     market.py      the "market" contract: gates, orders, verified proposals, trades, positions
     records.py     the "records" contract: generic JSON records, for integration tests and the benchmark
