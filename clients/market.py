@@ -123,8 +123,8 @@ class MarketClient(ContractClient):
 
     def place_orders(self, orders: list[dict], resend: bool = False) -> dict | None:
         """Seals orders [{"participant", "side", "price", "quantity", "ref" (optional)}] and places them into the
-        gate open now; returns {"gate", "orders"}: the contract's sealed records, each with the order's own fields
-        (sen/kWh, Wh) added for the caller, who alone knows them until the gate ends.
+        gate open now; returns {"gate", "orders", "tx_id"}: the contract's sealed records, each with the order's
+        own fields (sen/kWh, Wh) added for the caller, who alone knows them until the gate ends.
 
         Each order is checked first (Refused says what is wrong, nothing is sent). `resend` (every order carries a
         "ref"): if the answer is lost (a timeout, a peer restarting), the same commitments are sent again; the
@@ -146,7 +146,7 @@ class MarketClient(ContractClient):
         attempts = 2 if resend else 1
         for attempt in range(1, attempts + 1):
             try:
-                result = self.submit("place_orders", json.dumps(sealed))
+                result, tx_id = self.transact("place_orders", json.dumps(sealed))
             except GatewayError as error:
                 if error.refused and attempt > 1 and "already placed" in str(error):
                     return None
@@ -156,6 +156,7 @@ class MarketClient(ContractClient):
                     raise
             else:
                 result["orders"] = [{**record, **f} for record, f in zip(result["orders"], fields, strict=True)]
+                result["tx_id"] = tx_id
                 return result
         return None
 

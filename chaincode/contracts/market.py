@@ -399,7 +399,11 @@ class MarketContract(Contract):
             dropped=len(state["orders"]) - len(revealed),
             withheld=withheld,
             excluded=len(revealed) - len(book),
-            contributors=sorted(org_name for org_name, _ in reveals),
+            contributions=[
+                {"org": c["org"], "commitment": c["commitment"], "secret": c["secret"]}
+                for c in state["contributions"]
+                if "secret" in c
+            ],
             seed=seed.hex(),
             seed_fallback=not reveals,
             closed_by=org.name,

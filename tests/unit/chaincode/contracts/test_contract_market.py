@@ -303,16 +303,15 @@ def test_unrevealed_orders_are_dropped_and_the_gate_closes_only_when_the_reveals
 def test_the_seed_is_the_hash_of_the_revealed_book_and_contributions_every_peer_can_recompute(ledger):
     place_book(ledger)
     closed = ledger.close()
-    assert (closed["status"], closed["orders"], closed["contributors"], closed["seed_fallback"]) == (
-        "proposing",
-        3,
-        list(MATCHERS),
-        False,
-    )
-    # Anyone recomputes it from what the ledger shows after the close: the book and each revealed secret.
+    assert (closed["status"], closed["orders"], closed["seed_fallback"]) == ("proposing", 3, False)
+    # Anyone recomputes it from what the ledger shows after the close: the book and each revealed secret, which
+    # opens its commitment.
     book = ledger.ok(USERS["AC2"], "get_book", GATE, when=at(CLOSED, 1))["orders"]
-    reveals = sorted(ledger.secrets[GATE].items())
-    assert closed["seed"] == gate_seed(GATE, book_digest(book), reveals).hex()
+    shown = {c["org"]: c["secret"] for c in closed["contributions"]}
+    assert shown == ledger.secrets[GATE]
+    for c in closed["contributions"]:
+        assert c["commitment"] == seed_commitment(GATE, c["org"], c["secret"])
+    assert closed["seed"] == gate_seed(GATE, book_digest(book), list(shown.items())).hex()
     for o in book:
         content = {"participant": o["participant"], "side": o["side"]}
         assert o["commitment"] == order_commitment({**content, **_as_placed(ledger, o["id"])}, o["salt"])
@@ -352,7 +351,7 @@ def test_seed_contributions_are_committed_while_open_once_and_revealed_as_commit
     ledger.ok(USERS["RA1"], "reveal_seed", GATE, secret, when=at(END, 1))
     assert "already revealed" in ledger.refused(USERS["RA1"], "reveal_seed", GATE, secret, when=at(END, 2))
     closed = ledger.ok(USERS["RA2"], "close_gate", GATE, when=at(END, 2))  # every contribution is in: at once
-    assert closed["contributors"] == ["RA1"]
+    assert [c["org"] for c in closed["contributions"]] == ["RA1"]
 
 
 def test_a_matcher_withholding_its_contribution_loses_its_orders_and_is_named(ledger):
@@ -363,12 +362,8 @@ def test_a_matcher_withholding_its_contribution_loses_its_orders_and_is_named(le
         USERS["RA1"], "close_gate", GATE, when=at(END, 3)
     )
     closed = ledger.ok(USERS["RA1"], "close_gate", GATE, when=SEED_DEADLINE)
-    assert (closed["withheld"], closed["excluded"], closed["orders"], closed["contributors"]) == (
-        ["RA3"],
-        1,
-        2,
-        ["RA1", "RA2"],
-    )
+    assert (closed["withheld"], closed["excluded"], closed["orders"]) == (["RA3"], 1, 2)
+    assert [c["org"] for c in closed["contributions"]] == ["RA1", "RA2"]
     book = ledger.ok(USERS["TSO"], "get_book", GATE, when=at(SEED_DEADLINE, 1))["orders"]
     assert {o["placed_by"] for o in book} == {"RA1", "RA2"}
     withheld_alone = [(org, s) for org, s in ledger.secrets[GATE].items() if org != "RA3"]
@@ -379,7 +374,7 @@ def test_with_no_contribution_the_seed_falls_back_to_the_revealed_book(ledger):
     ledger.place(USERS["RA1"], [order("C1", "sell", 20, 1)], when=at(T0, 1))
     ledger.reveal_orders(when=END)
     closed = ledger.ok(USERS["RA1"], "close_gate", GATE, when=at(END, 1))
-    assert (closed["seed_fallback"], closed["contributors"]) == (True, [])
+    assert (closed["seed_fallback"], closed["contributions"]) == (True, [])
     book = ledger.ok(USERS["TSO"], "get_book", GATE, when=at(END, 1))["orders"]
     assert closed["seed"] == gate_seed(GATE, book_digest(book), []).hex()
 
