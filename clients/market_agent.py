@@ -19,7 +19,7 @@ from pathlib import Path
 
 from chaincode.contracts.market_seed import SECRET_BYTES, seed_commitment
 from clients.market import MarketClient, SealedOrders
-from gateway.errors import GatewayError
+from gateway.errors import CommitError, GatewayError
 
 LOG = logging.getLogger("gridledger.market-agent")
 MARKET_DIR = "market"
@@ -97,6 +97,9 @@ class MarketAgent:
         do (`settled`); any other refusal is tried again at the next pass (a peer a block behind)."""
         try:
             call(*args)
+        except CommitError as error:  # ordered beside a transaction it conflicted with: again at the next pass
+            LOG.info("%s: %s", self.org, error)
+            return
         except GatewayError as error:
             if not (error.refused and any(reason in str(error) for reason in settled)):
                 raise

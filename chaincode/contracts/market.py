@@ -49,6 +49,10 @@ Why it is shaped this way:
   gate and names it in the gate record (`withheld`). So it chooses between two seeds at most (one bit per
   withholding matcher), and only at the price of its own orders. If no matcher reveals, the seed is the
   revealed book's hash alone (`seed_fallback`).
+- The phases hold whatever timestamps clients choose: every reveal writes a marker that commitments and
+  cancellations read, and every contribution revealed one that order reveals read. So nothing is committed
+  (or withdrawn) against a revealed order, and no order is revealed once a secret is: a backdated transaction
+  is refused, and one ordered across the first reveal fails MVCC_READ_CONFLICT.
 - Every order is its own key, so concurrent orders never conflict. Each order transaction reads the gate's
   record (absent while open) and the configuration: close_gate and configure write those, so an order
   endorsed before the close but ordered after it fails MVCC_READ_CONFLICT; commit_seed and cancel_order check
@@ -105,6 +109,8 @@ GATE_OBJECTIVE = "gate-objective"
 PENDING = "gate-pending"  # a gate that has orders and is not closed yet (blind writes: never a conflict)
 ORDER = "order"  # sealed (a commitment) until its placer reveals it
 SEED = "seed-contribution"  # a matcher's commitment, then its secret
+REVEALING = "gate-revealing"  # written by every reveal: no commitment or cancellation after the first
+DRAWING = "gate-drawing"  # written by every contribution revealed: no order revealed after the first
 BOOK = "book"
 PROPOSAL = "proposal"
 TRADES = "trades"
@@ -246,6 +252,7 @@ class MarketContract(Contract):
         gate = self._schedule(ctx).gate_at(now)
         if ctx.stub.get_state(ctx.stub.create_composite_key(GATE, [gate["id"]])) is not None:
             raise Refusal(f"gate {gate['id']} has closed; submit again for the next gate")
+        self._check_sealing(ctx, gate["id"])
         records = []
         tx_id = ctx.stub.get_tx_id()
         for position, item in enumerate(orders):
@@ -280,6 +287,7 @@ class MarketContract(Contract):
         window = self._gate_window(ctx, gate)
         if self._now(ctx) >= window["end_ms"] or self._closed(ctx, gate) is not None:
             raise Refusal(f"gate {gate} has ended; its orders are final")
+        self._check_sealing(ctx, gate)
         key = ctx.stub.create_composite_key(ORDER, [gate, str(order_id)])
         value = ctx.stub.get_state(key)
         if value is None or not _placed_by(json.loads(value), caller):
@@ -298,6 +306,7 @@ class MarketContract(Contract):
         window = self._gate_window(ctx, gate)
         if self._now(ctx) >= window["end_ms"] or self._closed(ctx, gate) is not None:
             raise Refusal(f"gate {gate} has ended; contributions are committed while it is open")
+        self._check_sealing(ctx, gate)
         if not market_seed.is_digest(commitment):
             raise Refusal(f"commitment must be a SHA-256 hex digest (64 of 0-9a-f), got {str(commitment)[:80]!r}")
         key = ctx.stub.create_composite_key(SEED, [gate, org.name])
@@ -322,6 +331,8 @@ class MarketContract(Contract):
             raise Refusal(
                 f"gate {gate} took reveals until {_moment(window['reveal_ms'])}; unrevealed orders are dropped"
             )
+        if ctx.stub.get_state(ctx.stub.create_composite_key(DRAWING, [gate])) is not None:
+            raise Refusal(f"gate {gate}'s seed contributions are being revealed; unrevealed orders are dropped")
         common.check_count("reveals", reveals, MAX_ORDERS_PER_CALL)
         owners: dict = {}
         revealed: dict = {}
@@ -333,6 +344,7 @@ class MarketContract(Contract):
             revealed[record["id"]] = record
         for order_id, record in revealed.items():
             ctx.stub.put_state(ctx.stub.create_composite_key(ORDER, [gate, order_id]), canonical_json(record))
+        ctx.stub.put_state(ctx.stub.create_composite_key(REVEALING, [gate]), gate)
         return {"gate": gate, "revealed": sorted(revealed)}
 
     @submit
@@ -354,7 +366,7 @@ class MarketContract(Contract):
             raise Refusal(f"gate {gate} is open until {_moment(window['end_ms'])}")
         if self._closed(ctx, gate) is not None or now >= window["seed_ms"]:
             raise Refusal(f"gate {gate} took contributions until {_moment(window['seed_ms'])}")
-        if not self._reveal_state(ctx, gate, window, now)["orders_done"]:
+        if not self._orders_done(ctx, gate, window, now):
             raise Refusal(
                 f"gate {gate}'s orders are revealed until {_moment(window['reveal_ms'])}; contributions come after"
             )
@@ -365,6 +377,8 @@ class MarketContract(Contract):
             raise Refusal(f"the secret does not match {org.name}'s commitment for gate {gate}")
         record.update(secret=secret, revealed_ms=now)
         ctx.stub.put_state(key, canonical_json(record))
+        ctx.stub.put_state(ctx.stub.create_composite_key(REVEALING, [gate]), gate)
+        ctx.stub.put_state(ctx.stub.create_composite_key(DRAWING, [gate]), gate)
         return {"gate": gate, "org": org.name, "revealed": True}
 
     # Closing, proposing, finalising.
@@ -409,7 +423,8 @@ class MarketContract(Contract):
             closed_by=org.name,
         )
         ctx.stub.put_state(ctx.stub.create_composite_key(BOOK, [gate]), canonical_json(book))
-        ctx.stub.del_state(ctx.stub.create_composite_key(PENDING, [gate]))
+        for marker in (PENDING, REVEALING, DRAWING):
+            ctx.stub.del_state(ctx.stub.create_composite_key(marker, [gate]))
         ctx.stub.put_state(ctx.stub.create_composite_key(GATE, [gate]), canonical_json(record))
         return common.announced(ctx, GATE_CLOSED, record)
 
@@ -588,6 +603,13 @@ class MarketContract(Contract):
 
     # Helpers: who is calling, time, gates.
 
+    def _check_sealing(self, ctx, gate: str) -> None:
+        """Refuses a commitment or cancellation once a reveal of the gate has committed, whatever the timestamp:
+        nothing is committed against what has been revealed. (Reading the marker also invalidates one endorsed
+        before the first reveal and ordered after it.)"""
+        if ctx.stub.get_state(ctx.stub.create_composite_key(REVEALING, [gate])) is not None:
+            raise Refusal(f"gate {gate} has ended and its reveals have begun; submit again for the next gate")
+
     def _matcher(self, ctx) -> Organisation:
         org = self._organisation(ctx)
         if org.name not in self.rules.matchers:
@@ -677,10 +699,18 @@ class MarketContract(Contract):
             "clearing": None,
         }
 
+    def _sealed_orders(self, ctx, gate: str) -> list[dict]:
+        with ctx.stub.get_state_by_partial_composite_key(ORDER, [gate]) as results:
+            return sorted((json.loads(kv.value) for kv in results), key=lambda o: o["id"])
+
+    def _orders_done(self, ctx, gate: str, window: dict, now: int) -> bool:
+        """Whether the gate's orders are all revealed or due (reading only the orders, so that matchers revealing
+        their contributions at once do not conflict)."""
+        return now >= window["reveal_ms"] or all("participant" in o for o in self._sealed_orders(ctx, gate))
+
     def _reveal_state(self, ctx, gate: str, window: dict, now: int) -> dict:
         """A gate not closed yet: its orders (sealed or revealed) and contributions, and its phase (the status)."""
-        with ctx.stub.get_state_by_partial_composite_key(ORDER, [gate]) as results:
-            orders = sorted((json.loads(kv.value) for kv in results), key=lambda o: o["id"])
+        orders = self._sealed_orders(ctx, gate)
         with ctx.stub.get_state_by_partial_composite_key(SEED, [gate]) as results:
             contributions = sorted((json.loads(kv.value) for kv in results), key=lambda c: c["org"])
         orders_done = now >= window["reveal_ms"] or all("participant" in o for o in orders)

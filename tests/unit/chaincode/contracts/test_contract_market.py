@@ -400,6 +400,34 @@ def test_a_reveal_endorsed_before_the_close_but_committed_after_it_is_invalidate
     assert ledger.world.commit(late) == MVCC_READ_CONFLICT
 
 
+def test_backdated_commitments_and_reveals_cannot_cross_a_reveal_that_has_committed(ledger):
+    """Timestamps are the client's: the phases are held by markers the reveals write, not by the clock alone."""
+    ledger.commit_seeds(when=at(T0, 1))
+    first = ledger.place(USERS["RA1"], [order("C1", "sell", 20, 1)], when=at(T0, 2))["orders"][0]["id"]
+    second = ledger.place(USERS["RA2"], [order("C2", "buy", 25, 1)], when=at(T0, 3))["orders"][0]["id"]
+    endorsed_before = ledger.world.new_stub(
+        ["market:place_orders", json.dumps([{"commitment": "c" * 64}])], identity=USERS["RA3"], timestamp=at(END, -1)
+    )
+    assert ledger.chaincode.invoke(endorsed_before).ok
+    ledger.reveal_orders(when=at(END, 1), skip={second})
+    assert ledger.world.commit(endorsed_before) == MVCC_READ_CONFLICT
+    # Having read C1's order, RA3 backdates a commitment, a contribution or a cancellation into the open gate.
+    backdated = at(END, -1)
+    assert "its reveals have begun" in ledger.refused(
+        USERS["RA3"], "place_orders", [{"commitment": "d" * 64}], when=backdated
+    )
+    assert "its reveals have begun" in ledger.refused(USERS["RA2"], "cancel_order", GATE, second, when=backdated)
+    assert "its reveals have begun" in ledger.refused(
+        USERS["RA3"], "commit_seed", GATE, seed_commitment(GATE, "RA3", "33" * 32), when=backdated
+    )
+    # Once a secret is revealed, RA2 cannot reveal its order after all, backdated or not.
+    ledger.reveal_seeds(when=REVEAL_DEADLINE, skip={"RA2", "RA3"})
+    assert "contributions are being revealed" in ledger.refused(
+        USERS["RA2"], "reveal_orders", GATE, reveal_of(ledger, second), when=at(END, 2)
+    )
+    assert first in [o["id"] for o in ledger.ok(USERS["TSO"], "get_book", GATE, when=REVEAL_DEADLINE)["orders"]]
+
+
 def test_an_empty_gate_is_final_when_it_closes(ledger):
     closed = ledger.ok(USERS["RA1"], "close_gate", GATE, when=END)
     assert (closed["status"], closed["orders"], closed["winner"]) == ("finalised", 0, None)
