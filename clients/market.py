@@ -115,7 +115,8 @@ class MarketClient(ContractClient):
         return self.evaluate("get_config")
 
     def configure(self, settings: dict) -> dict:
-        """Sets gate_seconds, proposal_seconds and the default objective from the next second on (the operator)."""
+        """Sets gate_seconds, proposal_seconds, reveal_seconds and the default objective from the next second on
+        (the operator)."""
         return self.submit("configure", json.dumps(settings))
 
     def set_objective(self, gate: str, objective: str) -> dict:
