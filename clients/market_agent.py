@@ -32,15 +32,22 @@ REVEAL_SETTLED = (
 )  # in a run directory: market/<org>/seed.key and market/<org>/sealed/
 
 
+def _market_dir(run_dir: Path, org: str) -> Path:
+    """run/market/<org>, readable by its owner only."""
+    directory = Path(run_dir) / MARKET_DIR / org
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    return directory
+
+
 def sealed_orders_of(run_dir: Path, org: str) -> SealedOrders:
     """The sealed orders an organisation's processes share in a run directory (its users' and its meters')."""
-    return SealedOrders(Path(run_dir) / MARKET_DIR / org / "sealed")
+    return SealedOrders(_market_dir(run_dir, org) / "sealed")
 
 
 def contribution_key(run_dir: Path, org: str) -> bytes:
     """The organisation's contribution key in the run directory, created (readable by its owner only) on first use."""
-    path = Path(run_dir) / MARKET_DIR / org / "seed.key"
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = _market_dir(run_dir, org) / "seed.key"
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -70,4 +70,4 @@ def test_services_and_agents_finalise_the_optimum_of_every_sealed_gate(tmp_path)
     for org in MATCHERS:
         assert market_of(sessions, org).sealed.held() == {}  # every salt revealed, none left behind
         key = tmp_path / MARKET_DIR / org / "seed.key"
-        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(key.parent.stat().st_mode) == 0o700
