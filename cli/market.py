@@ -1,6 +1,9 @@
 """`gridledger market …`: solve an order book from a file without any ledger; and on the running network (through
-clients.market): orders, gates, books, proposals, trades, clearing prices, positions, the operator's
-configuration, the matching services, and simulated trading rounds.
+clients.market): sealed orders and their reveals, gates, books, proposals, trades, clearing prices, positions, the
+operator's configuration, the matching services and market agents, and simulated trading rounds.
+
+An order is sealed by the client: the salts wait in the run directory (market/<org>/sealed) until the gate ends,
+when the organisation's agent (`market serve`) reveals them, or `market reveal` does.
 
 Every ledger command takes `--as` (TSO, AC1, RA1, … or meter:C1), `--run-dir` and `--json`, and prints prices in
 yen/kWh, quantities in kWh and money in yen; the ledger keeps sen/kWh, Wh and millisen. A failure prints one line,
@@ -18,6 +21,7 @@ import click
 from cli.common import emit, fail, json_option, ledger_command, reported, run_dir_option, table
 from clients.contract import Refused
 from clients.market import VALUE_UNITS, MarketClient
+from clients.market_agent import sealed_orders_of
 from consortium import OBJECTIVES
 from consortium.units import SEN_PER_YEN, WH_PER_KWH, kwh, money, yen
 from network.connections import Sessions
@@ -38,7 +42,11 @@ def _yen(sen: int | None) -> str:
 
 
 def _client(run_dir: str, who: str) -> MarketClient:
-    return Sessions(run_dir)(who).market
+    """`who`'s market client, keeping its sealed orders where its organisation's agent reveals them."""
+    sessions = Sessions(run_dir)
+    client = sessions(who).market
+    client.sealed = sealed_orders_of(sessions.run_dir, client.org.name)
+    return client
 
 
 @click.group()
@@ -152,7 +160,7 @@ def solve_command(input_path, objective, seed_hex, method, as_json):
     help='Many orders from a file: [{"participant", "side", "price", "quantity"}].',
 )
 def order_command(who, run_dir, as_json, participant, side, price, quantity, input_path):
-    """Place an order (or a file of orders) into the gate open now."""
+    """Place an order (or a file of orders), sealed, into the gate open now; it is revealed after the gate's end."""
     given = {"--participant": participant, "--side": side, "--price": price, "--quantity": quantity}
     if input_path:
         if any(given.values()):
@@ -164,12 +172,26 @@ def order_command(who, run_dir, as_json, participant, side, price, quantity, inp
             raise Refused(f"missing {', '.join(missing)} (or --input FILE)")
         orders = [{"participant": participant, "side": side, "price": price, "quantity": quantity}]
     result = _client(run_dir, who).place_orders(orders)
-    lines = [f"gate {result['gate']}: {len(result['orders'])} order(s) placed"]
+    lines = [
+        f"gate {result['gate']}: {len(result['orders'])} order(s) placed, sealed until the gate ends (the ledger "
+        "holds only their commitments; your organisation's agent or `market reveal` reveals them)"
+    ]
     lines += [
         f"  {o['id']}  {o['participant']}  {o['side']}  {_kwh(o['quantity_wh'])} kWh at "
         f"{_yen(o['price_sen_per_kwh'])} yen/kWh"
         for o in result["orders"]
     ]
+    emit(as_json, result, lines)
+
+
+@market.command("reveal")
+@ledger_command
+@click.option("--gate", required=True)
+def reveal_command(who, run_dir, as_json, gate):
+    """Reveal your sealed orders of an ended gate (what your organisation's agent does by itself)."""
+    result = _client(run_dir, who).reveal_orders(gate)
+    lines = [f"gate {gate}: {len(result['revealed'])} order(s) revealed"]
+    lines += [f"  {order_id} not revealed: {reason}" for order_id, reason in result["refused"].items()]
     emit(as_json, result, lines)
 
 
@@ -213,15 +235,19 @@ def gates_command(who, run_dir, as_json, limit):
 @ledger_command
 @click.option("--gate", help="Gate id, JST YYYY-MM-DDTHH:MM:SS [default: the one open now].")
 def book_command(who, run_dir, as_json, gate):
-    """A gate's order book."""
+    """A gate's order book: while it is open, sealed orders (their commitments); revealed ones after its end."""
     book = _client(run_dir, who).book(gate)
     rows = [("order", "participant", "side", "kWh", "yen/kWh")]
     rows += [
         (o["id"], o["participant"], o["side"], _kwh(o["quantity_wh"]), _yen(o["price_sen_per_kwh"]))
+        if "participant" in o
+        else (o["id"], f"sealed {o['commitment'][:12]}…", "-", "-", "-")
         for o in book["orders"]
     ]
     g = book["gate"]
     lines = [f"gate {g['id']} ({g['status']}, {g['objective']}), {g['start']} to {g['end']}"]
+    if g.get("seed"):
+        lines.append(f"seed {g['seed'][:16]}… from {', '.join(c['org'] for c in g['contributions']) or 'the book'}")
     emit(as_json, book, lines + (table(rows) if book["orders"] else ["no orders"]))
 
 
@@ -317,20 +343,28 @@ def positions_command(who, run_dir, as_json, participant):
 @ledger_command
 @click.option("--gate-seconds", type=int)
 @click.option("--proposal-seconds", type=int)
+@click.option("--reveal-seconds", type=int, help="Each reveal phase's length [default: the proposal window's].")
 @click.option("--objective", type=objective_choice)
-def configure_command(who, run_dir, as_json, gate_seconds, proposal_seconds, objective):
-    """Set the gate length, proposal window and default objective from the next second on (the operator)."""
-    given = {"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}
+def configure_command(who, run_dir, as_json, gate_seconds, proposal_seconds, reveal_seconds, objective):
+    """Set the gate length, proposal and reveal windows and default objective from the next second on (the
+    operator)."""
+    given = {
+        "gate_seconds": gate_seconds,
+        "proposal_seconds": proposal_seconds,
+        "reveal_seconds": reveal_seconds,
+        "objective": objective,
+    }
     settings = {k: v for k, v in given.items() if v is not None}
     if not settings:
-        raise Refused("give at least one of --gate-seconds, --proposal-seconds, --objective")
+        raise Refused("give at least one of --gate-seconds, --proposal-seconds, --reveal-seconds, --objective")
     result = _client(run_dir, who).configure(settings)
     emit(
         as_json,
         result,
         [
-            f"from {result['since']}: gates of {result['gate_seconds']} s, proposals for "
-            f"{result['proposal_seconds']} s, objective {result['objective']}"
+            f"from {result['since']}: gates of {result['gate_seconds']} s, reveals for up to 2 x "
+            f"{result['reveal_seconds']} s, proposals for {result['proposal_seconds']} s, objective "
+            f"{result['objective']}"
         ],
     )
 
@@ -360,7 +394,8 @@ def objective_command(who, run_dir, as_json, gate, objective):
 @click.option("--seconds", type=float, help="Stop after this long [default: until interrupted].")
 @reported
 def serve_command(matchers, run_dir, seconds):
-    """Run matching services: close ended gates, solve and propose, finalise."""
+    """Run matching services and market agents: commit to and reveal seed contributions, reveal the
+    organisation's sealed orders, close gates, solve and propose, finalise."""
     from sim.market_rounds import start_matchers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

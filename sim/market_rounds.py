@@ -1,15 +1,18 @@
-"""Simulated trading rounds on the network: the matchers' services in threads, simulated prosumers (sim.traders)
-bidding each gate through their RAs, and a run of rounds reported gate by gate against the continuous double
-auction; what `gridledger market simulate` and `gridledger demo` run.
+"""Simulated trading rounds on the network: the matchers' services and agents in threads, simulated prosumers
+(sim.traders) bidding each gate through their RAs with sealed orders, and a run of rounds reported gate by gate
+against the continuous double auction; what `gridledger market simulate` and `gridledger demo` run.
 
 `sessions(who)` is an identity's session (network.connections.Sessions): `.market` its market client, `.dr` its
-DR client; `sessions.topology` the network's topology.
+DR client; `sessions.topology` the network's topology, `sessions.run_dir` its run directory, where each
+organisation keeps its contribution key and the salts of its sealed orders (clients.market_agent).
 """
 
 import threading
 import time
 
 from clients.contract import Refused
+from clients.market import MarketClient
+from clients.market_agent import MarketAgent, contribution_key, sealed_orders_of
 from consortium.units import SEN_PER_YEN
 from sim.meters import MeterFleet
 from sim.traders import TraderFleet
@@ -18,13 +21,27 @@ from solver.service import MatchingService
 ORDERS_PER_TRANSACTION = 1000
 
 
+def market_of(sessions, who: str) -> MarketClient:
+    """`who`'s market client, keeping the salts of its sealed orders where its organisation's agent finds them."""
+    market = sessions(who).market
+    if market.sealed.directory is None:
+        market.sealed = sealed_orders_of(sessions.run_dir, market.org.name)
+    return market
+
+
 def start_matchers(sessions, matchers: list[str], stop: threading.Event, poll_seconds: float = 2.0):
-    """A MatchingService per matcher, each in a thread of its own until `stop`; returns (services, threads)."""
+    """A MatchingService and a MarketAgent (seed contributions, reveals of its organisation's orders) per matcher,
+    each in a thread of its own until `stop`; returns (services, threads)."""
     services = [
-        MatchingService(org, sessions(org).market, rank=rank, poll_seconds=poll_seconds)
+        MatchingService(org, market_of(sessions, org), rank=rank, poll_seconds=poll_seconds)
         for rank, org in enumerate(matchers)
     ]
+    agents = [
+        MarketAgent(market_of(sessions, org), contributes=True, key=contribution_key(sessions.run_dir, org))
+        for org in matchers
+    ]
     threads = [threading.Thread(target=s.run, args=(stop,), name=f"matcher-{s.org}", daemon=True) for s in services]
+    threads += [threading.Thread(target=a.run, args=(stop,), name=f"agent-{a.org}", daemon=True) for a in agents]
     for thread in threads:
         thread.start()
     return services, threads
@@ -76,7 +93,7 @@ def run_rounds(
         by_ra = traders.orders_for_gate(index)
         count = 0
         for ra, orders in by_ra.items():
-            market = sessions(ra).market
+            market = market_of(sessions, ra)
             refs = [{**o, "ref": f"{gate[11:].replace(':', '')}-{o['participant']}"} for o in orders]
             for chunk in range(0, len(refs), ORDERS_PER_TRANSACTION):
                 batch = refs[chunk : chunk + ORDERS_PER_TRANSACTION]
@@ -113,7 +130,7 @@ def simulate_market(
     services, threads = start_matchers(sessions, list(topology.market.matchers), stop, poll_seconds=1.0)
     try:
         placed = run_rounds(sessions, traders, gates, log=log)
-        deadline = time.time() + gate_seconds + proposal_seconds + 60
+        deadline = time.time() + gate_seconds + 3 * proposal_seconds + 60  # two reveal phases, then proposals
         while time.time() < deadline:
             statuses = [operator.gate(g)["status"] for g in placed]
             if all(s == "finalised" for s in statuses):

@@ -1,24 +1,29 @@
-"""Market pages: order entry, each gate's order book, the proposals of the matching organisations with their
-objective values, the chosen block and its trades, clearing prices over time, positions, the operator's settings.
+"""Market pages: sealed order entry and its reveal, each gate's order book, the proposals of the matching
+organisations with their objective values, the chosen block and its trades, clearing prices over time, positions,
+the operator's settings.
 
-The book is public (every matcher must solve it); positions are visible to the participant's RA, its AC, the TSO
-and the consumer itself, as the market contract rules. The ledger stores sen/kWh, Wh and millisen; pages show
-yen/kWh, kWh and yen.
+While a gate is open its book is commitments and counts: an order is sealed by the account's market client, and on
+the real network its salt waits in the run directory, where the organisation's agent reveals it after the gate's
+end (an account may also reveal its own by hand). After the close the book is public (every matcher must solve
+it); positions are visible to the participant's RA, its AC, the TSO and the consumer itself, as the market
+contract rules. The ledger stores sen/kWh, Wh and millisen; pages show yen/kWh, kWh and yen.
 """
 
 import json
 from decimal import Decimal, InvalidOperation
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 
 from clients.contract import Refused
-from clients.market import VALUE_UNITS
+from clients.market import VALUE_UNITS, MarketClient
+from clients.market_agent import sealed_orders_of
 from consortium import OBJECTIVES
 from consortium.units import SEN_PER_YEN, WH_PER_KWH, yen
+from gateway.errors import CommitError, GatewayError
 from solver.orders import MAX_PRICE_YEN, MAX_QUANTITY_KWH
 from web.auth import login_required, roles_required
 from web.charts import Series, line_chart
-from web.ledger import evaluate_or_404, submit_and_flash
+from web.ledger import LedgerUnavailable, evaluate_or_404, submit_and_flash
 from web.pages import wants_fragment
 
 bp = Blueprint("market", __name__, url_prefix="/market")
@@ -110,6 +115,28 @@ def order_form(form, participants: list[str]) -> tuple[dict | None, dict[str, st
     return {"participant": participant, "side": side, **values}, errors
 
 
+def market_client() -> MarketClient:
+    """The account's market client, keeping its sealed orders where its organisation's agent reveals them (on the
+    real network: the backend's run directory; the embedded ledger's keep them in memory)."""
+    client = g.ledger.client("market")
+    run_dir = getattr(current_app.extensions["gridledger"].sessions, "run_dir", None)
+    if run_dir is not None and client.sealed.directory is None:
+        client.sealed = sealed_orders_of(run_dir, client.org.name)
+    return client
+
+
+def sealing(call, *args):
+    """call(*args) of the market client, its failures as web.ledger reports them: Refused (the chaincode's
+    "failed to …", or a transaction that did not commit) or LedgerUnavailable."""
+    try:
+        return call(*args)
+    except GatewayError as error:
+        message = str(error)
+        if message.startswith("failed to ") or isinstance(error, CommitError):
+            raise Refused(message, getattr(error, "tx_id", None)) from error
+        raise LedgerUnavailable(message) from error
+
+
 # Pages.
 
 
@@ -146,7 +173,7 @@ def place_order():
     order, errors = order_form(request.form, participants)
     if order:
         try:
-            placed, tx_id = g.ledger.submit("market", "place_orders", json.dumps([order]))
+            placed = sealing(market_client().place_orders, [order])
         except Refused as refused:
             errors["form"] = refused.message
         else:
@@ -154,7 +181,7 @@ def place_order():
             flash(
                 f"Order {record['id']} ({record['side']} {Decimal(record['quantity_wh']) / WH_PER_KWH:g} kWh at "
                 f"{yen(record['price_sen_per_kwh'], grouped=True)} yen/kWh for {record['participant']}) placed in gate "
-                f"{placed['gate']}, transaction {tx_id}.",
+                f"{placed['gate']}, sealed until the gate ends, transaction {placed['tx_id']}.",
                 "committed",
             )
             return redirect(url_for("market.gate", gate=placed["gate"]))
@@ -167,9 +194,18 @@ def _gate_data(gate: str) -> dict:
     record = book["gate"]
     trades = g.ledger.evaluate("market", "get_trades", gate) if record["status"] == "finalised" else None
     orders = book["orders"]
-    sells = sorted((o for o in orders if o["side"] == "sell"), key=lambda o: (o["price_sen_per_kwh"], o["time_ms"]))
-    buys = sorted((o for o in orders if o["side"] == "buy"), key=lambda o: (-o["price_sen_per_kwh"], o["time_ms"]))
-    return {"gate": record, "sells": sells, "buys": buys, "orders": orders, "proposals": proposals, "trades": trades}
+    sealed = [o for o in orders if "side" not in o]
+    sells = sorted((o for o in orders if o.get("side") == "sell"), key=lambda o: (o["price_sen_per_kwh"], o["time_ms"]))
+    buys = sorted((o for o in orders if o.get("side") == "buy"), key=lambda o: (-o["price_sen_per_kwh"], o["time_ms"]))
+    return {
+        "gate": record,
+        "sealed": sealed,
+        "sells": sells,
+        "buys": buys,
+        "orders": orders,
+        "proposals": proposals,
+        "trades": trades,
+    }
 
 
 @bp.route("/gates/<gate>")
@@ -209,6 +245,21 @@ def cancel_order(gate, order_id):
     submit_and_flash(
         "market", "cancel_order", gate, order_id, done=f"Order {order_id} cancelled", failed="Not cancelled"
     )
+    return redirect(url_for("market.gate", gate=gate))
+
+
+@bp.route("/gates/<gate>/reveal", methods=("POST",))
+@roles_required("ra", "consumer", what="reveal orders")
+def reveal_orders(gate):
+    """Reveals the account's sealed orders of an ended gate: normally its organisation's agent's work."""
+    try:
+        result = sealing(market_client().reveal_orders, gate)
+    except Refused as refused:
+        flash(f"Not revealed: {refused.message}", "error")
+    else:
+        flash(f"{len(result['revealed'])} of your orders revealed.", "committed")
+        for order_id, reason in result["refused"].items():
+            flash(f"Order {order_id} not revealed: {reason}", "error")
     return redirect(url_for("market.gate", gate=gate))
 
 

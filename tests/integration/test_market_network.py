@@ -1,7 +1,8 @@
-"""The market on the real network, through the gateway as its users: orders by identity, a gate closed with its
-seed, proposals verified by every peer (a wrong, a split or an uncertified one refused), the best finalised;
-then matching services of RA1-RA3 running whole rounds by themselves, their result equal to an independent
-solve of the same book."""
+"""The market on the real network, through the gateway as its users: sealed orders by identity, revealed after the
+gate's end and checked against their commitments, a seed drawn from the matchers' commit-reveal, proposals
+verified by every peer (a wrong, a split or an uncertified one refused), the best finalised; then matching
+services and agents of RA1-RA3 running whole gates by themselves, sealing, revealing and drawing the seed, and
+finalising the optimum: the result of an independent solve of the same book with the seed every peer recomputes."""
 
 import json
 import threading
@@ -10,6 +11,8 @@ import time
 import pytest
 from waiting import eventually
 
+from chaincode.contracts.market_seed import book_digest, gate_seed, seed_commitment
+from clients.contract import Refused
 from clients.market import MarketClient
 from gateway.errors import EndorseError, GatewayError
 from network.connections import Sessions
@@ -17,6 +20,9 @@ from sim.market_rounds import start_matchers
 from solver import Proposal, ProposalRejected, verify
 from solver.matching import solve
 from solver.orders import order_from_ledger
+
+MATCHERS = ("RA1", "RA2", "RA3")
+SEALED = {"id", "gate", "time_ms", "placed_by", "placed_by_meter", "commitment"}
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +39,8 @@ def orders_of(book):
 
 
 def configure(sessions, gate_seconds, proposal_seconds, objective="welfare"):
-    market(sessions, "TSO").submit(
-        "configure",
-        json.dumps({"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}),
+    market(sessions, "TSO").configure(
+        {"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}
     )
 
 
@@ -48,26 +53,51 @@ def wait_for_fresh_gate(client, seconds_left):
         time.sleep(0.2)
 
 
-def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions):
-    configure(sessions, gate_seconds=8, proposal_seconds=8)
-    ra1, ra2, ra3 = (market(sessions, org) for org in ("RA1", "RA2", "RA3"))
-    gate, end = wait_for_fresh_gate(ra1, 6)
-    placed = ra1.submit("place_orders", json.dumps([{"participant": "C1", "side": "sell", "price": 20, "quantity": 3}]))
-    assert placed["gate"] == gate
-    ra2.submit("place_orders", json.dumps([{"participant": "C2", "side": "buy", "price": 26, "quantity": 2}]))
-    meter = sessions("meter:C3").market
-    meter.submit("place_orders", json.dumps([{"participant": "C3", "side": "buy", "price": 24, "quantity": 2}]))
-    with pytest.raises(EndorseError, match="C2 is not a consumer of RA1"):
-        ra1.submit("place_orders", json.dumps([{"participant": "C2", "side": "buy", "price": 24, "quantity": 2}]))
-    with pytest.raises(EndorseError, match=r"multiple of 0\.01"):
-        ra1.submit("place_orders", json.dumps([{"participant": "C4", "side": "buy", "price": 24.001, "quantity": 2}]))
+def sleep_until(moment_ms):
+    time.sleep(max(0.0, moment_ms / 1000 - time.time() + 0.2))
 
-    time.sleep(max(0.0, end - time.time() + 0.2))
-    closed = ra3.submit("close_gate", gate)
-    assert (closed["orders"], closed["status"]) == (3, "proposing")
+
+def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions):
+    configure(sessions, gate_seconds=10, proposal_seconds=8)
+    ra1, ra2, ra3 = (market(sessions, org) for org in MATCHERS)
+    gate, _ = wait_for_fresh_gate(ra1, 8)
+    secrets = {org: f"{index + 1:02x}" * 32 for index, org in enumerate(MATCHERS)}
+    for org, secret in secrets.items():
+        market(sessions, org).commit_seed(gate, seed_commitment(gate, org, secret))
+    placed = ra1.place_orders([{"participant": "C1", "side": "sell", "price": 20, "quantity": 3}])
+    assert placed["gate"] == gate
+    ra2.place_orders([{"participant": "C2", "side": "buy", "price": 26, "quantity": 2}])
+    meter = sessions("meter:C3").market
+    meter.place_orders([{"participant": "C3", "side": "buy", "price": 24, "quantity": 2}])
+    # Checked before sealing: nothing is sent. Whose consumer an order is for is checked at its reveal.
+    with pytest.raises(Refused, match=r"multiple of 0\.01"):
+        ra1.place_orders([{"participant": "C4", "side": "buy", "price": 24.001, "quantity": 2}])
+    stray = ra1.place_orders([{"participant": "C2", "side": "buy", "price": 24, "quantity": 2}])["orders"][0]["id"]
+    open_book = market(sessions, "RA2").evaluate("get_book", gate)
+    assert open_book["gate"]["status"] == "open" and open_book["gate"]["orders"] == 4
+    assert all(set(o) <= SEALED for o in open_book["orders"]), open_book["orders"]
+
+    with pytest.raises(EndorseError, match="stay sealed until then"):
+        ra1.submit("reveal_orders", gate, json.dumps([{"id": stray, "order": {}, "salt": "00" * 16}]))
+    sleep_until(open_book["gate"]["end_ms"])
+    revealed = ra1.reveal_orders(gate)
+    assert "C2 is not a consumer of RA1" in revealed["refused"][stray] and len(revealed["revealed"]) == 1
+    ra2.reveal_orders(gate)
+    meter.reveal_orders(gate)
+    # The stray order is never revealed: the contributions wait for its reveal deadline.
+    with pytest.raises(EndorseError, match="contributions come after"):
+        ra1.reveal_seed(gate, secrets["RA1"])
+    sleep_until(open_book["gate"]["reveal_ms"])
+    with pytest.raises(EndorseError, match="does not match RA1's commitment"):
+        ra1.reveal_seed(gate, "ff" * 32)
+    for org, secret in secrets.items():
+        eventually(lambda o=org, s=secret: market(sessions, o).reveal_seed(gate, s), f"{org}'s reveal", 10)
+    closed = eventually(lambda: ra3.submit("close_gate", gate), "the gate closed", 10)
+    assert (closed["orders"], closed["dropped"], closed["status"]) == (3, 1, "proposing")
     book = eventually(lambda: market(sessions, "AC2").evaluate("get_book", gate), "the book at AC2")
     orders = orders_of(book)
     seed = bytes.fromhex(book["gate"]["seed"])
+    assert seed == gate_seed(gate, book_digest(book["orders"]), list(secrets.items()))
     best = solve(orders, "welfare", seed).proposal()
     assert best.value == 600 * 2000 + 400 * 1000
 
@@ -95,7 +125,7 @@ def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions
         ra3.submit("propose", gate, json.dumps(split), all_peers=True)
     ra3.submit("propose", gate, json.dumps(best.to_json()), all_peers=True)
 
-    time.sleep(max(0.0, closed["deadline_ms"] / 1000 - time.time() + 0.2))
+    sleep_until(closed["deadline_ms"])
     final = ra2.submit("finalise", gate)
     assert (final["winner"]["org"], final["proposals"]) == ("RA1", 2)  # the same outcome: the first by key
     assert final["clearing"]["average_price_sen_per_kwh"] == 2267
@@ -110,43 +140,42 @@ def test_a_gate_by_hand_refuses_a_wrong_proposal_and_finalises_the_best(sessions
         market(sessions, "RA2").evaluate("get_positions", "C1")
 
 
-def test_matching_services_run_rounds_by_themselves(sessions):
-    configure(sessions, gate_seconds=6, proposal_seconds=5, objective="volume")
+def test_matching_services_seal_reveal_draw_the_seed_and_finalise_the_optimum(sessions):
+    configure(sessions, gate_seconds=8, proposal_seconds=5, objective="volume")
     stop = threading.Event()
-    _services, threads = start_matchers(sessions, ["RA1", "RA2", "RA3"], stop, poll_seconds=1.0)
+    _services, threads = start_matchers(sessions, list(MATCHERS), stop, poll_seconds=1.0)
     try:
         ra1 = market(sessions, "RA1")
-        gate, _ = wait_for_fresh_gate(ra1, 4)
+        gate, _ = wait_for_fresh_gate(ra1, 5)
         batch = [
             {"participant": p, "side": side, "price": price, "quantity": q}
             for p, side, price, q in [("C1", "sell", 15, 2), ("C4", "sell", 18, 1.5), ("C1", "buy", 30, 1)]
         ]
-        ra1.submit("place_orders", json.dumps(batch))
-        market(sessions, "RA2").submit(
-            "place_orders",
-            json.dumps(
-                [
-                    {"participant": "C2", "side": "buy", "price": 19, "quantity": 2},
-                    {"participant": "C5", "side": "buy", "price": 16, "quantity": 1},
-                ]
-            ),
+        ra1.place_orders(batch)
+        market(sessions, "RA2").place_orders(
+            [
+                {"participant": "C2", "side": "buy", "price": 19, "quantity": 2},
+                {"participant": "C5", "side": "buy", "price": 16, "quantity": 1},
+            ]
         )
-        market(sessions, "RA3").submit(
-            "place_orders", json.dumps([{"participant": "C3", "side": "sell", "price": 14, "quantity": 1}])
-        )
+        market(sessions, "RA3").place_orders([{"participant": "C3", "side": "sell", "price": 14, "quantity": 1}])
         tso = market(sessions, "TSO")
         final = eventually(
             lambda: (lambda g: g if g["status"] == "finalised" else None)(tso.evaluate("get_gate", gate)),
             "the gate finalised",
-            40,
+            60,
         )
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=10)
+    assert [c["org"] for c in final["contributions"]] == list(MATCHERS)
+    assert (final["withheld"], final["dropped"], final["orders"]) == ([], 0, 6)
     proposals = tso.evaluate("list_proposals", gate)
     assert sorted(p["org"] for p in proposals) == ["RA1", "RA2", "RA3"]
     book = tso.evaluate("get_book", gate)
+    secrets = {c["org"]: c["secret"] for c in final["contributions"]}
+    assert bytes.fromhex(final["seed"]) == gate_seed(gate, book_digest(book["orders"]), list(secrets.items()))
     independent = solve(orders_of(book), "volume", bytes.fromhex(final["seed"]))
     assert final["winner"]["value"] == str(independent.value)
     assert all(p["optimal"] for p in proposals)

@@ -1,6 +1,7 @@
-"""The market pages over the embedded ledger with the market contract, on a clock the test moves: order entry
-(good, malformed, for someone else), the book, proposals with their objective values, the chosen block, clearing
-prices, positions (visible only to the participant, its RA, its AC and the TSO), the operator's settings."""
+"""The market pages over the embedded ledger with the market contract, on a clock the test moves: sealed order
+entry (good, malformed, for someone else) and its reveal, the book (commitments only while the gate is open),
+proposals with their objective values, the chosen block, clearing prices, positions (visible only to the
+participant, its RA, its AC and the TSO), the operator's settings."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,13 @@ def place(client, participant, side, price, quantity):
     )
 
 
+def reveal(client, name):
+    sign_in(client, name)
+    response = post(client, f"/market/gates/{GATE}/reveal", follow_redirects=True)
+    assert response.status_code == 200 and "of your orders revealed" in response.text, response.text
+    return response
+
+
 def book_of_three(client):
     """C1 (its own meter) sells 3 kWh at 20 yen; RA2 buys 2 kWh at 26 for C2; RA3 buys 2 kWh at 24 for C3."""
     for name, participant, side, price, quantity in (
@@ -63,9 +71,19 @@ def test_a_consumer_places_an_order_and_sees_it_in_the_gates_book(client, clock,
     assert '<option value="C1"' in page.text and '<option value="C4"' not in page.text
     response = place(client, "C1", "sell", "20.5", "1.5")
     gate = client.get(response.headers["Location"]).text
-    assert f"placed in gate {GATE}, transaction" in gate
-    assert '<td>C1</td><td class="num">20.50</td><td class="num">1.500</td>' in gate
+    assert f"placed in gate {GATE}, sealed until the gate ends, transaction" in gate
     assert "cancel</button>" in gate  # its own order, gate open
+    # Nobody, its placer included, reads the order off the ledger while the gate is open: a commitment and a count.
+    for reader in ("C1", "RA2", "TSO"):
+        sign_in(client, reader)
+        page = client.get(f"/market/gates/{GATE}").text
+        assert 'data-testid="sealed"' in page and "20.50" not in page and "1.500" not in page
+        book = client.get(f"/market/gates/{GATE}.json").get_json()
+        assert book["gate"]["orders"] == 1 and "price_sen_per_kwh" not in book["orders"][0]
+    clock(END + timedelta(seconds=1))
+    gate = reveal(client, "C1").text
+    assert "1 of your orders revealed." in gate and 'data-testid="gate-status">closing<' in gate
+    assert '<td>C1</td><td class="num">20.50</td><td class="num">1.500</td>' in gate
 
 
 @pytest.mark.parametrize(
@@ -113,12 +131,17 @@ def test_an_order_is_cancelled_by_its_placer_only(client, clock, ledger):
     sign_in(client, "C1")
     response = post(client, f"/market/gates/{GATE}/orders/{order_id}/cancel", follow_redirects=True)
     assert f"Order {order_id} cancelled in transaction" in response.text
-    assert '<td colspan="5" class="empty">none</td>' in response.text
+    assert 'data-testid="sealed"' not in response.text
+    assert '<td colspan="4" class="empty">sealed until the gate ends</td>' in response.text
 
 
 def test_proposals_the_chosen_block_and_clearing_prices(client, clock, backend):
     book_of_three(client)
     clock(END + timedelta(seconds=2))
+    sign_in(client, "RA2")
+    assert 'data-testid="gate-status">revealing<' in client.get(f"/market/gates/{GATE}").text
+    for name in ("C1", "RA2", "RA3"):
+        reveal(client, name)
     sign_in(client, "RA1")
     closed = post(client, f"/market/gates/{GATE}/close", follow_redirects=True)
     assert f"Gate {GATE} closed in transaction" in closed.text and 'data-testid="gate-status">proposing<' in closed.text
