@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chaincode.contracts.market_seed import order_commitment
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
 from consortium import topology as topology_file
@@ -65,7 +66,10 @@ COMMAND = {
 }
 READINGS = [{"consumer": "C1", "minute": "2021-01-14T00:01", "wh": 500}]
 DECLARATION = {"baseline_method": "mean-before", "consumers": {"C2": {"expected_wh": [100] * 5}}}
-ORDERS = [{"participant": "C1", "side": "buy", "price": 20, "quantity": 1.5}]
+# Orders are sealed (issue 13): place_orders takes commitments, reveal_orders the order and its salt.
+ORDERS = [
+    {"commitment": order_commitment({"participant": "C1", "side": "buy", "price": 20, "quantity": 1.5}, "00" * 16)}
+]
 
 # A valid call of each transaction we know how to make, to mutate: (caller, arguments, transient).
 EXAMPLES_BY_FUNCTION = {

@@ -1,5 +1,6 @@
-"""Matching services on the embedded ledger (the same contract, real time): three matchers close a gate, solve
-it, propose, finalise; the winner equals an independent solve; a restarted service does not propose twice."""
+"""Matching services on the embedded ledger (the same contract, real time): with the matchers' agents sealing,
+revealing and drawing the seed, three matchers close a gate, solve it, propose, finalise; the winner equals an
+independent solve; a restarted service does not propose twice."""
 
 import json
 import threading
@@ -9,6 +10,8 @@ from waiting import eventually
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
+from clients.market import MarketClient
+from clients.market_agent import MarketAgent
 from consortium import topology as topology_file
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
 from solver.matching import solve
@@ -27,6 +30,7 @@ class EmbeddedMarket:
     def __init__(self, ledger, org):
         self.network = EmbeddedGateway(make_identity(f"{org}MSP", f"User1@{org.lower()}"), ledger).get_network("grid")
         self.contract = self.network.get_contract("gridledger", "market")
+        self.client = MarketClient(self.network, TOPOLOGY.organisation(org), topology=TOPOLOGY)  # seals orders
 
     def evaluate(self, name, *args):
         return json.loads(self.contract.evaluate(name, *args))
@@ -52,28 +56,25 @@ def test_three_services_close_solve_propose_and_finalise_a_gate():
         return state if state["status"] == "finalised" else None
 
     gate = eventually(gate_with_time_left, "a gate with more than 1.2 s left", 5)
-    markets["RA1"].submit(
-        "place_orders",
-        json.dumps(
-            [
-                {"participant": "C1", "side": "sell", "price": 20, "quantity": 3},
-                {"participant": "C4", "side": "buy", "price": 30, "quantity": 1},
-            ]
-        ),
+    markets["RA1"].client.place_orders(
+        [
+            {"participant": "C1", "side": "sell", "price": 20, "quantity": 3},
+            {"participant": "C4", "side": "buy", "price": 30, "quantity": 1},
+        ]
     )
-    markets["RA2"].submit(
-        "place_orders", json.dumps([{"participant": "C2", "side": "buy", "price": 26, "quantity": 2}])
-    )
-    markets["RA3"].submit(
-        "place_orders", json.dumps([{"participant": "C3", "side": "sell", "price": 18, "quantity": 1}])
-    )
+    markets["RA2"].client.place_orders([{"participant": "C2", "side": "buy", "price": 26, "quantity": 2}])
+    markets["RA3"].client.place_orders([{"participant": "C3", "side": "sell", "price": 18, "quantity": 1}])
 
     stop = threading.Event()
     services = [
         MatchingService(org, markets[org], rank=rank, poll_seconds=0.3)
         for rank, org in enumerate(("RA1", "RA2", "RA3"))
     ]
-    threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in services]
+    agents = [
+        MarketAgent(markets[org].client, contributes=True, key=org.encode() * 8, poll_seconds=0.1)
+        for org in ("RA1", "RA2", "RA3")
+    ]
+    threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in [*services, *agents]]
     for thread in threads:
         thread.start()
     try:
