@@ -194,7 +194,9 @@ def percentile(values: list[float], share: float) -> float | None:
 
 def figures_from_times(directory: Path) -> dict[str, dict]:
     """Per round label: successful and failed counts, throughput of the successful ones over the round (first
-    transaction created to last finished, the span Caliper's Throughput uses) and their latencies."""
+    transaction created to last finished, the span Caliper's Throughput uses), their latencies, and how many
+    transactions were in flight on average (Little's law: the sum of all latencies over the span), which shows
+    whether the workers kept up the load their rate controller asked for."""
     rows: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
     for path in sorted(directory.glob("worker-*.tsv")):
         for line in path.read_text().splitlines():
@@ -209,6 +211,7 @@ def figures_from_times(directory: Path) -> dict[str, dict]:
             "failed": len(transactions) - len(successes),
             "seconds": round(span, 2),
             "successful_tps": round(len(successes) / span, 1) if span > 0 else None,
+            "mean_in_flight": round(sum(t[2] - t[1] for t in transactions) / 1000 / span, 1) if span > 0 else None,
             "latency_ms": {
                 "p50": percentile(successes, 0.5),
                 "p95": percentile(successes, 0.95),
@@ -320,14 +323,14 @@ def main() -> None:
             result["orders_per_closed_gate"] = round(statistics.fmean(g["orders"] for g in closed), 1)
         results.append(result)
     print(
-        f"{'round':<22} {'ok':>6} {'failed':>6} {'tps (ok)':>9} {'p50 ms':>8} {'p95 ms':>8} {'avg ms':>8}  Caliper's row"
+        f"{'round':<22} {'ok':>6} {'failed':>6} {'tps (ok)':>9} {'p50 ms':>8} {'p95 ms':>8} {'avg ms':>8} {'in flight':>9}  Caliper's row"
     )
     for r in results:
         latency = r.get("latency_ms", {})
         row = r["caliper_report"] or {}
         print(
             f"{r['label']:<22} {r['successful']:>6} {r['failed']:>6} {r.get('successful_tps')!s:>9} "
-            f"{latency.get('p50')!s:>8} {latency.get('p95')!s:>8} {latency.get('avg')!s:>8}  "
+            f"{latency.get('p50')!s:>8} {latency.get('p95')!s:>8} {latency.get('avg')!s:>8} {r.get('mean_in_flight')!s:>9}  "
             f"succ {row.get('Succ')}, fail {row.get('Fail')}, throughput {row.get('Throughput (TPS)')} tps, "
             f"avg {row.get('Avg Latency (s)')} s"
         )
