@@ -14,6 +14,7 @@ figures here come from observers/tx-times.js (every transaction's status and tim
 import argparse
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -153,9 +154,11 @@ def bounded_seconds(benchmark: dict) -> float:
     return 2 * total + SETTLE_SECONDS * (1 + len(benchmark["test"]["rounds"]))
 
 
-def launch(caliper_dir: Path, network_yaml: Path, benchmark_yaml: Path, report: Path, log: Path, seconds: float):
+def launch(
+    caliper_dir: Path, network_yaml: Path, benchmark_yaml: Path, report: Path, log: Path, seconds: float
+) -> float:
     """`caliper launch manager` (its workers run as child processes), stopped with its process group after
-    `seconds`; its output goes to `log`."""
+    `seconds`; its output goes to `log`. Returns the CPU seconds Caliper used, its manager and workers together."""
     command = [
         str(caliper_dir / "node_modules" / ".bin" / "caliper"),
         "launch",
@@ -172,6 +175,7 @@ def launch(caliper_dir: Path, network_yaml: Path, benchmark_yaml: Path, report: 
     ]
     # The workload modules and the observer require Caliper's packages from the install outside the checkout.
     environment = {**os.environ, "NODE_PATH": str(caliper_dir / "node_modules")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with log.open("w") as output:
         process = subprocess.Popen(
             command, cwd=log.parent, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
@@ -185,6 +189,8 @@ def launch(caliper_dir: Path, network_yaml: Path, benchmark_yaml: Path, report: 
     if code != 0 or not report.exists():
         tail = "\n".join(log.read_text().splitlines()[-15:])
         raise SystemExit(f"caliper: launch manager exited with {code}; the end of {log}:\n{tail}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the manager reaps its workers, we reap the manager
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -293,7 +299,7 @@ def main() -> None:
         network_yaml = network_config(network, Path(work))
         benchmark_yaml = Path(work) / "benchmark.yaml"
         benchmark_yaml.write_text(yaml.safe_dump(benchmark, sort_keys=False))
-        launch(
+        caliper_cpu = launch(
             args.caliper_dir,
             network_yaml,
             benchmark_yaml,
@@ -338,6 +344,11 @@ def main() -> None:
             print(f"{'':<22} {r['readings_per_second']} readings/s ({readings_per_batch} per transaction)")
         if "orders_per_closed_gate" in r:
             print(f"{'':<22} {r['orders_per_closed_gate']} orders per closed gate on average")
+    transactions = sum(r["successful"] + r["failed"] for r in results)
+    print(
+        f"Caliper (manager and {benchmark['test']['workers']['number']} workers) used {caliper_cpu:.1f} CPU s, "
+        f"{1000 * caliper_cpu / max(1, transactions):.1f} ms per transaction, start-up included"
+    )
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -347,6 +358,8 @@ def main() -> None:
                 "caliper": CALIPER_VERSION,
                 "workers": benchmark["test"]["workers"]["number"],
                 "setup_seconds": round(setup_seconds, 1),
+                "caliper_cpu_seconds": round(caliper_cpu, 1),
+                "caliper_cpu_ms_per_transaction": round(1000 * caliper_cpu / max(1, transactions), 1),
                 "total_seconds": round(time.monotonic() - started, 1),
                 "counting": "successful transactions only (failed ones are counted apart)",
                 "report": str(report),
