@@ -3,7 +3,7 @@ generates Caliper's network configuration from the topology and the run director
 on benchmark.yaml, and prints and writes the figures of the successful transactions only.
 
     .venv/bin/python tests/bench/caliper/run.py --caliper-dir ~/.cache/gridledger/caliper-0.6.0
-        [--seconds 20] [--report-dir bench-results/caliper] [--out bench-results/caliper.json]
+        [--seconds 20] [--workers 2] [--report-dir bench-results/caliper] [--out bench-results/caliper.json]
 
 `make caliper` installs Caliper into --caliper-dir first. The network's ports start at GRIDLEDGER_BENCH_PORT_BASE
 (default 11100); it is always taken down, and Caliper is stopped after a bounded time. Everything stays on
@@ -32,13 +32,13 @@ sys.path.insert(0, str(HERE.parent))  # the benchmarks' shared harness, as bench
 
 from harness import own_network  # noqa: E402
 
+from consortium import CHAINCODE_NAME  # noqa: E402
 from network.bringup import Network  # noqa: E402
 from network.connections import Sessions  # noqa: E402
 from sim.meters import MeterFleet, SimulatedConsumer  # noqa: E402
 
 DEFAULT_PORT_BASE = 11100
 CALIPER_VERSION = "0.6.0"
-CHAINCODE = "gridledger"  # consortium.CHAINCODE_NAME; workloads/common.js names it too
 SETTLE_SECONDS = 60  # Caliper's start (workers, gateways) and its waits between rounds, beyond the rounds' own
 
 
@@ -99,7 +99,7 @@ def network_config(network: Network, directory: Path) -> Path:
         "name": "gridledger",
         "version": "2.0.0",
         "caliper": {"blockchain": "fabric"},
-        "channels": [{"channelName": network.topology.channel, "contracts": [{"id": CHAINCODE}]}],
+        "channels": [{"channelName": network.topology.channel, "contracts": [{"id": CHAINCODE_NAME}]}],
         "organizations": organisations,
     }
     path = directory / "network.yaml"
@@ -304,6 +304,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--caliper-dir", type=Path, required=True, help="where make caliper installed Caliper")
     parser.add_argument("--seconds", type=float, help="override the rounds' txDuration (each at most this)")
+    parser.add_argument("--workers", type=int, help="override the number of Caliper workers (benchmark.yaml: 2)")
     parser.add_argument("--report-dir", type=Path, default=Path("bench-results/caliper"))
     parser.add_argument("--out", type=Path, default=Path("bench-results/caliper.json"))
     args = parser.parse_args()
@@ -315,6 +316,8 @@ def main() -> None:
         for round_ in rounds:
             if "txDuration" in round_:
                 round_["txDuration"] = min(round_["txDuration"], args.seconds)
+    if args.workers:
+        benchmark["test"]["workers"]["number"] = args.workers
     fit_gate_round(benchmark)
     report_dir = args.report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
