@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export GRIDLEDGER_CACHE ?= $(HOME)/.cache/gridledger
 PYTEST_ARGS ?=
 
-.PHONY: setup fabric chromium network-up network-down network-status lint format test test-unit demo bench chaos clean
+.PHONY: setup fabric chromium network-up network-down network-status lint format test test-unit demo bench caliper chaos clean
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,23 @@ bench: setup fabric
 		name=$$(basename $$script .py); name=$${name#bench_}; \
 		echo "== $$name"; $(PY) $$script --out bench-results/$$name.json; \
 	done
+
+# Hyperledger Caliper 0.6.0 and its Fabric connector's fabric-gateway binding, installed once (npm ci of the versions
+# tests/bench/caliper/package-lock.json pins, then `caliper bind`) into $(GRIDLEDGER_CACHE)/caliper-0.6.0; its rounds
+# run on a fresh network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 11100), its HTML report is kept in
+# bench-results/caliper/, the figures (successful transactions only) are printed and written to bench-results/caliper.json.
+caliper: setup fabric
+	set -e; dir="$(GRIDLEDGER_CACHE)/caliper-0.6.0"; \
+	if ! cmp -s tests/bench/caliper/package-lock.json "$$dir/.installed"; then \
+		echo "caliper: installing Hyperledger Caliper 0.6.0 into $$dir"; mkdir -p "$$dir"; \
+		cp tests/bench/caliper/package.json tests/bench/caliper/package-lock.json "$$dir/"; \
+		(cd "$$dir" && npm ci --ignore-scripts --no-audit --no-fund && \
+			npx --no-install caliper bind --caliper-bind-sut fabric:fabric-gateway); \
+		cp tests/bench/caliper/package-lock.json "$$dir/.installed"; \
+	fi
+	mkdir -p bench-results/caliper
+	$(PY) tests/bench/caliper/run.py --caliper-dir "$(GRIDLEDGER_CACHE)/caliper-0.6.0" \
+		--report-dir bench-results/caliper --out bench-results/caliper.json
 
 demo: setup fabric
 	$(VENV)/bin/gridledger network up

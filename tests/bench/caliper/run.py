@@ -1,0 +1,414 @@
+"""Hyperledger Caliper's figures for gridledger: brings up a network of its own, sets up what the rounds need,
+generates Caliper's network configuration from the topology and the run directory, runs `caliper launch manager`
+on benchmark.yaml, and prints and writes the figures of the successful transactions only.
+
+    .venv/bin/python tests/bench/caliper/run.py --caliper-dir ~/.cache/gridledger/caliper-0.6.0
+        [--seconds 20] [--workers 2] [--report-dir bench-results/caliper] [--out bench-results/caliper.json]
+
+`make caliper` installs Caliper into --caliper-dir first. The network's ports start at GRIDLEDGER_BENCH_PORT_BASE
+(default 11100); it is always taken down, and Caliper is stopped after a bounded time. Everything stays on
+127.0.0.1. Caliper's own "Throughput" counts failed transactions too and its latencies are min/avg/max; the
+figures here come from observers/tx-times.js (every transaction's status and times) and count successes only.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from html.parser import HTMLParser
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the benchmarks' shared harness, as bench_*.py import it
+
+from harness import own_network  # noqa: E402
+
+from consortium import CHAINCODE_NAME  # noqa: E402
+from network.bringup import Network  # noqa: E402
+from network.connections import Sessions  # noqa: E402
+from sim.meters import MeterFleet, SimulatedConsumer  # noqa: E402
+
+DEFAULT_PORT_BASE = 11100
+CALIPER_VERSION = "0.6.0"
+SETTLE_SECONDS = 60  # Caliper's start (workers, gateways) and its waits between rounds, beyond the rounds' own
+
+
+def identity_name(org: str) -> str:
+    return f"{org}-User1"  # workloads/common.js identityOf
+
+
+def connection_profile(network: Network, org: str) -> dict:
+    """A common connection profile for `org`: its own peer, reached over TLS with its TLS CA's certificate."""
+    peer = network.topology.peer_of(org)
+    ca = network.layout.node_dir(peer) / "tls" / "ca.crt"
+    return {
+        "name": f"gridledger-{org}",
+        "version": "1.0.0",
+        "client": {"organization": org},
+        "organizations": {org: {"mspid": network.topology.organisation(org).msp_id, "peers": [peer.hostname]}},
+        "peers": {
+            peer.hostname: {
+                "url": f"grpcs://{peer.address}",
+                "tlsCACerts": {"path": str(ca)},
+                "grpcOptions": {"ssl-target-name-override": peer.hostname},
+            }
+        },
+    }
+
+
+def only_file(directory: Path) -> Path:
+    files = sorted(p for p in directory.iterdir() if p.is_file())
+    if len(files) != 1:
+        raise SystemExit(f"caliper: expected one file in {directory}, found {len(files)}")
+    return files[0]
+
+
+def network_config(network: Network, directory: Path) -> Path:
+    """Caliper's Fabric network configuration (format 2.0.0): the channel and chaincode, and per organisation its
+    User1 (certificate and key from the run directory's crypto material) and its connection profile."""
+    organisations = []
+    for org in network.topology.org_names:
+        profile = directory / f"profile-{org}.yaml"
+        profile.write_text(yaml.safe_dump(connection_profile(network, org)))
+        msp = network.layout.user_dir(org, "User1") / "msp"
+        organisations.append(
+            {
+                "mspid": network.topology.organisation(org).msp_id,
+                "identities": {
+                    "certificates": [
+                        {
+                            "name": identity_name(org),
+                            "clientPrivateKey": {"path": str(only_file(msp / "keystore"))},
+                            "clientSignedCert": {"path": str(only_file(msp / "signcerts"))},
+                        }
+                    ]
+                },
+                "connectionProfile": {"path": str(profile), "discover": True},
+            }
+        )
+    config = {
+        "name": "gridledger",
+        "version": "2.0.0",
+        "caliper": {"blockchain": "fabric"},
+        "channels": [{"channelName": network.topology.channel, "contracts": [{"id": CHAINCODE_NAME}]}],
+        "organizations": organisations,
+    }
+    path = directory / "network.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def round_arguments(benchmark: dict, module: str) -> dict:
+    """The arguments of the first round whose workload is `module` (e.g. "workloads/readings.js")."""
+    for round_ in benchmark["test"]["rounds"]:
+        if round_["workload"]["module"] == module:
+            return round_["workload"]["arguments"]
+    raise SystemExit(f"caliper: benchmark.yaml has no round of {module}")
+
+
+def set_up(sessions: Sessions, benchmark: dict) -> None:
+    """What the rounds assume: the market's gate length, the DR command, its consumers registered and declared."""
+    gates = round_arguments(benchmark, "workloads/gates.js")
+    sessions("TSO").market.configure({"gate_seconds": gates["gateSeconds"]})
+    readings = round_arguments(benchmark, "workloads/readings.js")
+    command = readings["command"]
+    sessions("TSO").dr.issue(command)
+    for ra in readings["ras"]:
+        consumers = [
+            SimulatedConsumer(f"{ra}-B{n:05d}", ra, 0.3 + (n % 27) / 10, 0.1 + (n % 4) / 10)
+            for n in range(readings["consumersPerRa"])
+        ]
+        dr = sessions(ra).dr
+        dr.wait_for_command(command["id"])  # the TSO's peer committed it; the RA's may be a moment behind
+        dr.register_consumers([c.id for c in consumers])
+        dr.declare(command["id"], MeterFleet(consumers, seed=1).declaration(command, consumers))
+
+
+def fit_gate_round(benchmark: dict) -> None:
+    """Closes no more gates than the order round fills (about one per gate length of its duration), less two:
+    the gates are dealt to the workers in turn, so one worker's share may be a gate short."""
+    rounds = benchmark["test"]["rounds"]
+    orders = next(r for r in rounds if r["workload"]["module"] == "workloads/orders.js")
+    gates = next(r for r in rounds if r["workload"]["module"] == "workloads/gates.js")
+    filled = int(orders["txDuration"] // gates["workload"]["arguments"]["gateSeconds"]) - 2
+    gates["txNumber"] = max(1, min(gates["txNumber"], filled))
+
+
+def bounded_seconds(benchmark: dict) -> float:
+    """How long the rounds may take: their durations, or their counts at their rates, and Caliper's own waits."""
+    total = 0.0
+    for round_ in benchmark["test"]["rounds"]:
+        if "txDuration" in round_:
+            total += round_["txDuration"]
+        else:
+            total += round_["txNumber"] / round_["rateControl"]["opts"].get("tps", 1)
+    return 2 * total + SETTLE_SECONDS * (1 + len(benchmark["test"]["rounds"]))
+
+
+class GroupCpu:
+    """The CPU seconds used by the processes of one process group (Caliper's manager and its workers), read
+    from /proc twice a second while they run; the last half second of each is not seen."""
+
+    CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, group: int):
+        self.group = group
+        self.used: dict[int, float] = {}
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stopped.wait(0.5):
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == self.group:  # pgrp
+                    self.used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / self.CLOCK_TICKS
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def seconds(self) -> float:
+        return sum(self.used.values())
+
+
+def launch(
+    caliper_dir: Path, network_yaml: Path, benchmark_yaml: Path, report: Path, log: Path, seconds: float
+) -> float:
+    """`caliper launch manager` (its workers run as child processes), stopped with its process group after
+    `seconds`; its output goes to `log`. Returns the CPU seconds Caliper used, its manager and workers together."""
+    command = [
+        str(caliper_dir / "node_modules" / ".bin" / "caliper"),
+        "launch",
+        "manager",
+        "--caliper-workspace",
+        str(HERE),
+        "--caliper-networkconfig",
+        str(network_yaml),
+        "--caliper-benchconfig",
+        str(benchmark_yaml),
+        "--caliper-report-path",
+        str(report),
+        "--caliper-flow-only-test",
+    ]
+    # The workload modules and the observer require Caliper's packages from the install outside the checkout.
+    environment = {**os.environ, "NODE_PATH": str(caliper_dir / "node_modules")}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, cwd=log.parent, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        cpu = GroupCpu(process.pid)
+        try:
+            code = process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+            raise SystemExit(f"caliper: stopped after {seconds:.0f} s; see {log}") from None
+        finally:
+            cpu.stop()
+    if code != 0 or not report.exists():
+        tail = "\n".join(log.read_text().splitlines()[-15:])
+        raise SystemExit(f"caliper: launch manager exited with {code}; the end of {log}:\n{tail}")
+    return cpu.seconds()
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[int(share * (len(ordered) - 1))], 1) if ordered else None
+
+
+def figures_from_times(directory: Path) -> dict[str, dict]:
+    """Per round label: successful and failed counts, throughput of the successful ones over the round (first
+    transaction created to last finished, the span Caliper's Throughput uses), their latencies, and how many
+    transactions were in flight on average (Little's law: the sum of all latencies over the span), which shows
+    whether the workers kept up the load their rate controller asked for."""
+    rows: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for path in sorted(directory.glob("worker-*.tsv")):
+        for line in path.read_text().splitlines():
+            label, status, created, final = line.split("\t")
+            rows[label].append((status, int(created), int(final)))
+    figures = {}
+    for label, transactions in rows.items():
+        successes = [final - created for status, created, final in transactions if status == "success"]
+        span = (max(t[2] for t in transactions) - min(t[1] for t in transactions)) / 1000
+        figures[label] = {
+            "successful": len(successes),
+            "failed": len(transactions) - len(successes),
+            "seconds": round(span, 2),
+            "successful_tps": round(len(successes) / span, 1) if span > 0 else None,
+            "mean_in_flight": round(sum(t[2] - t[1] for t in transactions) / 1000 / span, 1) if span > 0 else None,
+            "latency_ms": {
+                "p50": percentile(successes, 0.5),
+                "p95": percentile(successes, 0.95),
+                "avg": round(statistics.fmean(successes), 1) if successes else None,
+                "max": max(successes, default=None),
+            },
+        }
+    return figures
+
+
+class ReportTable(HTMLParser):
+    """The rows of the summary table of Caliper's report.html ("Name", "Succ", "Fail", "Send Rate (TPS)", …)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self.rows:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def caliper_summary(report: Path) -> dict[str, dict[str, str]]:
+    """Caliper's own summary per round label, as its report shows it."""
+    parser = ReportTable()
+    parser.feed(report.read_text())
+    header = next((row for row in parser.rows if row[:2] == ["Name", "Succ"]), None)
+    if header is None:
+        return {}
+    summary = {}
+    for row in parser.rows:
+        if len(row) == len(header) and row != header and row[0] not in summary:
+            summary[row[0]] = dict(zip(header[1:], row[1:], strict=True))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--caliper-dir", type=Path, required=True, help="where make caliper installed Caliper")
+    parser.add_argument("--seconds", type=float, help="override the rounds' txDuration (each at most this)")
+    parser.add_argument("--workers", type=int, help="override the number of Caliper workers (benchmark.yaml: 2)")
+    parser.add_argument("--report-dir", type=Path, default=Path("bench-results/caliper"))
+    parser.add_argument("--out", type=Path, default=Path("bench-results/caliper.json"))
+    args = parser.parse_args()
+    if not (args.caliper_dir / "node_modules" / ".bin" / "caliper").exists():
+        raise SystemExit(f"caliper: no Caliper installed in {args.caliper_dir}; run `make caliper`")
+    benchmark = yaml.safe_load((HERE / "benchmark.yaml").read_text())
+    rounds = benchmark["test"]["rounds"]
+    if args.seconds:
+        for round_ in rounds:
+            if "txDuration" in round_:
+                round_["txDuration"] = min(round_["txDuration"], args.seconds)
+    if args.workers:
+        benchmark["test"]["workers"]["number"] = args.workers
+    fit_gate_round(benchmark)
+    report_dir = args.report_dir.resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    times_dir = report_dir / "tx-times"
+    for stale in times_dir.glob("worker-*.tsv"):
+        stale.unlink()
+    benchmark["monitors"]["transaction"][0]["options"]["directory"] = str(times_dir)
+    report = report_dir / "report.html"
+    report.unlink(missing_ok=True)
+    started = time.monotonic()
+    with own_network("gridledger-caliper-", DEFAULT_PORT_BASE) as network, tempfile.TemporaryDirectory() as work:
+        sessions = Sessions(network.root)
+        setup_began = time.monotonic()
+        set_up(sessions, benchmark)
+        setup_seconds = time.monotonic() - setup_began
+        network_yaml = network_config(network, Path(work))
+        benchmark_yaml = Path(work) / "benchmark.yaml"
+        benchmark_yaml.write_text(yaml.safe_dump(benchmark, sort_keys=False))
+        caliper_cpu = launch(
+            args.caliper_dir,
+            network_yaml,
+            benchmark_yaml,
+            report,
+            report_dir / "caliper.log",
+            bounded_seconds(benchmark),
+        )
+        closed = [g for g in sessions("TSO").market.gates(limit=500) if g.get("closed_by")]
+        sessions.close()
+    ours = figures_from_times(times_dir)
+    theirs = caliper_summary(report)
+    readings_per_batch = round_arguments(benchmark, "workloads/readings.js")["consumersPerBatch"] * 60
+    results = []
+    for round_ in rounds:
+        label = round_["label"]
+        figures = ours.get(label, {"successful": 0, "failed": 0})
+        result = {
+            "label": label,
+            "description": round_["description"],
+            "rate_control": round_["rateControl"],
+            **figures,
+            "caliper_report": theirs.get(label),
+        }
+        if round_["workload"]["module"] == "workloads/readings.js" and figures.get("successful_tps") is not None:
+            result["readings_per_second"] = round(figures["successful_tps"] * readings_per_batch)
+        if round_["workload"]["module"] == "workloads/gates.js" and closed:
+            result["orders_per_closed_gate"] = round(statistics.fmean(g["orders"] for g in closed), 1)
+        results.append(result)
+    print(
+        f"{'round':<22} {'ok':>6} {'failed':>6} {'tps (ok)':>9} {'p50 ms':>8} {'p95 ms':>8} {'avg ms':>8} {'in flight':>9}  Caliper's row"
+    )
+    for r in results:
+        latency = r.get("latency_ms", {})
+        row = r["caliper_report"] or {}
+        print(
+            f"{r['label']:<22} {r['successful']:>6} {r['failed']:>6} {r.get('successful_tps')!s:>9} "
+            f"{latency.get('p50')!s:>8} {latency.get('p95')!s:>8} {latency.get('avg')!s:>8} {r.get('mean_in_flight')!s:>9}  "
+            f"succ {row.get('Succ')}, fail {row.get('Fail')}, throughput {row.get('Throughput (TPS)')} tps, "
+            f"avg {row.get('Avg Latency (s)')} s"
+        )
+        if "readings_per_second" in r:
+            print(f"{'':<22} {r['readings_per_second']} readings/s ({readings_per_batch} per transaction)")
+        if "orders_per_closed_gate" in r:
+            print(f"{'':<22} {r['orders_per_closed_gate']} orders per closed gate on average")
+    transactions = sum(r["successful"] + r["failed"] for r in results)
+    print(
+        f"Caliper (manager and {benchmark['test']['workers']['number']} workers) used {caliper_cpu:.1f} CPU s, "
+        f"{1000 * caliper_cpu / max(1, transactions):.1f} ms per transaction, start-up included (read from /proc)"
+    )
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "caliper",
+                "caliper": CALIPER_VERSION,
+                "workers": benchmark["test"]["workers"]["number"],
+                "setup_seconds": round(setup_seconds, 1),
+                "caliper_cpu_seconds": round(caliper_cpu, 1),
+                "caliper_cpu_ms_per_transaction": round(1000 * caliper_cpu / max(1, transactions), 1),
+                "total_seconds": round(time.monotonic() - started, 1),
+                "counting": "successful transactions only (failed ones are counted apart)",
+                "report": str(report),
+                "rounds": results,
+            },
+            indent=2,
+        )
+    )
+    print(f"Caliper's report: {report}; written {out}")
+    if not all(r["successful"] for r in results):
+        raise SystemExit("caliper: some round committed nothing; see the report and caliper.log")
+
+
+if __name__ == "__main__":
+    main()
