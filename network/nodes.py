@@ -136,14 +136,18 @@ def start_argv(node: Node, bin_dir: Path) -> list[str]:
 
 
 def healthy(node: Node, timeout: float = 2.0) -> bool:
-    """The node's own operations endpoint says OK and its gRPC listener accepts connections (the operations
-    server answers a moment before the listener does)."""
+    """The node's own operations endpoint says OK and its listeners accept connections: the operations server
+    answers a moment before the gRPC listener does, and an orderer's admin (channel participation) listener
+    comes later still (seen seconds later under load, where bring-up's `osnadmin channel list` was refused)."""
+    ports = [node.listen_port] + ([node.admin_port] if node.kind == "orderer" else [])
     try:
         with urllib.request.urlopen(f"http://{node.host}:{node.operations_port}/healthz", timeout=timeout) as r:
             if not (r.status == 200 and json.load(r).get("status") == "OK"):
                 return False
-        with socket.create_connection((node.host, node.listen_port), timeout=timeout):
-            return True
+        for port in ports:
+            with socket.create_connection((node.host, port), timeout=timeout):
+                pass
+        return True
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
         # HTTPException: an answer that is not HTTP, e.g. a probe whose socket connected to itself, is "not up yet".
         return False
