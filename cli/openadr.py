@@ -3,6 +3,7 @@ network (openadr.vtn does the work), an RA's VEN certificate, and what the VTN h
 
 import asyncio
 import json
+import logging
 import signal
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def serve(run_dir, org, port, poll_seconds, report_seconds):
         ras = served_ras(topology, org)
     except ValueError as error:
         raise Refused(str(error)) from None
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def run() -> None:
         vtn = Vtn(run_dir, org, port=port, poll_seconds=poll_seconds, report_seconds=report_seconds)

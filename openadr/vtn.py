@@ -213,6 +213,7 @@ class Vtn:
         report (another measurement, a resource that is not the RA's consumer) is not requested."""
         ven = self.store.ven(ven_id)
         if ven is None or measurement != enums.MEASUREMENTS.ENERGY_REAL.description or unit != mapping.ENERGY_UNIT:
+            logger.info("%s offered a %s report in %s of %r: not requested", ven_id, measurement, unit, resource_id)
             return None
         ra = self.served[ven["ra"]]
         if resource_id not in await asyncio.to_thread(self._consumers_of, ra.name):
