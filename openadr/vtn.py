@@ -29,7 +29,7 @@ from openleadr.utils import certificate_fingerprint_from_der
 
 from consortium.topology import Organisation
 from network.connections import Sessions
-from openadr import mapping
+from openadr import mapping, vtn_port
 from openadr.certificates import ensure_vtn_material, tls_ca_subject
 from openadr.store import VtnStore
 from sim.aggregation_system import AggregationSystem
@@ -65,8 +65,6 @@ class Vtn:
         poll_seconds: float = 2.0,
         report_seconds: int = 60,
     ):
-        from openadr import vtn_port
-
         self.sessions = Sessions(run_dir, org=org)
         self.topology = self.sessions.topology
         self.org = org
