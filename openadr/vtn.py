@@ -215,7 +215,9 @@ class Vtn:
             return None
         ra = self.served[ven["ra"]]
         if resource_id not in await asyncio.to_thread(self._consumers_of, ra.name):
-            logger.warning("%s offered telemetry of %r, not a consumer of %s: not requested", ven_id, resource_id, ra)
+            logger.warning(
+                "%s offered telemetry of %r, not a consumer of %s: not requested", ven_id, resource_id, ra.name
+            )
             return None
         interval = min(max(self.report_interval, min_sampling_interval), max_sampling_interval)
 

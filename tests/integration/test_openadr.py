@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -189,6 +190,60 @@ def test_a_ven_registering_as_another_ra_is_refused(fabric_network, vtn):
         _handshake(fabric_network, foreign)
     _handshake(fabric_network, ven_dir(fabric_network.root, "RA1"))
     assert _registered(fabric_network) == before
+
+
+def test_a_ven_reports_only_its_own_ras_consumers(fabric_network, vtn):
+    """RA2's VEN offers telemetry of its own consumer C2 and of RA1's C1: only C2's is requested and kept."""
+    url, log = vtn
+    gridledger(fabric_network, "openadr", "ven-certificate", "--org", "RA2")
+    now = minute_index(datetime.now(JST).strftime("%Y-%m-%dT%H:%M"))
+    command = open_session(fabric_network, "TSO").dr.issue(
+        {
+            "id": f"adr-{uuid.uuid4().hex[:8]}",
+            "start": minute_label(now - 2),
+            "end": minute_label(now + 3),
+            "requested_kw": 5,
+            "target_acs": ["AC1"],
+            "price_per_kwh": 2500,
+        }
+    )
+    minute = datetime.fromisoformat(command["start"]).replace(tzinfo=JST)
+
+    async def run_ven():
+        client = ven_of(fabric_network, url, "RA2", ven_dir(fabric_network.root, "RA2"))
+        client.add_handler("on_event", lambda event: "optIn")
+        for consumer, wh in (("C2", 30), ("C1", 900)):
+            client.add_report(
+                lambda date_from, date_to, sampling_interval, wh=wh: [(minute, wh)],
+                resource_id=consumer,
+                measurement=enums.MEASUREMENTS.ENERGY_REAL,
+                unit="Wh",
+                data_collection_mode="full",
+                sampling_rate=timedelta(seconds=5),
+                report_duration=timedelta(hours=1),
+            )
+        await client.run()
+        try:
+            assert client.registration_id, log.read_text()
+            await until(lambda: _as_readings(fabric_network, command["id"], "C2"), log)
+            await asyncio.sleep(6)  # another report round: C1's would have come with it
+        finally:
+            await client.stop()
+
+    asyncio.run(run_ven())
+    assert _as_readings(fabric_network, command["id"], "C2") == {command["start"]: 30}
+    assert _as_readings(fabric_network, command["id"], "C1") == {}
+    assert "offered telemetry of 'C1', not a consumer of RA2" in log.read_text()
+
+
+def _as_readings(network, command_id: str, consumer: str) -> dict:
+    system = AggregationSystem(network.root / "aggregation-system.sqlite", read_only=True)
+    try:
+        return system.readings(command_id, consumer)
+    except sqlite3.OperationalError:  # no figure kept yet: the store has no tables
+        return {}
+    finally:
+        system.close()
 
 
 def _handshake(network, material: Path) -> None:
