@@ -214,7 +214,7 @@ class Vtn:
             logger.info("%s offered a %s report in %s of %r: not requested", ven_id, measurement, unit, resource_id)
             return None
         ra = self.served[ven["ra"]]
-        if resource_id not in await asyncio.to_thread(self._consumers_of, ra.name):
+        if not await asyncio.to_thread(self._is_consumer_of, ra.name, resource_id):
             logger.warning(
                 "%s offered telemetry of %r, not a consumer of %s: not requested", ven_id, resource_id, ra.name
             )
@@ -226,10 +226,12 @@ class Vtn:
 
         return receive, interval, interval
 
-    def _consumers_of(self, ra: str) -> set[str]:
-        if ra not in self._consumers:
+    def _is_consumer_of(self, ra: str, consumer: str) -> bool:
+        """Whether `consumer` is the topology's or registered as `ra`'s, as the ledger says (read again for a
+        consumer not seen yet: RAs register new ones)."""
+        if consumer not in self._consumers.get(ra, set()):
             self._consumers = {name: set(c) for name, c in self.dr.evaluate("list_consumers").items()}
-        return self._consumers.get(ra, set())
+        return consumer in self._consumers.get(ra, set())
 
     async def receive_telemetry(self, ven_id: str, ra: Organisation, consumer: str, scale, values) -> int:
         """Keeps a VEN's values of one consumer as its RA's figures under every command they fall in; returns how

@@ -192,6 +192,17 @@ def test_a_ven_registering_as_another_ra_is_refused(fabric_network, vtn):
     assert _registered(fabric_network) == before
 
 
+def test_only_commanders_serve_and_only_ras_get_ven_certificates(fabric_network):
+    for args, why in (
+        (["serve", "--org", "RA1"], "only the TSO and the ACs command VENs"),
+        (["ven-certificate", "--org", "TSO"], "TSO is not an RA"),
+        (["serve", "--org", "RA9"], "--org must be one of"),
+    ):
+        result = CliRunner().invoke(main, ["openadr", *args, "--run-dir", str(fabric_network.root)])
+        assert result.exit_code == 1 and why in result.stderr, result.output + result.stderr
+        assert "Traceback" not in result.output + result.stderr
+
+
 def test_a_ven_reports_only_its_own_ras_consumers(fabric_network, vtn):
     """RA2's VEN offers telemetry of its own consumer C2 and of RA1's C1: only C2's is requested and kept."""
     url, log = vtn
