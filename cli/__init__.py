@@ -14,6 +14,7 @@ def _register() -> None:
     from cli.dr import dr
     from cli.market import market
     from cli.network import network
+    from cli.openadr import openadr
     from cli.web import web
 
     main.add_command(network)
@@ -22,6 +23,7 @@ def _register() -> None:
     main.add_command(web)
     main.add_command(demo)
     main.add_command(audit)
+    main.add_command(openadr)
 
 
 _register()
