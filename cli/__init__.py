@@ -1,4 +1,4 @@
-"""The `gridledger` command: one group per area (network, dr, market, web, demo, audit), each a module of cli/."""
+"""The `gridledger` command: one group per area (network, dr, market, web, demo, audit, openadr), each a module of cli/."""
 
 import click
 

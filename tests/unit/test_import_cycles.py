@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ROOMS = ("consortium", "chaincode", "solver", "gateway", "clients", "network", "sim", "web", "cli")
+ROOMS = ("consortium", "chaincode", "solver", "gateway", "clients", "network", "sim", "web", "openadr", "cli")
 
 
 def modules() -> dict[str, Path]:
