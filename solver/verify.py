@@ -7,12 +7,15 @@ no randomness and no solver, so every endorsing peer reaches the same verdict. I
    matcher cannot split or reorder trades to vary a proposal's bytes;
 2. feasibility: known order ids, the sell is a sell and the buy a buy, different participants, positive whole
    Wh, and no order filled beyond its quantity;
-3. prices: whole sen within [ask, bid] (B6); for volume and welfare exactly the midpoint rule;
+3. prices: whole sen within [ask, bid] (B6); for volume and welfare exactly the midpoint rule, for maxmin one
+   price for every trade (maxmin.py);
 4. the claimed value, recomputed exactly;
 5. fairness: rank order among equivalent orders under the gate's seed (fairness.py, B7);
 6. optimality: volume and welfare proposals must carry the LP-dual certificate, and it must prove the value
-   optimal; maxmin proposals carry none, and an empty maxmin proposal is accepted only when nobody could
-   profit at all (then it is provably optimal: every matching has value 0 and surplus 0).
+   optimal. Maxmin proposals carry welfare's certificate for their fills, required wherever no self-trade
+   constraint can bind (orders.own_orders_cross); with it and the uniform price at the midpoint of the marginal
+   ask and bid they are proven optimal (maxmin.maxmin_optimal). Where B6 can bind a maxmin proposal may come
+   without it (the empty one too) and is verified but not proven optimal.
 
 So every accepted volume or welfare proposal, the empty one included, is proven optimal. verify returns the
 VerifiedValue or raises ProposalRejected with the reason. Everything is O(n log n) in the orders and linear in
@@ -26,16 +29,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from consortium import OBJECTIVES
-from solver.fairness import equivalence_classes, margin_of, rank_key
-from solver.orders import LowestOfOthers, check_unique_ids
-from solver.proposals import (
-    eligible_offers,
-    midpoint_price,
-    participant_profits,
-    total_surplus,
-    traded_volume,
-    worst_profit_per_kwh,
-)
+from solver.fairness import equivalence_classes, rank_key
+from solver.maxmin import maxmin_optimal
+from solver.orders import LowestOfOthers, check_unique_ids, own_orders_cross
+from solver.proposals import midpoint_price, total_surplus, traded_volume, worst_margin
 
 
 class ProposalRejected(ValueError):
@@ -93,20 +90,18 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
 
     surplus = total_surplus(by_id, trades)
     volume = traded_volume(trades)
-    offered, profits, worst = {}, {}, Fraction(0)
     if objective == "maxmin":
-        offered = eligible_offers(orders)
-        profits = participant_profits(by_id, trades)
-        worst = worst_profit_per_kwh(offered, profits)
-    values: dict[str, int | Fraction] = {"volume": volume, "welfare": surplus, "maxmin": worst}
-    value = values[objective]
+        _check_uniform_price(trades)
+        value: int | Fraction = worst_margin(by_id, trades)
+    else:
+        value = volume if objective == "volume" else surplus
     claimed = proposal.value
     if isinstance(claimed, bool) or not isinstance(claimed, (int, Fraction)) or claimed != value:
         shown = claimed if isinstance(claimed, (int, Fraction)) else repr(claimed)
         raise ProposalRejected(f"the proposal claims {objective} {shown} but its trades give {value}")
 
-    check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, profits, worst)
-    optimal = check_optimality(orders, objective, value, trades, proposal.certificate)
+    check_rank_order(orders, seed, by_id, fills, lots_of)
+    optimal = check_optimality(orders, by_id, objective, value, surplus, trades, proposal.certificate)
     return VerifiedValue(
         objective, value, surplus, volume, optimal, proposal.digest(), tie_key_of(by_id, seed, proposal.trades)
     )
@@ -123,19 +118,31 @@ def _refuse_non_canonical(number, pair, trades) -> None:
     )
 
 
-def check_optimality(orders, objective, value, trades, certificate) -> bool:
+def _check_uniform_price(trades) -> None:
+    for number, trade in enumerate(trades):
+        if trade.price != trades[0].price:
+            raise ProposalRejected(
+                f"trade {number} ({trade.sell} -> {trade.buy}) is at {trade.price} sen/kWh but trade 0 at "
+                f"{trades[0].price}: maxmin trades everything at one price"
+            )
+
+
+def check_optimality(orders, by_id, objective, value, surplus, trades, certificate) -> bool:
     """Whether the proposal is proven optimal; refuses one that must be and is not (module docstring, step 6)."""
     if objective == "maxmin":
-        if certificate is not None:
-            raise CertificateRejected("maxmin proposals carry no certificate (their optimum is over continuous prices)")
-        if trades:
-            return False
-        if eligible_offers(orders):
+        b6_can_bind = own_orders_cross(orders)
+        if certificate is None:
+            if b6_can_bind:
+                return False  # the welfare optimum may need two prices: nothing to prove (maxmin.py)
+            if not trades:
+                raise ProposalRejected(
+                    "an empty maxmin proposal must carry a certificate proving that nothing can trade at a profit"
+                )
             raise ProposalRejected(
-                "an empty maxmin proposal is not optimal: some orders could trade at a profit (nothing traded "
-                "wins only when no trade can earn anything)"
+                "a maxmin proposal must carry the welfare certificate that proves its fills efficient"
             )
-        return True
+        check_certificate(orders, "welfare", surplus, certificate)
+        return maxmin_optimal(by_id, trades, b6_can_bind)
     if certificate is None:
         if not trades:
             raise ProposalRejected(
@@ -188,29 +195,20 @@ def _whole(number) -> bool:
     return isinstance(number, int) and not isinstance(number, bool)
 
 
-def check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, profits, worst) -> None:
+def check_rank_order(orders, seed, by_id, fills, lots_of) -> None:
     """Fairness (fairness.py): no fill of an order could be handed to a higher-ranked, unfilled equivalent one.
 
     One pass per class from the highest rank down, remembering the participants of the orders seen so far
-    that still have room; a trade of a lower order is handed over-able if one of those participants is not the
-    counter-order's (and, for maxmin, if the handover would not lower the value).
+    that still have room; a trade of a lower order could be handed over if one of those participants is not the
+    counter-order's.
     """
     for members in equivalence_classes(orders, seed):
         open_by_participant: dict = {}
         for lower in members:
             for trade in lots_of.get(lower.id, ()):
                 counter = by_id[trade.buy if lower.is_sell else trade.sell]
-                margin = margin_of(lower, trade.price)
-                harmless = (
-                    objective != "maxmin"
-                    or margin == 0
-                    or profits.get(lower.participant, 0) - margin >= worst * offered[lower.participant]
-                )
-                if harmless:  # at most two keys are looked at: one of them is not the counter-order's
-                    taker = next((p for p in open_by_participant if p != counter.participant), None)
-                else:
-                    # Only an order of lower's own participant can take the trade without moving profit.
-                    taker = lower.participant if lower.participant in open_by_participant else None
+                # at most two keys are looked at: one of them is not the counter-order's
+                taker = next((p for p in open_by_participant if p != counter.participant), None)
                 if taker is not None:
                     higher = open_by_participant[taker]
                     raise ProposalRejected(
