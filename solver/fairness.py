@@ -51,8 +51,8 @@ def rank_key(seed: bytes, order_id: str) -> bytes:
 def equivalence_classes(orders, seed: bytes) -> list[list]:
     """Classes of two or more equivalent orders, each from highest to lowest rank, in a deterministic order."""
     classes: dict = {}
-    for order in orders:
-        classes.setdefault(order.equivalence_key(), []).append(order)
+    for o in orders:  # Order.equivalence_key(), inlined: this runs over every order of every gate verified
+        classes.setdefault((o.side, o.price, o.quantity, o.time), []).append(o)
     shared = sorted((key, members) for key, members in classes.items() if len(members) > 1)
     return [sorted(members, key=lambda o: (rank_key(seed, o.id), o.id)) for _, members in shared]
 
@@ -108,9 +108,13 @@ def hand_over_to_higher_ranks(orders, trades, seed: bytes) -> list[Trade]:
     pair, sorted by (sell id, buy id).
     """
     classes = equivalence_classes(orders, seed)
-    if not classes or not trades:
+    in_a_class = {o.id for members in classes for o in members}
+    # Only trades of orders in a class can move; the others are left as they are.
+    movable = [t for t in trades if t.sell in in_a_class or t.buy in in_a_class]
+    if not movable:
         return sorted(trades, key=lambda t: (t.sell, t.buy))
-    book = _Book(orders, trades)
+    fixed = [t for t in trades if not (t.sell in in_a_class or t.buy in in_a_class)]
+    book = _Book(orders, movable)
     moved = True
     while moved:
         moved = False
@@ -125,4 +129,4 @@ def hand_over_to_higher_ranks(orders, trades, seed: bytes) -> list[Trade]:
                             continue
                         book.hand_over(pair, higher, min(need, book.lots[pair][0]))
                         moved = True
-    return book.result()
+    return sorted(fixed + book.result(), key=lambda t: (t.sell, t.buy))

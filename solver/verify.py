@@ -32,7 +32,7 @@ from consortium import OBJECTIVES
 from solver.fairness import equivalence_classes, rank_key
 from solver.maxmin import maxmin_optimal
 from solver.orders import LowestOfOthers, check_unique_ids, own_orders_cross
-from solver.proposals import midpoint_price, total_surplus, traded_volume, worst_margin
+from solver.proposals import midpoint_price, worst_margin
 
 
 class ProposalRejected(ValueError):
@@ -66,30 +66,45 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
         raise ProposalRejected(f"the gate's objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if proposal.objective != objective:
         raise ProposalRejected(f"the proposal is for {proposal.objective!r} but the gate's objective is {objective!r}")
-    check_unique_ids(orders)
     by_id = {o.id: o for o in orders}
+    if len(by_id) != len(orders):
+        check_unique_ids(orders)
     trades = list(proposal.trades)
+    midpoint = objective != "maxmin"
     fills: dict = {}
-    lots_of: dict = {}
-    previous = None
+    surplus = volume = 0
+    previous_sell = previous_buy = None
+    # The common case of _check_trade inlined: this loop runs over every trade of every proposal endorsed.
     for number, trade in enumerate(trades):
-        _check_trade(number, trade, by_id, objective)
-        pair = (trade.sell, trade.buy)
-        if previous is not None and pair <= previous:
-            _refuse_non_canonical(number, pair, trades)
-        previous = pair
-        quantity = trade.quantity
-        fills[trade.sell] = fills.get(trade.sell, 0) + quantity
-        fills[trade.buy] = fills.get(trade.buy, 0) + quantity
-        lots_of.setdefault(trade.sell, []).append(trade)
-        lots_of.setdefault(trade.buy, []).append(trade)
+        sell_id, buy_id, quantity, price = trade.sell, trade.buy, trade.quantity, trade.price
+        sell, buy = by_id.get(sell_id), by_id.get(buy_id)
+        if not (
+            sell is not None
+            and buy is not None
+            and sell.side == "sell"
+            and buy.side == "buy"
+            and sell.participant != buy.participant
+            and type(quantity) is int
+            and quantity > 0
+            and type(price) is int
+            and sell.price <= price <= buy.price
+            and (not midpoint or price == midpoint_price(sell.price, buy.price))
+        ):
+            _check_trade(number, trade, by_id, objective)
+        if previous_sell is not None and (
+            sell_id < previous_sell or (sell_id == previous_sell and buy_id <= previous_buy)
+        ):
+            _refuse_non_canonical(number, (sell_id, buy_id), trades)
+        previous_sell, previous_buy = sell_id, buy_id
+        fills[sell_id] = fills.get(sell_id, 0) + quantity
+        fills[buy_id] = fills.get(buy_id, 0) + quantity
+        surplus += (buy.price - sell.price) * quantity  # type: ignore[union-attr]
+        volume += quantity
     for order_id, filled in fills.items():
         if filled > by_id[order_id].quantity:
             offered = by_id[order_id].quantity
             raise ProposalRejected(f"order {order_id} is filled {filled} Wh but offers only {offered} Wh")
 
-    surplus = total_surplus(by_id, trades)
-    volume = traded_volume(trades)
     if objective == "maxmin":
         _check_uniform_price(trades)
         value: int | Fraction = worst_margin(by_id, trades)
@@ -100,7 +115,7 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
         shown = claimed if isinstance(claimed, (int, Fraction)) else repr(claimed)
         raise ProposalRejected(f"the proposal claims {objective} {shown} but its trades give {value}")
 
-    check_rank_order(orders, seed, by_id, fills, lots_of)
+    check_rank_order(orders, seed, by_id, fills, trades)
     optimal = check_optimality(orders, by_id, objective, value, surplus, trades, proposal.certificate)
     return VerifiedValue(
         objective, value, surplus, volume, optimal, proposal.digest(), tie_key_of(by_id, seed, proposal.trades)
@@ -195,14 +210,21 @@ def _whole(number) -> bool:
     return isinstance(number, int) and not isinstance(number, bool)
 
 
-def check_rank_order(orders, seed, by_id, fills, lots_of) -> None:
+def check_rank_order(orders, seed, by_id, fills, trades) -> None:
     """Fairness (fairness.py): no fill of an order could be handed to a higher-ranked, unfilled equivalent one.
 
     One pass per class from the highest rank down, remembering the participants of the orders seen so far
     that still have room; a trade of a lower order could be handed over if one of those participants is not the
     counter-order's.
     """
-    for members in equivalence_classes(orders, seed):
+    classes = equivalence_classes(orders, seed)
+    in_a_class = {o.id for members in classes for o in members}
+    lots_of: dict = {}
+    for trade in trades:
+        for order_id in (trade.sell, trade.buy):
+            if order_id in in_a_class:
+                lots_of.setdefault(order_id, []).append(trade)
+    for members in classes:
         open_by_participant: dict = {}
         for lower in members:
             for trade in lots_of.get(lower.id, ()):
@@ -225,49 +247,56 @@ def check_certificate(orders, objective, value, certificate) -> None:
     sum qty u + sum qty v == value. Any matching's value is at most that sum, so value is the optimum.
     O(n log n): per buy only the smallest u (volume) or u + ask (welfare) of another participant's sells matters.
     """
-    sells = [o for o in orders if o.is_sell]
-    buys = [o for o in orders if not o.is_sell]
-    u = _duals(certificate.sell_duals, sells, "sell")
-    v = _duals(certificate.buy_duals, buys, "buy")
-    bound = sum(o.quantity * u[o.id] for o in sells) + sum(o.quantity * v[o.id] for o in buys)
+    sells = [o for o in orders if o.side == "sell"]
+    buys = [o for o in orders if o.side == "buy"]
+    by_id = {o.id: o for o in orders} if certificate.sell_duals or certificate.buy_duals else {}
+    u = _duals(certificate.sell_duals, by_id, "sell")
+    v = _duals(certificate.buy_duals, by_id, "buy")
+    bound = sum(by_id[i].quantity * dual for i, dual in u.items()) + sum(
+        by_id[i].quantity * dual for i, dual in v.items()
+    )
     if bound != value:
         raise CertificateRejected(f"the certificate bounds {objective} at {bound} but the proposal's value is {value}")
 
+    best = LowestOfOthers()
     if objective == "welfare":
         # u[s] + v[b] >= bid - ask  <=>  u[s] + ask[s] >= bid[b] - v[b]; trivially true where ask > bid.
-        best = LowestOfOthers()
         for s in sells:
-            best.add(u[s.id] + s.price, s, s.participant)
+            best.add(u.get(s.id, 0) + s.price, s, s.participant)
         for b in buys:
             s = best.lowest_not_of(b.participant)
-            if s is not None and u[s.id] + s.price < b.price - v[b.id]:
+            if s is not None and u.get(s.id, 0) + s.price < b.price - v.get(b.id, 0):
                 _refuse(s, b, u, v, b.price - s.price)
         return
-    best = LowestOfOthers()
-    ascending = sorted(sells, key=lambda o: o.price)
-    next_sell = 0
-    for b in sorted(buys, key=lambda o: o.price):
-        while next_sell < len(ascending) and ascending[next_sell].price <= b.price:
-            best.add(u[ascending[next_sell].id], ascending[next_sell], ascending[next_sell].participant)
-            next_sell += 1
-        s = best.lowest_not_of(b.participant)
-        if s is not None and u[s.id] + v[b.id] < 1:
-            _refuse(s, b, u, v, 1)
+    # Whole duals: a pair is uncovered only if both are 0, so only the cheapest ask of the sells with dual 0 (of
+    # another participant) matters to a buy with dual 0.
+    for s in sells:
+        if s.id not in u:
+            best.add(s.price, s, s.participant)
+    for b in buys:
+        if b.id not in v:
+            s = best.lowest_not_of(b.participant)
+            if s is not None and s.price <= b.price:
+                _refuse(s, b, u, v, 1)
 
 
-def _duals(given, orders, side) -> dict:
-    known = {o.id for o in orders}
+def _duals(given, by_id, side) -> dict:
+    """The certificate's non-zero duals by order id, checked: ids of the gate's orders of that side, whole, >= 0."""
+    duals = {}
     for order_id, dual in given.items():
-        if order_id not in known:
+        order = by_id.get(order_id)
+        if order is None or order.side != side:
             raise CertificateRejected(f"the certificate names {order_id!r}, which is not a {side} order of the gate")
         if not _whole(dual) or dual < 0:
             raise CertificateRejected(f"the certificate's dual for order {order_id} must be a whole number >= 0")
-    return {o.id: given.get(o.id, 0) for o in orders}
+        if dual:
+            duals[order_id] = dual
+    return duals
 
 
 def _refuse(s, b, u, v, gain):
     raise CertificateRejected(
-        f"the certificate does not cover sell {s.id} and buy {b.id}: {u[s.id]} + {v[b.id]} < {gain}"
+        f"the certificate does not cover sell {s.id} and buy {b.id}: {u.get(s.id, 0)} + {v.get(b.id, 0)} < {gain}"
     )
 
 
