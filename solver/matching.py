@@ -16,9 +16,9 @@ carries a certificate its verifier would refuse (a basic optimum of this totally
 duals; should they ever not round to one, the Solution has none and its proposal would be refused).
 
 maxmin (maxmin.py): welfare's fills at one price, the midpoint of the marginal ask and bid, with welfare's
-certificate. Where B6 can bind and the welfare optimum has an ask above a bid, no single price clears it; then
-the fills are the welfare optimum among the orders that meet the unconstrained merit order's price, which that
-price clears (verified, not proven optimal).
+certificate. Where B6 can bind, the better (worst margin, then surplus) of HiGHS's welfare optimum, if one price
+clears it, and the welfare optimum among the orders that meet the unconstrained merit order's price, which that
+price clears; verified, not proven optimal, and so without a certificate.
 """
 
 from __future__ import annotations
@@ -139,29 +139,23 @@ def _maxmin_fills(orders, by_id, method, b6_can_bind) -> tuple[dict, Certificate
             return clearing.fills, clearing.certificate
     lp = _relaxation(orders, "welfare", method)
     fills = _positive_gain(by_id, _whole_flows(lp, "welfare"))
-    candidates = []
-    if not fills or uniform_price(by_id, list(fills)) is not None:
-        certificate = whole_certificate(orders, "welfare", _surplus(by_id, fills), lp.sell_duals, lp.buy_duals)
-        candidates.append((fills, certificate))
-    if fills:
-        # The welfare optimum B6 leaves may need two prices, or pin the worst margin at 0; the orders that meet
-        # the unconstrained merit order's price can all trade at that price.
-        unconstrained = merit_order(orders)  # ignores B6: only its price is used
-        price = uniform_price(by_id, list(unconstrained.fills)) if unconstrained else None
-        if price is not None:
-            meeting = [o for o in orders if (o.price <= price if o.is_sell else o.price >= price)]
-            candidates.append(
-                (_positive_gain(by_id, _whole_flows(_relaxation(meeting, "welfare", method), "welfare")), None)
-            )
-    if not candidates:
-        return {}, None
+    if not b6_can_bind or not fills:  # the model's fills on a book where B6 cannot bind, or nothing to trade
+        return fills, whole_certificate(orders, "welfare", _surplus(by_id, fills), lp.sell_duals, lp.buy_duals)
+    # Where B6 binds, welfare's optimum may need two prices, or pin the worst margin at 0; the orders that meet
+    # the unconstrained merit order's price can all trade at that price. Not proven optimal: no certificate
+    # (verify accepts that where B6 can bind), so nothing claims a proof it does not have.
+    candidates = [fills] if uniform_price(by_id, list(fills)) is not None else []
+    unconstrained = merit_order(orders)  # ignores B6: only its price is used
+    price = uniform_price(by_id, list(unconstrained.fills)) if unconstrained else None
+    if price is not None:
+        meeting = [o for o in orders if (o.price <= price if o.is_sell else o.price >= price)]
+        candidates.append(_positive_gain(by_id, _whole_flows(_relaxation(meeting, "welfare", method), "welfare")))
 
     def measure(candidate):
-        prices = marginal_prices(by_id, list(candidate[0]))
-        worst = 0 if prices is None else (prices[1] - prices[0]) // 2
-        return (worst, _surplus(by_id, candidate[0]), candidate[1] is not None)
+        prices = marginal_prices(by_id, list(candidate))
+        return (0 if prices is None else (prices[1] - prices[0]) // 2, _surplus(by_id, candidate))
 
-    return max(candidates, key=measure)
+    return max(candidates, key=measure, default={}), None
 
 
 def _relaxation(orders, objective, method) -> LpSolution:
