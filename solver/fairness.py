@@ -50,10 +50,16 @@ def rank_key(seed: bytes, order_id: str) -> bytes:
 
 def equivalence_classes(orders, seed: bytes) -> list[list]:
     """Classes of two or more equivalent orders, each from highest to lowest rank, in a deterministic order."""
+    first: dict = {}
     classes: dict = {}
-    for o in orders:  # Order.equivalence_key(), inlined: this runs over every order of every gate verified
-        classes.setdefault((o.side, o.price, o.quantity, o.time), []).append(o)
-    shared = sorted((key, members) for key, members in classes.items() if len(members) > 1)
+    # Order.equivalence_key(), inlined, and a list only on a second member: this runs over every order of every
+    # gate verified, and most orders have no equivalent.
+    for o in orders:
+        key = (o.side, o.price, o.quantity, o.time)
+        earlier = first.setdefault(key, o)
+        if earlier is not o:
+            classes.setdefault(key, [earlier]).append(o)
+    shared = sorted(classes.items())
     return [sorted(members, key=lambda o: (rank_key(seed, o.id), o.id)) for _, members in shared]
 
 

@@ -156,7 +156,7 @@ def check_optimality(orders, by_id, objective, value, surplus, trades, certifica
             raise ProposalRejected(
                 "a maxmin proposal must carry the welfare certificate that proves its fills efficient"
             )
-        check_certificate(orders, "welfare", surplus, certificate)
+        check_certificate(orders, "welfare", surplus, certificate, by_id)
         return maxmin_optimal(by_id, trades, b6_can_bind)
     if certificate is None:
         if not trades:
@@ -164,7 +164,7 @@ def check_optimality(orders, by_id, objective, value, surplus, trades, certifica
                 f"an empty {objective} proposal must carry a certificate proving that nothing can trade"
             )
         raise ProposalRejected(f"a {objective} proposal must carry the LP-dual certificate that proves it optimal")
-    check_certificate(orders, objective, value, certificate)
+    check_certificate(orders, objective, value, certificate, by_id)
     return True
 
 
@@ -220,7 +220,7 @@ def check_rank_order(orders, seed, by_id, fills, trades) -> None:
     classes = equivalence_classes(orders, seed)
     in_a_class = {o.id for members in classes for o in members}
     lots_of: dict = {}
-    for trade in trades:
+    for trade in trades if in_a_class else ():
         for order_id in (trade.sell, trade.buy):
             if order_id in in_a_class:
                 lots_of.setdefault(order_id, []).append(trade)
@@ -241,15 +241,14 @@ def check_rank_order(orders, seed, by_id, fills, trades) -> None:
                 open_by_participant.setdefault(lower.participant, lower)
 
 
-def check_certificate(orders, objective, value, certificate) -> None:
+def check_certificate(orders, objective, value, certificate, by_id=None) -> None:
     """LP duality, exactly: duals u (sells), v (buys) >= 0, whole, with u[s] + v[b] >= gain(s, b) for every pair
     (s, b) of different participants with ask <= bid (gain 1 Wh per Wh for volume, bid - ask for welfare) and
     sum qty u + sum qty v == value. Any matching's value is at most that sum, so value is the optimum.
     O(n log n): per buy only the smallest u (volume) or u + ask (welfare) of another participant's sells matters.
     """
-    sells = [o for o in orders if o.side == "sell"]
-    buys = [o for o in orders if o.side == "buy"]
-    by_id = {o.id: o for o in orders} if certificate.sell_duals or certificate.buy_duals else {}
+    if by_id is None:
+        by_id = {o.id: o for o in orders}
     u = _duals(certificate.sell_duals, by_id, "sell")
     v = _duals(certificate.buy_duals, by_id, "buy")
     bound = sum(by_id[i].quantity * dual for i, dual in u.items()) + sum(
@@ -259,10 +258,14 @@ def check_certificate(orders, objective, value, certificate) -> None:
         raise CertificateRejected(f"the certificate bounds {objective} at {bound} but the proposal's value is {value}")
 
     best = LowestOfOthers()
+    buys = []
     if objective == "welfare":
         # u[s] + v[b] >= bid - ask  <=>  u[s] + ask[s] >= bid[b] - v[b]; trivially true where ask > bid.
-        for s in sells:
-            best.add(u.get(s.id, 0) + s.price, s, s.participant)
+        for o in orders:
+            if o.side == "sell":
+                best.add(u.get(o.id, 0) + o.price, o, o.participant)
+            else:
+                buys.append(o)
         for b in buys:
             s = best.lowest_not_of(b.participant)
             if s is not None and u.get(s.id, 0) + s.price < b.price - v.get(b.id, 0):
@@ -270,14 +273,16 @@ def check_certificate(orders, objective, value, certificate) -> None:
         return
     # Whole duals: a pair is uncovered only if both are 0, so only the cheapest ask of the sells with dual 0 (of
     # another participant) matters to a buy with dual 0.
-    for s in sells:
-        if s.id not in u:
-            best.add(s.price, s, s.participant)
+    for o in orders:
+        if o.side == "sell":
+            if o.id not in u:
+                best.add(o.price, o, o.participant)
+        elif o.id not in v:
+            buys.append(o)
     for b in buys:
-        if b.id not in v:
-            s = best.lowest_not_of(b.participant)
-            if s is not None and s.price <= b.price:
-                _refuse(s, b, u, v, 1)
+        s = best.lowest_not_of(b.participant)
+        if s is not None and s.price <= b.price:
+            _refuse(s, b, u, v, 1)
 
 
 def _duals(given, by_id, side) -> dict:
