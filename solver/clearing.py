@@ -81,19 +81,19 @@ def merit_order(orders: Sequence[Order]) -> Clearing | None:
 
 def _clearing_price(sells, buys, filled) -> int | None:
     """A whole-sen p with every fill on its side of p (module docstring), or None if there is none."""
-    low, high = 0, max([o.price for o in (*sells, *buys)], default=0)
-    for s in sells:
+    low, high = 0, 10**12
+    for s in sells:  # plain comparisons, not max()/min(): this runs over every order of the gate
         wh = filled.get(s.id, 0)
-        if wh:
-            low = max(low, s.price)
-        if wh < s.quantity:
-            high = min(high, s.price)
+        if wh and s.price > low:
+            low = s.price
+        if wh < s.quantity and s.price < high:
+            high = s.price
     for b in buys:
         wh = filled.get(b.id, 0)
-        if wh:
-            high = min(high, b.price)
-        if wh < b.quantity:
-            low = max(low, b.price)
+        if wh and b.price < high:
+            high = b.price
+        if wh < b.quantity and b.price > low:
+            low = b.price
     return low if low <= high else None
 
 

@@ -107,7 +107,8 @@ class _Book:
 
 
 def hand_over_to_higher_ranks(orders, trades, seed: bytes) -> list[Trade]:
-    """Move fills from lower- to higher-ranked equivalent orders wherever the rule allows, until none can move.
+    """Move fills from lower- to higher-ranked equivalent orders wherever the rule allows, until none can move;
+    trades come and go in canonical form.
 
     Each move raises one class's fills in rank order lexicographically and leaves the other classes' fills alone,
     so the loop ends; value, volume and surplus never change. The result is in canonical form: one trade per
@@ -118,7 +119,7 @@ def hand_over_to_higher_ranks(orders, trades, seed: bytes) -> list[Trade]:
     # Only trades of orders in a class can move; the others are left as they are.
     movable = [t for t in trades if t.sell in in_a_class or t.buy in in_a_class]
     if not movable:
-        return sorted(trades, key=lambda t: (t.sell, t.buy))
+        return list(trades)
     fixed = [t for t in trades if not (t.sell in in_a_class or t.buy in in_a_class)]
     book = _Book(orders, movable)
     moved = True

@@ -39,10 +39,10 @@ from solver.proposals import (
     Proposal,
     Trade,
     midpoint_price,
-    objective_value,
     order_by_id,
     total_surplus,
     traded_volume,
+    worst_margin,
 )
 from solver.relaxation import LpSolution
 from solver.verify import CertificateRejected, check_certificate
@@ -102,14 +102,17 @@ def solve(orders, objective: str, seed: bytes | None = None, *, method: str = "f
             Trade(s, b, wh, midpoint_price(by_id[s].price, by_id[b].price)) for (s, b), wh in sorted(fills.items())
         ]
     trades = hand_over_to_higher_ranks(orders, trades, seed)
-    value = objective_value(objective, orders, trades)
+    surplus, volume = total_surplus(by_id, trades), traded_volume(trades)
+    value: int | Fraction = volume if objective == "volume" else surplus
+    if objective == "maxmin":
+        value = worst_margin(by_id, trades)
     per_display_unit = {"volume": WH_PER_KWH, "welfare": MILLISEN_PER_YEN, "maxmin": SEN_PER_YEN}[objective]
     return Solution(
         objective=objective,
         trades=tuple(trades),
         value=value,
-        surplus=total_surplus(by_id, trades),
-        volume=traded_volume(trades),
+        surplus=surplus,
+        volume=volume,
         certificate=certificate,
         bound=float(value) / per_display_unit,
         seed=seed,
