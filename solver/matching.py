@@ -93,15 +93,17 @@ def solve(orders, objective: str, seed: bytes | None = None, *, method: str = "f
 
     b6_can_bind = own_orders_cross(orders)
     if objective == "maxmin":
-        fills, certificate = _maxmin_fills(orders, by_id, method, b6_can_bind)
+        fills, certificate, cleared = _maxmin_fills(orders, by_id, method, b6_can_bind)
         price = uniform_price(by_id, list(fills))
         trades = [Trade(s, b, wh, price) for (s, b), wh in sorted(fills.items())]  # type: ignore[arg-type]
     else:
-        fills, certificate = _efficient_fills(orders, objective, method, b6_can_bind)
+        fills, certificate, cleared = _efficient_fills(orders, objective, method, b6_can_bind)
         trades = [
             Trade(s, b, wh, midpoint_price(by_id[s].price, by_id[b].price)) for (s, b), wh in sorted(fills.items())
         ]
-    trades = hand_over_to_higher_ranks(orders, trades, seed)
+    if not cleared:
+        # Merit-order clearing fills equal prices in the order given, by rank: nothing to hand over there.
+        trades = hand_over_to_higher_ranks(orders, trades, seed)
     surplus, volume = total_surplus(by_id, trades), traded_volume(trades)
     value: int | Fraction = volume if objective == "volume" else surplus
     if objective == "maxmin":
@@ -121,29 +123,30 @@ def solve(orders, objective: str, seed: bytes | None = None, *, method: str = "f
     )
 
 
-def _efficient_fills(orders, objective, method, b6_can_bind) -> tuple[dict, Certificate | None]:
-    """Volume's or welfare's optimum as Wh per (sell id, buy id), and its certificate."""
+def _efficient_fills(orders, objective, method, b6_can_bind) -> tuple[dict, Certificate | None, bool]:
+    """Volume's or welfare's optimum as Wh per (sell id, buy id), its certificate, and whether by merit order."""
     if method == "fast" and not b6_can_bind:
         clearing = greedy_volume(orders) if objective == "volume" else merit_order(orders)
         if clearing is not None:
-            return clearing.fills, clearing.certificate
+            return clearing.fills, clearing.certificate, True
     lp = _relaxation(orders, objective, method)
     fills = _whole_flows(lp, objective)
     by_id = order_by_id(orders)
     value = sum(fills.values()) if objective == "volume" else _surplus(by_id, fills)
-    return fills, whole_certificate(orders, objective, value, lp.sell_duals, lp.buy_duals)
+    return fills, whole_certificate(orders, objective, value, lp.sell_duals, lp.buy_duals), False
 
 
-def _maxmin_fills(orders, by_id, method, b6_can_bind) -> tuple[dict, Certificate | None]:
-    """Welfare-optimal fills one price clears, and welfare's certificate where it holds (module docstring)."""
+def _maxmin_fills(orders, by_id, method, b6_can_bind) -> tuple[dict, Certificate | None, bool]:
+    """Welfare-optimal fills one price clears, welfare's certificate where it holds (module docstring), and
+    whether by merit order."""
     if method == "fast" and not b6_can_bind:
         clearing = merit_order(orders)
         if clearing is not None:
-            return clearing.fills, clearing.certificate
+            return clearing.fills, clearing.certificate, True
     lp = _relaxation(orders, "welfare", method)
     fills = _positive_gain(by_id, _whole_flows(lp, "welfare"))
     if not b6_can_bind or not fills:  # the model's fills on a book where B6 cannot bind, or nothing to trade
-        return fills, whole_certificate(orders, "welfare", _surplus(by_id, fills), lp.sell_duals, lp.buy_duals)
+        return fills, whole_certificate(orders, "welfare", _surplus(by_id, fills), lp.sell_duals, lp.buy_duals), False
     # Where B6 binds, welfare's optimum may need two prices, or pin the worst margin at 0; the orders that meet
     # the unconstrained merit order's price can all trade at that price. Not proven optimal: no certificate
     # (verify accepts that where B6 can bind), so nothing claims a proof it does not have.
@@ -158,7 +161,7 @@ def _maxmin_fills(orders, by_id, method, b6_can_bind) -> tuple[dict, Certificate
         prices = marginal_prices(by_id, list(candidate))
         return (0 if prices is None else (prices[1] - prices[0]) // 2, _surplus(by_id, candidate))
 
-    return max(candidates, key=measure, default={}), None
+    return max(candidates, key=measure, default={}), None, False
 
 
 def _relaxation(orders, objective, method) -> LpSolution:
