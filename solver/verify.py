@@ -24,6 +24,7 @@ the trades. `better` picks between verified proposals by a rule no proposer can 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -71,7 +72,7 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
         check_unique_ids(orders)
     trades = list(proposal.trades)
     midpoint = objective != "maxmin"
-    fills: dict = {}
+    fills: defaultdict = defaultdict(int)
     surplus = volume = 0
     previous_sell = previous_buy = None
     # The common case of _check_trade inlined: this loop runs over every trade of every proposal endorsed.
@@ -96,8 +97,8 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
         ):
             _refuse_non_canonical(number, (sell_id, buy_id), trades)
         previous_sell, previous_buy = sell_id, buy_id
-        fills[sell_id] = fills.get(sell_id, 0) + quantity
-        fills[buy_id] = fills.get(buy_id, 0) + quantity
+        fills[sell_id] += quantity
+        fills[buy_id] += quantity
         surplus += (buy.price - sell.price) * quantity  # type: ignore[union-attr]
         volume += quantity
     for order_id, filled in fills.items():
@@ -118,7 +119,13 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
     check_rank_order(orders, seed, by_id, fills, trades)
     optimal = check_optimality(orders, by_id, objective, value, surplus, trades, proposal.certificate)
     return VerifiedValue(
-        objective, value, surplus, volume, optimal, proposal.digest(), tie_key_of(by_id, seed, proposal.trades)
+        objective,
+        value,
+        surplus,
+        volume,
+        optimal,
+        proposal.digest(canonical=True),  # checked above: one trade per pair, sorted
+        tie_key_of(by_id, seed, proposal.trades),
     )
 
 
