@@ -18,34 +18,24 @@ solution (what HiGHS's simplex returns) has whole-Wh flows and, the costs being 
 The duals are the optimality certificate: u[s] + v[b] >= gain of (s, b) for every pair, and
 sum qty u + sum qty v equals the optimum.
 
-    maxmin:  PARTICIPANTS  participants who could profit, offered[i] kWh (see proposals.py)
-             pay[s, b]     yen paid for x[s, b] (price x quantity, linear because the price is pay / x)
-             t             yen/kWh, the worst-off participant's profit per kWh offered
-      stage 1: max t
-               capacity as above
-               ask[s] x[s,b] <= pay[s,b] <= bid[b] x[s,b]                                     (B6)
-               profit[i] = sum_{(s,b): s of i} (pay[s,b] - ask[s] x[s,b])
-                         + sum_{(s,b): b of i} (bid[b] x[s,b] - pay[s,b])  >=  t offered[i]   for i in PARTICIPANTS
-      stage 2: t >= t1 (stage 1's optimum), max sum_{(s,b)} (bid[b] - ask[s]) x[s,b]
-This is a linear programme over continuous kWh and yen; matching.py rounds its solution to whole Wh and sen.
+    maxmin:  welfare's model; matching.py prices its fills at one price (maxmin.py).
+Both are linear programmes over continuous kWh whose basic optima are whole Wh.
 """
 
 from __future__ import annotations
 
 import pyomo.environ as pyo
 
-from consortium.units import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH
+from consortium.units import SEN_PER_YEN, WH_PER_KWH
 from solver.orders import compatible
-from solver.proposals import eligible_offers
-from solver.relaxation import STAGE_TWO_SLACK, LpSolution, native_stdout_silenced
+from solver.relaxation import LpSolution, native_stdout_silenced
 
 
 def matching_model(orders, objective: str) -> pyo.ConcreteModel:
-    """The model above for objective; maxmin's model carries stage 1's objective (see solve_maxmin)."""
+    """The model above for objective (volume or welfare)."""
     sells = [o for o in orders if o.is_sell]
     buys = [o for o in orders if not o.is_sell]
     pairs = [(s.id, b.id) for s in sells for b in buys if compatible(s, b)]
-    participant = {o.id: o.participant for o in orders}
 
     m = pyo.ConcreteModel(name=f"gate-{objective}")
     m.SELLS = pyo.Set(initialize=[s.id for s in sells])
@@ -89,43 +79,6 @@ def matching_model(orders, objective: str) -> pyo.ConcreteModel:
         m.volume = pyo.Objective(rule=volume_rule, sense=pyo.maximize)
     elif objective == "welfare":
         m.welfare = pyo.Objective(expr=m.surplus, sense=pyo.maximize)
-    elif objective == "maxmin":
-        offered = eligible_offers(orders)
-        m.PARTICIPANTS = pyo.Set(initialize=sorted(offered))
-        m.offered = pyo.Param(m.PARTICIPANTS, initialize={p: wh / WH_PER_KWH for p, wh in offered.items()})
-        m.SOLD_BY = pyo.Set(m.PARTICIPANTS, within=m.PAIRS, initialize={p: [] for p in offered})
-        m.BOUGHT_BY = pyo.Set(m.PARTICIPANTS, within=m.PAIRS, initialize={p: [] for p in offered})
-        for s, b in pairs:
-            # A participant who cannot profit at all only has zero-surplus pairs: no profit to account for.
-            if participant[s] in offered:
-                m.SOLD_BY[participant[s]].add((s, b))
-            if participant[b] in offered:
-                m.BOUGHT_BY[participant[b]].add((s, b))
-        m.pay = pyo.Var(m.PAIRS, domain=pyo.NonNegativeReals)
-        m.t = pyo.Var(domain=pyo.Reals)
-
-        def pay_floor_rule(m, s, b):
-            return m.ask[s] * m.x[s, b] <= m.pay[s, b]
-
-        m.pay_floor = pyo.Constraint(m.PAIRS, rule=pay_floor_rule)
-
-        def pay_ceiling_rule(m, s, b):
-            return m.pay[s, b] <= m.bid[b] * m.x[s, b]
-
-        m.pay_ceiling = pyo.Constraint(m.PAIRS, rule=pay_ceiling_rule)
-
-        def profit_rule(m, i):
-            return sum(m.pay[s, b] - m.ask[s] * m.x[s, b] for s, b in m.SOLD_BY[i]) + sum(
-                m.bid[b] * m.x[s, b] - m.pay[s, b] for s, b in m.BOUGHT_BY[i]
-            )
-
-        m.profit = pyo.Expression(m.PARTICIPANTS, rule=profit_rule)
-
-        def fair_share_rule(m, i):
-            return m.profit[i] >= m.t * m.offered[i]
-
-        m.fair_share = pyo.Constraint(m.PARTICIPANTS, rule=fair_share_rule)
-        m.worst_off = pyo.Objective(expr=m.t, sense=pyo.maximize)
     else:
         raise ValueError(f"unknown objective {objective!r}")
     return m
@@ -139,39 +92,21 @@ def _solve(m, solver) -> None:
         raise RuntimeError(f"HiGHS did not find an optimum for {m.name}: {condition}")
 
 
-def solve_maxmin(m, solver) -> float:
-    """Stage 1 (max t), then stage 2 (keep t, max surplus); returns stage 1's t."""
-    if not m.PARTICIPANTS:
-        return 0.0  # nobody can trade with anybody: no pairs, no trades
-    _solve(m, solver)
-    t1 = pyo.value(m.t)
-    m.worst_off.deactivate()
-    m.keep_worst_off = pyo.Constraint(expr=m.t >= t1 - STAGE_TWO_SLACK * max(1.0, abs(t1)))
-    m.total_surplus = pyo.Objective(expr=m.surplus, sense=pyo.maximize)
-    _solve(m, solver)
-    return t1
-
-
 def model_relaxation(orders, objective: str) -> LpSolution:
     """Build and solve the Pyomo model for objective with HiGHS (appsi_highs, which drives highspy)."""
     m = matching_model(orders, objective)
-    solver = pyo.SolverFactory("appsi_highs")
-    if objective == "maxmin":
-        bound = solve_maxmin(m, solver)
-    else:
-        m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
-        if m.PAIRS:
-            _solve(m, solver)
-        bound = pyo.value(m.component(objective), exception=False) or 0.0
-
+    m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
+    if m.PAIRS:
+        _solve(m, pyo.SolverFactory("appsi_highs"))
+    bound = pyo.value(m.component(objective), exception=False) or 0.0
     flows = {p: m.x[p].value * WH_PER_KWH for p in m.PAIRS if m.x[p].value}
-    solution = LpSolution(flows=flows, bound=bound, surplus=pyo.value(m.surplus, exception=False) or 0.0)
-    if objective == "maxmin":
-        solution.payments = {p: m.pay[p].value * MILLISEN_PER_YEN for p in flows}
-    else:
-        # Duals are objective units per kWh; per Wh in the certificate's units that is x1 for volume (Wh/Wh)
-        # and, for welfare, yen/kWh -> sen/kWh (= millisen per Wh).
-        scale = 1 if objective == "volume" else SEN_PER_YEN
-        solution.sell_duals = {s: m.dual.get(m.sell_capacity[s], 0.0) * scale for s in m.sell_capacity}
-        solution.buy_duals = {b: m.dual.get(m.buy_capacity[b], 0.0) * scale for b in m.buy_capacity}
-    return solution
+    # Duals are objective units per kWh; per Wh in the certificate's units that is x1 for volume (Wh/Wh)
+    # and, for welfare, yen/kWh -> sen/kWh (= millisen per Wh).
+    scale = 1 if objective == "volume" else SEN_PER_YEN
+    return LpSolution(
+        flows=flows,
+        bound=bound,
+        surplus=pyo.value(m.surplus, exception=False) or 0.0,
+        sell_duals={s: m.dual.get(m.sell_capacity[s], 0.0) * scale for s in m.sell_capacity},
+        buy_duals={b: m.dual.get(m.buy_capacity[b], 0.0) * scale for b in m.buy_capacity},
+    )

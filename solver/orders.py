@@ -179,6 +179,20 @@ def compatible(sell: Order, buy: Order) -> bool:
     return sell.price <= buy.price and sell.participant != buy.participant
 
 
+def own_orders_cross(orders) -> bool:
+    """Whether some participant has a sell whose ask is at most one of its own bids: only then can the rule that
+    nobody trades with itself (B6) bind, and only then does the solver leave merit-order clearing (clearing.py)."""
+    lowest_ask: dict = {}
+    highest_bid: dict = {}
+    for o in orders:
+        if o.is_sell:
+            if o.price < lowest_ask.get(o.participant, o.price + 1):
+                lowest_ask[o.participant] = o.price
+        elif o.price > highest_bid.get(o.participant, -1):
+            highest_bid[o.participant] = o.price
+    return any(ask <= highest_bid.get(participant, -1) for participant, ask in lowest_ask.items())
+
+
 class LowestOfOthers:
     """The item with the lowest key, and the lowest-keyed item of any other participant: enough to answer "the
     lowest item not of participant p" for every p, in O(1) per item added (compatibility checks, pricing)."""

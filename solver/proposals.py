@@ -9,17 +9,14 @@ Units: Trade.quantity in Wh, Trade.price in sen (0.01 yen) per kWh, money (surpl
 
 - volume:  total traded Wh (int);
 - welfare: total surplus, sum over trades of (bid - ask) x quantity, millisen (int);
-- maxmin:  the smallest profit per kWh offered among the participants who could profit at all, sen per kWh
-           (fractions.Fraction). A participant's profit is, over its sell trades, (price - ask) x quantity plus,
-           over its buy trades, (bid - price) x quantity. A participant counts if one of its orders has a
-           counter-order of another participant with a strictly better price (ask < bid), and "offered" is the
-           quantity of those orders of it. (An order whose only possible trades have zero surplus could never
-           earn anything; counting it would pin the objective at 0 whatever the matching.) With nobody counting
-           the value is 0.
+- maxmin:  the smallest margin any traded order earns per kWh, sen per kWh (fractions.Fraction, whole in practice):
+           min over the trades (s, b, price) of (price - ask[s]) and (bid[b] - price); 0 with no trades.
+           maxmin.py defines the maxmin outcome (welfare-optimal fills, one uniform price) and why quantity
+           cannot game it.
 
 Trade price for volume and welfare: the midpoint of ask and bid, (ask + bid) / 2 in sen per kWh, rounded to a
 whole sen with halves going to the even sen (banker's rounding), so that neither buyers nor sellers gain the
-half-sen systematically. Maxmin chooses prices as part of the optimisation.
+half-sen systematically. Maxmin trades everything at one price (maxmin.py).
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ from fractions import Fraction
 
 from consortium import OBJECTIVES
 from consortium.units import MILLISEN_PER_YEN, SEN_PER_YEN, WH_PER_KWH
-from solver.orders import LowestOfOthers, Order
+from solver.orders import Order
 
 
 class InvalidProposal(ValueError):
@@ -70,12 +67,12 @@ class Proposal:
     value: int | Fraction
     certificate: Certificate | None = None
 
-    def digest(self) -> str:
-        """SHA-256 of the outcome (objective and trades, sorted): names the outcome; not a tie-break (verify.better)."""
-        outcome = {
-            "objective": self.objective,
-            "trades": sorted([t.sell, t.buy, t.quantity, t.price] for t in self.trades),
-        }
+    def digest(self, canonical: bool = False) -> str:
+        """SHA-256 of the outcome (objective and trades, sorted): names the outcome; not a tie-break (verify.better).
+        canonical: the caller has checked that the trades are in canonical order, which is the sorted order (one
+        trade per pair), so the sort can be skipped; the digest is the same."""
+        rows = [[t.sell, t.buy, t.quantity, t.price] for t in self.trades]
+        outcome = {"objective": self.objective, "trades": rows if canonical else sorted(rows)}
         return hashlib.sha256(json.dumps(outcome, separators=(",", ":")).encode()).hexdigest()
 
     def to_json(self) -> dict:
@@ -127,52 +124,14 @@ def total_surplus(by_id: dict, trades) -> int:
     return sum((by_id[t.buy].price - by_id[t.sell].price) * t.quantity for t in trades)
 
 
-def eligible_offers(orders) -> dict:
-    """Participant -> Wh of its orders that could trade at a profit (the maxmin denominators, see above).
-
-    O(n): an order could profit if the best counter price among the other participants (the cheapest ask for a
-    buy, the highest bid for a sell) is strictly better than its own.
-    """
-    cheapest_ask, dearest_bid = LowestOfOthers(), LowestOfOthers()
-    for order in orders:
-        if order.is_sell:
-            cheapest_ask.add(order.price, order.price, order.participant)
-        else:
-            dearest_bid.add(-order.price, order.price, order.participant)
-    offered: dict = {}
-    for order in orders:
-        if order.is_sell:
-            bid = dearest_bid.lowest_not_of(order.participant)
-            profitable = bid is not None and bid > order.price
-        else:
-            ask = cheapest_ask.lowest_not_of(order.participant)
-            profitable = ask is not None and ask < order.price
-        if profitable:
-            offered[order.participant] = offered.get(order.participant, 0) + order.quantity
-    return offered
-
-
-def participant_profits(by_id: dict, trades) -> dict:
-    profits: dict = {}
+def worst_margin(by_id: dict, trades) -> Fraction:
+    """min over trades of the seller's (price - ask) and the buyer's (bid - price), sen per kWh; 0 without trades."""
+    worst = None
     for t in trades:
-        sell, buy = by_id[t.sell], by_id[t.buy]
-        profits[sell.participant] = profits.get(sell.participant, 0) + (t.price - sell.price) * t.quantity
-        profits[buy.participant] = profits.get(buy.participant, 0) + (buy.price - t.price) * t.quantity
-    return profits
-
-
-def worst_profit_per_kwh(offered: dict[str, int], profits: dict[str, int]) -> Fraction:
-    """min over eligible participants of profit / offered, sen per kWh (millisen per Wh); 0 with nobody eligible."""
-    if not offered:
-        return Fraction(0)
-    participants = iter(offered.items())
-    first, worst_offered = next(participants)
-    worst_profit = profits.get(first, 0)
-    for participant, wh in participants:  # compare a/b < c/d as a*d < c*b: exact, without Fraction objects
-        profit = profits.get(participant, 0)
-        if profit * worst_offered < worst_profit * wh:
-            worst_profit, worst_offered = profit, wh
-    return Fraction(worst_profit, worst_offered)
+        margin = min(t.price - by_id[t.sell].price, by_id[t.buy].price - t.price)
+        if worst is None or margin < worst:
+            worst = margin
+    return Fraction(worst or 0)
 
 
 def objective_value(objective: str, orders, trades) -> int | Fraction:
@@ -183,7 +142,7 @@ def objective_value(objective: str, orders, trades) -> int | Fraction:
     if objective == "welfare":
         return total_surplus(by_id, trades)
     if objective == "maxmin":
-        return worst_profit_per_kwh(eligible_offers(orders), participant_profits(by_id, trades))
+        return worst_margin(by_id, trades)
     raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
 
 

@@ -9,25 +9,19 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-# Maxmin's stage 2 keeps t within this much (relative, at least absolute) of stage 1's optimum: HiGHS's own
-# feasibility tolerance is 1e-7, so insisting on t >= t1 exactly can make stage 2 infeasible by rounding alone.
-STAGE_TWO_SLACK = 1e-6
-
 
 @dataclass
 class LpSolution:
     """An optimal solution of a gate's programme, in the solver's integer units but still as floats.
 
-    flows[(sell id, buy id)]: Wh; payments[(sell id, buy id)]: millisen (maxmin only);
-    sell_duals / buy_duals: the capacity duals in objective units per Wh (volume and welfare only; welfare's are
-    sen per kWh); bound: the optimum in display units (kWh, yen, or for maxmin stage 1's yen per kWh);
+    flows[(sell id, buy id)]: Wh; sell_duals / buy_duals: the capacity duals in objective units per Wh (welfare's
+    are sen per kWh); bound: the optimum in display units (kWh, yen);
     surplus: total surplus, yen.
     """
 
     flows: dict
     bound: float
     surplus: float
-    payments: dict = field(default_factory=dict)
     sell_duals: dict = field(default_factory=dict)
     buy_duals: dict = field(default_factory=dict)
 

@@ -7,12 +7,15 @@ no randomness and no solver, so every endorsing peer reaches the same verdict. I
    matcher cannot split or reorder trades to vary a proposal's bytes;
 2. feasibility: known order ids, the sell is a sell and the buy a buy, different participants, positive whole
    Wh, and no order filled beyond its quantity;
-3. prices: whole sen within [ask, bid] (B6); for volume and welfare exactly the midpoint rule;
+3. prices: whole sen within [ask, bid] (B6); for volume and welfare exactly the midpoint rule, for maxmin one
+   price for every trade (maxmin.py);
 4. the claimed value, recomputed exactly;
 5. fairness: rank order among equivalent orders under the gate's seed (fairness.py, B7);
 6. optimality: volume and welfare proposals must carry the LP-dual certificate, and it must prove the value
-   optimal; maxmin proposals carry none, and an empty maxmin proposal is accepted only when nobody could
-   profit at all (then it is provably optimal: every matching has value 0 and surplus 0).
+   optimal. Maxmin proposals carry welfare's certificate for their fills, required wherever no self-trade
+   constraint can bind (orders.own_orders_cross); with it and the uniform price at the midpoint of the marginal
+   ask and bid they are proven optimal (maxmin.maxmin_optimal). Where B6 can bind a maxmin proposal may come
+   without it (the empty one too) and is verified but not proven optimal.
 
 So every accepted volume or welfare proposal, the empty one included, is proven optimal. verify returns the
 VerifiedValue or raises ProposalRejected with the reason. Everything is O(n log n) in the orders and linear in
@@ -21,21 +24,16 @@ the trades. `better` picks between verified proposals by a rule no proposer can 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from consortium import OBJECTIVES
-from solver.fairness import equivalence_classes, margin_of, rank_key
-from solver.orders import LowestOfOthers, check_unique_ids
-from solver.proposals import (
-    eligible_offers,
-    midpoint_price,
-    participant_profits,
-    total_surplus,
-    traded_volume,
-    worst_profit_per_kwh,
-)
+from solver.fairness import equivalence_classes, rank_key
+from solver.maxmin import maxmin_optimal
+from solver.orders import LowestOfOthers, check_unique_ids, own_orders_cross
+from solver.proposals import midpoint_price, worst_margin
 
 
 class ProposalRejected(ValueError):
@@ -69,46 +67,65 @@ def verify(orders, seed: bytes, objective: str, proposal) -> VerifiedValue:
         raise ProposalRejected(f"the gate's objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if proposal.objective != objective:
         raise ProposalRejected(f"the proposal is for {proposal.objective!r} but the gate's objective is {objective!r}")
-    check_unique_ids(orders)
     by_id = {o.id: o for o in orders}
+    if len(by_id) != len(orders):
+        check_unique_ids(orders)
     trades = list(proposal.trades)
-    fills: dict = {}
-    lots_of: dict = {}
-    previous = None
+    midpoint = objective != "maxmin"
+    fills: defaultdict = defaultdict(int)
+    surplus = volume = 0
+    previous_sell = previous_buy = None
+    # The common case of _check_trade inlined: this loop runs over every trade of every proposal endorsed.
     for number, trade in enumerate(trades):
-        _check_trade(number, trade, by_id, objective)
-        pair = (trade.sell, trade.buy)
-        if previous is not None and pair <= previous:
-            _refuse_non_canonical(number, pair, trades)
-        previous = pair
-        quantity = trade.quantity
-        fills[trade.sell] = fills.get(trade.sell, 0) + quantity
-        fills[trade.buy] = fills.get(trade.buy, 0) + quantity
-        lots_of.setdefault(trade.sell, []).append(trade)
-        lots_of.setdefault(trade.buy, []).append(trade)
+        sell_id, buy_id, quantity, price = trade.sell, trade.buy, trade.quantity, trade.price
+        sell, buy = by_id.get(sell_id), by_id.get(buy_id)
+        if not (
+            sell is not None
+            and buy is not None
+            and sell.side == "sell"
+            and buy.side == "buy"
+            and sell.participant != buy.participant
+            and type(quantity) is int
+            and quantity > 0
+            and type(price) is int
+            and sell.price <= price <= buy.price
+            and (not midpoint or price == midpoint_price(sell.price, buy.price))
+        ):
+            _check_trade(number, trade, by_id, objective)
+        if previous_sell is not None and (
+            sell_id < previous_sell or (sell_id == previous_sell and buy_id <= previous_buy)
+        ):
+            _refuse_non_canonical(number, (sell_id, buy_id), trades)
+        previous_sell, previous_buy = sell_id, buy_id
+        fills[sell_id] += quantity
+        fills[buy_id] += quantity
+        surplus += (buy.price - sell.price) * quantity  # type: ignore[union-attr]
+        volume += quantity
     for order_id, filled in fills.items():
         if filled > by_id[order_id].quantity:
             offered = by_id[order_id].quantity
             raise ProposalRejected(f"order {order_id} is filled {filled} Wh but offers only {offered} Wh")
 
-    surplus = total_surplus(by_id, trades)
-    volume = traded_volume(trades)
-    offered, profits, worst = {}, {}, Fraction(0)
     if objective == "maxmin":
-        offered = eligible_offers(orders)
-        profits = participant_profits(by_id, trades)
-        worst = worst_profit_per_kwh(offered, profits)
-    values: dict[str, int | Fraction] = {"volume": volume, "welfare": surplus, "maxmin": worst}
-    value = values[objective]
+        _check_uniform_price(trades)
+        value: int | Fraction = worst_margin(by_id, trades)
+    else:
+        value = volume if objective == "volume" else surplus
     claimed = proposal.value
     if isinstance(claimed, bool) or not isinstance(claimed, (int, Fraction)) or claimed != value:
         shown = claimed if isinstance(claimed, (int, Fraction)) else repr(claimed)
         raise ProposalRejected(f"the proposal claims {objective} {shown} but its trades give {value}")
 
-    check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, profits, worst)
-    optimal = check_optimality(orders, objective, value, trades, proposal.certificate)
+    check_rank_order(orders, seed, by_id, fills, trades)
+    optimal = check_optimality(orders, by_id, objective, value, surplus, trades, proposal.certificate)
     return VerifiedValue(
-        objective, value, surplus, volume, optimal, proposal.digest(), tie_key_of(by_id, seed, proposal.trades)
+        objective,
+        value,
+        surplus,
+        volume,
+        optimal,
+        proposal.digest(canonical=True),  # checked above: one trade per pair, sorted
+        tie_key_of(by_id, seed, proposal.trades),
     )
 
 
@@ -123,26 +140,38 @@ def _refuse_non_canonical(number, pair, trades) -> None:
     )
 
 
-def check_optimality(orders, objective, value, trades, certificate) -> bool:
+def _check_uniform_price(trades) -> None:
+    for number, trade in enumerate(trades):
+        if trade.price != trades[0].price:
+            raise ProposalRejected(
+                f"trade {number} ({trade.sell} -> {trade.buy}) is at {trade.price} sen/kWh but trade 0 at "
+                f"{trades[0].price}: maxmin trades everything at one price"
+            )
+
+
+def check_optimality(orders, by_id, objective, value, surplus, trades, certificate) -> bool:
     """Whether the proposal is proven optimal; refuses one that must be and is not (module docstring, step 6)."""
     if objective == "maxmin":
-        if certificate is not None:
-            raise CertificateRejected("maxmin proposals carry no certificate (their optimum is over continuous prices)")
-        if trades:
-            return False
-        if eligible_offers(orders):
+        b6_can_bind = own_orders_cross(orders)
+        if certificate is None:
+            if b6_can_bind:
+                return False  # the welfare optimum may need two prices: nothing to prove (maxmin.py)
+            if not trades:
+                raise ProposalRejected(
+                    "an empty maxmin proposal must carry a certificate proving that nothing can trade at a profit"
+                )
             raise ProposalRejected(
-                "an empty maxmin proposal is not optimal: some orders could trade at a profit (nothing traded "
-                "wins only when no trade can earn anything)"
+                "a maxmin proposal must carry the welfare certificate that proves its fills efficient"
             )
-        return True
+        check_certificate(orders, "welfare", surplus, certificate, by_id)
+        return maxmin_optimal(by_id, trades, b6_can_bind)
     if certificate is None:
         if not trades:
             raise ProposalRejected(
                 f"an empty {objective} proposal must carry a certificate proving that nothing can trade"
             )
         raise ProposalRejected(f"a {objective} proposal must carry the LP-dual certificate that proves it optimal")
-    check_certificate(orders, objective, value, certificate)
+    check_certificate(orders, objective, value, certificate, by_id)
     return True
 
 
@@ -188,29 +217,27 @@ def _whole(number) -> bool:
     return isinstance(number, int) and not isinstance(number, bool)
 
 
-def check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, profits, worst) -> None:
+def check_rank_order(orders, seed, by_id, fills, trades) -> None:
     """Fairness (fairness.py): no fill of an order could be handed to a higher-ranked, unfilled equivalent one.
 
     One pass per class from the highest rank down, remembering the participants of the orders seen so far
-    that still have room; a trade of a lower order is handed over-able if one of those participants is not the
-    counter-order's (and, for maxmin, if the handover would not lower the value).
+    that still have room; a trade of a lower order could be handed over if one of those participants is not the
+    counter-order's.
     """
-    for members in equivalence_classes(orders, seed):
+    classes = equivalence_classes(orders, seed)
+    in_a_class = {o.id for members in classes for o in members}
+    lots_of: dict = {}
+    for trade in trades if in_a_class else ():
+        for order_id in (trade.sell, trade.buy):
+            if order_id in in_a_class:
+                lots_of.setdefault(order_id, []).append(trade)
+    for members in classes:
         open_by_participant: dict = {}
         for lower in members:
             for trade in lots_of.get(lower.id, ()):
                 counter = by_id[trade.buy if lower.is_sell else trade.sell]
-                margin = margin_of(lower, trade.price)
-                harmless = (
-                    objective != "maxmin"
-                    or margin == 0
-                    or profits.get(lower.participant, 0) - margin >= worst * offered[lower.participant]
-                )
-                if harmless:  # at most two keys are looked at: one of them is not the counter-order's
-                    taker = next((p for p in open_by_participant if p != counter.participant), None)
-                else:
-                    # Only an order of lower's own participant can take the trade without moving profit.
-                    taker = lower.participant if lower.participant in open_by_participant else None
+                # at most two keys are looked at: one of them is not the counter-order's
+                taker = next((p for p in open_by_participant if p != counter.participant), None)
                 if taker is not None:
                     higher = open_by_participant[taker]
                     raise ProposalRejected(
@@ -221,55 +248,67 @@ def check_rank_order(orders, seed, objective, by_id, fills, lots_of, offered, pr
                 open_by_participant.setdefault(lower.participant, lower)
 
 
-def check_certificate(orders, objective, value, certificate) -> None:
+def check_certificate(orders, objective, value, certificate, by_id=None) -> None:
     """LP duality, exactly: duals u (sells), v (buys) >= 0, whole, with u[s] + v[b] >= gain(s, b) for every pair
     (s, b) of different participants with ask <= bid (gain 1 Wh per Wh for volume, bid - ask for welfare) and
     sum qty u + sum qty v == value. Any matching's value is at most that sum, so value is the optimum.
     O(n log n): per buy only the smallest u (volume) or u + ask (welfare) of another participant's sells matters.
     """
-    sells = [o for o in orders if o.is_sell]
-    buys = [o for o in orders if not o.is_sell]
-    u = _duals(certificate.sell_duals, sells, "sell")
-    v = _duals(certificate.buy_duals, buys, "buy")
-    bound = sum(o.quantity * u[o.id] for o in sells) + sum(o.quantity * v[o.id] for o in buys)
+    if by_id is None:
+        by_id = {o.id: o for o in orders}
+    u = _duals(certificate.sell_duals, by_id, "sell")
+    v = _duals(certificate.buy_duals, by_id, "buy")
+    bound = sum(by_id[i].quantity * dual for i, dual in u.items()) + sum(
+        by_id[i].quantity * dual for i, dual in v.items()
+    )
     if bound != value:
         raise CertificateRejected(f"the certificate bounds {objective} at {bound} but the proposal's value is {value}")
 
+    best = LowestOfOthers()
+    buys = []
     if objective == "welfare":
         # u[s] + v[b] >= bid - ask  <=>  u[s] + ask[s] >= bid[b] - v[b]; trivially true where ask > bid.
-        best = LowestOfOthers()
-        for s in sells:
-            best.add(u[s.id] + s.price, s, s.participant)
+        for o in orders:
+            if o.side == "sell":
+                best.add(u.get(o.id, 0) + o.price, o, o.participant)
+            else:
+                buys.append(o)
         for b in buys:
             s = best.lowest_not_of(b.participant)
-            if s is not None and u[s.id] + s.price < b.price - v[b.id]:
+            if s is not None and u.get(s.id, 0) + s.price < b.price - v.get(b.id, 0):
                 _refuse(s, b, u, v, b.price - s.price)
         return
-    best = LowestOfOthers()
-    ascending = sorted(sells, key=lambda o: o.price)
-    next_sell = 0
-    for b in sorted(buys, key=lambda o: o.price):
-        while next_sell < len(ascending) and ascending[next_sell].price <= b.price:
-            best.add(u[ascending[next_sell].id], ascending[next_sell], ascending[next_sell].participant)
-            next_sell += 1
+    # Whole duals: a pair is uncovered only if both are 0, so only the cheapest ask of the sells with dual 0 (of
+    # another participant) matters to a buy with dual 0.
+    for o in orders:
+        if o.side == "sell":
+            if o.id not in u:
+                best.add(o.price, o, o.participant)
+        elif o.id not in v:
+            buys.append(o)
+    for b in buys:
         s = best.lowest_not_of(b.participant)
-        if s is not None and u[s.id] + v[b.id] < 1:
+        if s is not None and s.price <= b.price:
             _refuse(s, b, u, v, 1)
 
 
-def _duals(given, orders, side) -> dict:
-    known = {o.id for o in orders}
+def _duals(given, by_id, side) -> dict:
+    """The certificate's non-zero duals by order id, checked: ids of the gate's orders of that side, whole, >= 0."""
+    duals = {}
     for order_id, dual in given.items():
-        if order_id not in known:
+        order = by_id.get(order_id)
+        if order is None or order.side != side:
             raise CertificateRejected(f"the certificate names {order_id!r}, which is not a {side} order of the gate")
         if not _whole(dual) or dual < 0:
             raise CertificateRejected(f"the certificate's dual for order {order_id} must be a whole number >= 0")
-    return {o.id: given.get(o.id, 0) for o in orders}
+        if dual:
+            duals[order_id] = dual
+    return duals
 
 
 def _refuse(s, b, u, v, gain):
     raise CertificateRejected(
-        f"the certificate does not cover sell {s.id} and buy {b.id}: {u[s.id]} + {v[b.id]} < {gain}"
+        f"the certificate does not cover sell {s.id} and buy {b.id}: {u.get(s.id, 0)} + {v.get(b.id, 0)} < {gain}"
     )
 
 

@@ -1,5 +1,5 @@
-"""What welfare's and maxmin's column generation share: HiGHS set up for basic solutions, and the O(n) sweep that
-finds every order's best partner, the pricing step of both."""
+"""What welfare's column generation needs: HiGHS set up for basic solutions, and the O(n) sweep that finds every
+order's best partner, its pricing step."""
 
 from __future__ import annotations
 

@@ -79,10 +79,12 @@ def test_a_proposal_without_its_certificate_is_refused_even_when_optimal(objecti
         verify(TIE, SEED, objective, dataclasses.replace(honest, certificate=None))
 
 
-def test_maxmin_carries_no_certificate():
+def test_maxmin_carries_welfares_certificate_and_is_proven_optimal_with_it():
     honest = solve(TIE, "maxmin", SEED).proposal()
-    assert not verify(TIE, SEED, "maxmin", honest).optimal
-    with pytest.raises(CertificateRejected, match="maxmin proposals carry no certificate"):
+    assert verify(TIE, SEED, "maxmin", honest).optimal
+    with pytest.raises(ProposalRejected, match="must carry the welfare certificate that proves its fills efficient"):
+        verify(TIE, SEED, "maxmin", dataclasses.replace(honest, certificate=None))
+    with pytest.raises(CertificateRejected, match="bounds welfare at"):
         verify(TIE, SEED, "maxmin", dataclasses.replace(honest, certificate=Certificate({}, {"c": 1})))
 
 
@@ -102,11 +104,13 @@ def test_an_empty_proposal_is_refused_unless_a_certificate_proves_nothing_can_tr
 
 def test_an_empty_maxmin_proposal_is_accepted_only_where_nobody_could_profit():
     empty = Proposal("maxmin", (), 0)
-    with pytest.raises(ProposalRejected, match="an empty maxmin proposal is not optimal"):
+    with pytest.raises(ProposalRejected, match="an empty maxmin proposal must carry a certificate"):
         verify(TIE, SEED, "maxmin", empty)
-    # Z's ask is the only bid: any trade has zero surplus, value 0 and surplus 0 whatever is traded.
+    with pytest.raises(CertificateRejected, match="does not cover sell"):
+        verify(TIE, SEED, "maxmin", dataclasses.replace(empty, certificate=Certificate({}, {})))
+    # Z's ask is the only bid: any trade has zero surplus, so all duals 0 prove that nothing earns anything.
     flat = order_book("z Z sell 2000 1000 0", "b B buy 2000 1000 0")
-    assert verify(flat, SEED, "maxmin", empty).optimal
+    assert verify(flat, SEED, "maxmin", dataclasses.replace(empty, certificate=Certificate({}, {}))).optimal
 
 
 def test_better_never_lets_an_unproven_proposal_beat_a_proven_one():

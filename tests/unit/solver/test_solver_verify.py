@@ -37,7 +37,7 @@ def test_the_solvers_proposals_are_accepted_with_their_exact_value():
             solution.surplus,
             solution.volume,
         )
-        assert verified.optimal == (objective != "maxmin")
+        assert verified.optimal == (objective != "maxmin")  # alice's own orders cross: maxmin unproven
         assert verified.digest == solution.proposal().digest()
 
 
@@ -75,12 +75,17 @@ def test_a_wrong_claimed_value_or_objective_is_refused():
     assert verify(BOOK, SEED, "welfare", optimum).value == 1_700_000
 
 
-def test_a_maxmin_value_is_an_exact_fraction():
-    # alice sells 0.5 kWh to carol at 17 yen: alice earns 7 x 0.5, carol 3 x 0.5; bob (who could have sold) nothing.
-    trades = proposal(("s1", "b1", 500, 1700), objective="maxmin", value=Fraction(0))
-    assert verify(BOOK, SEED, "maxmin", trades).value == 0
+def test_a_maxmin_value_is_the_worst_margin_and_its_trades_share_one_price():
+    # alice sells 0.5 kWh to carol at 17 yen: alice earns 7 yen/kWh, carol 3: the worst margin is 300 sen/kWh.
+    # alice also buys, above her own ask, so B6 can bind here: the proposal needs no certificate, and is unproven.
+    trade = proposal(("s1", "b1", 500, 1700), objective="maxmin", value=Fraction(300))
+    verified = verify(BOOK, SEED, "maxmin", trade)
+    assert verified.value == 300 and not verified.optimal
     with pytest.raises(ProposalRejected, match="claims maxmin 1/3"):
-        verify(BOOK, SEED, "maxmin", dataclasses.replace(trades, value=Fraction(1, 3)))
+        verify(BOOK, SEED, "maxmin", dataclasses.replace(trade, value=Fraction(1, 3)))
+    two_prices = proposal(("s1", "b1", 500, 1700), ("s2", "b1", 500, 1800), objective="maxmin", value=Fraction(200))
+    with pytest.raises(ProposalRejected, match="is at 1800 sen/kWh but trade 0 at 1700: maxmin trades everything"):
+        verify(BOOK, SEED, "maxmin", two_prices)
 
 
 def test_a_certificate_that_does_not_prove_optimality_is_refused():
