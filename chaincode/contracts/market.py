@@ -62,8 +62,8 @@ Why it is shaped this way:
   reads one key, not 10,000.
 - Every proposal is its own key (one per matcher and gate): matchers never conflict with each other; every
   endorsing peer verifies it with solver.verify (exact integers) before accepting it: canonical form (one trade
-  per sell/buy pair, sorted), feasibility, prices, fairness, the value and, for volume and welfare, the
-  certificate that proves it optimal (an empty proposal only where it provably is). finalise picks the best
+  per sell/buy pair, sorted), feasibility, prices, fairness, the value and the certificate that proves it
+  optimal (maxmin: welfare's, at one price) (an empty proposal only where it provably is). finalise picks the best
   with solver.better: proven optimal first, then the value (maxmin: then the surplus), ties to the outcome that
   favours the orders ranked higher under the gate's seed. That depends only on the book, the seed and what
   each proposal trades, never on its arrival order or on bytes a matcher could vary.
@@ -432,8 +432,8 @@ class MarketContract(Contract):
     @action("propose a matching")
     def propose(self, ctx, gate: str, proposal: dict) -> dict:
         """Proposes a matching for a closed gate (Proposal.to_json() form); accepted only once verified here
-        (solver.verify: canonical trades, a certificate for volume and welfare), so every accepted volume or
-        welfare proposal is proven optimal."""
+        (solver.verify: canonical trades and, where the book allows one, the certificate of optimality; maxmin's
+        is welfare's at one price)."""
         org = self._organisation(ctx)
         if org.name not in self.rules.matchers:
             raise Refusal(f"only the matchers ({', '.join(self.rules.matchers)}) propose, not {org.name}")
