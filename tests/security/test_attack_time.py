@@ -1,10 +1,16 @@
 """Forged transaction times on the real network. The chaincode decides by the transaction's timestamp (gates,
 settlement, when a command was issued), and that timestamp is the client's: a client builds its proposal with a
 time an hour ahead or behind, signs it and sends it to the gateway itself (gateway.protoutil.chaincode_proposal
-takes the timestamp; nothing in the gateway client was changed). Refused by the endorser's check on every peer
-(chaincode.contracts.common.check_transaction_time, run by @action before the transaction itself): "transaction
-time … is 3600 s off this endorser's clock (ahead); tolerance 30 s", the tolerance from the topology. A proposal a
-few seconds off, within the tolerance, is endorsed and commits."""
+takes the timestamp; nothing in the gateway client was changed). What refuses it:
+
+- 45 s or 10 minutes off, either way: the endorser's check on every peer (chaincode.contracts.common
+  .check_transaction_time, run by @action before the transaction itself): "transaction time … is 600 s off this
+  endorser's clock (ahead); tolerance 30 s", the tolerance from the topology;
+- an hour off: already the peer itself, before any chaincode runs: Fabric refuses a proposal whose timestamp is
+  outside its `peer.authentication.timewindow` (15 minutes in sampleconfig's core.yaml), far wider than the 30 s
+  the contracts need.
+
+A proposal a few seconds off, within the tolerance, is endorsed and commits."""
 
 import json
 import secrets
@@ -75,7 +81,7 @@ def command(minute: str = "2021-04-01T10:00") -> str:
     )
 
 
-@pytest.mark.parametrize("off_seconds, direction", [(3600, "ahead"), (-3600, "behind"), (45, "ahead"), (-45, "behind")])
+@pytest.mark.parametrize("off_seconds, direction", [(45, "ahead"), (-45, "behind"), (600, "ahead"), (-600, "behind")])
 def test_a_transaction_dated_beyond_the_tolerance_is_refused_by_every_endorser(
     security_network, off_seconds, direction
 ):
@@ -85,7 +91,7 @@ def test_a_transaction_dated_beyond_the_tolerance_is_refused_by_every_endorser(
     with pytest.raises(EndorseError) as refused:
         endorse(tso, "issue_command", [command()], when, every_msp)
     message = str(refused.value)
-    assert refused.value.refused
+    assert refused.value.refused, message  # the chaincode refused it
     assert "failed to issue command: transaction time" in message
     assert f"s off this endorser's clock ({direction}); tolerance 30 s" in message
     # Each organisation's own peer (its own chaincode server, its own clock) refuses it too.
@@ -93,6 +99,16 @@ def test_a_transaction_dated_beyond_the_tolerance_is_refused_by_every_endorser(
         with pytest.raises(GatewayError) as each:
             evaluate_on(tso, "list_declarations", ["none"], when, msp_id)
         assert "off this endorser's clock" in str(each.value), (msp_id, str(each.value))
+
+
+@pytest.mark.parametrize("off_seconds", [3600, -3600])
+def test_a_transaction_dated_an_hour_off_is_refused_by_the_peer_before_the_chaincode(security_network, off_seconds):
+    tso = open_session(security_network, "TSO")
+    every_msp = [org.msp_id for org in security_network.topology.organisations]
+    with pytest.raises(EndorseError) as refused:
+        endorse(tso, "issue_command", [command()], datetime.now(UTC) + timedelta(seconds=off_seconds), every_msp)
+    assert not refused.value.refused  # no chaincode ran
+    assert "incorrect timestamp" in str(refused.value) and "peer.authentication.timewindow" in str(refused.value)
 
 
 def test_a_transaction_a_few_seconds_off_is_endorsed_and_commits(security_network):
