@@ -5,6 +5,7 @@ contract's check accepts, for the topology's consumers and for registered ones a
 import base64
 import datetime
 import json
+from dataclasses import dataclass
 
 import pytest
 from cryptography import x509
@@ -46,39 +47,47 @@ def write_ca(directory, common_name: str) -> x509.Certificate:
     return cert
 
 
+@dataclass(frozen=True)
+class Crypto:
+    layout: CryptoLayout
+    operator_ca: x509.Certificate
+    ra1_ca: x509.Certificate
+
+
 @pytest.fixture
-def layout(tmp_path):
+def crypto(tmp_path) -> Crypto:
     """The crypto of the TSO (the meter operator) and RA1 as far as meters need it."""
     layout = CryptoLayout(TOPOLOGY, tmp_path / "crypto")
-    layout.operator_ca = write_ca(layout.org_dir("TSO") / "ca", "ca.tso.grid.local")
-    layout.ra1_ca = write_ca(layout.org_dir("RA1") / "ca", "ca.ra1.grid.local")
+    operator_ca = write_ca(layout.org_dir("TSO") / "ca", "ca.tso.grid.local")
+    ra1_ca = write_ca(layout.org_dir("RA1") / "ca", "ca.ra1.grid.local")
     user_msp = layout.user_dir("TSO") / "msp"
     for part in ("cacerts", "tlscacerts"):
         (user_msp / part).mkdir(parents=True)
-        (user_msp / part / "ca.pem").write_bytes(layout.operator_ca.public_bytes(serialization.Encoding.PEM))
+        (user_msp / part / "ca.pem").write_bytes(operator_ca.public_bytes(serialization.Encoding.PEM))
     (user_msp / "config.yaml").write_text("NodeOUs:\n  Enable: true\n")
-    return layout
+    return Crypto(layout, operator_ca, ra1_ca)
 
 
-def test_a_meter_identity_is_the_operators_and_names_its_consumer(layout):
-    msp = issue_meter_identity(layout, "C2")
-    assert msp == layout.org_dir("TSO") / "meters" / "C2" / "msp"  # with the operator, not with RA2
+def test_a_meter_identity_is_the_operators_and_names_its_consumer(crypto):
+    msp = issue_meter_identity(crypto.layout, "C2")
+    assert msp == crypto.layout.org_dir("TSO") / "meters" / "C2" / "msp"  # with the operator, not with RA2
     cert = x509.load_pem_x509_certificate((msp / "signcerts" / "cert.pem").read_bytes())
-    cert.verify_directly_issued_by(layout.operator_ca)
-    assert cert.issuer != layout.ra1_ca.subject
+    cert.verify_directly_issued_by(crypto.operator_ca)
+    assert cert.issuer != crypto.ra1_ca.subject
     assert meter_attributes(cert) == {"role": "meter", "consumer": "C2"}
     assert (msp / "cacerts" / "ca.pem").exists() and (msp / "keystore" / "priv_sk").exists()
 
 
-def test_the_operators_meters_sign_what_the_contract_accepts(layout):
+def test_the_operators_meters_sign_what_the_contract_accepts(crypto):
+    layout = crypto.layout
     issue_meter_identity(layout, "C1")
     meters = MeterOperator(layout)
-    authority = MeterAuthority([layout.operator_ca])
+    authority = MeterAuthority([crypto.operator_ca])
     readings = [Reading("RA1", c, "2021-01-14T00:00", 5) for c in ("C1", "RA1-S00001")]
     signed = meter_signatures("1", readings, meters)
     assert set(signed) == {"C1", "RA1-S00001"}
-    on_disk = json.loads(json.dumps(signed))  # as the contract receives it
-    for consumer, entry in on_disk.items():
+    received = json.loads(json.dumps(signed))  # as the contract receives it
+    for consumer, entry in received.items():
         statement = reading_statement("1", consumer, [("2021-01-14T00:00", 5)])
         authority.check_attestation(
             consumer, statement, entry["certificate"].encode(), base64.b64decode(entry["signature"]), None
@@ -87,9 +96,9 @@ def test_the_operators_meters_sign_what_the_contract_accepts(layout):
     assert meters.meter("RA1-S00001") is meters.meter("RA1-S00001")  # fitted once
 
 
-def test_a_meter_certificate_from_an_ras_ca_is_not_the_operators(layout):
+def test_a_meter_certificate_from_an_ras_ca_is_not_the_operators(crypto):
     cert, _ = issue_certificate(
-        layout.org_dir("RA1") / "ca", "meter-C2", attributes={"role": "meter", "consumer": "C2"}
+        crypto.layout.org_dir("RA1") / "ca", "meter-C2", attributes={"role": "meter", "consumer": "C2"}
     )
     with pytest.raises(Refusal, match="not issued by the meter operator's CA"):
-        MeterAuthority([layout.operator_ca]).meter_certificate(cert, None)
+        MeterAuthority([crypto.operator_ca]).meter_certificate(cert, None)
