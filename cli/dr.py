@@ -16,6 +16,7 @@ from clients.contract import Refused
 from clients.dr import Reading, uniform_declaration
 from consortium.units import kwh, wh_from_kwh, yen
 from network.connections import AS_DB_NAME, Sessions
+from network.crypto import MeterOperator
 from sim.aggregation_system import AggregationSystem
 
 
@@ -191,6 +192,9 @@ def readings_post(
     aggregation system once the ledger has accepted them."""
     sessions = Sessions(run_dir)
     session = sessions(who)
+    if not who.startswith("meter:"):
+        # An RA relays what its consumers' meters signed; here the simulated meters of the run directory sign.
+        session.dr.meters = MeterOperator(sessions.network.layout)
     if readings_file:
         if consumer or minute or wh is not None or kwh_text:
             raise Refused("give either --file or one reading (--consumer, --minute, --wh/--kwh), not both")
@@ -355,6 +359,10 @@ def simulate(
     from sim.dr_run import simulate_dr
 
     sessions = Sessions(run_dir)
+    meters = MeterOperator(sessions.network.layout)  # the simulated consumers' meters sign what their RAs relay
+    for org in sessions.topology.organisations:
+        if org.role == "ra":
+            sessions(org.name).dr.meters = meters
     system = _aggregation_system(sessions, as_db, discrepancy_rate=discrepancy_rate, seed=seed)
     result, ras = simulate_dr(
         sessions,

@@ -8,11 +8,14 @@ readings, aggregates, the comparison of the ledger's aggregates (BC) with the ag
 Times are JST minute labels, energy whole Wh, as on the ledger.
 """
 
+import base64
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from chaincode.contracts.meter_attestation import reading_statement
 from clients.contract import ContractClient, eventually
 from consortium.units import minute_index
 from gateway.errors import CommitError, CommitStatusError, EndorseError, SubmitError
@@ -31,6 +34,44 @@ class Reading:
 
     def as_json(self) -> dict:
         return {"consumer": self.consumer, "minute": self.minute, "wh": self.wh}
+
+
+class Signing(Protocol):
+    """What signs for a meter: a DER ECDSA signature over SHA-256 of the message (gateway.signing.Signer)."""
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Meter:
+    """A consumer's smart meter: its certificate (PEM, issued by the meter operator) and its key's signer."""
+
+    consumer: str
+    certificate: bytes
+    signer: Signing
+
+    def signature_over(self, command_id: str, readings: Iterable[Reading]) -> dict:
+        """The entry of transient "meter_signatures" for this meter's readings of a batch: its certificate and its
+        signature over the readings' statement (chaincode.contracts.meter_attestation.reading_statement)."""
+        statement = reading_statement(command_id, self.consumer, [(r.minute, r.wh) for r in readings])
+        return {
+            "certificate": self.certificate.decode(),
+            "signature": base64.b64encode(self.signer.sign(statement)).decode(),
+        }
+
+
+class MeterSource(Protocol):
+    """Where a relaying RA's client finds each consumer's meter (network.crypto.MeterOperator)."""
+
+    def meter(self, consumer: str) -> Meter: ...
+
+
+def meter_signatures(command_id: str, readings: list[Reading], meters: MeterSource) -> dict:
+    """transient "meter_signatures" for a batch: each consumer's readings signed by its meter."""
+    by_consumer: dict[str, list[Reading]] = {}
+    for reading in readings:
+        by_consumer.setdefault(reading.consumer, []).append(reading)
+    return {consumer: meters.meter(consumer).signature_over(command_id, own) for consumer, own in by_consumer.items()}
 
 
 def slot_count(command: dict) -> int:
@@ -131,9 +172,11 @@ def comparison_of(bc: dict, system: AggregateSource | None) -> Comparison:
 
 
 class DrClient(ContractClient):
-    """The dr contract as one organisation (or one smart meter) uses it."""
+    """The dr contract as one organisation (or one smart meter) uses it. `meters`: where an RA's client finds the
+    meters whose signatures its relayed readings carry (None: it sends none, as a meter posting its own)."""
 
     contract_name = "dr"
+    meters: MeterSource | None = None
 
     def issue(self, command: dict) -> dict:
         """Issues a DR command (the TSO); returns the command as recorded."""
@@ -180,7 +223,8 @@ class DrClient(ContractClient):
             time.sleep(0.3)
 
     def post_readings(self, command_id: str, readings: list[Reading], attempts: int = 3, resume: bool = False) -> dict:
-        """One post_readings transaction; the readings travel in transient data to members of the RA's collection
+        """One post_readings transaction, the readings signed by their meters when the client has `meters` (an RA
+        relaying them); the readings travel in transient data to members of the RA's collection
         only: the poster's own peer and its AC's (or the TSO's), both of which must endorse it (the collection's
         policy), so no other organisation ever receives them and the RA's peer cannot record them alone. A
         transaction that lost an MVCC race (another one wrote the same consumer-hour first) changed nothing and is
@@ -193,10 +237,12 @@ class DrClient(ContractClient):
         again over the same readings), its readings are read back from the poster's own peer; if the ledger holds
         exactly them the batch counts as posted, with "already_recorded": true. Otherwise the refusal stands: a
         person posting a reading twice is told so, and a recorded minute is never overwritten."""
-        payload = json.dumps([r.as_json() for r in readings], separators=(",", ":"))
+        transient = {"readings": json.dumps([r.as_json() for r in readings], separators=(",", ":"))}
+        if self.meters is not None:
+            transient["meter_signatures"] = json.dumps(meter_signatures(command_id, readings, self.meters))
         for attempt in range(1, attempts + 1):
             try:
-                return self.submit("post_readings", command_id, transient={"readings": payload}, private=True)
+                return self.submit("post_readings", command_id, transient=transient, private=True)
             except CommitError as error:
                 if error.code != "MVCC_READ_CONFLICT" or attempt == attempts:
                     raise

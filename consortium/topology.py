@@ -9,6 +9,7 @@ import yaml
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "topology.yaml"
 PORT_STRIDE = 10
+DEFAULT_TIME_TOLERANCE_SECONDS = 30
 
 
 class TopologyError(ValueError):
@@ -92,6 +93,8 @@ class Topology:
     orderer_names: tuple[str, ...]
     organisations: tuple[Organisation, ...] = field(default_factory=tuple)
     market: MarketRules | None = None
+    meter_operator: str = ""  # the organisation whose CA issues every smart meter's identity (the TSO)
+    time_tolerance_seconds: int = DEFAULT_TIME_TOLERANCE_SECONDS  # how far a transaction's time may be off
 
     @property
     def orderer_domain(self) -> str:
@@ -151,6 +154,8 @@ class Topology:
             self.orderer_names,
             self.organisations,
             self.market,
+            self.meter_operator,
+            self.time_tolerance_seconds,
         )
 
     # Visibility groups (mission A6): one private data collection per RA, one per AC, derived here only.
@@ -171,6 +176,11 @@ class Topology:
             elif org.role == "ra" and org.parent is not None:  # load() refuses an RA without its AC
                 groups[self.readings_collection_for(org.name)] = (*tso, org.parent, org.name)
         return groups
+
+    @property
+    def meter_operator_msp_id(self) -> str:
+        """The MSP of the meter operator: a smart meter's certificate counts only when this MSP issued it."""
+        return self.organisation(self.meter_operator).msp_id
 
     def consumer_owner(self, consumer: str) -> Organisation:
         for org in self.organisations:
@@ -208,6 +218,9 @@ def load(path: Path | str | None = None, port_base: int | None = None) -> Topolo
                 objective=market["objective"],
             )
         )
+        tso = next((o["name"] for o in raw["organisations"] if o.get("role") == "tso"), "")
+        meter_operator = (raw.get("meters") or {}).get("operator", tso)
+        tolerance = int((raw.get("time") or {}).get("tolerance_seconds", DEFAULT_TIME_TOLERANCE_SECONDS))
         base = port_base or int(os.environ.get("GRIDLEDGER_PORT_BASE") or raw["port_base"])
         topology = Topology(
             channel=raw["channel"],
@@ -219,8 +232,10 @@ def load(path: Path | str | None = None, port_base: int | None = None) -> Topolo
             orderer_names=tuple(raw["orderers"]["nodes"]),
             organisations=orgs,
             market=rules,
+            meter_operator=meter_operator,
+            time_tolerance_seconds=tolerance,
         )
-    except (KeyError, TypeError) as missing:
+    except (KeyError, TypeError, ValueError) as missing:
         raise TopologyError(f"{path}: missing or malformed entry {missing}") from None
     _check(topology, path)
     return topology
@@ -243,6 +258,10 @@ def _check(topology: Topology, path: Path) -> None:
     consumers = [c for o in topology.organisations for c in o.consumers]
     if len(set(consumers)) != len(consumers):
         raise TopologyError(f"{path}: a consumer belongs to two RAs")
+    if topology.meter_operator not in names:
+        raise TopologyError(f"{path}: meters: operator must name an organisation, got {topology.meter_operator!r}")
+    if topology.time_tolerance_seconds < 1:
+        raise TopologyError(f"{path}: time: tolerance_seconds must be at least 1")
     if topology.market is not None:
         rules = topology.market
         if rules.operator not in names:

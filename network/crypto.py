@@ -1,11 +1,13 @@
-"""Crypto material for every organisation: cryptogen for nodes, admins and users; meter identities issued by
-the owning RA's CA with the consumer id as a Fabric certificate attribute."""
+"""Crypto material for every organisation: cryptogen for nodes, admins and users; smart-meter identities issued by
+the meter operator's CA (the TSO's: in Japan the meters belong to the transmission and distribution operator), each
+bound to one consumer by a Fabric certificate attribute, and the meters the simulators play (MeterOperator)."""
 
 import datetime
 import ipaddress
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import yaml
@@ -14,7 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from clients.dr import Meter
 from consortium.topology import Node, Topology
+from gateway.identity import identity_from_msp_dir
+from gateway.signing import Signer
 
 # The X.509 extension in which Fabric (fabric-ca, the chaincode ClientIdentity) carries attributes.
 FABRIC_ATTRIBUTES_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
@@ -48,8 +53,8 @@ class CryptoLayout:
         return self.user_dir(org, "Admin")
 
     def meter_dir(self, consumer: str) -> Path:
-        owner = self.topology.consumer_owner(consumer)
-        return self.org_dir(owner.name) / "meters" / consumer
+        """A meter's identity sits with the meter operator, whose device it is, not with the consumer's RA."""
+        return self.org_dir(self.topology.meter_operator) / "meters" / consumer
 
     def _domain(self, org: str) -> str:
         return self.org_dir(org).name
@@ -91,7 +96,7 @@ def generate(topology: Topology, root: Path, cryptogen: Path) -> CryptoLayout:
     layout = CryptoLayout(topology, root)
     for org in topology.organisations:
         for consumer in org.consumers:
-            issue_meter_identity(layout, org.name, consumer)
+            issue_meter_identity(layout, consumer)
     return layout
 
 
@@ -184,20 +189,26 @@ def _is_ip(name: str) -> bool:
         return False
 
 
-def issue_meter_identity(layout: CryptoLayout, ra: str, consumer: str) -> Path:
-    """A client identity for a consumer's smart meter, signed by the RA's CA, carrying the consumer id.
+def meter_certificate(layout: CryptoLayout, consumer: str) -> tuple[bytes, bytes]:
+    """A smart meter's certificate and key (PEM), signed by the meter operator's CA, carrying the consumer id.
 
-    The chaincode reads the attributes {"role": "meter", "consumer": <id>} to let a meter post only for its
-    own consumer; the MSP accepts it as a client of the RA's organisation (OU=client, NodeOUs).
-    """
-    cert, key = issue_certificate(
-        layout.org_dir(ra) / "ca",
-        f"meter-{consumer}@{layout.org_dir(ra).name}",
+    The chaincode reads the attributes {"role": "meter", "consumer": <id>}: it trusts them only in a certificate of
+    the meter operator's MSP (as a transaction's creator) or one its CA signed (relayed readings); the MSP accepts
+    it as a client of the operator's organisation (OU=client, NodeOUs)."""
+    operator = layout.org_dir(layout.topology.meter_operator)
+    return issue_certificate(
+        operator / "ca",
+        f"meter-{consumer}@{operator.name}",
         organisational_unit="client",
         attributes={"role": "meter", "consumer": consumer},
     )
+
+
+def issue_meter_identity(layout: CryptoLayout, consumer: str) -> Path:
+    """Writes a meter's MSP directory (meter_certificate) beside the operator's users; returns it."""
+    cert, key = meter_certificate(layout, consumer)
     msp = layout.meter_dir(consumer) / "msp"
-    user_msp = layout.user_dir(ra) / "msp"
+    user_msp = layout.user_dir(layout.topology.meter_operator) / "msp"
     for part in ("cacerts", "tlscacerts"):
         shutil.copytree(user_msp / part, msp / part)
     shutil.copy(user_msp / "config.yaml", msp / "config.yaml")
@@ -206,3 +217,29 @@ def issue_meter_identity(layout: CryptoLayout, ra: str, consumer: str) -> Path:
     (msp / "keystore").mkdir()
     (msp / "keystore" / "priv_sk").write_bytes(key)
     return msp
+
+
+class MeterOperator:
+    """The smart meters of a network, as the simulators play them: a topology consumer's meter from its MSP
+    directory; any other consumer's (a registered, simulated one) fitted on first use with a certificate from the
+    operator's CA, kept in memory. What a DR client relaying readings asks for signatures (clients.dr.MeterSource).
+    """
+
+    def __init__(self, layout: CryptoLayout):
+        self.layout = layout
+        self._meters: dict[str, Meter] = {}
+        self._lock = threading.Lock()
+
+    def meter(self, consumer: str) -> Meter:
+        with self._lock:
+            if consumer not in self._meters:
+                self._meters[consumer] = self._fit(consumer)
+            return self._meters[consumer]
+
+    def _fit(self, consumer: str) -> Meter:
+        msp = self.layout.meter_dir(consumer) / "msp"
+        if msp.is_dir():
+            identity, signer = identity_from_msp_dir(msp, self.layout.topology.meter_operator_msp_id)
+            return Meter(consumer, identity.credentials, signer)
+        cert, key = meter_certificate(self.layout, consumer)
+        return Meter(consumer, cert, Signer(key))

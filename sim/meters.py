@@ -1,5 +1,7 @@
 """Smart-meter simulator: per-minute consumption of many consumers, reduced during DR command windows, posted to
-the ledger through DR clients (clients.dr), by each configured meter under its own identity or in batches by the RA.
+the ledger through DR clients (clients.dr), by each configured meter under its own identity or in batches by the RA,
+each consumer's readings of a batch signed by its meter (the RA's client signs with the meters its `meters` holds,
+network.crypto.MeterOperator: the meter operator's, not the RA's).
 
 Load model (seeded, so a run can be repeated exactly): each consumer has a base load between 0.3 and 3 kW (homes
 to small shops), shaped by the hour of the day in JST (a night trough, morning and evening peaks), with ±8 %
@@ -150,8 +152,8 @@ def post_all(
     on_posted: Callable[[list[Reading], dict], None] | None = None,
 ) -> list[dict]:
     """Posts each group of readings as one transaction (DrClient.post_readings, resuming: see there), `workers`
-    at a time. `poster_for(first reading)` is the DR client to post it with: an RA's, or the meter's own. Raises
-    the first failure."""
+    at a time. `poster_for(first reading)` is the DR client to post it with: an RA's (with `meters`, so that the
+    batch carries its meters' signatures), or the meter's own. Raises the first failure."""
     summaries = []
     lock = threading.Lock()
 

@@ -6,7 +6,8 @@ Who may do what is decided by the caller's MSP id and certificate attributes, ne
     register_consumers()              an RA                    its collection (transient "consumers")
     declare(command_id)               an RA, own consumers     its collection (transient "declaration")
     publish_declaration(id, summary)  that RA                  public   event Declared
-    post_readings(command_id)         an RA, or a meter of it  its collection (transient "readings")
+    post_readings(command_id)         a meter, or its consumer's its collection (transient "readings",
+                                      RA relaying it, signed   and from an RA "meter_signatures")
                                                                         event ReadingsPosted
     settle(command_id)                TSO                      public   event Settled
     get_command, list_commands, list_declarations              anyone (public)
@@ -52,10 +53,19 @@ Where data lives, and why (the Fabric facts this design follows):
   every public write; readings and declarations check it, so after settlement nothing the figures depend on can
   change. (It cannot store the figures: they are private, and Fabric refuses writes from a transaction that ran a
   range query on private data.)
+- A reading counts because its meter says so (meter_attestation). Meters belong to the meter operator (the TSO): its
+  CA issues their certificates, each naming one consumer. A meter posting under its own identity has signed the
+  proposal itself, and Fabric checked its certificate against the operator's MSP. An RA relaying readings sends,
+  for each consumer of the batch, the meter's certificate and its signature over that consumer's readings
+  (transient "meter_signatures": {consumer: {"certificate": PEM, "signature": base64 DER}}); every endorser
+  checks the certificate against the operator's CA and the signature over the readings as sent, so the RA can
+  neither make up, alter nor move readings between consumers.
 - Consumers beyond the topology's are registered by their RA in its collection; a consumer id taken by another
   RA is refused by checking the hash of that RA's registry key, never its value.
 """
 
+import base64
+import binascii
 import hashlib
 import json
 from dataclasses import replace
@@ -65,6 +75,7 @@ from chaincode.contracts import access, settlement
 from chaincode.contracts.common import (
     CONSUMER,
     Caller,
+    Clock,
     Refusal,
     action,
     announced,
@@ -86,6 +97,12 @@ from chaincode.contracts.dr_inputs import (
     checked_readings,
     transient_json,
 )
+from chaincode.contracts.meter_attestation import (
+    MeterAuthority,
+    channel_block_of_this_server,
+    operator_authority_from_channel_block,
+    reading_statement,
+)
 from chaincode.shim import Contract, evaluate, submit
 from consortium import topology as topology_file
 from consortium.topology import Organisation, Topology
@@ -100,6 +117,7 @@ READING_BLOCK_MINUTES = 60
 TRANSIENT_CONSUMERS = "consumers"
 TRANSIENT_DECLARATION = "declaration"
 TRANSIENT_READINGS = "readings"
+TRANSIENT_METER_SIGNATURES = "meter_signatures"
 
 COMMAND_ISSUED = "CommandIssued"
 CONSUMERS_REGISTERED = "ConsumersRegistered"
@@ -122,9 +140,18 @@ SETTLEMENT = "settlement"
 class DrContract(Contract):
     name = "dr"
 
-    def __init__(self, topology: Topology | None = None):
+    def __init__(
+        self,
+        topology: Topology | None = None,
+        meter_authority: MeterAuthority | None = None,
+        clock: Clock | None = None,
+    ):
+        """`meter_authority`: the meter operator's CA (default: from the channel configuration of the run
+        directory this chaincode server serves); `clock`: the endorser's clock (default: see common.action)."""
         super().__init__()
         self.topology = topology or topology_file.load()
+        self.clock = clock
+        self.meter_authority = meter_authority
         self._members = {
             name: {self.topology.organisation(m).msp_id for m in members}
             for name, members in self.topology.collections().items()
@@ -287,7 +314,8 @@ class DrContract(Contract):
     @action("post readings")
     def post_readings(self, ctx, command_id: str) -> dict:
         """Records per-minute readings from transient "readings", a JSON list of {"consumer", "minute", "wh"},
-        all or none. A meter posts only its own consumer's; an RA any of its declared consumers'."""
+        all or none. A meter posts only its own consumer's; an RA any of its declared consumers', each consumer's
+        signed by its meter (transient "meter_signatures", see the module's docstring)."""
         caller = self._caller(ctx)
         ra = caller.org
         if ra.role != "ra":
@@ -305,6 +333,8 @@ class DrContract(Contract):
         readings = checked_readings(
             items, command, ra.name, caller.meter_of, set(header["consumers"]), lambda c: self._owner(ctx, c)
         )
+        if caller.meter_of is None:
+            self._check_meter_signatures(ctx, command, readings)
         blocks: dict[tuple[str, int], dict[str, int]] = {}
         for reading in readings:
             block = reading.minute - reading.minute % READING_BLOCK_MINUTES
@@ -474,6 +504,52 @@ class DrContract(Contract):
 
     def _owner(self, ctx, consumer: str) -> str | None:
         return consumer_ra(ctx, self.topology, consumer)
+
+    # Meter signatures.
+
+    def _check_meter_signatures(self, ctx, command: Command, readings: list) -> None:
+        """Refuses the batch unless each consumer's readings carry its own meter's signature over exactly them."""
+        signed = TRANSIENT_METER_SIGNATURES in ctx.stub.get_transient()
+        signatures = transient_json(ctx, TRANSIENT_METER_SIGNATURES, dict) if signed else {}
+        by_consumer: dict[str, list[tuple[str, int]]] = {}
+        labels: dict[int, str] = {}  # a batch spans few minutes, and formatting one is half the cost of a check
+        for reading in readings:
+            label = labels.get(reading.minute) or labels.setdefault(reading.minute, minute_label(reading.minute))
+            by_consumer.setdefault(reading.consumer, []).append((label, reading.wh))
+        unsigned = sorted(set(by_consumer) - set(signatures))
+        if unsigned:
+            raise Refusal(
+                f"the readings of {', '.join(unsigned[:5])} carry no meter signature; an RA relays readings signed "
+                f"by each consumer's meter"
+            )
+        extra = sorted(set(signatures) - set(by_consumer))
+        if extra:
+            raise Refusal(f"meter signatures for consumers without readings in the batch: {', '.join(extra[:5])}")
+        authority = self._meter_authority_of_endorser()
+        at = ctx.stub.get_tx_timestamp()
+        for consumer in sorted(by_consumer):
+            entry = signatures[consumer]
+            if not isinstance(entry, dict) or set(entry) != {"certificate", "signature"}:
+                raise Refusal(f"the meter signature of {consumer} must be an object with certificate and signature")
+            certificate, signature = entry["certificate"], entry["signature"]
+            if not isinstance(certificate, str) or not isinstance(signature, str):
+                raise Refusal(f"the meter signature of {consumer}: certificate (PEM) and signature (base64) are text")
+            try:
+                signature_bytes = base64.b64decode(signature, validate=True)
+            except (binascii.Error, ValueError):
+                raise Refusal(f"the meter signature of {consumer} is not base64") from None
+            statement = reading_statement(command.id, consumer, by_consumer[consumer])
+            authority.check_attestation(consumer, statement, certificate.encode(), signature_bytes, at)
+
+    def _meter_authority_of_endorser(self) -> MeterAuthority:
+        if self.meter_authority is None:
+            block = channel_block_of_this_server(self.topology)
+            if block is None:
+                raise Refusal(
+                    "this endorser does not know the meter operator's CA, so it cannot check meter signatures"
+                )
+            self.meter_authority = operator_authority_from_channel_block(block, self.topology.meter_operator_msp_id)
+        return self.meter_authority
 
     # Reading the ledger.
 

@@ -10,8 +10,10 @@ Stored values are canonical JSON (sorted keys, no spaces), so a client can recom
 import hashlib
 import json
 
-from chaincode.contracts.common import Refusal, action, canonical_json
+from chaincode.contracts.common import Clock, Refusal, action, canonical_json
 from chaincode.shim import Contract, evaluate, submit
+from consortium import topology as topology_file
+from consortium.topology import Topology
 
 MAX_KEY_CHARS = 64
 MAX_RECORD_BYTES = 64 * 1024
@@ -22,6 +24,11 @@ RECORD_DELETED = "RecordDeleted"
 
 class RecordsContract(Contract):
     name = "records"
+
+    def __init__(self, topology: Topology | None = None):
+        super().__init__()
+        self.topology = topology or topology_file.load()  # for the bound on transaction time (common.action)
+        self.clock: Clock | None = None
 
     @submit
     @action("put record")

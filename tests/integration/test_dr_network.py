@@ -39,13 +39,18 @@ def wait_for_command(network, command_id, orgs):
 
 
 def require_valid_meter_certificates(network):
-    """Fabric's MSP checks a certificate's chain as of its NotBefore + 1 s, and cryptogen's CA starts at a rounded
-    minute: a meter certificate that predates its CA would be refused by every peer ("creator is malformed")."""
-    ra = TOPOLOGY.organisation("RA1")
-    ca = x509.load_pem_x509_certificate(next((network.layout.org_dir(ra.name) / "ca").glob("*-cert.pem")).read_bytes())
+    """Meter certificates are the meter operator's: its CA issued them. Fabric's MSP checks a certificate's chain as
+    of its NotBefore + 1 s, and cryptogen's CA starts at a rounded minute: a meter certificate that predates its CA
+    would be refused by every peer ("creator is malformed")."""
+    operator = network.layout.org_dir(TOPOLOGY.meter_operator)
+    ca = x509.load_pem_x509_certificate(next((operator / "ca").glob("*-cert.pem")).read_bytes())
     meter = x509.load_pem_x509_certificate(
-        (network.layout.meter_dir(ra.consumers[0]) / "msp" / "signcerts" / "cert.pem").read_bytes()
+        (
+            network.layout.meter_dir(TOPOLOGY.organisation("RA1").consumers[0]) / "msp" / "signcerts" / "cert.pem"
+        ).read_bytes()
     )
+    assert meter.issuer == ca.subject
+    meter.verify_directly_issued_by(ca)
     assert meter.not_valid_before_utc >= ca.not_valid_before_utc, (meter.not_valid_before_utc, ca.not_valid_before_utc)
 
 

@@ -13,10 +13,12 @@ from access_matrix import READ_PATHS, cells, member_peer_org, table
 from click.testing import CliRunner
 from waiting import eventually
 
+from clients.dr import Reading, meter_signatures
 from consortium import topology as topology_file
 from consortium.policies import collection_writers
 from gateway.errors import GatewayError
 from network.connections import open_session
+from network.crypto import MeterOperator
 
 pytestmark = [pytest.mark.timeout(900)]
 
@@ -85,6 +87,7 @@ def seeded(security_network):
         ),
     )
     base = 40_001
+    meters = MeterOperator(security_network.layout)  # each RA relays readings its consumers' meters signed
     for n, ra in enumerate(o for o in TOPOLOGY.organisations if o.role == "ra"):
         session = data.session(ra.name)
         eventually(lambda: session.dr.evaluate("get_command", data.command))
@@ -103,17 +106,14 @@ def seeded(security_network):
         for i, consumer in enumerate(consumers):
             values = [base + 100 * (3 * n + i) + m for m in range(len(WINDOW))]
             data.readings[ra.name][consumer] = values
+            batch = [Reading(ra.name, consumer, minute, wh) for minute, wh in zip(WINDOW, values, strict=False)]
             session.dr.submit(
                 "post_readings",
                 data.command,
                 private=True,
                 transient={
-                    "readings": json.dumps(
-                        [
-                            {"consumer": consumer, "minute": minute, "wh": wh}
-                            for minute, wh in zip(WINDOW, values, strict=False)
-                        ]
-                    )
+                    "readings": json.dumps([r.as_json() for r in batch]),
+                    "meter_signatures": json.dumps(meter_signatures(data.command, batch, meters)),
                 },
             )
     for collection in TOPOLOGY.collections():

@@ -4,6 +4,7 @@ what (identity rules), who sees what (seed figure 7), and that every bad input i
 import json
 
 import pytest
+from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS, signed_transient
 from seed_examples import AC1_WH, BEFORE, C1_WH, C2_WH, C3_WH, COMMAND, FIGURES, OWNER, SEES, WINDOW
 
 from chaincode.contracts.dr import MAX_READING_WH
@@ -14,10 +15,9 @@ from consortium.units import minute_index, minute_label
 
 TOPOLOGY = topology_file.load()
 USERS = {org: make_identity(f"{org}MSP", f"User1@{org.lower()}") for org in TOPOLOGY.org_names}
+# Meter identities are the meter operator's (the TSO's MSP issues them), each naming its consumer.
 METERS = {
-    consumer: make_identity(
-        f"{TOPOLOGY.consumer_owner(consumer).name}MSP", f"meter-{consumer}", {"role": "meter", "consumer": consumer}
-    )
+    consumer: make_identity("TSOMSP", f"meter-{consumer}", {"role": "meter", "consumer": consumer})
     for org in TOPOLOGY.organisations
     for consumer in org.consumers
 }
@@ -26,7 +26,9 @@ ORGS = TOPOLOGY.org_names
 
 @pytest.fixture
 def ledger(new_ledger):
-    return new_ledger("dr")
+    ledger = new_ledger("dr")
+    ledger.chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY
+    return ledger
 
 
 def issue(ledger, **changes):
@@ -51,8 +53,15 @@ def readings(consumer, values, minutes=WINDOW):
     return [{"consumer": consumer, "minute": m, "wh": wh} for m, wh in zip(minutes, values, strict=False)]
 
 
+def transient_for(identity, batch, command="1"):
+    """A meter posts its own readings plain (it signs the proposal); an RA relays them signed by each meter."""
+    if identity in METERS.values():
+        return {"readings": json.dumps(batch)}
+    return signed_transient(command, batch, OPERATOR_METERS)
+
+
 def post(ledger, identity, batch, command="1"):
-    return ledger.ok(identity, "post_readings", command, transient={"readings": json.dumps(batch)})
+    return ledger.ok(identity, "post_readings", command, transient=transient_for(identity, batch, command))
 
 
 @pytest.fixture
@@ -264,10 +273,10 @@ def test_a_meter_cannot_post_for_another_consumer(ledger):
     assert "the meter of consumer C1 may post only its own readings, not 'C4'" in ledger.refused(
         METERS["C1"], "post_readings", "1", transient={"readings": json.dumps(readings("C4", [1]))}
     )
-    # A meter of RA1 naming RA2's consumer is refused too: its readings would land in the wrong group.
+    # A meter certificate RA1 issued itself, naming RA2's consumer, is no meter at all.
     forged = make_identity("RA1MSP", "meter-C2", {"role": "meter", "consumer": "C2"})
     declare(ledger, "RA2", ["C2"])
-    assert "consumer 'C2' belongs to RA2, not RA1" in ledger.refused(
+    assert "a meter certificate must be issued by the meter operator TSO, not by RA1" in ledger.refused(
         forged, "post_readings", "1", transient={"readings": json.dumps(readings("C2", [1]))}
     )
 
@@ -332,7 +341,7 @@ def test_a_minute_in_two_commands_windows_is_posted_to_each(ledger):
     post(ledger, USERS["RA1"], readings("C1", C1_WH[2:], WINDOW[2:]), command="2")
     assert [r["wh"] for r in ledger.ok(USERS["RA1"], "get_readings", "C1", "2", commit=False)["readings"]] == C1_WH[2:]
     assert "duplicate reading: C1 at 2021-01-14T00:04 is already recorded" in ledger.refused(
-        USERS["RA1"], "post_readings", "2", transient={"readings": json.dumps(readings("C1", [1], WINDOW[4:]))}
+        USERS["RA1"], "post_readings", "2", transient=transient_for(USERS["RA1"], readings("C1", [1], WINDOW[4:]), "2")
     )
 
 
@@ -341,9 +350,8 @@ def test_concurrent_batches_do_not_conflict_but_the_same_reading_twice_does(ledg
     declare(ledger, "RA1", ["C1", "C4"])
 
     def simulate(identity, batch):
-        stub = ledger.world.new_stub(
-            ["dr:post_readings", "1"], identity=identity, transient={"readings": json.dumps(batch).encode()}
-        )
+        transient = {name: value.encode() for name, value in transient_for(identity, batch).items()}
+        stub = ledger.world.new_stub(["dr:post_readings", "1"], identity=identity, transient=transient)
         assert ledger.chaincode.invoke(stub).ok
         return stub
 
