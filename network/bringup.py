@@ -1,10 +1,12 @@
 """Brings the Fabric network of the topology up as plain processes, reports on it, and takes it down."""
 
 import json
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -23,6 +25,8 @@ STUCK_ORDERER_SECONDS = 15.0
 # The ordering probe: one public record, rewritten by every `up`, and how long one attempt may take.
 READY_PROBE_KEY = "network/ready"
 READY_PROBE_ATTEMPT_SECONDS = 10.0
+# No orderer leading Raft for this long while the probe fails: restart the orderers that did not campaign, once.
+LEADERLESS_RESTART_SECONDS = 15.0
 
 
 class NetworkError(RuntimeError):
@@ -214,6 +218,8 @@ class Network:
         started = time.monotonic()
         org = self.topology.org_names[0]
         tried: list[str] = []
+        leaderless_since: float | None = None
+        restarted: list[str] = []
         while True:
             attempt = time.monotonic()
             record = json.dumps({"by": "network up", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -230,6 +236,13 @@ class Network:
             except (GatewayError, grpc.RpcError) as error:
                 tried.append(f"{time.monotonic() - started:.0f} s: {_first_line(error)}")
                 log(f"network: the ordering probe through {org}'s peer failed ({_first_line(error)}); trying again")
+            if any(nodes.raft_leader(n, self.topology.channel) for n in self.topology.orderers):
+                leaderless_since = None
+            elif leaderless_since is None:
+                leaderless_since = time.monotonic()
+            elif time.monotonic() - leaderless_since > LEADERLESS_RESTART_SECONDS and not restarted:
+                restarted = self.restart_stuck_orderers(log, deadline)
+                tried.append(f"{time.monotonic() - started:.0f} s: restarted {', '.join(restarted) or 'no orderer'}")
             if time.monotonic() > deadline:
                 raise NetworkError(
                     f"no transaction commits: {self.ordering_diagnosis()}\n"
@@ -237,6 +250,26 @@ class Network:
                     + "\n  ".join(tried[-5:])
                 )
             time.sleep(max(0.0, 1.0 - (time.monotonic() - attempt)))
+
+    def restart_stuck_orderers(self, log, deadline: float) -> list[str]:
+        """Restarts each running orderer that has not campaigned for LEADERLESS_RESTART_SECONDS while no orderer
+        leads. A live follower without a leader campaigns every one to two election timeouts; one that does not
+        is stuck (it casts no vote that arrives and never times out itself), and a restart brings it back."""
+        since = time.time() - LEADERLESS_RESTART_SECONDS
+        stuck = [
+            node
+            for node in self.topology.orderers
+            if self.process(node).pid() is not None
+            and not any(moment >= since for moment in _logged_times(self.process(node).log_file, RAFT_CAMPAIGNS))
+        ]
+        for node in stuck:
+            log(
+                f"network: no Raft leader and {node.name} has not campaigned for "
+                f"{LEADERLESS_RESTART_SECONDS:.0f} s; restarting it"
+            )
+            self.process(node).stop()
+            self._start([node], log, deadline)
+        return [node.name for node in stuck]
 
     def ordering_diagnosis(self) -> str:
         """Which orderer leads Raft, or that none does, with each orderer's last Raft state change from its log."""
@@ -287,15 +320,20 @@ class Network:
         return out
 
     def down(self, clean: bool = False, log=print) -> int:
-        """Stops every process this run directory started (peers first); with clean, removes it all."""
-        stopped = 0
-        names = [n.name for n in reversed(self.topology.nodes)]
+        """Stops every process this run directory started, with clean removes it all. Chaincode servers and peers
+        go first, then the three orderers together: each wave is stopped at once (TERM, then KILL after a grace
+        period), so no orderer runs on alone and no process waits for another to finish its grace period."""
+        orderers = {n.name for n in self.topology.orderers}
         pid_dir = self.root / "pids"
-        others = sorted(p.stem for p in pid_dir.glob("*.pid") if p.stem not in names) if pid_dir.exists() else []
-        for name in others + names:
-            if ManagedProcess(self.root, name).stop():
-                stopped += 1
-                log(f"network: stopped {name}")
+        names = sorted(p.stem for p in pid_dir.glob("*.pid")) if pid_dir.exists() else []
+        stopped = 0
+        for wave in ([n for n in names if n not in orderers], [n for n in names if n in orderers]):
+            with ThreadPoolExecutor(max_workers=max(1, len(wave))) as pool:
+                results = list(pool.map(lambda name: ManagedProcess(self.root, name).stop(), wave))
+            for name, was_running in zip(wave, results, strict=True):
+                if was_running:
+                    stopped += 1
+                    log(f"network: stopped {name}")
         if clean and self.root.exists():
             shutil.rmtree(self.root)
             log(f"network: removed {self.root}")
@@ -304,6 +342,22 @@ class Network:
 
 # What etcd/raft logs when a node's role changes, e.g. "2 became pre-candidate at term 3".
 RAFT_STATE_CHANGES = ("became leader", "became follower", "became candidate", "became pre-candidate")
+RAFT_CAMPAIGNS = ("became leader", "became candidate", "became pre-candidate")
+LOG_TIME = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC")  # how Fabric stamps each log line
+
+
+def _logged_times(path: Path, markers: tuple[str, ...]) -> list[float]:
+    """The times (seconds since the epoch) of the log lines that contain one of markers."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    times = []
+    for line in lines:
+        if any(marker in line for marker in markers) and (stamp := LOG_TIME.search(line)):
+            moment = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+            times.append(moment.timestamp())
+    return times
 
 
 def _last_line_with(path: Path, markers: tuple[str, ...]) -> str | None:

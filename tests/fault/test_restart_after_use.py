@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from fault_load import LONG, SteadyLoad
 
+from network.bringup import NetworkError
 from network.connections import connect_as
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,3 +103,41 @@ def test_a_network_used_then_stopped_by_hand_commits_within_10_s_of_network_up(f
         }
     )
     assert committed - submitted < SUBMIT_LIMIT
+
+
+def test_without_a_raft_leader_the_probe_names_each_orderer_and_what_it_tried(fault_network):
+    network = fault_network
+    down = network.topology.orderers[1:]
+    for node in down:
+        network.process(node).kill()  # two of three: no quorum, so no leader
+    try:
+        with pytest.raises(NetworkError) as refused:
+            network.wait_until_ordering(time.monotonic() + 20, log=lambda line: None)
+        message = str(refused.value)
+        assert "0 Raft leaders" in message and "tried submitting 'network/ready'" in message
+        for node in network.topology.orderers:
+            assert node.name in message
+        assert "restarted no orderer" in message  # the survivor campaigns; the others are not running
+    finally:
+        network.up(log=lambda line: None)
+
+
+def test_an_orderer_that_stops_campaigning_while_there_is_no_leader_is_restarted(fault_network):
+    """Two orderers frozen (SIGSTOP): their listeners still accept connections, they answer no vote and never
+    time out themselves, as the stuck followers of issue 16 did. The probe restarts them and then commits."""
+    network = fault_network
+    frozen = network.topology.orderers[1:]
+    for node in frozen:
+        os.kill(network.process(node).pid(), signal.SIGSTOP)
+    lines: list[str] = []
+    try:
+        seconds = network.wait_until_ordering(time.monotonic() + 120, log=lines.append)
+    finally:
+        for node in frozen:
+            if (pid := network.process(node).pid()) is not None:
+                os.kill(pid, signal.SIGCONT)
+    for node in frozen:
+        assert any(f"{node.name} has not campaigned" in line for line in lines), lines
+    assert not any(network.topology.orderers[0].name + " has not" in line for line in lines)
+    assert seconds < 120
+    network.wait_in_step(time.monotonic() + 60, log=lambda line: None)

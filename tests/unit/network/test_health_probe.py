@@ -19,16 +19,20 @@ def _http(status: str, body: bytes) -> bytes:
 
 
 @contextmanager
-def operations_server(answer: bytes):
-    """A node whose operations port answers every connection with `answer` and whose listen port accepts."""
-    while True:  # the listen port is the operations port - 2 (consortium.topology): find a free pair
+def operations_server(answer: bytes, kind: str = "peer", admin_listening: bool = True):
+    """A node whose operations port answers every connection with `answer` and whose listen port (and an
+    orderer's admin port, if admin_listening) accepts connections."""
+    while True:  # listen, admin and operations ports are base, base + 1, base + 2 (consortium.topology)
         operations = socket.create_server(("127.0.0.1", 0))
         port = operations.getsockname()[1]
         try:
             listener = socket.create_server(("127.0.0.1", port - 2))
+            admin = socket.create_server(("127.0.0.1", port - 1))
             break
         except OSError:
             operations.close()
+    if not admin_listening:
+        admin.close()
     stop = threading.Event()
 
     def serve():
@@ -44,7 +48,7 @@ def operations_server(answer: bytes):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    node = Node("orderer0", "orderer", "Orderer", "orderer0.example", "127.0.0.1", 0, port - 2)
+    node = Node(f"{kind}0", kind, "Org", f"{kind}0.example", "127.0.0.1", 0, port - 2)
     try:
         yield node
     finally:
@@ -52,11 +56,19 @@ def operations_server(answer: bytes):
         thread.join()
         operations.close()
         listener.close()
+        admin.close()
 
 
 def test_a_node_answering_ok_with_its_listener_open_is_up():
     with operations_server(HEALTHY) as node:
         assert nodes.healthy(node)
+    with operations_server(HEALTHY, kind="orderer") as node:
+        assert nodes.healthy(node)
+
+
+def test_an_orderer_whose_admin_listener_is_not_up_yet_is_not_up():
+    with operations_server(HEALTHY, kind="orderer", admin_listening=False) as node:
+        assert nodes.healthy(node) is False
 
 
 @pytest.mark.parametrize(
@@ -93,9 +105,9 @@ def test_the_raft_role_is_read_from_the_metrics_and_unknown_otherwise():
         b'consensus_etcdraft_is_leader{channel="other"} 0\n'
         b'consensus_etcdraft_is_leader{channel="grid"} 1\n'
     )
-    with operations_server(_http("200 OK", metrics)) as node:
+    with operations_server(_http("200 OK", metrics), kind="orderer") as node:
         assert nodes.raft_leader(node, "grid") is True
         assert nodes.raft_leader(node, "other") is False
         assert nodes.raft_leader(node, "missing") is None
-    with operations_server(b"garbage") as node:
+    with operations_server(b"garbage", kind="orderer") as node:
         assert nodes.raft_leader(node, "grid") is None
