@@ -219,7 +219,8 @@ class Network:
         org = self.topology.org_names[0]
         tried: list[str] = []
         leaderless_since: float | None = None
-        restarted: list[str] = []
+        restart_tried = False
+        remedy = "no orderer restarted"
         while True:
             attempt = time.monotonic()
             record = json.dumps({"by": "network up", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -240,13 +241,16 @@ class Network:
                 leaderless_since = None
             elif leaderless_since is None:
                 leaderless_since = time.monotonic()
-            elif time.monotonic() - leaderless_since > LEADERLESS_RESTART_SECONDS and not restarted:
+            elif time.monotonic() - leaderless_since > LEADERLESS_RESTART_SECONDS and not restart_tried:
+                restart_tried = True
                 restarted = self.restart_stuck_orderers(log, deadline)
-                tried.append(f"{time.monotonic() - started:.0f} s: restarted {', '.join(restarted) or 'no orderer'}")
+                remedy = f"after {time.monotonic() - started:.0f} s without a Raft leader, restarted " + (
+                    ", ".join(restarted) or "no orderer (every running one was campaigning)"
+                )
             if time.monotonic() > deadline:
                 raise NetworkError(
-                    f"no transaction commits: {self.ordering_diagnosis()}\n"
-                    f"tried submitting {READY_PROBE_KEY!r} through {org}'s peer {len(tried)} times:\n  "
+                    f"no transaction commits: {self.ordering_diagnosis()}\n{remedy}\n"
+                    f"tried submitting {READY_PROBE_KEY!r} through {org}'s peer {len(tried)} times, the last:\n  "
                     + "\n  ".join(tried[-5:])
                 )
             time.sleep(max(0.0, 1.0 - (time.monotonic() - attempt)))
