@@ -279,7 +279,7 @@ class Network:
         """Which orderer leads Raft, or that none does, with each orderer's last Raft state change from its log."""
         roles = {n.name: nodes.raft_leader(n, self.topology.channel) for n in self.topology.orderers}
         leaders = [name for name, leading in roles.items() if leading]
-        parts = [f"Raft leader {leaders[0]}" if len(leaders) == 1 else f"{len(leaders)} Raft leaders {leaders}"]
+        parts = [f"Raft leader: {', '.join(leaders)}" if leaders else "no Raft leader"]
         for node in self.topology.orderers:
             state = "?" if roles[node.name] is None else ("leader" if roles[node.name] else "not leader")
             last = _last_line_with(self.process(node).log_file, RAFT_STATE_CHANGES)
