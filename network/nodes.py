@@ -146,7 +146,7 @@ def healthy(node: Node, timeout: float = 2.0) -> bool:
     means "not up yet"."""
     try:
         body = _operations_get(node, "/healthz", timeout)
-        if not (isinstance(body, bytes) and _json_field(body, "status") == "OK"):
+        if body is None or _json_field(body, "status") != "OK":
             return False
         # An orderer's admin (channel participation) listener comes up a moment after the others.
         for port in (node.listen_port, node.admin_port) if node.kind == "orderer" else (node.listen_port,):
