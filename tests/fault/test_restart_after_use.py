@@ -5,7 +5,10 @@ and then a submit of our own must commit within 10 s.
 
 Issue 16 saw every submit fail after such a restart of a network used for 14 minutes (no Raft leader for
 minutes). The short run (the default) uses the network for USE_SECONDS; GRIDLEDGER_CHAOS=1 (`make chaos`) for as
-long as that demo ran. Figures: the use, `up`'s time, the submit's time and restart-to-first-commit."""
+long as that demo ran. Figures: the use, `up`'s time, the submit's time and restart-to-first-commit.
+
+Then the ordering probe itself: with no Raft leader possible it names each orderer and what it tried, and an
+orderer that has stopped taking part in elections (frozen) is restarted until a transaction commits."""
 
 import json
 import os
