@@ -9,6 +9,7 @@ from cli.common import fail, json_option, run_dir_option
 from network.bringup import Network, NetworkError, status_json, status_table
 from network.chaincode import DeployError
 from network.fabric import FabricUnavailable
+from network.nodes import NodeCommandError
 from network.processes import PortInUse
 
 
@@ -20,10 +21,11 @@ def network():
 @network.command()
 @run_dir_option
 def up(run_dir):
-    """Start (or complete) the network of network/topology.yaml and join the channel."""
+    """Start (or complete) the network of network/topology.yaml, join the channel, and return once a transaction
+    has been ordered and committed."""
     try:
         statuses = Network(run_dir).up()
-    except (FabricUnavailable, NetworkError, PortInUse, DeployError) as error:
+    except (FabricUnavailable, NetworkError, PortInUse, DeployError, NodeCommandError) as error:
         fail(str(error))
     click.echo(status_table(statuses))
 

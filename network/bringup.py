@@ -1,13 +1,17 @@
 """Brings the Fabric network of the topology up as plain processes, reports on it, and takes it down."""
 
 import json
+import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 
+from consortium import CHAINCODE_NAME
 from consortium import topology as topology_file
 from consortium.topology import Node, Topology
 from network import configtx, crypto, fabric, nodes
@@ -18,6 +22,11 @@ from network.processes import ManagedProcess, check_ports_free
 DEFAULT_RUN_ROOT = Path(__file__).resolve().parent.parent / "run"
 # An orderer this far behind the others while they are in step is restarted once (see wait_in_step).
 STUCK_ORDERER_SECONDS = 15.0
+# The ordering probe: one public record, rewritten by every `up`, and how long one attempt may take.
+READY_PROBE_KEY = "network/ready"
+READY_PROBE_ATTEMPT_SECONDS = 10.0
+# No orderer leading Raft for this long while the probe fails: restart the orderers that did not campaign, once.
+LEADERLESS_RESTART_SECONDS = 15.0
 
 
 class NetworkError(RuntimeError):
@@ -73,6 +82,8 @@ class Network:
     # Bring-up
 
     def up(self, log=print, timeout: float = 120.0) -> list[NodeStatus]:
+        """Starts what is not running and returns once the network is usable: every node healthy and in step,
+        the chaincode endorsable, and a transaction ordered and committed (see wait_until_ordering)."""
         started = time.monotonic()
         deadline = started + timeout
         missing = [n for n in self.topology.nodes if self.process(n).pid() is None]
@@ -82,9 +93,14 @@ class Network:
         else:
             log(f"network: already running in {self.root}")
         ChaincodeDeployment(self).deploy(log)
+        self.wait_in_step(deadline, log)
+        probe_seconds = self.wait_until_ordering(deadline, log)
         statuses = self.wait_in_step(deadline, log)
         if missing:
-            log(f"network: up in {time.monotonic() - started:.1f} s; logs in {self.root / 'logs'}")
+            log(
+                f"network: up in {time.monotonic() - started:.1f} s (the ordering probe committed in "
+                f"{probe_seconds:.1f} s); logs in {self.root / 'logs'}"
+            )
         return statuses
 
     def _start_nodes(self, missing: list[Node], log, deadline: float) -> None:
@@ -191,21 +207,103 @@ class Network:
                 )
             time.sleep(0.3)
 
+    def wait_until_ordering(self, deadline: float, log=print) -> float:
+        """Submits one transaction (READY_PROBE_KEY, a public record) and waits until it commits: healthy nodes at
+        one height do not prove that the orderers have a Raft leader, and without one every submit fails. Tries
+        again until the deadline; then raises NetworkError naming each orderer's Raft role and what was tried.
+        Returns the seconds it took."""
+        from gateway import GatewayError
+        from network.identities import connect_as
+
+        started = time.monotonic()
+        org = self.topology.org_names[0]
+        tried: list[str] = []
+        leaderless_since: float | None = None
+        restart_tried = False
+        remedy = "no orderer restarted"
+        while True:
+            attempt = time.monotonic()
+            record = json.dumps({"by": "network up", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            try:
+                with connect_as(
+                    self,
+                    org,
+                    submit_timeout=READY_PROBE_ATTEMPT_SECONDS,
+                    commit_status_timeout=READY_PROBE_ATTEMPT_SECONDS,
+                ) as gateway:
+                    contract = gateway.get_network(self.topology.channel).get_contract(CHAINCODE_NAME, "records")
+                    contract.submit("put_record", READY_PROBE_KEY, record)
+                return time.monotonic() - started
+            except (GatewayError, grpc.RpcError) as error:
+                tried.append(f"{time.monotonic() - started:.0f} s: {_first_line(error)}")
+                log(f"network: the ordering probe through {org}'s peer failed ({_first_line(error)}); trying again")
+            if any(nodes.raft_leader(n, self.topology.channel) for n in self.topology.orderers):
+                leaderless_since = None
+            elif leaderless_since is None:
+                leaderless_since = time.monotonic()
+            elif time.monotonic() - leaderless_since > LEADERLESS_RESTART_SECONDS and not restart_tried:
+                restart_tried = True
+                restarted = self.restart_stuck_orderers(log, deadline)
+                remedy = f"after {time.monotonic() - started:.0f} s without a Raft leader, restarted " + (
+                    ", ".join(restarted) or "no orderer (every running one was campaigning)"
+                )
+            if time.monotonic() > deadline:
+                raise NetworkError(
+                    f"no transaction commits: {self.ordering_diagnosis()}\n{remedy}\n"
+                    f"tried submitting {READY_PROBE_KEY!r} through {org}'s peer {len(tried)} times, the last:\n  "
+                    + "\n  ".join(tried[-5:])
+                )
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - attempt)))
+
+    def restart_stuck_orderers(self, log, deadline: float) -> list[str]:
+        """Restarts each running orderer that has not campaigned for LEADERLESS_RESTART_SECONDS while no orderer
+        leads. A live follower without a leader campaigns every one to two election timeouts; one that does not
+        is stuck (it casts no vote that arrives and never times out itself), and a restart brings it back."""
+        since = time.time() - LEADERLESS_RESTART_SECONDS
+        stuck = [
+            node
+            for node in self.topology.orderers
+            if self.process(node).pid() is not None
+            and not any(moment >= since for moment in _logged_times(self.process(node).log_file, RAFT_CAMPAIGNS))
+        ]
+        for node in stuck:
+            log(
+                f"network: no Raft leader and {node.name} has not campaigned for "
+                f"{LEADERLESS_RESTART_SECONDS:.0f} s; restarting it"
+            )
+            self.process(node).stop()
+            self._start([node], log, deadline)
+        return [node.name for node in stuck]
+
+    def ordering_diagnosis(self) -> str:
+        """Which orderer leads Raft, or that none does, with each orderer's last Raft state change from its log."""
+        roles = {n.name: nodes.raft_leader(n, self.topology.channel) for n in self.topology.orderers}
+        leaders = [name for name, leading in roles.items() if leading]
+        parts = [f"Raft leader: {', '.join(leaders)}" if leaders else "no Raft leader"]
+        for node in self.topology.orderers:
+            state = "?" if roles[node.name] is None else ("leader" if roles[node.name] else "not leader")
+            last = _last_line_with(self.process(node).log_file, RAFT_STATE_CHANGES)
+            parts.append(f"{node.name} ({state}; last: {last or 'no Raft state change logged'})")
+        return "; ".join(parts)
+
     # Reporting and tear-down
 
+    def node_status(self, node: Node) -> NodeStatus:
+        pid = self.process(node).pid()
+        healthy = pid is not None and nodes.healthy(node)
+        height = None
+        if healthy:
+            try:
+                admin = self.orderer_admin(node) if node.kind == "orderer" else self.peer_admin(node)
+                height = admin.height(self.topology.channel)
+            except nodes.NodeCommandError:
+                height = None
+        return NodeStatus(node.name, node.kind, node.org, node.address, pid, healthy, height)
+
     def status(self) -> list[NodeStatus]:
-        out = []
-        for node in self.topology.nodes:
-            pid = self.process(node).pid()
-            healthy = pid is not None and nodes.healthy(node)
-            height = None
-            if healthy:
-                try:
-                    admin = self.orderer_admin(node) if node.kind == "orderer" else self.peer_admin(node)
-                    height = admin.height(self.topology.channel)
-                except nodes.NodeCommandError:
-                    height = None
-            out.append(NodeStatus(node.name, node.kind, node.org, node.address, pid, healthy, height))
+        # Each height is a CLI call of a second or so on a busy machine: ask every node at once.
+        with ThreadPoolExecutor(max_workers=len(self.topology.nodes)) as pool:
+            out = list(pool.map(self.node_status, self.topology.nodes))
         deployment = ChaincodeDeployment(self)
         for org in self.topology.org_names:
             pid = deployment.server_process(org).pid()
@@ -226,19 +324,60 @@ class Network:
         return out
 
     def down(self, clean: bool = False, log=print) -> int:
-        """Stops every process this run directory started (peers first); with clean, removes it all."""
-        stopped = 0
-        names = [n.name for n in reversed(self.topology.nodes)]
+        """Stops every process this run directory started, with clean removes it all. Chaincode servers and peers
+        go first, then the three orderers together: each wave is stopped at once (TERM, then KILL after a grace
+        period), so no orderer runs on alone and no process waits for another to finish its grace period."""
+        orderers = {n.name for n in self.topology.orderers}
         pid_dir = self.root / "pids"
-        others = sorted(p.stem for p in pid_dir.glob("*.pid") if p.stem not in names) if pid_dir.exists() else []
-        for name in others + names:
-            if ManagedProcess(self.root, name).stop():
-                stopped += 1
-                log(f"network: stopped {name}")
+        names = sorted(p.stem for p in pid_dir.glob("*.pid")) if pid_dir.exists() else []
+        stopped = 0
+        for wave in ([n for n in names if n not in orderers], [n for n in names if n in orderers]):
+            with ThreadPoolExecutor(max_workers=max(1, len(wave))) as pool:
+                results = list(pool.map(lambda name: ManagedProcess(self.root, name).stop(), wave))
+            for name, was_running in zip(wave, results, strict=True):
+                if was_running:
+                    stopped += 1
+                    log(f"network: stopped {name}")
         if clean and self.root.exists():
             shutil.rmtree(self.root)
             log(f"network: removed {self.root}")
         return stopped
+
+
+# What etcd/raft logs when a node's role changes, e.g. "2 became pre-candidate at term 3".
+RAFT_STATE_CHANGES = ("became leader", "became follower", "became candidate", "became pre-candidate")
+RAFT_CAMPAIGNS = ("became leader", "became candidate", "became pre-candidate")
+LOG_TIME = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC")  # how Fabric stamps each log line
+
+
+def _logged_times(path: Path, markers: tuple[str, ...]) -> list[float]:
+    """The times (seconds since the epoch) of the log lines that contain one of markers."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    times = []
+    for line in lines:
+        if any(marker in line for marker in markers) and (stamp := LOG_TIME.search(line)):
+            moment = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+            times.append(moment.timestamp())
+    return times
+
+
+def _last_line_with(path: Path, markers: tuple[str, ...]) -> str | None:
+    """The message of the last log line that contains one of markers, without the logger's prefix."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if any(marker in line for marker in markers):
+            return line.rsplit("-> ", 1)[-1].strip()
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -68,9 +68,11 @@ def configtx(topology: Topology, layout: CryptoLayout) -> dict:
                     "Writers": _implicit("ANY Writers"),
                     "Admins": _implicit("MAJORITY Admins"),
                 },
-                # V2_0, not V3_0: in the pinned Fabric commit the V3_0 channel capability marks a channel as BFT, and
-                # the Gateway then sends every transaction to all three Raft orderers (each ordered three times).
-                "Capabilities": {"V2_0": True},
+                # V3_0, Fabric v3's channel level (every node here runs v3.1.5): per-organisation orderer endpoints
+                # only, MSP v3 (Ed25519 keys), and what a later Raft-to-BFT migration requires. Raft stays Raft: in
+                # v3.1.5 the Gateway sends to every orderer only when the consensus type is BFT
+                # (internal/pkg/gateway/submit.go), no longer whenever the channel is V3_0.
+                "Capabilities": {"V3_0": True},
                 "Orderer": {
                     "OrdererType": "etcdraft",
                     # Small batches, cut quickly: meter readings and orders want latency, not huge blocks.

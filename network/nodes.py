@@ -16,8 +16,11 @@ from consortium.topology import Node, Topology
 from network.crypto import CryptoLayout
 
 CCAAS_BUILDER = Path(__file__).resolve().parent / "ccaas-builder"
-# The shortest interval between a client's pings that peers and orderers accept: gRPC's own floor.
-KEEPALIVE_MIN_INTERVAL = "10s"
+# The shortest interval between a client's pings that peers and orderers accept: half of gRPC's client floor (10 s,
+# what v3.1's Gateway uses, having no setting of its own). Equal to the floor, a ping that the busy server reads a
+# moment late makes the next one look early; gRPC counts such strikes on an idle connection without ever clearing
+# them, and the third ends the connection with GOAWAY "too_many_pings".
+KEEPALIVE_MIN_INTERVAL = "5s"
 
 
 class NodeCommandError(RuntimeError):
@@ -70,8 +73,9 @@ def orderer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: 
         "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
         "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
         "ORDERER_OPERATIONS_LISTENADDRESS": f"{node.host}:{node.operations_port}",
-        "ORDERER_METRICS_PROVIDER": "disabled",
-        # Permit a ping every 10 s: see CORE_PEER_KEEPALIVE_MININTERVAL.
+        # Prometheus metrics on the operations port: the bring-up reads each orderer's Raft role from them.
+        "ORDERER_METRICS_PROVIDER": "prometheus",
+        # Permit a ping every 5 s: see KEEPALIVE_MIN_INTERVAL.
         "ORDERER_GENERAL_KEEPALIVE_SERVERMININTERVAL": KEEPALIVE_MIN_INTERVAL,
         "ORDERER_ADMIN_LISTENADDRESS": f"{node.host}:{node.admin_port}",
         "ORDERER_ADMIN_TLS_ENABLED": "true",
@@ -100,7 +104,8 @@ def peer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: Pat
         "CORE_PEER_TLS_ROOTCERT_FILE": str(tls / "ca.crt"),
         # Fabric v3.1's Gateway dials the other peers and the orderers with no keepalive setting, which gRPC
         # turns into a ping every 10 s; servers permitting one a minute (sampleconfig) answer the third with
-        # GOAWAY "too_many_pings" and drop the connection, submits in flight on it included.
+        # GOAWAY "too_many_pings" and drop the connection, submits in flight on it included. See
+        # KEEPALIVE_MIN_INTERVAL for why the permitted interval is below 10 s.
         "CORE_PEER_KEEPALIVE_MININTERVAL": KEEPALIVE_MIN_INTERVAL,
         # One peer per organisation: it is its own gossip bootstrap and leader, and pulls blocks itself.
         "CORE_PEER_GOSSIP_BOOTSTRAP": node.address,
@@ -136,21 +141,58 @@ def start_argv(node: Node, bin_dir: Path) -> list[str]:
 
 
 def healthy(node: Node, timeout: float = 2.0) -> bool:
-    """The node's own operations endpoint says OK and its listeners accept connections: the operations server
-    answers a moment before the gRPC listener does, and an orderer's admin (channel participation) listener
-    comes later still (seen seconds later under load, where bring-up's `osnadmin channel list` was refused)."""
-    ports = [node.listen_port] + ([node.admin_port] if node.kind == "orderer" else [])
+    """The node's own operations endpoint says OK and its gRPC listener accepts connections (the operations
+    server answers a moment before the listener does), and an orderer's admin listener too. Any other answer
+    means "not up yet"."""
     try:
-        with urllib.request.urlopen(f"http://{node.host}:{node.operations_port}/healthz", timeout=timeout) as r:
-            if not (r.status == 200 and json.load(r).get("status") == "OK"):
-                return False
-        for port in ports:
-            with socket.create_connection((node.host, port), timeout=timeout):
-                pass
+        body = _operations_get(node, "/healthz", timeout)
+        if body is None or _json_field(body, "status") != "OK":
+            return False
+        # An orderer's admin (channel participation) listener comes up a moment after the others.
+        for port in (node.listen_port, node.admin_port) if node.kind == "orderer" else (node.listen_port,):
+            with socket.create_connection((node.host, port), timeout=timeout) as probe:
+                # A port in the kernel's ephemeral range can be handed to the probe itself: it then "connects"
+                # to its own socket, and nothing is listening at all.
+                if probe.getsockname() == probe.getpeername():
+                    return False
         return True
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
-        # HTTPException: an answer that is not HTTP, e.g. a probe whose socket connected to itself, is "not up yet".
+    except OSError:
         return False
+
+
+def raft_leader(node: Node, channel: str, timeout: float = 2.0) -> bool | None:
+    """Whether the orderer is the Raft leader of the channel, from its Prometheus metrics; None if unknown."""
+    try:
+        body = _operations_get(node, "/metrics", timeout)
+    except OSError:
+        return None
+    if body is None:
+        return None
+    wanted = f'consensus_etcdraft_is_leader{{channel="{channel}"}}'
+    for line in body.decode(errors="replace").splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == wanted:
+            return value.strip() == "1"
+    return None
+
+
+def _operations_get(node: Node, path: str, timeout: float) -> bytes | None:
+    """The body of a 200 answer from the node's operations server, None for any other answer: an error status,
+    a malformed response (e.g. from a socket that connected to itself), or a connection that broke mid-way."""
+    try:
+        with urllib.request.urlopen(f"http://{node.host}:{node.operations_port}{path}", timeout=timeout) as answer:
+            return answer.read() if answer.status == 200 else None
+    except (urllib.error.URLError, http.client.HTTPException, ValueError):
+        return None
+
+
+def _json_field(body: bytes, field: str):
+    """body[field] if body is a JSON object, else None."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return parsed.get(field) if isinstance(parsed, dict) else None
 
 
 class OrdererAdmin:
