@@ -32,6 +32,7 @@ from harness import count_failure, own_network
 
 from consortium.units import minute_index, minute_label
 from network.connections import Sessions
+from network.crypto import MeterOperator
 from sim.meters import MeterFleet, SimulatedConsumer
 
 TARGET_READINGS_PER_SECOND = 1000
@@ -215,6 +216,9 @@ def main() -> None:
     started = time.monotonic()
     with own_network("gridledger-bench-dr-", 29100) as network:
         sessions = Sessions(network.root)
+        meters = MeterOperator(network.layout)  # each consumer's meter signs what its RA relays
+        for ra in (org.name for org in sessions.topology.organisations if org.role == "ra"):
+            sessions(ra).dr.meters = meters
         setup_began = time.monotonic()
         fleet, by_ra = set_up(sessions, args.consumers_per_ra)
         setup_seconds = time.monotonic() - setup_began

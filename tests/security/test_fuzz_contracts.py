@@ -43,7 +43,7 @@ CLEAR_ERROR = re.compile(r"(failed to [^:\n]+: .+|unknown function .+|no functio
 
 USERS = {org: make_identity(f"{org}MSP", f"User1@{org.lower()}") for org in TOPOLOGY.org_names}
 METERS = {
-    c: make_identity(f"{TOPOLOGY.consumer_owner(c).name}MSP", f"meter-{c}", {"role": "meter", "consumer": c})
+    c: make_identity(TOPOLOGY.meter_operator_msp_id, f"meter-{c}", {"role": "meter", "consumer": c})
     for org in TOPOLOGY.organisations
     for c in org.consumers
 }
@@ -51,7 +51,7 @@ CALLERS = {
     **USERS,
     **{f"meter:{c}": identity for c, identity in METERS.items()},
     "stranger": make_identity("MalloryMSP", "mallory"),
-    "forged-meter": make_identity("TSOMSP", "meter-x", {"role": "meter", "consumer": "C1"}),
+    "forged-meter": make_identity("RA1MSP", "meter-x", {"role": "meter", "consumer": "C2"}),  # RA1's own CA
 }
 
 WINDOW = [f"2021-01-14T00:0{m}" for m in range(5)]

@@ -4,6 +4,7 @@ aggregates and injected discrepancies, and the whole flow through the dr contrac
 import json
 
 import pytest
+from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS
 from seed_examples import dr_command
 
 from chaincode.server import build_chaincode
@@ -78,8 +79,10 @@ def test_the_aggregation_system_keeps_its_own_aggregates_and_can_be_made_wrong(t
 
 
 def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong(tmp_path):
+    chaincode = build_chaincode()
+    chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY
     ledger = EmbeddedLedger(
-        build_chaincode(),
+        chaincode,
         collections={
             name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in TOPOLOGY.collections().items()
         },
@@ -87,7 +90,9 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
     users = {org: make_identity(f"{org}MSP", f"User1@{org}") for org in TOPOLOGY.org_names}
 
     def client(org):
-        return DrClient(EmbeddedGateway(users[org], ledger).get_network("grid"), TOPOLOGY.organisation(org))
+        dr = DrClient(EmbeddedGateway(users[org], ledger).get_network("grid"), TOPOLOGY.organisation(org))
+        dr.meters = OPERATOR_METERS  # each consumer's meter signs what its RA relays
+        return dr
 
     def contract(org):
         return client(org).contract

@@ -7,6 +7,7 @@ and seed figure 6: web_pages.py):
 """
 
 import pytest
+from meter_keys import OPERATOR_AUTHORITY
 from web_pages import HOLDER, IDENTITIES, TOPOLOGY, USERS
 
 from chaincode.server import build_chaincode
@@ -21,7 +22,9 @@ COLLECTIONS = {
 
 @pytest.fixture
 def ledger():
-    ledger = EmbeddedLedger(build_chaincode(), COLLECTIONS)
+    chaincode = build_chaincode()
+    chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY  # checks what the RAs relay
+    ledger = EmbeddedLedger(chaincode, COLLECTIONS)
     yield ledger
     ledger.close()
 

@@ -4,11 +4,12 @@ figure 6 on the ledger and in the aggregation system, and helpers to sign in and
 import json
 import re
 
+from meter_keys import OPERATOR_METERS
 from seed_examples import COMMAND, READINGS, WINDOW
 from werkzeug.security import generate_password_hash
 
 from chaincode.shim.testing import make_identity
-from clients.dr import Reading
+from clients.dr import Reading, meter_signatures
 from consortium import topology as topology_file
 from sim.aggregation_system import AggregationSystem
 from web.backend import accounts_for
@@ -17,13 +18,13 @@ from web.ledger import LedgerSession
 TOPOLOGY = topology_file.load()
 ACCOUNTS = accounts_for(TOPOLOGY)
 IDENTITIES = {
-    name: make_identity(TOPOLOGY.organisation(a.org).msp_id, f"meter-{name}", {"role": "meter", "consumer": name})
+    name: make_identity(TOPOLOGY.meter_operator_msp_id, f"meter-{name}", {"role": "meter", "consumer": name})
     if a.role == "consumer"
     else make_identity(TOPOLOGY.organisation(a.org).msp_id, f"User1@{name.lower()}")
     for name, a in ACCOUNTS.items()
 }
 # Who holds each identity's key, as the crypto lays it out (network.identities): the organisation whose MSP issued
-# it (an organisation its own User1; a consumer's meter, today, its RA). An organisation's server gets only these.
+# it (an organisation its own User1; a consumer's meter, the meter operator TSO). A server gets only these.
 HOLDER = {
     name: next(o.name for o in TOPOLOGY.organisations if o.msp_id == identity.msp_id)
     for name, identity in IDENTITIES.items()
@@ -77,7 +78,10 @@ def post_figure_6_readings(backend, as_db, command: str = "1") -> None:
             "dr",
             "post_readings",
             command,
-            transient={"readings": json.dumps([r.as_json() for r in readings])},
+            transient={
+                "readings": json.dumps([r.as_json() for r in readings]),
+                "meter_signatures": json.dumps(meter_signatures(command, readings, OPERATOR_METERS)),
+            },
             private=True,
         )
         system.receive(command, readings)

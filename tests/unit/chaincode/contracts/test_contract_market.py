@@ -20,7 +20,7 @@ from solver.orders import order_from_ledger
 
 TOPOLOGY = topology_file.load()
 USERS = {org: make_identity(f"{org}MSP", f"User1@{org.lower()}") for org in TOPOLOGY.org_names}
-METER_C1 = make_identity("RA1MSP", "meter-C1", {"role": "meter", "consumer": "C1"})
+METER_C1 = make_identity("TSOMSP", "meter-C1", {"role": "meter", "consumer": "C1"})
 MATCHERS = ("RA1", "RA2", "RA3")
 CONTENT = ("participant", "side", "price_sen_per_kwh", "quantity_wh", "salt")
 

@@ -48,7 +48,7 @@ def signed_proposal(identity, args: list[bytes], transient: dict[str, bytes] | N
     """A proposal as the gateway client builds one (FABRIC-NOTES B.1-4); returns (tx id, SignedProposal)."""
     creator = serialized_identity(identity.msp_id, identity.credentials)
     nonce = os.urandom(24)
-    timestamp = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)
+    timestamp = datetime.datetime.now(datetime.UTC)  # the endorser refuses a time off its clock
     proposal = chaincode_proposal(CHANNEL, "gridledger", args, transient or {}, creator, nonce, timestamp)
     proposal_bytes = proposal.SerializeToString()
     tx_id = transaction_id(nonce, creator)
