@@ -34,6 +34,8 @@ def pytest_terminal_summary(terminalreporter):
         "lost",
         "duplicates",
         "recovery_seconds",
+        "network_up_seconds",
+        "submit_after_up_seconds",
         "longest_stall_seconds",
         "client_errors",
     )
