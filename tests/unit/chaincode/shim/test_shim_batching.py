@@ -13,6 +13,7 @@ from played_peer import CHANNEL, PACKAGE_ID, Message, PlayedPeer, completed_resp
 from chaincode.shim import Chaincode, Contract, ContractError, evaluate, submit
 from chaincode.shim.handler import announced_features
 from chaincode.shim.peer_stub import DEFAULT_BATCH_SIZE, PeerFeatures
+from chaincode.shim.response import success
 from chaincode.shim.server import ChaincodeServer
 from chaincode.shim.testing import make_identity
 
@@ -199,3 +200,37 @@ def test_ready_payload_is_read_as_the_go_shim_reads_it():
         DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE
     )
     assert announced_features(b"\xff\xff\xff") == PeerFeatures()
+
+
+class RawChaincode:
+    """A chaincode of the stub alone (no Contract router): the server itself must send its writes."""
+
+    def init(self, stub):
+        return success()
+
+    def invoke(self, stub):
+        stub.put_state("raw", b"1")
+        return success(b"done")
+
+
+def test_the_server_sends_held_writes_of_any_chaincode_and_fails_it_if_the_peer_refuses(alice):
+    server = ChaincodeServer(RawChaincode(), PACKAGE_ID, "127.0.0.1:0", peer_msp_id="RA1MSP")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            peer = PlayedPeer(channel)
+            peer.register(ready(write_batch=1000))
+            peer.transaction(alice, "anything")
+            batch = peer.receive()
+            assert written(batch) == [("PUT_STATE", "", "raw", b"1")]
+            peer.answer(batch)
+            assert completed_response(peer.receive()).payload == b"done"
+
+            tx_id = peer.transaction(alice, "anything")
+            peer.answer(peer.receive(), error="WRITE_BATCH_STATE failed: no")
+            failed = peer.receive()
+            assert (failed.type, failed.txid) == (Message.ERROR, tx_id)
+            assert b"failed to send the transaction's writes: WRITE_BATCH_STATE failed: no" in failed.payload
+            peer.hang_up()
+    finally:
+        server.stop(0)
