@@ -6,8 +6,9 @@ stream, and `chaincode.shim.memory.MemoryStub` answers them from an in-memory wo
 in-memory path uses need no Fabric protobufs (the embedded ledger runs where they cannot be generated).
 
 As on Fabric, reads see the committed state only: a value written earlier in the same transaction is not read back.
-So a stub may hold a transaction's writes and send them together before the transaction completes
-(`flush_writes`), and read many keys in one call (`get_multiple_states`), without a contract seeing any difference.
+So a stub may hold a transaction's writes back and send them together before the transaction completes
+(`flush_writes`) without a contract seeing any difference; and it may read many keys in one call
+(`get_multiple_states`; see `get_multiple_private_data` for how Fabric's differs from single private reads).
 """
 
 from collections.abc import Iterable
