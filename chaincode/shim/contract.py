@@ -142,6 +142,9 @@ class ReadOnlyStub(BaseStub):
     def _get_private_data_hash(self, collection: str, key: str) -> bytes | None:
         return self._stub._get_private_data_hash(collection, key)
 
+    def _get_multiple(self, collection: str, state_keys: list[str]) -> list[bytes | None]:
+        return self._stub._get_multiple(collection, state_keys)
+
     def _range(self, collection: str, start_key: str, end_key: str) -> ResultIterator[KV]:
         return self._stub._range(collection, start_key, end_key)
 
@@ -200,6 +203,7 @@ class Chaincode:
         ctx = Context(ReadOnlyStub(stub, transaction.function) if transaction.read_only else stub)
         try:
             result = transaction.method(ctx, *values)
+            stub.flush_writes()  # here, so that a write the peer refuses reads as any other ledger error
         except ContractError as refused:
             return error(refused.message, refused.status)
         except (StubError, IdentityError) as failed:

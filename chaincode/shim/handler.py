@@ -1,9 +1,11 @@
 """One peer's chaincode stream: registration, then transactions run concurrently, their ledger calls routed by txid.
 
 The protocol (fabric-chaincode-go shim/handler.go is the reference): we send REGISTER with the package id; the peer
-answers REGISTERED, then READY. In the ready state every TRANSACTION or INIT runs as its own task; each ledger
+answers REGISTERED, then READY, whose payload (from Fabric v3.1) says whether it takes write batches and multi-key
+reads (see chaincode.shim.peer_stub). In the ready state every TRANSACTION or INIT runs as its own task; each ledger
 call it makes is a ChaincodeMessage keyed by channel id + txid, answered by RESPONSE or ERROR; the task ends with
-COMPLETED carrying a peer.Response and the chaincode event. KEEPALIVE is echoed in any state; any other message
+COMPLETED carrying a peer.Response and the chaincode event, once the writes the stub held back are sent; a failed
+transaction's are dropped unsent, as the peer would discard them. KEEPALIVE is echoed in any state; any other message
 out of place is answered with ERROR and the stream is closed.
 """
 
@@ -20,7 +22,7 @@ from google.protobuf.message import DecodeError, Message
 
 from chaincode.shim.contract import ChaincodeInterface
 from chaincode.shim.errors import StubError
-from chaincode.shim.peer_stub import ChaincodeStub
+from chaincode.shim.peer_stub import DEFAULT_BATCH_SIZE, ChaincodeStub, PeerFeatures
 from chaincode.shim.proposal import ProposalError, read_signed_proposal
 from chaincode.shim.stub import TransactionContext
 
@@ -42,6 +44,22 @@ def _short(tx_id: str) -> str:
     return tx_id[:8]
 
 
+def announced_features(ready_payload: bytes) -> PeerFeatures:
+    """What a READY payload announces; an empty or unreadable one (a peer before v3.1) announces nothing, and a
+    feature turned on without a size gets the Go shim's default."""
+    try:
+        params = chaincode_pb2.ChaincodeAdditionalParams.FromString(ready_payload)
+    except DecodeError:
+        log.warning("the peer's READY carries a payload that is not ChaincodeAdditionalParams; using single calls")
+        return PeerFeatures()
+    return PeerFeatures(
+        write_batch_size=(params.max_size_write_batch or DEFAULT_BATCH_SIZE) if params.use_write_batch else 0,
+        multiple_keys_size=(params.max_size_get_multiple_keys or DEFAULT_BATCH_SIZE)
+        if params.use_get_multiple_keys
+        else 0,
+    )
+
+
 class StreamHandler:
     """Speaks the chaincode protocol on one Connect stream. `serve(requests)` is the generator gRPC sends from."""
 
@@ -53,6 +71,7 @@ class StreamHandler:
         self._executor = executor
         self._peer_msp_id = peer_msp_id
         self.state = CREATED
+        self.features = PeerFeatures()  # until READY says more
         self._outbox: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._waiting: dict[tuple[str, str], queue.Queue] = {}  # (channel id, txid) → where its answer goes
@@ -137,7 +156,13 @@ class StreamHandler:
             if self.state == CREATED and message.type == ShimMessage.REGISTERED:
                 self.state = ESTABLISHED
             elif self.state == ESTABLISHED and message.type == ShimMessage.READY:
+                self.features = announced_features(message.payload)
                 self.state = READY
+                log.info(
+                    "peer ready; write batches of up to %s, multi-key reads of up to %s",
+                    self.features.write_batch_size or "none (single calls)",
+                    self.features.multiple_keys_size or "none (single calls)",
+                )
             elif self.state == READY and message.type in (ShimMessage.RESPONSE, ShimMessage.ERROR):
                 self._deliver(message)
             elif self.state == READY and message.type in (ShimMessage.TRANSACTION, ShimMessage.INIT):
@@ -183,9 +208,20 @@ class StreamHandler:
     def _run(self, message: ShimMessage) -> ShimMessage:
         chaincode_input = chaincode_pb2.ChaincodeInput.FromString(message.payload)
         context = read_signed_proposal(message.proposal) if message.HasField("proposal") else TransactionContext()
-        stub = ChaincodeStub(self.call, message.channel_id, message.txid, chaincode_input, context, self._peer_msp_id)
+        stub = ChaincodeStub(
+            self.call, message.channel_id, message.txid, chaincode_input, context, self._peer_msp_id, self.features
+        )
         is_init = message.type == ShimMessage.INIT
         response = self._chaincode.init(stub) if is_init else self._chaincode.invoke(stub)
+        if response.ok:
+            try:
+                stub.flush_writes()  # Chaincode.invoke has done so already; another ChaincodeInterface may not
+            except StubError as error:
+                return self._error(
+                    message, f"[{_short(message.txid)}] failed to send the transaction's writes: {error}"
+                )
+        else:
+            stub.discard_writes()
         event = (
             chaincode_event_pb2.ChaincodeEvent(event_name=stub.event.name, payload=stub.event.payload)
             if stub.event

@@ -9,7 +9,9 @@ PHANTOM_READ_CONFLICT).
 Private data collections: every private value is kept here, and each transaction runs "on" the peer of
 `peer_msp_id` (default: the caller's organisation). As on a peer: with memberOnlyRead/memberOnlyWrite the
 *caller's* organisation must be a member to read/write; a peer whose organisation is not a member holds only the
-hashes, so reading a value that exists fails with the peer's own error; private-data hashes are readable by all.
+hashes, so reading a value that exists fails with the peer's own error, except through get_multiple_private_data,
+which on Fabric v3.1 answers None there (and the read then fails validation); private-data hashes are readable by
+all.
 Errors read as the peer's do ("GET_STATE failed: transaction ID: <id>: <why>").
 """
 
@@ -321,6 +323,20 @@ class MemoryStub(BaseStub):
             )
         self.reads[(collection, key)] = entry[1] if entry else None
         return entry[0] if entry else None
+
+    def _get_multiple(self, collection: str, state_keys: list[str]) -> list[bytes | None]:
+        """As a v3.1 peer answers GET_STATE_MULTIPLE: the access check once, then each key's committed value, where
+        a peer outside the collection finds none (it does not compare with the hash as a single read does)."""
+        if collection:
+            self._check_access("GET_STATE_MULTIPLE", collection, write=False)
+        values: list[bytes | None] = []
+        for key in state_keys:
+            entry = self.world.read(collection, key)
+            if collection and self._peer_msp_id not in self.world.collections[collection].members:
+                entry = None
+            self.reads[(collection, key)] = entry[1] if entry else None
+            values.append(entry[0] if entry else None)
+        return values
 
     def _get_private_data_hash(self, collection: str, key: str) -> bytes | None:
         self._known_collection("GET_PRIVATE_DATA_HASH", collection)

@@ -6,6 +6,9 @@ stream, and `chaincode.shim.memory.MemoryStub` answers them from an in-memory wo
 in-memory path uses need no Fabric protobufs (the embedded ledger runs where they cannot be generated).
 
 As on Fabric, reads see the committed state only: a value written earlier in the same transaction is not read back.
+So a stub may hold a transaction's writes back and send them together before the transaction completes
+(`flush_writes`) without a contract seeing any difference; and it may read many keys in one call
+(`get_multiple_states`; see `get_multiple_private_data` for how Fabric's differs from single private reads).
 """
 
 from collections.abc import Iterable
@@ -87,7 +90,8 @@ def as_bytes(value: bytes | str) -> bytes:
 
 class BaseStub:
     """The stub API over the ledger primitives a concrete stub supplies (`_get_state`, `_get_private_data_hash`,
-    `_put_state`, `_del_state`, `_purge_private_data`, `_range`, `_history`); `collection` is "" for public state."""
+    `_put_state`, `_del_state`, `_purge_private_data`, `_range`, `_history`, and optionally `_get_multiple` and
+    `flush_writes`); `collection` is "" for public state."""
 
     def __init__(
         self, channel_id: str, tx_id: str, args: list[bytes], context: TransactionContext, peer_msp_id: str | None
@@ -153,7 +157,10 @@ class BaseStub:
         return self._get_state("", key)
 
     def get_multiple_states(self, *state_keys: str) -> list[bytes | None]:
-        return [self.get_state(key) for key in state_keys]
+        """The committed values of `state_keys` in their order, None where a key does not exist."""
+        for key in state_keys:
+            keys.check_key(key)
+        return self._get_multiple("", list(state_keys)) if state_keys else []
 
     def put_state(self, key: str, value: bytes | str) -> None:
         """Adds the write to the transaction; an empty value deletes the key, as on Fabric."""
@@ -197,6 +204,17 @@ class BaseStub:
         keys.check_key(key)
         return self._get_state(collection, key)
 
+    def get_multiple_private_data(self, collection: str, *private_keys: str) -> list[bytes | None]:
+        """The committed private values of `private_keys` in their order, None where a key does not exist.
+
+        Unlike get_private_data, on Fabric v3.1 a peer that holds the key's hash but not its value (a peer of
+        another organisation, or one still waiting for the value) answers None for it rather than failing; the
+        transaction then records a read of a missing key and fails validation (MVCC_READ_CONFLICT)."""
+        _check_collection(collection)
+        for key in private_keys:
+            keys.check_key(key)
+        return self._get_multiple(collection, list(private_keys)) if private_keys else []
+
     def get_private_data_hash(self, collection: str, key: str) -> bytes | None:
         """SHA-256 of the committed private value; readable on every peer, member of the collection or not."""
         _check_collection(collection)
@@ -238,10 +256,23 @@ class BaseStub:
             raise StubError("event name can not be empty string")
         self.event = ChaincodeEvent(name, as_bytes(payload))
 
+    # Writes held back.
+
+    def flush_writes(self) -> None:
+        """Sends the writes this stub holds back to the ledger; nothing to do for a stub that holds none. The
+        shim calls it once the transaction has succeeded, before answering the peer."""
+
+    def discard_writes(self) -> None:
+        """Forgets the writes held back: the transaction failed, and the peer keeps nothing of a failed one."""
+
     # The primitives.
 
     def _get_state(self, collection: str, key: str) -> bytes | None:
         raise NotImplementedError
+
+    def _get_multiple(self, collection: str, state_keys: list[str]) -> list[bytes | None]:
+        """One read per key, unless the stub can ask for many at once."""
+        return [self._get_state(collection, key) for key in state_keys]
 
     def _get_private_data_hash(self, collection: str, key: str) -> bytes | None:
         raise NotImplementedError

@@ -200,3 +200,42 @@ def test_transaction_context_comes_from_the_caller(world):
     assert stub.get_peer_msp_id() == "RA1MSP"
     assert stub.get_tx_timestamp().tzinfo is not None
     assert len(stub.get_tx_id()) == 64
+
+
+def test_multi_key_reads_answer_in_key_order_and_are_version_checked(world):
+    commit(world, {"a": b"1", "c": b"3"})
+    reader = world.new_stub(["f"], identity=TSO)
+    assert reader.get_multiple_states("c", "missing", "a") == [b"3", None, b"1"]
+    assert reader.get_multiple_states() == []
+    reader.put_state("sum", b"4")
+    commit(world, {"missing": b"now"})  # a key read as missing appears
+    assert world.commit(reader) == MVCC_READ_CONFLICT
+
+
+def test_multi_key_reads_keep_the_key_rules(world):
+    with pytest.raises(StubError, match="key must not be an empty string"):
+        world.new_stub(["f"], identity=TSO).get_multiple_states("a", "")
+    with pytest.raises(StubError, match="collection must not be an empty string"):
+        world.new_stub(["f"], identity=TSO).get_multiple_private_data("", "a")
+
+
+def test_private_multi_key_reads_check_access_as_the_peer_does(world):
+    commit(world, {"c1": b"1"}, identity=RA1, collection="RA1")
+    assert world.new_stub(["f"], identity=TSO).get_multiple_private_data("RA1", "c1", "c2") == [b"1", None]
+    stub = world.new_stub(["f"], identity=RA2)
+    with pytest.raises(StubError) as refused:
+        stub.get_multiple_private_data("RA1", "c1")
+    assert str(refused.value) == (
+        f"GET_STATE_MULTIPLE failed: transaction ID: {stub.get_tx_id()}: tx creator does not have "
+        f"read access permission on privatedata in chaincodeName:gridledger collectionName: RA1"
+    )
+
+
+def test_private_multi_key_read_on_a_peer_without_the_value_answers_none_and_fails_validation(world):
+    """Fabric v3.1's GET_STATE_MULTIPLE does not compare with the hash as GET_STATE does: where the peer lacks
+    the value it reads as missing, and the read of a key that does exist makes the transaction invalid."""
+    commit(world, {"k": b"v"}, identity=TSO, collection="OPEN")
+    stub = world.new_stub(["f"], identity=RA1)  # RA1's peer is not a member of OPEN
+    assert stub.get_multiple_private_data("OPEN", "k") == [None]
+    stub.put_state("derived", b"x")
+    assert world.commit(stub) == MVCC_READ_CONFLICT

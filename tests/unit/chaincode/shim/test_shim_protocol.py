@@ -10,7 +10,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
@@ -27,83 +26,15 @@ from fabric_protos.ledger.queryresult import kv_query_result_pb2
 from fabric_protos.peer import (
     chaincode_pb2,
     chaincode_shim_pb2,
-    chaincode_shim_pb2_grpc,
     proposal_pb2,
-    proposal_response_pb2,
 )
 from google.protobuf.timestamp_pb2 import Timestamp
+from played_peer import CHANNEL, PACKAGE_ID, Message, PlayedPeer, completed_response, signed_proposal
 
 from chaincode.contracts.records import RecordsContract
-from chaincode.shim import Chaincode, serialized_identity
+from chaincode.shim import Chaincode
 from chaincode.shim.server import ChaincodeServer
 from chaincode.shim.testing import make_identity
-from gateway.protoutil import chaincode_proposal, transaction_id
-
-Message = chaincode_shim_pb2.ChaincodeMessage
-PACKAGE_ID = "gridledger_1:0123abcd"
-CHANNEL = "grid"
-
-
-def signed_proposal(identity, args: list[bytes], transient: dict[str, bytes] | None = None):
-    """A proposal as the gateway client builds one (FABRIC-NOTES B.1-4); returns (tx id, SignedProposal)."""
-    creator = serialized_identity(identity.msp_id, identity.credentials)
-    nonce = os.urandom(24)
-    timestamp = datetime.datetime.now(datetime.UTC)  # the endorser refuses a time off its clock
-    proposal = chaincode_proposal(CHANNEL, "gridledger", args, transient or {}, creator, nonce, timestamp)
-    proposal_bytes = proposal.SerializeToString()
-    tx_id = transaction_id(nonce, creator)
-    signature = identity.private_key.sign(proposal_bytes, ec.ECDSA(hashes.SHA256()))
-    return tx_id, proposal_pb2.SignedProposal(proposal_bytes=proposal_bytes, signature=signature)
-
-
-class PlayedPeer:
-    """The peer's end of one Connect stream."""
-
-    def __init__(self, channel: grpc.Channel):
-        self._outgoing: queue.Queue = queue.Queue()
-        self._replies = chaincode_shim_pb2_grpc.ChaincodeStub(channel).Connect(
-            iter(self._outgoing.get, None), timeout=30
-        )
-
-    def send(self, **fields) -> None:
-        self._outgoing.put(Message(**fields))
-
-    def receive(self) -> Message:
-        return next(self._replies)
-
-    def hang_up(self) -> None:
-        self._outgoing.put(None)
-
-    def register(self) -> Message:
-        register = self.receive()
-        self.send(type=Message.REGISTERED)
-        self.send(type=Message.READY)
-        return register
-
-    def transaction(self, identity, *args: str, transient=None) -> str:
-        raw = [arg.encode() for arg in args]
-        tx_id, proposal = signed_proposal(identity, raw, transient)
-        self.send(
-            type=Message.TRANSACTION,
-            txid=tx_id,
-            channel_id=CHANNEL,
-            proposal=proposal,
-            payload=chaincode_pb2.ChaincodeInput(args=raw).SerializeToString(),
-        )
-        return tx_id
-
-    def answer(self, request: Message, payload: bytes = b"", error: str | None = None) -> None:
-        self.send(
-            type=Message.ERROR if error else Message.RESPONSE,
-            payload=error.encode() if error else payload,
-            txid=request.txid,
-            channel_id=request.channel_id,
-        )
-
-
-def completed_response(message: Message) -> proposal_response_pb2.Response:
-    assert message.type == Message.COMPLETED, Message.Type.Name(message.type)
-    return proposal_response_pb2.Response.FromString(message.payload)
 
 
 @pytest.fixture(scope="module")
