@@ -16,11 +16,13 @@ from web.auth import _hash_fingerprint
 from web.backend import FabricBackend, web_port
 
 ORGS = TOPOLOGY.org_names
+CONSUMERS = [c for o in TOPOLOGY.organisations for c in o.consumers]
 
 
 def test_each_server_holds_its_own_identities_and_together_they_hold_each_once(server_app):
     held = {org: set(server_app(org).extensions["gridledger"].accounts) for org in ORGS}
-    assert held["RA1"] == {"RA1", "C1", "C4"} and held["TSO"] == {"TSO"}
+    # The meters are the meter operator's devices: their keys, and so the consumers' sign-ins, are the TSO's.
+    assert held["RA1"] == {"RA1"} and held["TSO"] == {"TSO", *CONSUMERS}
     assert sorted(name for names in held.values() for name in names) == sorted(ACCOUNTS)
     for org in ORGS:
         backend = server_app(org).extensions["gridledger"]
@@ -30,13 +32,13 @@ def test_each_server_holds_its_own_identities_and_together_they_hold_each_once(s
 
 def test_signing_in_to_ra1s_server_as_another_organisation_is_refused(server_client):
     client = server_client("RA1")
-    for name in ("TSO", "AC1", "RA2", "C2"):  # the right password, the wrong server
+    for name in ("TSO", "AC1", "RA2", "C2", "C1"):  # the right password, the wrong server (C1's meter is the TSO's)
         response = client.post("/auth/login", data={"name": name, "password": PASSWORD, "csrf_token": token(client)})
         assert response.status_code == 400 and "Unknown name or wrong password." in response.text, name
         with client.session_transaction() as session:
             assert "user" not in session
     page = client.get("/auth/login").text
-    assert "This is the web server of RA1" in page and "signs in RA1, C1, C4 and no one else" in page
+    assert "This is the web server of RA1" in page and "signs in RA1 and no one else" in page
     sign_in(client, "RA1")
     assert 'data-testid="server-org">RA1<' in client.get("/dr/").text
 
@@ -102,7 +104,7 @@ def test_a_form_naming_another_organisations_consumer_is_refused_and_commits_not
 
 def test_ra1s_server_cannot_sign_as_another_organisation_even_when_its_code_asks(server_app):
     backend = server_app("RA1").extensions["gridledger"]
-    for name in ("TSO", "AC1", "RA2", "C2"):
+    for name in ("TSO", "AC1", "RA2", "C2", "C1"):
         with pytest.raises(CustodyError, match=f"RA1's web server holds no key of {name}"):
             backend.session(ACCOUNTS[name])
         assert name not in backend.identities
@@ -128,9 +130,11 @@ def test_the_tso_dashboard_and_an_ra_form_are_different_servers(server_client, b
 
 
 def test_a_consumer_signs_in_on_the_server_holding_its_meter(server_client):
-    assert HOLDER["C1"] == "RA1"
+    assert HOLDER["C1"] == "TSO"  # the meter operator's, as a consumer sees its meter's data on the T&D portal
     client = sign_in(server_client(HOLDER["C1"]), "C1")
     assert client.get("/").headers["Location"] == "/market/"
+    page = server_client("TSO").get("/auth/login").text
+    assert f"signs in {', '.join(['TSO', *CONSUMERS])} and no one else" in page
 
 
 def test_each_organisations_web_port_comes_from_the_topology_below_32768():
@@ -151,24 +155,24 @@ def network(tmp_path):
 
 
 def test_an_organisation_holds_its_own_user_and_the_meters_in_its_directory(network):
-    assert Keyring(network, "RA1").held == ("RA1", "meter:C1", "meter:C4")
-    assert Keyring(network, "TSO").held == ("TSO",)
-    assert holder_of(network, "meter:C2") == "RA2"
+    assert Keyring(network, "RA1").held == ("RA1",)
+    assert Keyring(network, "TSO").held == ("TSO", *(f"meter:{c}" for c in CONSUMERS))
+    assert holder_of(network, "meter:C2") == "TSO"
 
 
-def test_when_the_meters_directory_is_the_meter_operators_it_holds_them_and_the_ra_does_not(network, tmp_path):
-    class MetersWithTheOperator(CryptoLayout):
+def test_the_holder_of_a_meter_is_read_from_where_its_key_lies_not_assumed(network, tmp_path):
+    class MetersWithTheirRA(CryptoLayout):  # the layout before the meter operator issued the meters
         def meter_dir(self, consumer):
-            return self.org_dir("TSO") / "meters" / consumer
+            return self.org_dir(TOPOLOGY.consumer_owner(consumer).name) / "meters" / consumer
 
-    moved = SimpleNamespace(topology=TOPOLOGY, layout=MetersWithTheOperator(TOPOLOGY, tmp_path / "crypto"))
-    assert Keyring(moved, "RA1").held == ("RA1",)
-    assert Keyring(moved, "TSO").held == ("TSO", *(f"meter:{c}" for o in TOPOLOGY.organisations for c in o.consumers))
+    moved = SimpleNamespace(topology=TOPOLOGY, layout=MetersWithTheirRA(TOPOLOGY, tmp_path / "crypto"))
+    assert Keyring(moved, "RA1").held == ("RA1", "meter:C1", "meter:C4")
+    assert Keyring(moved, "TSO").held == ("TSO",)
 
 
 def test_a_key_of_another_organisation_is_refused_before_anything_is_read(network):
     keyring = Keyring(network, "RA1")
-    for who in ("TSO", "RA2", "meter:C2"):
+    for who in ("TSO", "RA2", "meter:C2", "meter:C1"):
         with pytest.raises(CustodyError, match=f"RA1's processes hold no key of {who}"):
             keyring.msp_dir(who)
         with pytest.raises(CustodyError):
@@ -189,7 +193,8 @@ def test_a_directory_of_its_own_pointing_at_anothers_key_is_refused(network):
 def test_a_fabric_server_for_ra1_has_accounts_for_what_ra1_holds_only(tmp_path):
     (tmp_path / "network.json").write_text(json.dumps({"port_base": TOPOLOGY.port_base}))
     backend = FabricBackend(tmp_path, "RA1")
-    assert set(backend.accounts) == {"RA1", "C1", "C4"}
+    assert set(backend.accounts) == {"RA1"}
+    assert set(FabricBackend(tmp_path, "TSO").accounts) == {"TSO", *CONSUMERS}
     with pytest.raises(CustodyError, match="no key of TSO"):
         backend.session(ACCOUNTS["TSO"])
     with pytest.raises(CustodyError, match="no key of TSO"):
