@@ -340,9 +340,12 @@ class DrContract(Contract):
             block = reading.minute - reading.minute % READING_BLOCK_MINUTES
             blocks.setdefault((reading.consumer, block), {})[minute_label(reading.minute)] = reading.wh
         stored = {}
-        for consumer, block in blocks:
-            key = ctx.stub.create_composite_key(READING, [command.id, consumer, minute_label(block)])
-            value = ctx.stub.get_private_data(collection, key)
+        block_keys = {
+            (consumer, block): ctx.stub.create_composite_key(READING, [command.id, consumer, minute_label(block)])
+            for consumer, block in blocks
+        }
+        values = ctx.stub.get_multiple_private_data(collection, *block_keys.values())  # one call, not one per block
+        for ((consumer, block), key), value in zip(block_keys.items(), values, strict=True):
             recorded = json.loads(value)["minutes"] if value else {}
             for label in sorted(blocks[(consumer, block)]):
                 if label in recorded:
