@@ -2,8 +2,9 @@
 the app `gridledger web serve --org RA1` runs, served from this process so the test sees every file it opens; the
 TSO's is a process of its own (`--detach`). What refuses each attack:
 
-(a) signing in to RA1's server as TSO or as RA2's consumer C2, with their real passwords: RA1's server has no such
-    account, because its accounts are the identities whose keys RA1 holds (network.identities.Keyring);
+(a) signing in to RA1's server as TSO, as RA2's consumer C2 or as RA1's own consumer C1, with their real passwords:
+    RA1's server has no such account, because its accounts are the identities whose keys RA1 holds
+    (network.identities.Keyring), and a consumer acts through its meter, whose key is the meter operator's (TSO's);
 (b) the TSO server's genuine session cookie replayed to RA1's: each server signs its cookies with a key of its own
     (<run>/web/<ORG>/secret-key), so RA1's finds the signature wrong and signs in no one;
 (c) a cookie naming TSO forged with RA1's own secret key (a dishonest RA1 holds it): the signature is good, but RA1's
@@ -187,12 +188,12 @@ def other_passwords(network, names):
 
 
 def test_signing_in_as_another_organisation_is_refused_there_is_no_such_account(security_network, ra1_server):
-    for name, password in other_passwords(security_network, ["TSO", "C2"]).items():
+    for name, password in other_passwords(security_network, ["TSO", "C2", "C1"]).items():
         client = Client(ra1_server.base)
         status, body, _ = client.sign_in(name, password)
         assert status == 400 and "Unknown name or wrong password." in body, name
         assert client.get("/dr/compare")[0] == 302  # still signed out
-    assert set(ra1_server.app.extensions["gridledger"].accounts) == {"RA1", "C1", "C4"}
+    assert set(ra1_server.app.extensions["gridledger"].accounts) == {"RA1"}
 
 
 def test_the_tso_servers_genuine_cookie_signs_in_no_one_on_ra1s(tso_server, ra1_server):
@@ -256,10 +257,10 @@ def test_ra1s_server_cannot_sign_as_another_organisation_it_holds_no_key(securit
     backend = ra1_server.app.extensions["gridledger"]
     accounts = accounts_for(security_network.topology)
     before = len(OPENED)
-    for name in ("TSO", "AC1", "RA2", "C2"):
+    for name in ("TSO", "AC1", "RA2", "C2", "C1"):
         with pytest.raises(CustodyError, match=f"no key of {name}"):
             backend.session(accounts[name])
-    for who in ("TSO", "AC1", "RA2", "meter:C2"):
+    for who in ("TSO", "AC1", "RA2", "meter:C2", "meter:C1"):
         with pytest.raises(CustodyError, match=f"RA1's processes hold no key of {who}"):
             backend.sessions(who)
         with pytest.raises(CustodyError):

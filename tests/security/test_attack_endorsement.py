@@ -5,8 +5,8 @@ RA1's package id and TLS pair), so RA1's peer runs it for every RA1 transaction.
 (a) the reading endorsed by RA1's peer alone is ordered but never takes effect: every peer's validation checks the
     RA1 collection's endorsement policy, AND('RA1MSP.peer', OR('AC1MSP.peer', 'TSOMSP.peer')) (consortium.policies),
     and records the transaction as ENDORSEMENT_POLICY_FAILURE;
-(b) endorsed by RA1's peer and AC1's (as every client sends it, clients.contract), AC1's honest chaincode computes a
-    different write set: the gateway refuses to assemble the transaction ("ProposalResponsePayloads do not match"),
+(b) endorsed by RA1's peer and AC1's (as every client sends it, clients.contract), AC1's honest chaincode accepts the
+    batch (C1's meter signed it) and computes a different write set: the gateway refuses to assemble the transaction ("ProposalResponsePayloads do not match"),
     so it is never even ordered; the same with the TSO as the second endorser;
 (c) so nothing of the inflated value is readable on the TSO's, AC1's or RA1's peer.
 Then the honest server is restored and an honest reading, and a meter's own, commit as usual.
@@ -22,12 +22,13 @@ import uuid
 import pytest
 from waiting import eventually
 
-from clients.dr import Reading, uniform_declaration
+from clients.dr import Reading, meter_signatures, uniform_declaration
 from consortium import topology as topology_file
 from consortium.policies import SignaturePolicy, collection_policy
 from gateway.errors import EndorseError
 from network.chaincode import CHECKOUT, SERVER_ENVIRONMENT, ChaincodeDeployment
 from network.connections import open_session
+from network.crypto import MeterOperator
 from network.processes import ManagedProcess
 
 pytestmark = [pytest.mark.timeout(600)]
@@ -111,11 +112,23 @@ def modified_ra1(security_network):
         deployment.start_servers(log=lambda line: None)
 
 
+def relaying(security_network, org):
+    """`org`'s session, its DR client relaying readings its consumers' meters signed (as an honest RA's does)."""
+    session = open_session(security_network, org)
+    session.dr.meters = MeterOperator(security_network.layout)
+    return session
+
+
 def post(session, command_id, consumer, minute, wh, endorsers):
-    """post_readings of one reading as `session`, endorsed by exactly `endorsers` (MSP ids); the commit status."""
-    readings = json.dumps([{"consumer": consumer, "minute": minute, "wh": wh}])
+    """post_readings of one meter-signed reading as `session`, endorsed by exactly `endorsers` (MSP ids); the commit
+    status. The meter's signature is genuine: only the modified contract differs from an honest relay."""
+    readings = [Reading("", consumer, minute, wh)]
+    transient = {
+        "readings": json.dumps([r.as_json() for r in readings]),
+        "meter_signatures": json.dumps(meter_signatures(command_id, readings, session.dr.meters)),
+    }
     proposal = session.dr.contract.new_proposal(
-        "post_readings", command_id, transient={"readings": readings}, endorsing_organizations=endorsers
+        "post_readings", command_id, transient=transient, endorsing_organizations=endorsers
     )
     return proposal.endorse().submit().status()
 
@@ -129,7 +142,7 @@ def readings_seen(security_network, org, command_id, consumer) -> dict[str, int]
 
 
 def test_a_modified_chaincode_on_the_ras_peer_cannot_record_a_reading(security_network, command, modified_ra1):
-    ra1 = open_session(security_network, "RA1")
+    ra1 = relaying(security_network, "RA1")
     try:
         # (a) RA1's peer alone: ordered, then invalid on every peer.
         status = post(ra1, command["id"], "C1", MINUTES[1], 500, ["RA1MSP"])
@@ -162,7 +175,7 @@ def test_a_modified_chaincode_on_the_ras_peer_cannot_record_a_reading(security_n
 
 
 def test_after_the_honest_server_is_back_an_honest_reading_and_a_meters_commit(security_network, command):
-    ra1, meter = open_session(security_network, "RA1"), open_session(security_network, "meter:C4")
+    ra1, meter = relaying(security_network, "RA1"), open_session(security_network, "meter:C4")
     try:
         assert ra1.dr.private_endorsers[0] == ["RA1MSP", "AC1MSP"]
         ra1.dr.post_readings(command["id"], [Reading("RA1", "C1", MINUTES[1], 321)])
