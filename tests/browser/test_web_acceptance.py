@@ -13,6 +13,8 @@ from seed_examples import AC1_KWH, COMMAND, READINGS, WINDOW
 from waiting import eventually
 
 from clients.contract import Refused
+from clients.dr import meter_signatures
+from network.crypto import MeterOperator
 from sim.aggregation_system import AggregationSystem
 from sim.meters import Reading
 from web.backend import FabricBackend
@@ -71,6 +73,7 @@ def readings(ledger, command, web_network):
             command, {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [500] * 5}}}
         )
     system = AggregationSystem(web_network.root / "aggregation-system.sqlite", web_network.topology)
+    meters = MeterOperator(web_network.layout)  # the meter operator's meters sign what each RA relays
     for consumer, (ra, values) in READINGS.items():
         batch = [Reading(ra, consumer, minute, wh) for minute, wh in zip(WINDOW, values, strict=False)]
         ledger(ra).submit(
@@ -78,7 +81,10 @@ def readings(ledger, command, web_network):
             "post_readings",
             command,
             private=True,
-            transient={"readings": json.dumps([r.as_json() for r in batch])},
+            transient={
+                "readings": json.dumps([r.as_json() for r in batch]),
+                "meter_signatures": json.dumps(meter_signatures(command, batch, meters)),
+            },
         )
         system.receive(command, batch)
     system.close()
@@ -191,11 +197,14 @@ def test_the_tso_dashboard_and_the_ra_form_are_different_servers(browser, web_se
         page = context.new_page()
         page.goto("/auth/login")
         assert "This is the web server of RA1" in page.inner_text("[data-testid=server]")
-        page.fill("#name", "TSO")
-        page.fill("#password", passwords["TSO"])  # the TSO's real password, on RA1's server
-        page.click("button[type=submit]")
-        assert "Unknown name or wrong password." in page.inner_text("main")
-        assert page.locator("[data-testid=who]").count() == 0
+        # The TSO's and RA1's own consumer's real passwords, on RA1's server: C1 signs in through its meter, whose
+        # key is the meter operator's (the TSO's server), not RA1's.
+        for name in ("TSO", "C1"):
+            page.fill("#name", name)
+            page.fill("#password", passwords[name])
+            page.click("button[type=submit]")
+            assert "Unknown name or wrong password." in page.inner_text("main"), name
+            assert page.locator("[data-testid=who]").count() == 0
     finally:
         context.close()
     page = sign_in("TSO")

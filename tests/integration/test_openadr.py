@@ -25,7 +25,7 @@ from cli import main
 from clients.dr import Reading
 from consortium.units import JST, minute_index, minute_label
 from network.connections import open_session
-from network.crypto import issue_certificate
+from network.crypto import MeterOperator, issue_certificate
 from openadr import vtn_port
 from openadr.certificates import ven_dir
 from openadr.mapping import event_id_of
@@ -84,6 +84,7 @@ def test_command_event_opt_in_and_telemetry_reach_the_tsos_comparison(fabric_net
     gridledger(fabric_network, "openadr", "ven-certificate", "--org", "RA1")
     tso = open_session(fabric_network, "TSO").dr
     ra1 = open_session(fabric_network, "RA1").dr
+    ra1.meters = MeterOperator(fabric_network.layout)  # RA1 relays what C1's meter signed
     now = minute_index(datetime.now(JST).strftime("%Y-%m-%dT%H:%M"))
     command = tso.issue(
         {
