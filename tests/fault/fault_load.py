@@ -1,8 +1,8 @@
 """A steady load of meter readings on the real network, and the checks that follow a fault: every write
 acknowledged to a client is on every live peer, nothing is committed twice.
 
-Each RA has a worker posting batches (its consumers × a few minutes) as that RA, endorsed by the RA's peer alone,
-one batch at a time. A batch that fails is tried again, the same batch: the contract refuses a reading it already
+Each RA has a worker relaying batches (its consumers × a few minutes, each consumer's readings signed by its meter)
+as that RA, endorsed by the RA's peer and its AC's, one batch at a time. A batch that fails is tried again, the same batch: the contract refuses a reading it already
 holds ("duplicate reading … already recorded"), so a retry of a batch whose first attempt did commit (its
 acknowledgement lost in the fault) is recognised, never posted twice — (command, consumer, minute) is the
 submission key. The commit-status wait is short (6 s), so a transaction lost with a killed orderer is tried again
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from waiting import eventually
 
+from clients.dr import Reading, meter_signatures
 from consortium.policies import private_endorsers
 from consortium.units import minute_index, minute_label
 from gateway.errors import GatewayError
@@ -35,6 +36,7 @@ MINUTES_PER_BATCH = 5
 class Batch:
     ra: str
     readings: list[dict]
+    signatures: dict  # transient "meter_signatures": signed once, so a retry sends the very same batch
     state: str = "pending"  # pending | acked | committed-unacked | unresolved
     tx_id: str | None = None
     acked_at: float | None = None
@@ -56,8 +58,10 @@ class SteadyLoad:
 
     def __init__(self, network, consumers_per_ra: int = 4, commit_status_timeout: float = 6.0):
         from network.connections import connect_as, open_session
+        from network.crypto import MeterOperator
 
         self.network = network
+        self.meters = MeterOperator(network.layout)  # the meter operator's simulated meters sign what the RAs relay
         topology = network.topology
         self.command = f"fault-{uuid.uuid4().hex[:8]}"
         first = minute_index(WINDOW_START)
@@ -132,7 +136,8 @@ class SteadyLoad:
         readings = [
             {"consumer": c, "minute": minute_label(m), "wh": _wh(c, m)} for m in minutes for c in worker.consumers
         ]
-        batch = Batch(worker.ra, readings)
+        signed = [Reading(worker.ra, r["consumer"], r["minute"], r["wh"]) for r in readings]
+        batch = Batch(worker.ra, readings, meter_signatures(self.command, signed, self.meters))
         worker.batches.append(batch)
         return batch
 
@@ -148,7 +153,7 @@ class SteadyLoad:
             proposal = contract.new_proposal(
                 "post_readings",
                 self.command,
-                transient={"readings": json.dumps(batch.readings)},
+                transient={"readings": json.dumps(batch.readings), "meter_signatures": json.dumps(batch.signatures)},
                 endorsing_organizations=worker.endorsers,
             )
             try:

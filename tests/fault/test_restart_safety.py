@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS
 from seed_examples import dr_command
 
 from chaincode.server import build_chaincode
@@ -33,7 +34,9 @@ COMMAND = dr_command(
 
 def test_a_batch_posted_again_is_recognised_and_a_changed_one_refused():
     collections = {n: {TOPOLOGY.organisation(m).msp_id for m in ms} for n, ms in TOPOLOGY.collections().items()}
-    ledger = EmbeddedLedger(build_chaincode(), collections)
+    chaincode = build_chaincode()
+    chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY  # checks the meters' signatures RA1 relays
+    ledger = EmbeddedLedger(chaincode, collections)
     tso, ra1 = make_identity("TSOMSP"), make_identity("RA1MSP")
     dr = lambda who: EmbeddedGateway(who, ledger).get_network("grid").get_contract("gridledger", "dr")  # noqa: E731
     dr(tso).submit("issue_command", json.dumps(COMMAND))
@@ -51,6 +54,7 @@ def test_a_batch_posted_again_is_recognised_and_a_changed_one_refused():
     dr(ra1).submit("publish_declaration", "restart", json.dumps(summary))
     batch = [Reading("RA1", "C1", f"2021-03-01T01:0{m}", 100 + m) for m in range(5)]
     meters = DrClient(EmbeddedGateway(ra1, ledger).get_network("grid"), TOPOLOGY.organisation("RA1"))
+    meters.meters = OPERATOR_METERS  # each consumer's meter signs what RA1 relays
     first = meters.post_readings("restart", batch)
     height = ledger.height
     with pytest.raises(EndorseError, match="already recorded"):  # posting it twice by hand is refused
@@ -71,6 +75,7 @@ SIMULATOR = textwrap.dedent("""
     import sys
     from network.bringup import Network
     from network.connections import open_session
+    from network.crypto import MeterOperator
     from sim.aggregation_system import AggregationSystem
     from sim.meters import MeterFleet, batches, post_all
 
@@ -81,6 +86,9 @@ SIMULATOR = textwrap.dedent("""
     fleet = MeterFleet.for_topology(topology, 6, seed=7)
     system = AggregationSystem(as_db, topology)
     clients = {ra: open_session(network, ra).dr for ra in fleet.by_ra()}
+    meters = MeterOperator(network.layout)  # the meters sign what their RAs relay
+    for client in clients.values():
+        client.meters = meters
     groups = [group for _, group in batches(fleet.readings_for(command), 60)]
 
     def posted(group, summary):
