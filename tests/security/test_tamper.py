@@ -31,11 +31,16 @@ def readings_and_trades(security_network):
     """A DR run (readings in every RA's collection) and one finalised market gate (trades, positions) on the
     network; the market's gate length put back to the topology's afterwards."""
     from network.connections import Sessions
+    from network.crypto import MeterOperator
     from sim.aggregation_system import AggregationSystem
     from sim.dr_run import simulate_dr
     from sim.market_rounds import simulate_market
 
     sessions = Sessions(str(security_network.root))
+    meters = MeterOperator(security_network.layout)  # the meters sign what the RAs relay, as `dr simulate` has them
+    for org in sessions.topology.organisations:
+        if org.role == "ra":
+            sessions(org.name).dr.meters = meters
     rules = security_network.topology.market
     try:
         system = AggregationSystem(security_network.root / "audit-as.sqlite", sessions.topology)
