@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +35,13 @@ from sim.aggregation_system import AggregationSystem
 REPO = Path(__file__).resolve().parents[2]
 MEASURED_MINUTES = 3  # the window starts this many minutes before the test
 SLOTS = MEASURED_MINUTES + 4
+
+
+def run_apart(coroutine):
+    """asyncio.run in a thread of its own: the browser suite's Playwright keeps an event loop running in the main
+    thread for the whole session, where asyncio.run refuses to start another."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def gridledger(network, *args) -> str:
@@ -140,7 +148,7 @@ def test_command_event_opt_in_and_telemetry_reach_the_tsos_comparison(fabric_net
         finally:
             await client.stop()
 
-    asyncio.run(run_ven())
+    run_apart(run_ven())
     event = next(e for e in events if e["event_descriptor"]["event_id"] == event_id_of(command["id"]))
     assert event["active_period"]["dtstart"] == datetime.fromisoformat(command["start"]).replace(tzinfo=JST)
     assert [i["signal_payload"] for i in event["event_signals"][0]["intervals"]] == [1] * SLOTS
@@ -174,7 +182,7 @@ def test_a_ven_registering_as_another_ra_is_refused(fabric_network, vtn):
         return registered
 
     # RA1's certificate, claiming to be RA2's VEN: refused by the VTN's registration rule.
-    assert asyncio.run(register("RA2", ven_dir(fabric_network.root, "RA1"))) is None
+    assert run_apart(register("RA2", ven_dir(fabric_network.root, "RA1"))) is None
     assert "cannot register as 'RA2'" in log.read_text()
     # A certificate that no RA's CA issued (the TSO's own TLS CA): refused by the TLS handshake.
     foreign = fabric_network.root / "openadr" / "foreign"
@@ -183,7 +191,7 @@ def test_a_ven_registering_as_another_ra_is_refused(fabric_network, vtn):
     (foreign / "ven.crt").write_bytes(cert)
     (foreign / "ven.key").write_bytes(key)
     (foreign / "vtn-ca.pem").write_bytes((ven_dir(fabric_network.root, "RA1") / "vtn-ca.pem").read_bytes())
-    assert asyncio.run(register("RA1", foreign)) is None
+    assert run_apart(register("RA1", foreign)) is None
     # What refused it: the VTN's TLS handshake, which trusts the served RAs' CAs only: it ends the handshake with
     # the foreign certificate and completes it with RA1's (TLS 1.2, where the client certificate is judged within
     # the handshake, not at the first read).
@@ -242,7 +250,7 @@ def test_a_ven_reports_only_its_own_ras_consumers(fabric_network, vtn):
         finally:
             await client.stop()
 
-    asyncio.run(run_ven())
+    run_apart(run_ven())
     assert _as_readings(fabric_network, command["id"], "C2") == {command["start"]: 30}
     assert _as_readings(fabric_network, command["id"], "C1") == {}
     assert "offered telemetry of 'C1', not a consumer of RA2" in log.read_text()
