@@ -51,13 +51,12 @@ def channel_height(network) -> int:
 
 def test_a_network_used_then_stopped_by_hand_commits_within_10_s_of_network_up(fault_network, figures, tmp_path):
     network = fault_network
-    web_port = network.topology.port_base + 99  # beside the nodes' ports (10 per node)
     demo_log = tmp_path / "demo.log"
     with open(demo_log, "wb") as out:
         demo = subprocess.Popen(
             [
                 *(sys.executable, "-c", "from cli import main; main()", "demo", "--run-dir", str(network.root)),
-                *("--port", str(web_port), "--gate-seconds", "20", "--proposal-seconds", "5"),
+                *("--gate-seconds", "20", "--proposal-seconds", "5"),  # each web server on its org's port
             ],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
