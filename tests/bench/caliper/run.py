@@ -1,6 +1,12 @@
 """Hyperledger Caliper's figures for gridledger: brings up a network of its own, sets up what the rounds need,
 generates Caliper's network configuration from the topology and the run directory, runs `caliper launch manager`
-on benchmark.yaml, and prints and writes the figures of the successful transactions only.
+on benchmark.yaml twice, and prints and writes the figures of the successful transactions only.
+
+Orders are sealed while their gate is open and revealed after it (chaincode.contracts.market), which one launch
+cannot do between its rounds. So the first launch runs the order round alone (sealed batches prepared here); then
+Python reveals the orders of every gate it filled and the matchers reveal their seed contributions (committed ahead,
+before the first launch), as clients.market and clients.market_agent do; the second launch runs the other rounds,
+the close round last.
 
     .venv/bin/python tests/bench/caliper/run.py --caliper-dir ~/.cache/gridledger/caliper-0.6.0
         [--seconds 20] [--workers 2] [--report-dir bench-results/caliper] [--out bench-results/caliper.json]
@@ -12,8 +18,10 @@ figures here come from observers/tx-times.js (every transaction's status and tim
 """
 
 import argparse
+import copy
 import json
 import os
+import secrets
 import signal
 import statistics
 import subprocess
@@ -22,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -32,9 +41,14 @@ sys.path.insert(0, str(HERE.parent))  # the benchmarks' shared harness, as bench
 
 from harness import own_network  # noqa: E402
 
+from chaincode.contracts.market import gate_label, order_fields  # noqa: E402
+from chaincode.contracts.market_seed import SALT_BYTES, order_commitment, seed_commitment  # noqa: E402
+from clients.contract import Refused  # noqa: E402
 from clients.dr import Reading, meter_signatures  # noqa: E402
+from clients.market_agent import MarketAgent, contribution_key  # noqa: E402
 from consortium import CHAINCODE_NAME  # noqa: E402
 from consortium.units import minute_index, minute_label  # noqa: E402
+from gateway.errors import CommitError, GatewayError  # noqa: E402
 from network.bringup import Network  # noqa: E402
 from network.connections import Sessions  # noqa: E402
 from network.crypto import MeterOperator  # noqa: E402
@@ -45,6 +59,15 @@ CALIPER_VERSION = "0.6.0"
 SETTLE_SECONDS = 60  # Caliper's start (workers, gateways) and its waits between rounds, beyond the rounds' own
 # Batches signed ahead per second of a readings round: ten times the rate measured unpaced (4.4 tx/s).
 SIGNED_BATCHES_PER_SECOND = 50
+# Batches sealed ahead per second of the order round: four times the rate measured (about 70 tx/s).
+SEALED_BATCHES_PER_SECOND = 300
+# Each phase after a gate's end (reveals, then contributions): long enough for the first launch to end and the
+# reveals to be made.
+REVEAL_SECONDS = 600
+# Seed contributions are committed for the gates of this long after the first launch starts: Caliper's start and
+# the order round (the round's own duration is added).
+COMMIT_AHEAD_SECONDS = SETTLE_SECONDS + 10
+PARALLEL_SUBMITS = 12  # the setup's and the reveals' transactions in flight
 
 
 def identity_name(org: str) -> str:
@@ -123,7 +146,7 @@ def round_arguments(benchmark: dict, module: str) -> dict:
 def set_up(sessions: Sessions, benchmark: dict) -> None:
     """What the rounds assume: the market's gate length, the DR command, its consumers registered and declared."""
     gates = round_arguments(benchmark, "workloads/gates.js")
-    sessions("TSO").market.configure({"gate_seconds": gates["gateSeconds"]})
+    sessions("TSO").market.configure({"gate_seconds": gates["gateSeconds"], "reveal_seconds": REVEAL_SECONDS})
     readings = round_arguments(benchmark, "workloads/readings.js")
     command = readings["command"]
     sessions("TSO").dr.issue(command)
@@ -189,25 +212,140 @@ def sign_readings(network: Network, benchmark: dict, directory: Path) -> int:
     return signed
 
 
-def fit_gate_round(benchmark: dict) -> None:
-    """Closes no more gates than the order round fills (about one per gate length of its duration), less two:
-    the gates are dealt to the workers in turn, so one worker's share may be a gate short."""
-    rounds = benchmark["test"]["rounds"]
-    orders = next(r for r in rounds if r["workload"]["module"] == "workloads/orders.js")
-    gates = next(r for r in rounds if r["workload"]["module"] == "workloads/gates.js")
-    filled = int(orders["txDuration"] // gates["workload"]["arguments"]["gateSeconds"]) - 2
-    gates["txNumber"] = max(1, min(gates["txNumber"], filled))
+def seal_orders(sessions: Sessions, benchmark: dict, directory: Path) -> int:
+    """Writes each batch the order round may place to `directory/<n>.json`: {"ra", "orders": its commitments as
+    place_orders takes them}, sealed as clients.market.MarketClient.place_orders seals (each order checked with
+    order_fields, a random salt, market_seed.order_commitment); the orders and salts are kept in the RA's market
+    client (`.sealed`), whose reveal_orders reveals them after their gate. Returns the batches sealed."""
+    round_ = next(r for r in benchmark["test"]["rounds"] if r["workload"]["module"] == "workloads/orders.js")
+    arguments = round_["workload"]["arguments"]
+    consumers_by_ra, per_batch = arguments["consumersByRa"], arguments["ordersPerBatch"]
+    ras = list(consumers_by_ra)
+    count = int(round_["txDuration"] * SEALED_BATCHES_PER_SECOND)
+    for n in range(count):
+        ra = ras[n % len(ras)]
+        consumers = consumers_by_ra[ra]
+        entries = []
+        for i in range(per_batch):
+            sell = (n + i) % 2 == 0
+            order = {
+                "participant": consumers[i % len(consumers)],
+                "side": "sell" if sell else "buy",
+                "price": 10 + (n + i) % 15 if sell else 12 + (n * 7 + i) % 15,  # yen/kWh: books that cross
+                "quantity": 0.5 + ((n + i) % 8) / 2,  # kWh
+            }
+            order_fields(f"order {i}", order)
+            salt = secrets.token_hex(SALT_BYTES)
+            entries.append({"commitment": order_commitment(order, salt), "order": order, "salt": salt})
+        now = int(time.time() * 1000)
+        sessions(ra).market.sealed.add([{**e, "sealed_ms": now} for e in entries])
+        sealed = json.dumps([{"commitment": e["commitment"]} for e in entries])
+        (directory / f"{n}.json").write_text(json.dumps({"ra": ra, "orders": sealed}))
+    arguments["batchesDirectory"], arguments["batches"] = str(directory), count
+    return count
 
 
-def bounded_seconds(benchmark: dict) -> float:
+def matcher_agents(sessions: Sessions) -> list[MarketAgent]:
+    """Each matcher's MarketAgent, for its contribution secrets (HMAC of its key in the run directory and the gate)."""
+    return [
+        MarketAgent(sessions(org).market, contributes=True, key=contribution_key(sessions.run_dir, org))
+        for org in sessions.topology.market.matchers
+    ]
+
+
+def in_parallel(calls: list) -> list:
+    """Runs the calls (functions of no argument) PARALLEL_SUBMITS at a time; their results, in order."""
+    with ThreadPoolExecutor(PARALLEL_SUBMITS) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def commit_seeds_ahead(sessions: Sessions, agents: list[MarketAgent], seconds: float) -> int:
+    """Every matcher commits its contribution (market_seed.seed_commitment of MarketAgent.secret_for) to every gate
+    of the next `seconds`, before the first launch: the contract takes commitments for any gate that has not ended,
+    and so none competes with the order round, whose gates are 1 second, shorter than a transaction. Returns the
+    commitments made."""
+    config = sessions("TSO").market.config()
+    length_ms = config["gate_seconds"] * 1000
+    first = config["current_gate_end_ms"] + length_ms  # a gate that is sure not to end before its commitment
+    gates = [gate_label(first + k * length_ms) for k in range(int(seconds * 1000 // length_ms))]
+
+    def commit(agent: MarketAgent, gate: str):
+        def call() -> int:
+            try:
+                agent.market.commit_seed(gate, seed_commitment(gate, agent.org, agent.secret_for(gate)))
+            except GatewayError as error:
+                if error.refused and "has ended" in str(error):
+                    return 0  # one of the first gates, over while the setup committed: before the order round
+                raise
+            return 1
+
+        return call
+
+    return sum(in_parallel([commit(agent, gate) for gate in gates for agent in agents]))
+
+
+def reveal_gates(sessions: Sessions, agents: list[MarketAgent]) -> dict:
+    """After the order round: every RA reveals its orders of every gate the round filled (MarketClient.reveal_orders,
+    from the salts seal_orders kept), then each matcher that committed to the gate reveals its contribution, so the
+    gates are ready to close. Returns what was revealed and how long it took."""
+    began = time.monotonic()
+    filled = [g["id"] for g in sessions("TSO").market.gates(500) if g["status"] == "revealing" and g["orders"]]
+    ras = [org.name for org in sessions.topology.organisations if org.role == "ra"]
+
+    def reveal(ra: str, gate: str):
+        return lambda: len(sessions(ra).market.reveal_orders(gate)["revealed"])
+
+    revealed = sum(in_parallel([reveal(ra, gate) for gate in filled for ra in ras]))
+    orders_seconds = time.monotonic() - began
+
+    def contribute(agent: MarketAgent, gate: str):
+        def call() -> int:
+            for _ in range(10):
+                try:
+                    agent.market.reveal_seed(gate, agent.secret_for(gate))
+                    return 1
+                except CommitError:  # ordered beside a transaction it conflicted with
+                    pass
+                except GatewayError as error:
+                    if error.refused and "has not committed" in str(error):
+                        return 0
+                    if not (error.refused and "contributions come after" in str(error)):
+                        raise  # an endorser a block behind the last reveal: again
+                time.sleep(1)
+            raise Refused(f"{agent.org} could not reveal its contribution to gate {gate}")
+
+        return call
+
+    contributions = sum(in_parallel([contribute(agent, gate) for gate in filled for agent in agents]))
+    return {
+        "gates": len(filled),
+        "orders_revealed": revealed,
+        "reveal_transactions": len(filled) * len(ras),
+        "orders_seconds": round(orders_seconds, 1),
+        "contributions_revealed": contributions,
+        "seconds": round(time.monotonic() - began, 1),
+    }
+
+
+def fit_gate_round(sessions: Sessions, round_: dict, workers: int) -> int:
+    """Closes no more gates than are ready ("closing", with orders), and a multiple of the workers: they are dealt
+    the gates in turn and each closes its share of txNumber. Returns the gates ready."""
+    ready = [g for g in sessions("TSO").market.gates(500) if g["status"] == "closing" and g["orders"]]
+    round_["txNumber"] = min(round_["txNumber"], workers * (len(ready) // workers))
+    if round_["txNumber"] == 0:
+        raise SystemExit(f"caliper: {len(ready)} gates ready to close, fewer than the {workers} workers")
+    return len(ready)
+
+
+def bounded_seconds(rounds: list[dict]) -> float:
     """How long the rounds may take: their durations, or their counts at their rates, and Caliper's own waits."""
     total = 0.0
-    for round_ in benchmark["test"]["rounds"]:
+    for round_ in rounds:
         if "txDuration" in round_:
             total += round_["txDuration"]
         else:
             total += round_["txNumber"] / round_["rateControl"]["opts"].get("tps", 1)
-    return 2 * total + SETTLE_SECONDS * (1 + len(benchmark["test"]["rounds"]))
+    return 2 * total + SETTLE_SECONDS * (1 + len(rounds))
 
 
 class GroupCpu:
@@ -374,41 +512,70 @@ def main() -> None:
                 round_["txDuration"] = min(round_["txDuration"], args.seconds)
     if args.workers:
         benchmark["test"]["workers"]["number"] = args.workers
-    fit_gate_round(benchmark)
+    workers = benchmark["test"]["workers"]["number"]
     report_dir = args.report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     times_dir = report_dir / "tx-times"
-    for stale in times_dir.glob("worker-*.tsv"):
+    for stale in times_dir.glob("worker-*.tsv"):  # both launches append to them
         stale.unlink()
     benchmark["monitors"]["transaction"][0]["options"]["directory"] = str(times_dir)
-    report = report_dir / "report.html"
-    report.unlink(missing_ok=True)
+    # The first launch: the order round alone; the second: the other rounds, in benchmark.yaml's order.
+    launches = [
+        [r for r in rounds if r["workload"]["module"] == "workloads/orders.js"],
+        [r for r in rounds if r["workload"]["module"] != "workloads/orders.js"],
+    ]
+    reports = [report_dir / f"report-{n}.html" for n in (1, 2)]
+    for report in reports:
+        report.unlink(missing_ok=True)
     started = time.monotonic()
+    caliper_cpu = 0.0
+    between: dict = {}
     with own_network("gridledger-caliper-", DEFAULT_PORT_BASE) as network, tempfile.TemporaryDirectory() as work:
         sessions = Sessions(network.root)
         setup_began = time.monotonic()
         set_up(sessions, benchmark)
-        batches = Path(work) / "readings"
-        batches.mkdir()
-        signed = sign_readings(network, benchmark, batches)
+        for kind in ("readings", "orders"):
+            (Path(work) / kind).mkdir()
+        signed = sign_readings(network, benchmark, Path(work) / "readings")
+        sealed = seal_orders(sessions, benchmark, Path(work) / "orders")
+        agents = matcher_agents(sessions)
+        order_seconds = sum(r["txDuration"] for r in launches[0])
+        committed = commit_seeds_ahead(sessions, agents, COMMIT_AHEAD_SECONDS + order_seconds)
         setup_seconds = time.monotonic() - setup_began
-        print(f"setup: {setup_seconds:.1f} s, {signed} readings batches signed by their meters")
-        network_yaml = network_config(network, Path(work))
-        benchmark_yaml = Path(work) / "benchmark.yaml"
-        benchmark_yaml.write_text(yaml.safe_dump(benchmark, sort_keys=False))
-        caliper_cpu = launch(
-            args.caliper_dir,
-            network_yaml,
-            benchmark_yaml,
-            report,
-            report_dir / "caliper.log",
-            bounded_seconds(benchmark),
+        print(
+            f"setup: {setup_seconds:.1f} s, {signed} readings batches signed by their meters, {sealed} order "
+            f"batches sealed, {committed} seed contributions committed ahead"
         )
+        network_yaml = network_config(network, Path(work))
+        for number, (launch_rounds, report) in enumerate(zip(launches, reports, strict=True), start=1):
+            if number == 2:
+                between = reveal_gates(sessions, agents)
+                gates_round = next(r for r in launch_rounds if r["workload"]["module"] == "workloads/gates.js")
+                between["ready_to_close"] = fit_gate_round(sessions, gates_round, workers)
+                print(
+                    f"between the launches (Python, not measured by Caliper): {between['orders_revealed']} orders of "
+                    f"{between['gates']} gates revealed in {between['reveal_transactions']} transactions "
+                    f"({between['orders_seconds']} s), {between['contributions_revealed']} seed contributions "
+                    f"revealed, {between['ready_to_close']} gates ready to close; {between['seconds']} s"
+                )
+            launch_benchmark = copy.deepcopy(benchmark)
+            launch_benchmark["test"]["rounds"] = launch_rounds
+            benchmark_yaml = Path(work) / f"benchmark-{number}.yaml"
+            benchmark_yaml.write_text(yaml.safe_dump(launch_benchmark, sort_keys=False))
+            caliper_cpu += launch(
+                args.caliper_dir,
+                network_yaml,
+                benchmark_yaml,
+                report,
+                report_dir / f"caliper-{number}.log",
+                bounded_seconds(launch_rounds),
+            )
         closed = [g for g in sessions("TSO").market.gates(limit=500) if g.get("closed_by")]
         sessions.close()
     ours = figures_from_times(times_dir)
-    theirs = caliper_summary(report)
+    theirs = {label: row for report in reports for label, row in caliper_summary(report).items()}
     readings_per_batch = round_arguments(benchmark, "workloads/readings.js")["consumersPerBatch"] * 60
+    orders_per_batch = round_arguments(benchmark, "workloads/orders.js")["ordersPerBatch"]
     results = []
     for round_ in rounds:
         label = round_["label"]
@@ -422,6 +589,8 @@ def main() -> None:
         }
         if round_["workload"]["module"] == "workloads/readings.js" and figures.get("successful_tps") is not None:
             result["readings_per_second"] = round(figures["successful_tps"] * readings_per_batch)
+        if round_["workload"]["module"] == "workloads/orders.js" and figures.get("successful_tps") is not None:
+            result["sealed_orders_per_second"] = round(figures["successful_tps"] * orders_per_batch)
         if round_["workload"]["module"] == "workloads/gates.js" and closed:
             result["orders_per_closed_gate"] = round(statistics.fmean(g["orders"] for g in closed), 1)
         results.append(result)
@@ -439,6 +608,8 @@ def main() -> None:
         )
         if "readings_per_second" in r:
             print(f"{'':<22} {r['readings_per_second']} readings/s ({readings_per_batch} per transaction)")
+        if "sealed_orders_per_second" in r:
+            print(f"{'':<22} {r['sealed_orders_per_second']} sealed orders/s ({orders_per_batch} per transaction)")
         if "orders_per_closed_gate" in r:
             print(f"{'':<22} {r['orders_per_closed_gate']} orders per closed gate on average")
     transactions = sum(r["successful"] + r["failed"] for r in results)
@@ -459,15 +630,16 @@ def main() -> None:
                 "caliper_cpu_ms_per_transaction": round(1000 * caliper_cpu / max(1, transactions), 1),
                 "total_seconds": round(time.monotonic() - started, 1),
                 "counting": "successful transactions only (failed ones are counted apart)",
-                "report": str(report),
+                "reports": [str(report) for report in reports],
+                "between_launches": between,
                 "rounds": results,
             },
             indent=2,
         )
     )
-    print(f"Caliper's report: {report}; written {out}")
+    print(f"Caliper's reports: {', '.join(str(report) for report in reports)}; written {out}")
     if not all(r["successful"] for r in results):
-        raise SystemExit("caliper: some round committed nothing; see the report and caliper.log")
+        raise SystemExit("caliper: some round committed nothing; see the reports and caliper-*.log")
 
 
 if __name__ == "__main__":

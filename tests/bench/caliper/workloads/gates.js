@@ -1,8 +1,9 @@
 'use strict';
-// A market gate: market:close_gate of a gate that has ended with orders in it (the order round's: the setup
-// configured gates of `gateSeconds`), which snapshots the gate's book into one key and fixes its seed (B7).
-// Each worker asks its own peer for the pending gates (list_gates) and closes every totalWorkers-th, oldest first;
-// run.py keeps the round's txNumber below the number of gates the order round filled.
+// A market gate: market:close_gate of a gate that ended with orders in it, which snapshots the gate's revealed
+// book into one key and fixes its seed from the matchers' revealed contributions (B7). The order round filled the
+// gates (the setup configured gates of `gateSeconds`); between the two Caliper launches run.py revealed their
+// orders and the matchers' contributions, so they are "closing". Each worker asks its own peer for those
+// (list_gates) and closes every totalWorkers-th, oldest first; run.py sets txNumber to what it may close.
 
 const { WorkloadModuleBase } = require('@hyperledger/caliper-core');
 const { request } = require('./common');
@@ -26,7 +27,7 @@ class CloseGate extends WorkloadModuleBase {
 
     async submitTransaction() {
         if (this.next >= this.gates.length) {
-            throw new Error(`no ended gate with orders left to close (had ${this.gates.length}); lower txNumber`);
+            throw new Error(`no closing gate with orders left (had ${this.gates.length}); lower txNumber`);
         }
         const gate = this.gates[this.next++];
         await this.sutAdapter.sendRequests(request(this.org, 'market:close_gate', [gate]));

@@ -1,35 +1,34 @@
 'use strict';
-// A public order batch: market:place_orders with `ordersPerBatch` orders of one RA's consumers (the topology's),
-// buys and sells at varied prices, into the gate open at the transaction's time. Every order is its own key, so
-// batches never conflict; the RAs take turns.
+// A sealed order batch: market:place_orders with `ordersPerBatch` commitments (SHA-256 of each order and its salt,
+// chaincode.contracts.market_seed.order_commitment), placed by one RA for its consumers into the gate open at the
+// transaction's time. Every order is its own key, so batches never conflict; the RAs take turns.
+//
+// The setup (tests/bench/caliper/run.py) sealed each batch ahead, in Python, as clients.market.MarketClient seals
+// (a random salt per order, kept by the RA's market client to reveal the order after its gate ends), into
+// `batchesDirectory/<n>.json` ({"ra", "orders": the sealed list as place_orders takes it}); here the batch is
+// only sent. Batches are dealt to the workers in turn, up to `batches`.
 
+const fs = require('fs');
+const path = require('path');
 const { WorkloadModuleBase } = require('@hyperledger/caliper-core');
 const { request } = require('./common');
 
 class PlaceOrders extends WorkloadModuleBase {
     async initializeWorkloadModule(workerIndex, totalWorkers, roundIndex, roundArguments, sutAdapter, sutContext) {
         await super.initializeWorkloadModule(workerIndex, totalWorkers, roundIndex, roundArguments, sutAdapter, sutContext);
-        this.consumersByRa = roundArguments.consumersByRa; // {RA: [consumer, ...]}
-        this.ras = Object.keys(this.consumersByRa);
-        this.ordersPerBatch = roundArguments.ordersPerBatch;
-        this.sequence = 0;
+        this.directory = roundArguments.batchesDirectory;
+        this.end = roundArguments.batches;
+        this.next = workerIndex;
+        this.stride = totalWorkers;
     }
 
     async submitTransaction() {
-        const n = this.sequence++;
-        const ra = this.ras[(this.workerIndex + n) % this.ras.length];
-        const consumers = this.consumersByRa[ra];
-        const orders = [];
-        for (let i = 0; i < this.ordersPerBatch; i++) {
-            const sell = (n + i) % 2 === 0;
-            orders.push({
-                participant: consumers[i % consumers.length],
-                side: sell ? 'sell' : 'buy',
-                price: sell ? 10 + ((n + i) % 15) : 12 + ((n * 7 + i) % 15), // yen/kWh: books that cross
-                quantity: 0.5 + ((n + i) % 8) / 2, // kWh
-            });
+        if (this.next >= this.end) {
+            throw new Error(`no sealed order batches left to place: ${this.end} sealed; lower the round's duration`);
         }
-        await this.sutAdapter.sendRequests(request(ra, 'market:place_orders', [JSON.stringify(orders)]));
+        const batch = JSON.parse(await fs.promises.readFile(path.join(this.directory, `${this.next}.json`), 'utf8'));
+        this.next += this.stride;
+        await this.sutAdapter.sendRequests(request(batch.ra, 'market:place_orders', [batch.orders]));
     }
 }
 
