@@ -19,6 +19,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS, signed_transient
 
 from chaincode.contracts.market_seed import order_commitment
 from chaincode.server import build_chaincode
@@ -94,14 +95,14 @@ EXAMPLES_BY_FUNCTION = {
     ),
     "dr:list_declarations": ("RA1", ["1"], {}),
     "dr:get_declaration": ("AC1", ["1", "RA1"], {}),
-    "dr:post_readings": ("RA1", ["1"], {"readings": json.dumps(READINGS)}),
+    "dr:post_readings": ("RA1", ["1"], signed_transient("1", READINGS, OPERATOR_METERS)),
     "dr:get_readings": ("RA1", ["C1", "1"], {}),
     "dr:get_aggregates": ("AC1", ["1", ""], {}),
     "dr:settle": ("TSO", ["1"], {}),
     "dr:get_settlement": ("TSO", ["1"], {}),
     "market:place_orders": ("RA1", [json.dumps(ORDERS)], {}),
 }
-TRANSIENT_NAMES = ("record", "consumers", "declaration", "readings", "orders", "proposal")
+TRANSIENT_NAMES = ("record", "consumers", "declaration", "readings", "meter_signatures", "orders", "proposal")
 
 tried: Counter = Counter()
 failed: set = set()
@@ -116,7 +117,9 @@ def transactions() -> list[tuple[str, dict]]:
 @pytest.fixture(scope="module")
 def ledger(fuzz_figures):
     """The embedded ledger with a little of everything: command 1 declared by RA1 for C1, readings, records."""
-    ledger = EmbeddedLedger(build_chaincode(), COLLECTIONS)
+    chaincode = build_chaincode()
+    chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY  # relayed readings are checked, as on a peer
+    ledger = EmbeddedLedger(chaincode, COLLECTIONS)
 
     def submit(org, contract, name, *args, transient=None):
         gateway = EmbeddedGateway(CALLERS[org], ledger)
@@ -142,9 +145,9 @@ def ledger(fuzz_figures):
         "dr",
         "post_readings",
         "1",
-        transient={
-            "readings": json.dumps([{"consumer": "C1", "minute": m, "wh": 1000 + i} for i, m in enumerate(WINDOW[:3])])
-        },
+        transient=signed_transient(
+            "1", [{"consumer": "C1", "minute": m, "wh": 1000 + i} for i, m in enumerate(WINDOW[:3])], OPERATOR_METERS
+        ),
     )
     submit("RA1", "records", "put_record", "k-public", '{"kwh":1}')
     submit("RA1", "records", "put_private_record", "RA1", "k-private", transient={"record": '{"kwh":2}'})
