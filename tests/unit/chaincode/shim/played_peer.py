@@ -4,6 +4,7 @@ sends TRANSACTIONs carrying real SignedProposals, and answers the chaincode's le
 import datetime
 import os
 import queue
+from contextlib import contextmanager
 
 import grpc
 from cryptography.hazmat.primitives import hashes
@@ -16,7 +17,8 @@ from fabric_protos.peer import (
     proposal_response_pb2,
 )
 
-from chaincode.shim import serialized_identity
+from chaincode.shim import Chaincode, serialized_identity
+from chaincode.shim.server import ChaincodeServer
 from gateway.protoutil import chaincode_proposal, transaction_id
 
 Message = chaincode_shim_pb2.ChaincodeMessage
@@ -85,3 +87,25 @@ class PlayedPeer:
 def completed_response(message: Message) -> proposal_response_pb2.Response:
     assert message.type == Message.COMPLETED, Message.Type.Name(message.type)
     return proposal_response_pb2.Response.FromString(message.payload)
+
+
+@contextmanager
+def served(contract, peer_msp_id: str):
+    """A real ChaincodeServer of `contract` on a free loopback port, stopped afterwards."""
+    server = ChaincodeServer(Chaincode([contract]), PACKAGE_ID, "127.0.0.1:0", peer_msp_id=peer_msp_id)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(0)
+
+
+@contextmanager
+def connected(server):
+    """A PlayedPeer on a fresh stream to `server`, hung up afterwards."""
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        played = PlayedPeer(channel)
+        try:
+            yield played
+        finally:
+            played.hang_up()

@@ -8,9 +8,9 @@ The test plays the peer over a real gRPC stream (played_peer); it does not stand
 import grpc
 import pytest
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2
-from played_peer import CHANNEL, PACKAGE_ID, Message, PlayedPeer, completed_response
+from played_peer import CHANNEL, PACKAGE_ID, Message, PlayedPeer, completed_response, connected, served
 
-from chaincode.shim import Chaincode, Contract, ContractError, evaluate, submit
+from chaincode.shim import Contract, ContractError, evaluate, submit
 from chaincode.shim.handler import announced_features
 from chaincode.shim.peer_stub import DEFAULT_BATCH_SIZE, PeerFeatures
 from chaincode.shim.response import success
@@ -64,18 +64,14 @@ def alice():
 
 @pytest.fixture(scope="module")
 def server():
-    server = ChaincodeServer(Chaincode([LedgerContract()]), PACKAGE_ID, "127.0.0.1:0", peer_msp_id="RA1MSP")
-    server.start()
-    yield server
-    server.stop(0)
+    with served(LedgerContract(), "RA1MSP") as server:
+        yield server
 
 
 @pytest.fixture
 def peer(server):
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        played = PlayedPeer(channel)
+    with connected(server) as played:
         yield played
-        played.hang_up()
 
 
 def written(batch: Message) -> list[tuple[str, str, str, bytes]]:

@@ -29,7 +29,16 @@ from fabric_protos.peer import (
     proposal_pb2,
 )
 from google.protobuf.timestamp_pb2 import Timestamp
-from played_peer import CHANNEL, PACKAGE_ID, Message, PlayedPeer, completed_response, signed_proposal
+from played_peer import (
+    CHANNEL,
+    PACKAGE_ID,
+    Message,
+    PlayedPeer,
+    completed_response,
+    connected,
+    served,
+    signed_proposal,
+)
 
 from chaincode.contracts.records import RecordsContract
 from chaincode.shim import Chaincode
@@ -44,18 +53,14 @@ def alice():
 
 @pytest.fixture(scope="module")
 def server():
-    server = ChaincodeServer(Chaincode([RecordsContract()]), PACKAGE_ID, "127.0.0.1:0", peer_msp_id="Org1MSP")
-    server.start()
-    yield server
-    server.stop(0)
+    with served(RecordsContract(), "Org1MSP") as server:
+        yield server
 
 
 @pytest.fixture
 def peer(server):
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        played = PlayedPeer(channel)
+    with connected(server) as played:
         yield played
-        played.hang_up()
 
 
 def test_registers_with_the_package_id_first(peer):
