@@ -59,7 +59,7 @@ CALIPER_VERSION = "0.6.0"
 SETTLE_SECONDS = 60  # Caliper's start (workers, gateways) and its waits between rounds, beyond the rounds' own
 # Batches signed ahead per second of a readings round: ten times the rate measured unpaced (4.4 tx/s).
 SIGNED_BATCHES_PER_SECOND = 50
-# Batches sealed ahead per second of the order round: four times the rate measured (about 70 tx/s).
+# Batches sealed ahead per second of the order round: ten times the rate measured (about 30 tx/s).
 SEALED_BATCHES_PER_SECOND = 300
 # Each phase after a gate's end (reveals, then contributions): long enough for the first launch to end and the
 # reveals to be made.

@@ -6,7 +6,7 @@
 // The setup (tests/bench/caliper/run.py) sealed each batch ahead, in Python, as clients.market.MarketClient seals
 // (a random salt per order, kept by the RA's market client to reveal the order after its gate ends), into
 // `batchesDirectory/<n>.json` ({"ra", "orders": the sealed list as place_orders takes it}); here the batch is
-// only sent. Batches are dealt to the workers in turn, up to `batches`.
+// only sent. Batches are dealt to the workers in turn, up to `batches`; each worker reads its share at the start.
 
 const fs = require('fs');
 const path = require('path');
@@ -16,18 +16,20 @@ const { request } = require('./common');
 class PlaceOrders extends WorkloadModuleBase {
     async initializeWorkloadModule(workerIndex, totalWorkers, roundIndex, roundArguments, sutAdapter, sutContext) {
         await super.initializeWorkloadModule(workerIndex, totalWorkers, roundIndex, roundArguments, sutAdapter, sutContext);
-        this.directory = roundArguments.batchesDirectory;
-        this.end = roundArguments.batches;
-        this.next = workerIndex;
-        this.stride = totalWorkers;
+        // This worker's share, read now: a read in submitTransaction, before sendRequests counts the transaction
+        // as submitted, would let the fixed-load controller start more than its load.
+        this.batches = [];
+        for (let n = workerIndex; n < roundArguments.batches; n += totalWorkers) {
+            this.batches.push(fs.readFileSync(path.join(roundArguments.batchesDirectory, `${n}.json`), 'utf8'));
+        }
+        this.next = 0;
     }
 
     async submitTransaction() {
-        if (this.next >= this.end) {
-            throw new Error(`no sealed order batches left to place: ${this.end} sealed; lower the round's duration`);
+        if (this.next >= this.batches.length) {
+            throw new Error(`no sealed order batches left to place: ${this.batches.length} each; lower the round's duration`);
         }
-        const batch = JSON.parse(await fs.promises.readFile(path.join(this.directory, `${this.next}.json`), 'utf8'));
-        this.next += this.stride;
+        const batch = JSON.parse(this.batches[this.next++]);
         await this.sutAdapter.sendRequests(request(batch.ra, 'market:place_orders', [batch.orders]));
     }
 }

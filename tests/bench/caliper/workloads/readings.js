@@ -36,7 +36,9 @@ class PostReadings extends WorkloadModuleBase {
         }
         const unit = this.next;
         this.next += this.stride;
-        const batch = JSON.parse(await fs.promises.readFile(path.join(this.directory, `${unit}.json`), 'utf8'));
+        // Read synchronously: until sendRequests counts the transaction as submitted, the fixed-load controller
+        // would start more than its load.
+        const batch = JSON.parse(fs.readFileSync(path.join(this.directory, `${unit}.json`), 'utf8'));
         await this.sutAdapter.sendRequests(
             request(batch.ra, 'dr:post_readings', [this.command.id], {
                 transientMap: { readings: batch.readings, meter_signatures: batch.meter_signatures },
