@@ -44,6 +44,19 @@ def run_apart(coroutine):
         return pool.submit(asyncio.run, coroutine).result()
 
 
+def offer_telemetry(client, consumer: str, values) -> None:
+    """The VEN offers per-minute energy (Wh) of `consumer` as a TELEMETRY_USAGE report, every 5 s."""
+    client.add_report(
+        values,
+        resource_id=consumer,
+        measurement=enums.MEASUREMENTS.ENERGY_REAL,
+        unit="Wh",
+        data_collection_mode="full",
+        sampling_rate=timedelta(seconds=5),
+        report_duration=timedelta(hours=1),
+    )
+
+
 def gridledger(network, *args) -> str:
     result = CliRunner().invoke(main, [*args, "--run-dir", str(network.root)])
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output + result.stderr
@@ -123,15 +136,7 @@ def test_command_event_opt_in_and_telemetry_reach_the_tsos_comparison(fabric_net
     async def run_ven():
         client = ven_of(fabric_network, url, "RA1", ven_dir(fabric_network.root, "RA1"))
         client.add_handler("on_event", on_event)
-        client.add_report(
-            telemetry,
-            resource_id="C1",
-            measurement=enums.MEASUREMENTS.ENERGY_REAL,
-            unit="Wh",
-            data_collection_mode="full",
-            sampling_rate=timedelta(seconds=5),
-            report_duration=timedelta(hours=1),
-        )
+        offer_telemetry(client, "C1", telemetry)
         await client.run()
         try:
             assert client.registration_id, log.read_text()
@@ -233,15 +238,7 @@ def test_a_ven_reports_only_its_own_ras_consumers(fabric_network, vtn):
         client = ven_of(fabric_network, url, "RA2", ven_dir(fabric_network.root, "RA2"))
         client.add_handler("on_event", lambda event: "optIn")
         for consumer, wh in (("C2", 30), ("C1", 900)):
-            client.add_report(
-                lambda date_from, date_to, sampling_interval, wh=wh: [(minute, wh)],
-                resource_id=consumer,
-                measurement=enums.MEASUREMENTS.ENERGY_REAL,
-                unit="Wh",
-                data_collection_mode="full",
-                sampling_rate=timedelta(seconds=5),
-                report_duration=timedelta(hours=1),
-            )
+            offer_telemetry(client, consumer, lambda date_from, date_to, sampling_interval, wh=wh: [(minute, wh)])
         await client.run()
         try:
             assert client.registration_id, log.read_text()
