@@ -132,18 +132,7 @@ class MarketClient(ContractClient):
         refs make the contract refuse a copy of a batch that did commit ("already placed"), so no order is placed
         twice, and then the answer is None. The salts are kept before anything is sent, so a batch that committed
         without an answer is still revealed."""
-        entries, sealed, fields = [], [], []
-        for position, order in enumerate(orders):
-            content = {k: v for k, v in order.items() if k != "ref"} if isinstance(order, dict) else order
-            try:
-                fields.append(order_fields(f"order {position}", content))
-            except Refusal as problem:
-                raise Refused(f"failed to place orders: {problem}") from None
-            salt = secrets.token_hex(SALT_BYTES)
-            commitment = order_commitment(content, salt)
-            entries.append({"commitment": commitment, "order": content, "salt": salt, "sealed_ms": _now_ms()})
-            sealed.append({"commitment": commitment, **({"ref": order["ref"]} if "ref" in order else {})})
-        self.sealed.add(entries)
+        entries, sealed, fields = self.seal(orders)
         attempts = 2 if resend else 1
         for attempt in range(1, attempts + 1):
             try:
@@ -160,6 +149,24 @@ class MarketClient(ContractClient):
                 result["tx_id"] = tx_id
                 return result
         return None
+
+    def seal(self, orders: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+        """Checks and seals orders as place_orders sends them, keeping each order and its salt in `sealed`
+        before anything is sent; returns (kept entries, what place_orders takes: {"commitment", "ref"?}, each
+        order's fields in sen/kWh and Wh). Refused says what is wrong with an order, and nothing is kept."""
+        entries, sealed, fields = [], [], []
+        for position, order in enumerate(orders):
+            content = {k: v for k, v in order.items() if k != "ref"} if isinstance(order, dict) else order
+            try:
+                fields.append(order_fields(f"order {position}", content))
+            except Refusal as problem:
+                raise Refused(f"failed to place orders: {problem}") from None
+            salt = secrets.token_hex(SALT_BYTES)
+            commitment = order_commitment(content, salt)
+            entries.append({"commitment": commitment, "order": content, "salt": salt, "sealed_ms": _now_ms()})
+            sealed.append({"commitment": commitment, **({"ref": order["ref"]} if "ref" in order else {})})
+        self.sealed.add(entries)
+        return entries, sealed, fields
 
     def reveal_orders(self, gate: str) -> dict:
         """Reveals every order of `gate` whose salt this client holds; returns {"revealed": [ids], "refused":

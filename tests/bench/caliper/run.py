@@ -21,7 +21,6 @@ import argparse
 import copy
 import json
 import os
-import secrets
 import signal
 import statistics
 import subprocess
@@ -41,8 +40,8 @@ sys.path.insert(0, str(HERE.parent))  # the benchmarks' shared harness, as bench
 
 from harness import own_network  # noqa: E402
 
-from chaincode.contracts.market import gate_label, order_fields  # noqa: E402
-from chaincode.contracts.market_seed import SALT_BYTES, order_commitment, seed_commitment  # noqa: E402
+from chaincode.contracts.market import gate_label  # noqa: E402
+from chaincode.contracts.market_seed import seed_commitment  # noqa: E402
 from clients.contract import Refused  # noqa: E402
 from clients.dr import Reading, meter_signatures  # noqa: E402
 from clients.market_agent import MarketAgent, contribution_key  # noqa: E402
@@ -214,9 +213,8 @@ def sign_readings(network: Network, benchmark: dict, directory: Path) -> int:
 
 def seal_orders(sessions: Sessions, benchmark: dict, directory: Path) -> int:
     """Writes each batch the order round may place to `directory/<n>.json`: {"ra", "orders": its commitments as
-    place_orders takes them}, sealed as clients.market.MarketClient.place_orders seals (each order checked with
-    order_fields, a random salt, market_seed.order_commitment); the orders and salts are kept in the RA's market
-    client (`.sealed`), whose reveal_orders reveals them after their gate. Returns the batches sealed."""
+    place_orders takes them}, sealed by the RA's MarketClient.seal (as place_orders seals), which keeps the orders
+    and salts for its reveal_orders after their gate. Returns the batches sealed."""
     round_ = next(r for r in benchmark["test"]["rounds"] if r["workload"]["module"] == "workloads/orders.js")
     arguments = round_["workload"]["arguments"]
     consumers_by_ra, per_batch = arguments["consumersByRa"], arguments["ordersPerBatch"]
@@ -225,22 +223,19 @@ def seal_orders(sessions: Sessions, benchmark: dict, directory: Path) -> int:
     for n in range(count):
         ra = ras[n % len(ras)]
         consumers = consumers_by_ra[ra]
-        entries = []
+        orders = []
         for i in range(per_batch):
             sell = (n + i) % 2 == 0
-            order = {
-                "participant": consumers[i % len(consumers)],
-                "side": "sell" if sell else "buy",
-                "price": 10 + (n + i) % 15 if sell else 12 + (n * 7 + i) % 15,  # yen/kWh: books that cross
-                "quantity": 0.5 + ((n + i) % 8) / 2,  # kWh
-            }
-            order_fields(f"order {i}", order)
-            salt = secrets.token_hex(SALT_BYTES)
-            entries.append({"commitment": order_commitment(order, salt), "order": order, "salt": salt})
-        now = int(time.time() * 1000)
-        sessions(ra).market.sealed.add([{**e, "sealed_ms": now} for e in entries])
-        sealed = json.dumps([{"commitment": e["commitment"]} for e in entries])
-        (directory / f"{n}.json").write_text(json.dumps({"ra": ra, "orders": sealed}))
+            orders.append(
+                {
+                    "participant": consumers[i % len(consumers)],
+                    "side": "sell" if sell else "buy",
+                    "price": 10 + (n + i) % 15 if sell else 12 + (n * 7 + i) % 15,  # yen/kWh: books that cross
+                    "quantity": 0.5 + ((n + i) % 8) / 2,  # kWh
+                }
+            )
+        _, sealed, _ = sessions(ra).market.seal(orders)
+        (directory / f"{n}.json").write_text(json.dumps({"ra": ra, "orders": json.dumps(sealed)}))
     arguments["batchesDirectory"], arguments["batches"] = str(directory), count
     return count
 
