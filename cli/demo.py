@@ -1,18 +1,125 @@
-"""`gridledger demo`: the whole system on the running network until interrupted — every matcher's service,
-simulated prosumers bidding each gate, and one web server per organisation, each a process holding only that
-organisation's keys, on its port from the topology (the DR scenario runs before it: see `make demo`). Each
-finalised gate is printed: orders, every matcher's proposal value, the winner, volume, surplus and the continuous
-double auction's surplus on the same book."""
+"""`gridledger demo`: the whole system on the running network until interrupted, each organisation's part a
+process of its own holding only that organisation's keys (the DR scenario runs before it: see `make demo`):
 
-import logging
+- the market operator (TSO) configures the gates (`market configure --as TSO`, once);
+- each matcher's matching service and agent (`market serve --as RA1`, …), which also reveals its RA's orders;
+- each RA's simulated prosumers bidding every gate with sealed orders (`market trade --as RA1`, …);
+- the TSO printing each finalised gate (`market watch --as TSO`): orders, every matcher's proposal value, the
+  winner, volume, surplus and the continuous double auction's surplus on the same book;
+- each organisation's web server (`web serve --org ORG --detach`), on its port from the topology.
+
+This process holds no organisation's keys: it starts the others, prints their output line by line behind
+whose part it is, stops them all on Ctrl-C or SIGTERM, and stops the demo (exit 1) when one of them dies."""
+
+import os
 import signal
+import subprocess
+import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from cli.common import reported, run_dir_option
+from cli.common import fail, reported, run_dir_option
 from consortium import OBJECTIVES
+
+REPO = Path(__file__).resolve().parent.parent
+STOP_SECONDS = 20  # how long a process has to finish its step after SIGTERM before it is killed
+
+
+@dataclass(frozen=True)
+class Part:
+    """One organisation's process: `org` whose keys it holds (its `--as`), `role` what it does, `args` the
+    gridledger command it runs."""
+
+    org: str
+    role: str
+    args: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.org} {self.role}"
+
+
+def trading_parts(
+    run_dir: str, topology, gate_seconds: int, proposal_seconds: int, objective: str, trader_count: int
+) -> tuple[Part, list[Part]]:
+    """The market's processes: (the operator's one-shot configuration, the processes that run until stopped),
+    each acting as one organisation only."""
+    operator = topology.market.operator
+    where = ("--run-dir", str(Path(run_dir).resolve()))
+    configure = Part(
+        operator,
+        "configure",
+        (
+            *("market", "configure", "--as", operator, *where),
+            *("--gate-seconds", str(gate_seconds), "--proposal-seconds", str(proposal_seconds)),
+            *("--objective", objective),
+        ),
+    )
+    parts = [Part(m, "matcher", ("market", "serve", "--as", m, *where)) for m in topology.market.matchers]
+    parts += [
+        Part(org.name, "traders", ("market", "trade", "--as", org.name, *where, "--traders", str(trader_count)))
+        for org in topology.organisations
+        if org.role == "ra"
+    ]
+    parts.append(Part(operator, "gates", ("market", "watch", "--as", operator, *where)))
+    return configure, parts
+
+
+class Children:
+    """The demo's processes, their output printed line by line behind their part's label."""
+
+    def __init__(self):
+        self.running: list[tuple[Part, subprocess.Popen]] = []
+        self._readers: list[threading.Thread] = []
+        self._echo = threading.Lock()
+        self.width = 14
+
+    def echo(self, label: str, line: str) -> None:
+        with self._echo:
+            click.echo(f"{label:<{self.width}} | {line}")
+
+    def start(self, part: Part) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from cli import main; main()", *part.args],
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # each line as it is printed
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        self.running.append((part, process))
+        reader = threading.Thread(target=self._relay, args=(part, process), name=f"output-{part.label}", daemon=True)
+        reader.start()
+        self._readers.append(reader)
+        return process
+
+    def _relay(self, part: Part, process: subprocess.Popen) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.echo(part.label, line.rstrip("\n"))
+
+    def dead(self) -> list[tuple[Part, int]]:
+        return [(part, process.returncode) for part, process in self.running if process.poll() is not None]
+
+    def stop(self) -> None:
+        """SIGTERM to each (they finish their step and exit), SIGKILL to any still running after STOP_SECONDS."""
+        for _, process in self.running:
+            if process.poll() is None:
+                process.terminate()
+        for part, process in self.running:
+            try:
+                process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.echo(part.label, f"still running {STOP_SECONDS} s after SIGTERM: killed")
+                process.kill()
+                process.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
 
 
 @click.command()
@@ -20,70 +127,62 @@ from consortium import OBJECTIVES
 @click.option("--gate-seconds", type=click.IntRange(10, 86400), default=60, show_default=True)
 @click.option("--proposal-seconds", type=click.IntRange(2, 3600), default=15, show_default=True)
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="welfare", show_default=True)
-@click.option("--traders", "trader_count", type=click.IntRange(2, 30000), default=60, show_default=True)
+@click.option(
+    "--traders",
+    "trader_count",
+    type=click.IntRange(2, 30000),
+    default=60,
+    show_default=True,
+    help="Simulated prosumers, spread over the RAs; each RA's bid through its own process.",
+)
 @reported
 def demo(run_dir, gate_seconds, proposal_seconds, objective, trader_count):
-    """Run trading rounds with every matcher and each organisation's web server, until Ctrl-C."""
-    from cli.market import gate_report_lines
-    from network.connections import Sessions
-    from sim.market_rounds import run_rounds, start_matchers, traders_for
+    """Run trading rounds (a process per organisation's part) and each organisation's web server, until Ctrl-C."""
+    from network.bringup import Network, NetworkError
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
-    sessions = Sessions(run_dir)
-    market = sessions.topology.market
-    sessions(market.operator).market.configure(
-        {"gate_seconds": gate_seconds, "proposal_seconds": proposal_seconds, "objective": objective}
-    )
-    click.echo(
-        f"demo: gates of {gate_seconds} s, {objective}; {trader_count} prosumers bid through their RAs; "
-        f"matchers {', '.join(market.matchers)} propose"
-    )
-    traders = traders_for(sessions, trader_count)
+    if not (Path(run_dir) / "network.json").exists():
+        raise NetworkError(f"no network in {run_dir}: start one with `gridledger network up --run-dir {run_dir}`")
+    topology = Network(run_dir).topology  # public: who the organisations are and their ports
+    configure, parts = trading_parts(run_dir, topology, gate_seconds, proposal_seconds, objective, trader_count)
     stop = threading.Event()
-    _, matchers = start_matchers(sessions, list(market.matchers), stop)
-
-    def print_gate(report: dict) -> None:
-        for line in gate_report_lines(report):
-            click.echo(f"market: {line}")
-
-    def trade():
-        while not stop.is_set():
-            try:
-                run_rounds(
-                    sessions,
-                    traders,
-                    10**9,
-                    log=lambda line: click.echo(f"market: {line}"),
-                    stop=stop,
-                    on_finalised=print_gate,
-                )
-            except Exception as error:  # the network is busy or restarting: keep the demo alive
-                click.echo(f"market: {error}; retrying", err=True)
-                stop.wait(5)
-
-    rounds = threading.Thread(target=trade, name="traders", daemon=True)
-    rounds.start()
-    started: list = []  # filled as each starts, so an interrupted start still stops what it started
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    children = Children()
+    children.width = max(len(p.label) for p in [configure, *parts])
+    web_servers: list = []  # filled as each starts, so an interrupted start still stops what it started
+    died: list[tuple[str, int | None]] = []
     try:
-        start_web_servers(run_dir, sessions.topology, started)
+        if children.start(configure).wait() != 0:
+            fail("the market operator's configuration failed (its output is above)")
+        click.echo(
+            f"demo: gates of {gate_seconds} s, {objective}; {trader_count} prosumers bid through their RAs; "
+            f"matchers {', '.join(topology.market.matchers)} propose; a process per organisation's part:"
+        )
+        for part in parts:
+            process = children.start(part)
+            click.echo(f"  {part.label:<{children.width}}  pid {process.pid}  gridledger {' '.join(part.args)}")
+        start_web_servers(run_dir, topology, web_servers)
         click.echo("demo: Ctrl-C stops the trading and the web servers")
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         while not stop.wait(1):
-            pass
-    except KeyboardInterrupt:
-        pass
+            died = [(p.label, code) for p, code in children.dead()]
+            died += [(f"{org} web", None) for org, process in web_servers if process.pid() is None]
+            if died:
+                break
+        else:
+            died = []  # stopped by Ctrl-C or SIGTERM: whatever ended with it was told to
     finally:
         stop.set()
-        for process in started:
+        children.stop()
+        for _, process in web_servers:
             process.stop()
-        for thread in [rounds, *matchers]:
-            thread.join(timeout=10)
+    if died:
+        what = ", ".join(f"{label} (exit {code})" if code is not None else f"{label} (stopped)" for label, code in died)
+        fail(f"the demo stopped: {what} ended; its output is above")
 
 
 def start_web_servers(run_dir: str, topology, started: list) -> None:
     """Starts each organisation's web server as a process of its own (`gridledger web serve --org ORG
-    --detach`), prints each address and its sign-ins, and adds each process it started to `started`."""
+    --detach`), prints each address and its sign-ins, and adds (org, process) for each it started to `started`."""
     from cli.web import process_name, server_accounts, sign_in_lines, start_detached
     from network.processes import ManagedProcess
     from web.backend import web_port
@@ -93,7 +192,7 @@ def start_web_servers(run_dir: str, topology, started: list) -> None:
         running = process.pid() is not None
         _, accounts = server_accounts(run_dir, org)
         if not running:
-            started.append(process)
+            started.append((org, process))
         address = start_detached(run_dir, org, "127.0.0.1", web_port(topology, org), accounts)
         click.echo(f"web: {org}'s server at {address} (log {process.log_file}); sign in as one of")
         click.echo("\n".join(sign_in_lines(run_dir, org, accounts)))

@@ -1,6 +1,12 @@
 """`gridledger market …`: solve an order book from a file without any ledger; and on the running network (through
 clients.market): sealed orders and their reveals, gates, books, proposals, trades, clearing prices, positions, the
-operator's configuration, the matching services and market agents, and simulated trading rounds.
+operator's configuration, the matching services and market agents, simulated trading rounds and a watch on the
+finalised gates.
+
+Each command's process loads the keys of one organisation only, the one holding `--as`'s key
+(`Sessions(run_dir, org=…)`): `market serve --as RA1` RA1's, `market trade --as RA2` RA2's. `market simulate` alone
+plays every organisation in one process (development and tests); `gridledger demo` runs `serve`, `trade` and
+`watch` as a process per organisation instead.
 
 An order is sealed by the client: the salts wait in the run directory (market/<org>/sealed) until the gate ends,
 when the organisation's agent (`market serve`) reveals them, or `market reveal` does.
@@ -10,21 +16,23 @@ yen/kWh, quantities in kWh and money in yen; the ledger keeps sen/kWh, Wh and mi
 "error: …", and exits 1.
 """
 
-import contextlib
 import json
 import logging
+import signal
 import threading
+import time
 from pathlib import Path
 
 import click
 
-from cli.common import emit, fail, json_option, ledger_command, reported, run_dir_option, table
+from cli.common import emit, fail, json_option, ledger_command, reported, run_dir_option, table, who_option
 from clients.contract import Refused
 from clients.market import VALUE_UNITS, MarketClient
 from clients.market_agent import sealed_orders_of
 from consortium import OBJECTIVES
 from consortium.units import SEN_PER_YEN, WH_PER_KWH, kwh, money, yen
-from network.connections import Sessions
+from gateway.errors import GatewayError
+from network.connections import Sessions, holder_of
 from solver.fairness import InvalidSeed, seed_from_hex
 from solver.matching import METHODS, solve
 from solver.orders import InvalidOrders, load_orders
@@ -41,9 +49,15 @@ def _yen(sen: int | None) -> str:
     return yen(sen, none="-")
 
 
+def _sessions_of(run_dir: str, who: str) -> Sessions:
+    """The sessions of the organisation holding `who`'s key (network.identities.holder_of): this process loads that
+    organisation's keys and no other's."""
+    return Sessions(run_dir, org=holder_of(Sessions(run_dir).network, who))
+
+
 def _client(run_dir: str, who: str) -> MarketClient:
     """`who`'s market client, keeping its sealed orders where its organisation's agent reveals them."""
-    sessions = Sessions(run_dir)
+    sessions = _sessions_of(run_dir, who)
     client = sessions(who).market
     client.sealed = sealed_orders_of(sessions.run_dir, client.org.name)
     return client
@@ -259,7 +273,7 @@ def proposals_command(who, run_dir, as_json, gate):
     client = _client(run_dir, who)
     proposals = client.proposals(gate)
     winner = (client.gate(gate).get("winner") or {}).get("org")
-    rows = [("matcher", "objective", "value", "kWh", "surplus yen", "trades", "optimal", "chosen")]
+    rows = [("matcher", "objective", "value", "kWh", "surplus yen", "trade.", "optimal", "chosen")]
     rows += [
         (
             p["org"],
@@ -382,6 +396,25 @@ def objective_command(who, run_dir, as_json, gate, objective):
 # Matching services and simulated rounds.
 
 
+def _stop_event() -> threading.Event:
+    """An event set by SIGTERM or Ctrl-C: how a long-running command is told to finish its step and exit 0 (the
+    demo stops its processes so)."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _wait(stop: threading.Event, seconds: float | None) -> None:
+    """Until `stop` is set or `seconds` have passed (None: no limit), in waits short enough to handle signals."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while not stop.is_set():
+        left = 1.0 if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            return
+        stop.wait(min(1.0, left))
+
+
 @market.command("serve")
 @click.option(
     "--as",
@@ -395,23 +428,82 @@ def objective_command(who, run_dir, as_json, gate, objective):
 @reported
 def serve_command(matchers, run_dir, seconds):
     """Run matching services and market agents: commit to and reveal seed contributions, reveal the
-    organisation's sealed orders, close gates, solve and propose, finalise."""
+    organisation's sealed orders, close gates, solve and propose, finalise. Each matcher signs through sessions
+    of its own organisation's keys; `--as RA1` alone makes a process holding RA1's keys only."""
     from sim.market_rounds import start_matchers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    sessions = Sessions(run_dir)
-    chosen = list(matchers) or list(sessions.topology.market.matchers)
-    unknown = [m for m in chosen if m not in sessions.topology.market.matchers]
+    topology = Sessions(run_dir).topology
+    chosen = list(matchers) or list(topology.market.matchers)
+    unknown = [m for m in chosen if m not in topology.market.matchers]
     if unknown:
         raise Refused(f"not matchers of the topology: {', '.join(unknown)}")
-    stop = threading.Event()
-    _, threads = start_matchers(sessions, chosen, stop)
+    stop = _stop_event()
+    threads = []
+    for org in chosen:
+        threads += start_matchers(Sessions(run_dir, org=org), [org], stop)[1]
     click.echo(f"matching services running for {', '.join(chosen)}; Ctrl-C stops them")
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait(seconds)
+    _wait(stop, seconds)
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
+
+
+@market.command("trade")
+@who_option
+@run_dir_option
+@click.option(
+    "--traders",
+    "trader_count",
+    type=click.IntRange(2, 30000),
+    default=60,
+    show_default=True,
+    help="Prosumers of the whole simulated fleet (the DR simulation's ids, spread over the RAs); this RA trades "
+    "for its share.",
+)
+@click.option("--gates", type=click.IntRange(1, 10**6), help="Stop after this many gates [default: until interrupted].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@reported
+def trade_command(who, run_dir, trader_count, gates, seed):
+    """Simulated prosumers of one RA bidding each gate through it with sealed orders, as that RA alone: the process
+    holds the RA's keys only and reads the gates and clearing prices (public) with its own session. The RA's agent
+    (`market serve --as RA`) reveals the orders after each gate."""
+    from sim.market_rounds import trade
+
+    sessions = _sessions_of(run_dir, who)
+    ras = [org.name for org in sessions.topology.organisations if org.role == "ra"]
+    if who not in ras:
+        raise Refused(f"--as must be an RA, one of {', '.join(ras)}: its consumers are the prosumers, got {who!r}")
+    stop = _stop_event()
+    placed = trade(sessions, who, trader_count, gates or 10**9, seed, log=click.echo, stop=stop)
+    click.echo(f"{who}: orders placed in {len(placed)} gate(s)")
+
+
+@market.command("watch")
+@who_option
+@run_dir_option
+@click.option("--seconds", type=float, help="Stop after this long [default: until interrupted].")
+@click.option("--poll-seconds", type=click.FloatRange(0.2, 60), default=1.0, show_default=True)
+@reported
+def watch_command(who, run_dir, seconds, poll_seconds):
+    """Print the report of each gate finalised from now on: its orders, every matcher's proposal value, the
+    winner, volume, prices and surplus against the continuous double auction on the same book."""
+    market = _sessions_of(run_dir, who)(who).market
+    stop = _stop_event()
+    deadline = None if seconds is None else time.monotonic() + seconds
+    seen: set[str] | None = None  # the gates finalised before the watch began are not reported
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        try:
+            finalised = [g["id"] for g in reversed(market.gates(10)) if g["status"] == "finalised"]
+            if seen is None:
+                seen = set(finalised)
+            for gate in finalised:
+                if gate not in seen:
+                    click.echo("\n".join(gate_report_lines(market.report(gate))))
+                    seen.add(gate)
+        except GatewayError as error:  # the network is busy or restarting: keep watching
+            click.echo(f"{' '.join(str(error).split())}; retrying", err=True)
+        stop.wait(poll_seconds)
 
 
 @market.command("simulate")
@@ -425,9 +517,10 @@ def serve_command(matchers, run_dir, seconds):
 @click.option("--seed", type=int, default=0, show_default=True)
 @reported
 def simulate_command(run_dir, as_json, gates, gate_seconds, proposal_seconds, objective, trader_count, seed):
-    """Trading rounds on the network: the operator configures the gates, every matcher's service runs, simulated
-    prosumers bid each gate; then each gate's proposals, winner and clearing price against the continuous
-    double auction on the same book."""
+    """Trading rounds on the network in this one process, which plays every organisation (development and tests;
+    `gridledger demo` runs a process per organisation): the operator configures the gates, every matcher's
+    service runs, simulated prosumers bid each gate; then each gate's proposals, winner and clearing price against
+    the continuous double auction on the same book."""
     from sim.market_rounds import simulate_market
 
     result = simulate_market(
