@@ -6,7 +6,8 @@ process of its own holding only that organisation's keys (the DR scenario runs b
 - each RA's simulated prosumers bidding every gate with sealed orders (`market trade --as RA1`, …);
 - the TSO printing each finalised gate (`market watch --as TSO`): orders, every matcher's proposal value, the
   winner, volume, surplus and the continuous double auction's surplus on the same book;
-- each organisation's web server (`web serve --org ORG --detach`), on its port from the topology.
+- each organisation's web server, started by that organisation's `web serve --org ORG --detach`, on its port
+  from the topology.
 
 This process holds no organisation's keys: it starts the others, prints their output line by line behind
 whose part it is, stops them all on Ctrl-C or SIGTERM, and stops the demo (exit 1) when one of them dies."""
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import click
 
 from cli.common import fail, reported, run_dir_option
 from consortium import OBJECTIVES
+from network.processes import ManagedProcess
 
 REPO = Path(__file__).resolve().parent.parent
 STOP_SECONDS = 20  # how long a process has to finish its step after SIGTERM before it is killed
@@ -43,10 +46,16 @@ class Part:
 
 
 def trading_parts(
-    run_dir: str, topology, gate_seconds: int, proposal_seconds: int, objective: str, trader_count: int
+    run_dir: str,
+    topology,
+    gate_seconds: int,
+    proposal_seconds: int,
+    objective: str,
+    trader_count: int,
+    since_ms: int,
 ) -> tuple[Part, list[Part]]:
     """The market's processes: (the operator's one-shot configuration, the processes that run until stopped),
-    each acting as one organisation only."""
+    each acting as one organisation only; the operator's watch reports the gates that end after `since_ms`."""
     operator = topology.market.operator
     where = ("--run-dir", str(Path(run_dir).resolve()))
     configure = Part(
@@ -64,18 +73,18 @@ def trading_parts(
         for org in topology.organisations
         if org.role == "ra"
     ]
-    parts.append(Part(operator, "gates", ("market", "watch", "--as", operator, *where)))
+    parts.append(Part(operator, "gates", ("market", "watch", "--as", operator, *where, "--since-ms", str(since_ms))))
     return configure, parts
 
 
 class Children:
-    """The demo's processes, their output printed line by line behind their part's label."""
+    """The demo's processes, their output printed line by line behind their part's label (`width` wide)."""
 
-    def __init__(self):
+    def __init__(self, width: int):
+        self.width = width
         self.running: list[tuple[Part, subprocess.Popen]] = []
         self._readers: list[threading.Thread] = []
         self._echo = threading.Lock()
-        self.width = 14
 
     def echo(self, label: str, line: str) -> None:
         with self._echo:
@@ -143,13 +152,17 @@ def demo(run_dir, gate_seconds, proposal_seconds, objective, trader_count):
     if not (Path(run_dir) / "network.json").exists():
         raise NetworkError(f"no network in {run_dir}: start one with `gridledger network up --run-dir {run_dir}`")
     topology = Network(run_dir).topology  # public: who the organisations are and their ports
-    configure, parts = trading_parts(run_dir, topology, gate_seconds, proposal_seconds, objective, trader_count)
+    configure, parts = trading_parts(
+        run_dir, topology, gate_seconds, proposal_seconds, objective, trader_count, time.time_ns() // 1_000_000
+    )
+    starters = web_parts(run_dir, topology)
+    one_shot = {configure, *starters}
+    servers = web_servers(run_dir, topology)
+    ours = [org for org, server in servers.items() if server.pid() is None]  # one already running stays
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    children = Children()
-    children.width = max(len(p.label) for p in [configure, *parts])
-    web_servers: list = []  # filled as each starts, so an interrupted start still stops what it started
+    children = Children(max(len(p.label) for p in [configure, *parts, *starters]))
     died: list[tuple[str, int | None]] = []
     try:
         if children.start(configure).wait() != 0:
@@ -161,11 +174,14 @@ def demo(run_dir, gate_seconds, proposal_seconds, objective, trader_count):
         for part in parts:
             process = children.start(part)
             click.echo(f"  {part.label:<{children.width}}  pid {process.pid}  gridledger {' '.join(part.args)}")
-        start_web_servers(run_dir, topology, web_servers)
+        started = [children.start(part) for part in starters]  # side by side: each waits for its server
+        failed = [p.label for p, process in zip(starters, started, strict=True) if process.wait() != 0]
+        if failed:
+            fail(f"web servers did not start: {', '.join(failed)} (their output is above)")
         click.echo("demo: Ctrl-C stops the trading and the web servers")
         while not stop.wait(1):
-            died = [(p.label, code) for p, code in children.dead()]
-            died += [(f"{org} web", None) for org, process in web_servers if process.pid() is None]
+            died = [(p.label, code) for p, code in children.dead() if p not in one_shot]
+            died += [(f"{org} web", None) for org, server in servers.items() if server.pid() is None]
             if died:
                 break
         else:
@@ -173,26 +189,22 @@ def demo(run_dir, gate_seconds, proposal_seconds, objective, trader_count):
     finally:
         stop.set()
         children.stop()
-        for _, process in web_servers:
-            process.stop()
+        for org in ours:
+            servers[org].stop()
     if died:
         what = ", ".join(f"{label} (exit {code})" if code is not None else f"{label} (stopped)" for label, code in died)
         fail(f"the demo stopped: {what} ended; its output is above")
 
 
-def start_web_servers(run_dir: str, topology, started: list) -> None:
-    """Starts each organisation's web server as a process of its own (`gridledger web serve --org ORG
-    --detach`), prints each address and its sign-ins, and adds (org, process) for each it started to `started`."""
-    from cli.web import process_name, server_accounts, sign_in_lines, start_detached
-    from network.processes import ManagedProcess
-    from web.backend import web_port
+def web_parts(run_dir: str, topology) -> list[Part]:
+    """Each organisation's `web serve --org ORG --detach`: the organisation's own process starts its server (a
+    process of the run directory, stopped by `network down` too), prints its address and sign-ins, and exits."""
+    where = ("--run-dir", str(Path(run_dir).resolve()))
+    return [Part(org, "web", ("web", "serve", *where, "--org", org, "--detach")) for org in topology.org_names]
 
-    for org in topology.org_names:
-        process = ManagedProcess(Path(run_dir).resolve(), process_name(org))
-        running = process.pid() is not None
-        _, accounts = server_accounts(run_dir, org)
-        if not running:
-            started.append((org, process))
-        address = start_detached(run_dir, org, "127.0.0.1", web_port(topology, org), accounts)
-        click.echo(f"web: {org}'s server at {address} (log {process.log_file}); sign in as one of")
-        click.echo("\n".join(sign_in_lines(run_dir, org, accounts)))
+
+def web_servers(run_dir: str, topology) -> dict[str, ManagedProcess]:
+    """Each organisation's web server process, by organisation (started or not)."""
+    from cli.web import process_name
+
+    return {org: ManagedProcess(Path(run_dir).resolve(), process_name(org)) for org in topology.org_names}

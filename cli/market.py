@@ -482,25 +482,28 @@ def trade_command(who, run_dir, trader_count, gates, seed):
 @market.command("watch")
 @who_option
 @run_dir_option
+@click.option(
+    "--since-ms",
+    type=click.IntRange(0),
+    help="Report the gates that ended after this moment, Unix ms [default: when the watch starts].",
+)
 @click.option("--seconds", type=float, help="Stop after this long [default: until interrupted].")
 @click.option("--poll-seconds", type=click.FloatRange(0.2, 60), default=1.0, show_default=True)
 @reported
-def watch_command(who, run_dir, seconds, poll_seconds):
-    """Print the report of each gate finalised from now on: its orders, every matcher's proposal value, the
-    winner, volume, prices and surplus against the continuous double auction on the same book."""
+def watch_command(who, run_dir, since_ms, seconds, poll_seconds):
+    """Print the report of each gate as it is finalised: its orders, every matcher's proposal value, the winner,
+    volume, prices and surplus against the continuous double auction on the same book."""
+    since_ms = time.time_ns() // 1_000_000 if since_ms is None else since_ms
     market = _sessions_of(run_dir, who)(who).market
     stop = _stop_event()
     deadline = None if seconds is None else time.monotonic() + seconds
-    seen: set[str] | None = None  # the gates finalised before the watch began are not reported
+    reported_gates: set[str] = set()
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
         try:
-            finalised = [g["id"] for g in reversed(market.gates(10)) if g["status"] == "finalised"]
-            if seen is None:
-                seen = set(finalised)
-            for gate in finalised:
-                if gate not in seen:
-                    click.echo("\n".join(gate_report_lines(market.report(gate))))
-                    seen.add(gate)
+            for gate in reversed(market.gates(10)):
+                if gate["status"] == "finalised" and gate["end_ms"] > since_ms and gate["id"] not in reported_gates:
+                    click.echo("\n".join(gate_report_lines(market.report(gate["id"]))))
+                    reported_gates.add(gate["id"])
         except GatewayError as error:  # the network is busy or restarting: keep watching
             click.echo(f"{' '.join(str(error).split())}; retrying", err=True)
         stop.wait(poll_seconds)

@@ -10,7 +10,7 @@ import pytest
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
-from cli.demo import trading_parts
+from cli.demo import trading_parts, web_parts
 from cli.market import _sessions_of
 from clients.contract import eventually
 from clients.session import Session, SessionPool
@@ -27,14 +27,15 @@ COLLECTIONS = {
 
 
 def acts_as(args: tuple[str, ...]) -> list[str]:
-    """Every identity a gridledger command line names with --as."""
-    return [args[i + 1] for i, arg in enumerate(args) if arg == "--as"]
+    """Every identity or organisation a gridledger command line names with --as or --org."""
+    return [args[i + 1] for i, arg in enumerate(args) if arg in ("--as", "--org")]
 
 
 def test_every_part_of_the_demo_acts_as_exactly_the_organisation_it_belongs_to(tmp_path):
     run = tmp_path / "run"
-    configure, parts = trading_parts(str(run), TOPOLOGY, 30, 5, "welfare", 12)
-    for part in [configure, *parts]:
+    configure, parts = trading_parts(str(run), TOPOLOGY, 30, 5, "welfare", 12, since_ms=0)
+    webs = web_parts(str(run), TOPOLOGY)
+    for part in [configure, *parts, *webs]:
         assert acts_as(part.args) == [part.org], part
         assert part.args[part.args.index("--run-dir") + 1] == str(run.resolve())
     operator = TOPOLOGY.market.operator
@@ -45,6 +46,9 @@ def test_every_part_of_the_demo_acts_as_exactly_the_organisation_it_belongs_to(t
         "traders": sorted(RAS),
         "gates": [operator],
     }
+    assert [(p.org, p.args[:2], p.args[-1]) for p in webs] == [
+        (org, ("web", "serve"), "--detach") for org in TOPOLOGY.org_names
+    ]
     commands = {p.role: p.args[:2] for p in parts}
     assert commands == {
         "matcher": ("market", "serve"),
