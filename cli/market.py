@@ -273,7 +273,7 @@ def proposals_command(who, run_dir, as_json, gate):
     client = _client(run_dir, who)
     proposals = client.proposals(gate)
     winner = (client.gate(gate).get("winner") or {}).get("org")
-    rows = [("matcher", "objective", "value", "kWh", "surplus yen", "trade.", "optimal", "chosen")]
+    rows = [("matcher", "objective", "value", "kWh", "surplus yen", "trades", "optimal", "chosen")]
     rows += [
         (
             p["org"],
