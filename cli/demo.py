@@ -10,7 +10,8 @@ process of its own holding only that organisation's keys (the DR scenario runs b
   from the topology.
 
 This process holds no organisation's keys: it starts the others, prints their output line by line behind
-whose part it is, stops them all on Ctrl-C or SIGTERM, and stops the demo (exit 1) when one of them dies."""
+whose part it is, stops them all on Ctrl-C or SIGTERM, and stops the demo (exit 1) when one of them dies; if it is
+killed outright, its parts notice within a second and stop (cli.market.STOP_WITH_PARENT)."""
 
 import os
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 import click
 
 from cli.common import fail, reported, run_dir_option
+from cli.market import STOP_WITH_PARENT
 from consortium import OBJECTIVES
 from network.processes import ManagedProcess
 
@@ -94,7 +96,7 @@ class Children:
         process = subprocess.Popen(
             [sys.executable, "-c", "from cli import main; main()", *part.args],
             cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # each line as it is printed
+            env={**os.environ, "PYTHONUNBUFFERED": "1", STOP_WITH_PARENT: "1"},  # each line as it is printed
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

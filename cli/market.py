@@ -18,6 +18,7 @@ yen/kWh, quantities in kWh and money in yen; the ledger keeps sen/kWh, Wh and mi
 
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -396,12 +397,25 @@ def objective_command(who, run_dir, as_json, gate, objective):
 # Matching services and simulated rounds.
 
 
+# Set by `gridledger demo` for its processes: a part whose parent is gone (killed outright) stops too.
+STOP_WITH_PARENT = "GRIDLEDGER_STOP_WITH_PARENT"
+
+
 def _stop_event() -> threading.Event:
-    """An event set by SIGTERM or Ctrl-C: how a long-running command is told to finish its step and exit 0 (the
-    demo stops its processes so)."""
+    """An event set by SIGTERM or Ctrl-C (and, under STOP_WITH_PARENT, by the parent process ending): how a
+    long-running command is told to finish its step and exit 0."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if os.environ.get(STOP_WITH_PARENT):
+        parent = os.getppid()
+
+        def orphaned() -> None:
+            while not stop.wait(1.0):
+                if os.getppid() != parent:
+                    stop.set()
+
+        threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
     return stop
 
 

@@ -75,9 +75,14 @@ def start_demo(network, tmp_path, name: str):
 
 
 def stop_demo(demo) -> None:
+    """Stops a demo the test left running: SIGTERM (it stops its processes), SIGKILL if it does not end."""
     if demo.poll() is None:
-        demo.kill()
-        demo.wait()
+        demo.terminate()
+        try:
+            demo.wait(60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait()
 
 
 def wait_for(condition, seconds: float, what: str, demo, log: Path):
@@ -214,3 +219,27 @@ def test_a_part_that_dies_stops_the_demo_which_names_it(fabric_network, tmp_path
     assert "error: the demo stopped: RA2 traders (exit -9) ended" in output, output[-3000:]
     assert all(not Path(f"/proc/{pid}").exists() for pid in child_pids(log).values())
     assert all(server.pid() is None for server in web_servers(str(network.root), network.topology).values())
+
+
+def test_the_parts_of_a_demo_killed_outright_stop_by_themselves(fabric_network, tmp_path):
+    network = fabric_network
+    demo, log, _ = start_demo(network, tmp_path, "killed")
+    servers = web_servers(str(network.root), network.topology)
+    parts: dict[str, int] = {}
+    try:
+        wait_for(lambda: "demo: Ctrl-C stops" in log.read_text(), 90, "the demo's start", demo, log)
+        parts = child_pids(log)
+        demo.kill()  # no chance to stop its parts
+        demo.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in parts.values()):
+            time.sleep(0.5)
+        left = {label for label, pid in parts.items() if Path(f"/proc/{pid}").exists()}
+        assert left == set(), f"still running after their demo was killed: {left}"
+    finally:
+        stop_demo(demo)
+        for pid in parts.values():  # those the test failed on
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)
+        for server in servers.values():  # detached: `network down` would stop them
+            server.stop()
