@@ -273,7 +273,9 @@ class Network:
     def restart_stuck_orderers(self, log, deadline: float) -> list[str]:
         """Restarts each running orderer that has not campaigned for LEADERLESS_RESTART_SECONDS while no orderer
         leads. A live follower without a leader campaigns every one to two election timeouts; one that does not
-        is stuck (it casts no vote that arrives and never times out itself), and a restart brings it back."""
+        is stuck (it casts no vote that arrives and never times out itself), and a restart brings it back.
+        Issue 16's orderers were stuck so by the 2023 build's replay deadlock (hyperledger/fabric#4199, fixed in
+        v3.1.5; tests/fault/test_raft_replay.py); this stays as the remedy for an orderer stuck any other way."""
         since = time.time() - LEADERLESS_RESTART_SECONDS
         stuck = [
             node

@@ -133,8 +133,8 @@ def configtx(topology: Topology, layout: CryptoLayout) -> dict:
                     "Admins": _implicit("MAJORITY Admins"),
                 },
                 # V3_0, Fabric v3's channel level (every node here runs v3.1.5): per-organisation orderer endpoints
-                # only, MSP v3 (Ed25519 keys), required by SmartBFT and by a later Raft-to-BFT migration. Raft stays Raft: in
-                # v3.1.5 the Gateway sends to every orderer only when the consensus type is BFT
+                # only, MSP v3 (Ed25519 keys); SmartBFT requires it, as does a later Raft-to-BFT migration. Raft stays
+                # Raft: in v3.1.5 the Gateway sends to every orderer only when the consensus type is BFT
                 # (internal/pkg/gateway/submit.go), no longer whenever the channel is V3_0.
                 "Capabilities": {"V3_0": True},
                 "Orderer": {
