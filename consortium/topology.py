@@ -1,5 +1,6 @@
 """The consortium's topology, read from topology.yaml: organisations, nodes, their ports and the visibility groups."""
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -10,6 +11,8 @@ import yaml
 DEFAULT_PATH = Path(__file__).resolve().parent / "topology.yaml"
 PORT_STRIDE = 10
 DEFAULT_TIME_TOLERANCE_SECONDS = 30
+# The orderers' consensus: Raft (etcdraft, the default) or SmartBFT ("BFT", Fabric v3's name for it).
+CONSENSUS_TYPES = ("etcdraft", "BFT")
 
 
 class TopologyError(ValueError):
@@ -95,6 +98,7 @@ class Topology:
     market: MarketRules | None = None
     meter_operator: str = ""  # the organisation whose CA issues every smart meter's identity (the TSO)
     time_tolerance_seconds: int = DEFAULT_TIME_TOLERANCE_SECONDS  # how far a transaction's time may be off
+    consensus: str = "etcdraft"  # the orderers' consensus type, one of CONSENSUS_TYPES
 
     @property
     def orderer_domain(self) -> str:
@@ -144,19 +148,7 @@ class Topology:
         raise KeyError(f"no peer for organisation {org!r}")
 
     def with_port_base(self, port_base: int) -> "Topology":
-        return Topology(
-            self.channel,
-            self.domain,
-            self.host,
-            port_base,
-            self.orderer_org,
-            self.orderer_msp_id,
-            self.orderer_names,
-            self.organisations,
-            self.market,
-            self.meter_operator,
-            self.time_tolerance_seconds,
-        )
+        return dataclasses.replace(self, port_base=port_base)
 
     # Visibility groups (mission A6): one private data collection per RA, one per AC, derived here only.
 
@@ -189,8 +181,9 @@ class Topology:
         raise KeyError(f"unknown consumer {consumer!r}")
 
 
-def load(path: Path | str | None = None, port_base: int | None = None) -> Topology:
-    """Reads and checks the topology; the port base comes from the argument, GRIDLEDGER_PORT_BASE, or the file."""
+def load(path: Path | str | None = None, port_base: int | None = None, consensus: str | None = None) -> Topology:
+    """Reads and checks the topology; the port base comes from the argument, GRIDLEDGER_PORT_BASE, or the file, and
+    the orderers' consensus type likewise from the argument, GRIDLEDGER_ORDERER_CONSENSUS, or the file."""
     path = Path(path or os.environ.get("GRIDLEDGER_TOPOLOGY") or DEFAULT_PATH)
     raw = yaml.safe_load(path.read_text())
     try:
@@ -222,6 +215,9 @@ def load(path: Path | str | None = None, port_base: int | None = None) -> Topolo
         meter_operator = (raw.get("meters") or {}).get("operator", tso)
         tolerance = int((raw.get("time") or {}).get("tolerance_seconds", DEFAULT_TIME_TOLERANCE_SECONDS))
         base = port_base or int(os.environ.get("GRIDLEDGER_PORT_BASE") or raw["port_base"])
+        consensus = (
+            consensus or os.environ.get("GRIDLEDGER_ORDERER_CONSENSUS") or raw["orderers"].get("consensus", "etcdraft")
+        )
         topology = Topology(
             channel=raw["channel"],
             domain=domain,
@@ -234,6 +230,7 @@ def load(path: Path | str | None = None, port_base: int | None = None) -> Topolo
             market=rules,
             meter_operator=meter_operator,
             time_tolerance_seconds=tolerance,
+            consensus=consensus,
         )
     except (KeyError, TypeError, ValueError) as missing:
         raise TopologyError(f"{path}: missing or malformed entry {missing}") from None
@@ -273,5 +270,10 @@ def _check(topology: Topology, path: Path) -> None:
             raise TopologyError(f"{path}: market objective must be volume, welfare or maxmin")
         if rules.gate_seconds < 1 or rules.proposal_seconds < 1:
             raise TopologyError(f"{path}: market gate_seconds and proposal_seconds must be at least 1")
+    if topology.consensus not in CONSENSUS_TYPES:
+        raise TopologyError(
+            f"{path}: orderers: consensus must be one of {', '.join(CONSENSUS_TYPES)}, got {topology.consensus!r}"
+        )
     if len(topology.orderer_names) < 3:
-        raise TopologyError(f"{path}: Raft needs at least three orderers to survive one failure")
+        # Raft's quorum and SmartBFT's (ceil((n + f + 1) / 2), f = (n - 1) // 3) are both 2 of 3.
+        raise TopologyError(f"{path}: the orderers need at least three nodes to survive one failure")

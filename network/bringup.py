@@ -52,13 +52,23 @@ class Network:
     ):
         self.root = Path(run_root).resolve()
         self.state_file = self.root / "network.json"
-        # A network keeps the ports it was created with, whatever GRIDLEDGER_PORT_BASE says later.
+        # A network keeps the ports and the consensus type it was created with, whatever GRIDLEDGER_PORT_BASE and
+        # GRIDLEDGER_ORDERER_CONSENSUS say later (a network saved before the consensus type was recorded is Raft).
         saved = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-        self.topology = topology or topology_file.load(port_base=saved.get("port_base"))
+        if saved:
+            saved.setdefault("consensus", "etcdraft")
+        self.topology = topology or topology_file.load(
+            port_base=saved.get("port_base"), consensus=saved.get("consensus")
+        )
         if saved and saved["port_base"] != self.topology.port_base:
             raise NetworkError(
                 f"the network in {self.root} was created with port base {saved['port_base']}, "
                 f"not {self.topology.port_base}; take it down with --clean to move it"
+            )
+        if saved and saved["consensus"] != self.topology.consensus:
+            raise NetworkError(
+                f"the network in {self.root} was created with {saved['consensus']} orderers, "
+                f"not {self.topology.consensus}; take it down with --clean to change that"
             )
         self._bin_dir = bin_dir
         self.layout = crypto.CryptoLayout(self.topology, self.root / "crypto")
@@ -133,7 +143,9 @@ class Network:
         crypto.generate(self.topology, self.root / "crypto", self.bin_dir / "cryptogen")
         nodes.write_node_config(fabric.sampleconfig_dir(), self.root / "config")
         configtx.genesis_block(self.topology, self.layout, self.bin_dir / "configtxgen", self.block.parent)
-        self.state_file.write_text(json.dumps({"port_base": self.topology.port_base}))
+        self.state_file.write_text(
+            json.dumps({"port_base": self.topology.port_base, "consensus": self.topology.consensus})
+        )
 
     def _start(self, batch: list[Node], log, deadline: float) -> None:
         for node in batch:
@@ -209,9 +221,10 @@ class Network:
 
     def wait_until_ordering(self, deadline: float, log=print) -> float:
         """Submits one transaction (READY_PROBE_KEY, a public record) and waits until it commits: healthy nodes at
-        one height do not prove that the orderers have a Raft leader, and without one every submit fails. Tries
-        again until the deadline; then raises NetworkError naming each orderer's Raft role and what was tried.
-        Returns the seconds it took."""
+        one height do not prove that the orderers have a leader, and without one every submit fails. Tries again
+        until the deadline; then raises NetworkError naming each orderer's consensus role and what was tried.
+        Returns the seconds it took. A Raft network without a leader for LEADERLESS_RESTART_SECONDS has its stuck
+        orderers restarted once (restart_stuck_orderers)."""
         from gateway import GatewayError
         from network.identities import connect_as
 
@@ -237,7 +250,9 @@ class Network:
             except (GatewayError, grpc.RpcError) as error:
                 tried.append(f"{time.monotonic() - started:.0f} s: {_first_line(error)}")
                 log(f"network: the ordering probe through {org}'s peer failed ({_first_line(error)}); trying again")
-            if any(nodes.raft_leader(n, self.topology.channel) for n in self.topology.orderers):
+            # Only Raft's stuck orderer has a known signature (see restart_stuck_orderers); SmartBFT's leader gauge
+            # changes only with a committed block, so it cannot say that no orderer leads.
+            if self.topology.consensus != "etcdraft" or any(self.leads(n) for n in self.topology.orderers):
                 leaderless_since = None
             elif leaderless_since is None:
                 leaderless_since = time.monotonic()
@@ -258,7 +273,9 @@ class Network:
     def restart_stuck_orderers(self, log, deadline: float) -> list[str]:
         """Restarts each running orderer that has not campaigned for LEADERLESS_RESTART_SECONDS while no orderer
         leads. A live follower without a leader campaigns every one to two election timeouts; one that does not
-        is stuck (it casts no vote that arrives and never times out itself), and a restart brings it back."""
+        is stuck (it casts no vote that arrives and never times out itself), and a restart brings it back.
+        Issue 16's orderers were stuck so by the 2023 build's replay deadlock (hyperledger/fabric#4199, fixed in
+        v3.1.5; tests/fault/test_raft_replay.py); this stays as the remedy for an orderer stuck any other way."""
         since = time.time() - LEADERLESS_RESTART_SECONDS
         stuck = [
             node
@@ -275,15 +292,25 @@ class Network:
             self._start([node], log, deadline)
         return [node.name for node in stuck]
 
+    def leads(self, node: Node) -> bool | None:
+        """Whether the orderer leads the channel's consensus by its own metrics; None if unknown."""
+        return nodes.is_leader(node, self.topology.channel, self.topology.consensus)
+
+    def leader(self) -> Node | None:
+        """The orderer that says it leads the channel's consensus, None if none does."""
+        return next((node for node in self.topology.orderers if self.leads(node)), None)
+
     def ordering_diagnosis(self) -> str:
-        """Which orderer leads Raft, or that none does, with each orderer's last Raft state change from its log."""
-        roles = {n.name: nodes.raft_leader(n, self.topology.channel) for n in self.topology.orderers}
+        """Which orderer leads the consensus, or that none does, with each orderer's last consensus state change
+        from its log (Raft's role changes, SmartBFT's view changes)."""
+        consensus = CONSENSUS_NAMES[self.topology.consensus]
+        roles = {n.name: self.leads(n) for n in self.topology.orderers}
         leaders = [name for name, leading in roles.items() if leading]
-        parts = [f"Raft leader: {', '.join(leaders)}" if leaders else "no Raft leader"]
+        parts = [f"{consensus} leader: {', '.join(leaders)}" if leaders else f"no {consensus} leader"]
         for node in self.topology.orderers:
             state = "?" if roles[node.name] is None else ("leader" if roles[node.name] else "not leader")
-            last = _last_line_with(self.process(node).log_file, RAFT_STATE_CHANGES)
-            parts.append(f"{node.name} ({state}; last: {last or 'no Raft state change logged'})")
+            last = _last_line_with(self.process(node).log_file, STATE_CHANGES[self.topology.consensus])
+            parts.append(f"{node.name} ({state}; last: {last or f'no {consensus} state change logged'})")
         return "; ".join(parts)
 
     # Reporting and tear-down
@@ -347,6 +374,10 @@ class Network:
 # What etcd/raft logs when a node's role changes, e.g. "2 became pre-candidate at term 3".
 RAFT_STATE_CHANGES = ("became leader", "became follower", "became candidate", "became pre-candidate")
 RAFT_CAMPAIGNS = ("became leader", "became candidate", "became pre-candidate")
+# What each consensus type logs when an orderer's role changes: SmartBFT logs the role (and the leader) of each
+# view it starts.
+STATE_CHANGES = {"etcdraft": RAFT_STATE_CHANGES, "BFT": ("Changing to leader role", "Changing to follower role")}
+CONSENSUS_NAMES = {"etcdraft": "Raft", "BFT": "SmartBFT"}
 LOG_TIME = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC")  # how Fabric stamps each log line
 
 

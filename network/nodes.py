@@ -63,7 +63,8 @@ def orderer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: 
         "ORDERER_GENERAL_TLS_PRIVATEKEY": str(tls / "server.key"),
         "ORDERER_GENERAL_TLS_CERTIFICATE": str(tls / "server.crt"),
         "ORDERER_GENERAL_TLS_ROOTCAS": f"[{tls / 'ca.crt'}]",
-        # Raft traffic shares the node's main listener, authenticated with the same TLS pair.
+        # Consensus traffic (Raft's or SmartBFT's) shares the node's main listener, authenticated with the same TLS
+        # pair; SmartBFT's write-ahead log goes to the WAL directory too (<WALDIR>/<channel>).
         "ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE": str(tls / "server.crt"),
         "ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY": str(tls / "server.key"),
         "ORDERER_GENERAL_CLUSTER_ROOTCAS": f"[{tls / 'ca.crt'}]",
@@ -73,7 +74,7 @@ def orderer_env(node: Node, topology: Topology, layout: CryptoLayout, run_root: 
         "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
         "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
         "ORDERER_OPERATIONS_LISTENADDRESS": f"{node.host}:{node.operations_port}",
-        # Prometheus metrics on the operations port: the bring-up reads each orderer's Raft role from them.
+        # Prometheus metrics on the operations port: the bring-up reads each orderer's consensus role from them.
         "ORDERER_METRICS_PROVIDER": "prometheus",
         # Permit a ping every 5 s: see KEEPALIVE_MIN_INTERVAL.
         "ORDERER_GENERAL_KEEPALIVE_SERVERMININTERVAL": KEEPALIVE_MIN_INTERVAL,
@@ -160,15 +161,20 @@ def healthy(node: Node, timeout: float = 2.0) -> bool:
         return False
 
 
-def raft_leader(node: Node, channel: str, timeout: float = 2.0) -> bool | None:
-    """Whether the orderer is the Raft leader of the channel, from its Prometheus metrics; None if unknown."""
+# The Prometheus gauge, per consensus type, that is 1 on the channel's leader: Raft's own view, and SmartBFT's as of
+# its latest committed block (orderer/consensus/smartbft/metrics.go).
+LEADER_METRICS = {"etcdraft": "consensus_etcdraft_is_leader", "BFT": "consensus_BFT_is_leader"}
+
+
+def is_leader(node: Node, channel: str, consensus: str = "etcdraft", timeout: float = 2.0) -> bool | None:
+    """Whether the orderer leads the channel's consensus, from its Prometheus metrics; None if unknown."""
     try:
         body = _operations_get(node, "/metrics", timeout)
     except OSError:
         return None
     if body is None:
         return None
-    wanted = f'consensus_etcdraft_is_leader{{channel="{channel}"}}'
+    wanted = f'{LEADER_METRICS[consensus]}{{channel="{channel}"}}'
     for line in body.decode(errors="replace").splitlines():
         name, _, value = line.rpartition(" ")
         if name == wanted:

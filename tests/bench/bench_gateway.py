@@ -1,10 +1,12 @@
 """Submit throughput and commit latency of a simple write through the real Fabric network, at 1, 10 and 50
 concurrent clients; prints a table and writes JSON.
 
-    .venv/bin/python tests/bench/bench_gateway.py [--seconds 20] [--clients 1,10,50] [--out bench-results/gateway.json]
+    .venv/bin/python tests/bench/bench_gateway.py [--seconds 20] [--clients 1,10,50] [--consensus etcdraft|BFT]
+        [--out bench-results/gateway.json]
 
 Brings up its own network (ports at GRIDLEDGER_BENCH_PORT_BASE, default 30100) in a temporary directory and
-takes it down afterwards; the load is bounded in time and stays on 127.0.0.1.
+takes it down afterwards; the load is bounded in time and stays on 127.0.0.1. Its orderers run the topology's
+consensus type unless --consensus says otherwise (tests/bench/bench_consensus.py compares the two).
 """
 
 import argparse
@@ -18,6 +20,7 @@ from pathlib import Path
 from harness import count_failure, own_network
 
 from consortium import CHAINCODE_NAME
+from consortium.topology import CONSENSUS_TYPES
 from network.bringup import Network
 from network.connections import connect_as
 
@@ -96,9 +99,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument("--consensus", choices=CONSENSUS_TYPES, help="the orderers' (default: the topology's)")
     parser.add_argument("--out", default="bench-results/gateway.json")
     args = parser.parse_args()
-    with own_network("gridledger-bench-", 30100) as network:
+    with own_network("gridledger-bench-", 30100, args.consensus) as network:
+        consensus = network.topology.consensus
         results = [run_load(network, int(n), args.seconds) for n in args.clients.split(",")]
     print(
         f"{'clients':>8} {'committed':>10} {'failed':>7} {'tps':>8} {'p50 ms':>8} {'p95 ms':>8}  vs target {TARGET_TPS} tps"
@@ -113,7 +118,12 @@ def main() -> None:
             print(f"         failure: {failure}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "gateway-submit", "target_tps": TARGET_TPS, "results": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"benchmark": "gateway-submit", "consensus": consensus, "target_tps": TARGET_TPS, "results": results},
+            indent=2,
+        )
+    )
     print(f"written {out}")
     if not all(r["committed"] for r in results):
         raise SystemExit("benchmark: some load committed nothing; see the failures above")

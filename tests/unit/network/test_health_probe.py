@@ -99,15 +99,20 @@ def test_a_listener_probe_that_connected_to_itself_is_not_up(monkeypatch):
         assert nodes.healthy(node) is False
 
 
-def test_the_raft_role_is_read_from_the_metrics_and_unknown_otherwise():
+def test_the_consensus_role_is_read_from_the_metrics_and_unknown_otherwise():
     metrics = (
         b"# HELP consensus_etcdraft_is_leader The leadership status of the current node.\n"
         b'consensus_etcdraft_is_leader{channel="other"} 0\n'
         b'consensus_etcdraft_is_leader{channel="grid"} 1\n'
+        b'consensus_BFT_is_leader{channel="bft"} 1\n'
     )
     with operations_server(_http("200 OK", metrics), kind="orderer") as node:
-        assert nodes.raft_leader(node, "grid") is True
-        assert nodes.raft_leader(node, "other") is False
-        assert nodes.raft_leader(node, "missing") is None
+        assert nodes.is_leader(node, "grid") is True
+        assert nodes.is_leader(node, "other") is False
+        assert nodes.is_leader(node, "missing") is None
+        # Each consensus type reads its own gauge, never the other's.
+        assert nodes.is_leader(node, "bft", "BFT") is True
+        assert nodes.is_leader(node, "grid", "BFT") is None
+        assert nodes.is_leader(node, "bft") is None
     with operations_server(b"garbage", kind="orderer") as node:
-        assert nodes.raft_leader(node, "grid") is None
+        assert nodes.is_leader(node, "grid") is None
