@@ -2,16 +2,17 @@
 aggregates and injected discrepancies, and the whole flow through the dr contract on the embedded ledger."""
 
 import json
+from datetime import datetime
 
 import pytest
-from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS
-from seed_examples import dr_command
+from meter_keys import OPERATOR_AUTHORITY
+from seed_examples import SEED_METERS, dr_command
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
 from clients.dr import DrClient
 from consortium import topology as topology_file
-from consortium.units import minute_index
+from consortium.units import JST, minute_index
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
 from sim.aggregation_system import AggregationSystem
 from sim.meters import MeterFleet, Reading, batches, post_all
@@ -86,12 +87,13 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
         collections={
             name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in TOPOLOGY.collections().items()
         },
+        clock=lambda: datetime(2021, 1, 14, 17, 0, tzinfo=JST),  # an hour before the window: issue and declare
     )
     users = {org: make_identity(f"{org}MSP", f"User1@{org}") for org in TOPOLOGY.org_names}
 
     def client(org):
         dr = DrClient(EmbeddedGateway(users[org], ledger).get_network("grid"), TOPOLOGY.organisation(org))
-        dr.meters = OPERATOR_METERS  # each consumer's meter signs what its RA relays
+        dr.meters = SEED_METERS  # each consumer's meter signs what its RA relays
         return dr
 
     def contract(org):
@@ -106,6 +108,7 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
             "declare", "7", transient={"declaration": json.dumps(fleet.declaration(COMMAND, consumers))}
         )
         contract(ra).submit("publish_declaration", "7", summary)
+    ledger.clock = lambda: datetime(2021, 1, 14, 18, 10, tzinfo=JST)  # every minute of the window has ended
     system = AggregationSystem(tmp_path / "as.sqlite", TOPOLOGY)
     groups = [group for _, group in batches(fleet.readings_for(COMMAND), 25)]
     summaries = post_all(
@@ -122,6 +125,7 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
     system.inject_discrepancy("7", "C2", "2021-01-14T18:03", 40)
     wrong = [(r["org"], r["minute"]) for r in client("TSO").compare("7", system).as_json()["rows"] if not r["match"]]
     assert wrong == [("AC1", "2021-01-14T18:03"), ("RA2", "2021-01-14T18:03")]
+    ledger.clock = lambda: datetime(2021, 1, 14, 18, 40, tzinfo=JST)  # readings are due: the window's end + 30 min
     contract("TSO").submit("settle", "7")
     settlement = json.loads(contract("TSO").evaluate("get_settlement", "7"))
     assert (

@@ -6,13 +6,14 @@ sees is asked of its own server (server_client), which holds its keys only."""
 import re
 
 import pytest
-from seed_examples import AC1_KWH
+from seed_examples import AC1_KWH, DUE
 from web_pages import (
     HOLDER,
     PASSWORD,
     TOPOLOGY,
     USERS,
     as_account,
+    at,
     declare,
     figure_6,
     issue_figure_6,
@@ -268,6 +269,7 @@ def test_declaring_twice_is_refused_beside_the_command(client, backend, ledger):
 
 def test_a_refusal_by_the_ledger_is_shown_and_commits_nothing(client, backend, as_db, ledger):
     figure_6(backend, as_db, ra1_declares=False)
+    at(backend, DUE)
     as_account(backend, "TSO").submit("dr", "settle", "1")
     sign_in(client, "RA1")
     height = ledger.height
@@ -310,9 +312,15 @@ def test_ra1_sees_its_own_aggregate_and_performance(server_client, backend, as_d
     assert data["performance"]["org"] == "RA1"
 
 
-def test_the_tso_settles_an_ended_command_and_everyone_sees_only_their_rewards(client, backend, as_db, ledger):
+def test_the_tso_settles_once_readings_are_due_and_everyone_sees_only_their_rewards(client, backend, as_db, ledger):
     figure_6(backend, as_db)
     sign_in(client, "TSO")
+    page = client.get("/dr/commands/1/settlement")
+    assert "Not settled yet" in page.text and "Settle command 1" not in page.text
+    assert (
+        "Readings are accepted until before 2021-01-14T00:35 JST; the command can be settled from then on." in page.text
+    )
+    at(backend, DUE)
     page = client.get("/dr/commands/1/settlement")
     assert "Not settled yet" in page.text and "Settle command 1" in page.text
     response = post(client, "/dr/commands/1/settle", follow_redirects=True)
