@@ -14,6 +14,7 @@ import click
 from clients.contract import Refused
 from gateway.errors import GatewayError
 from network.bringup import DEFAULT_RUN_ROOT, NetworkError
+from network.connections import Sessions, holder_of
 
 run_dir_option = click.option(
     "--run-dir",
@@ -69,3 +70,9 @@ def table(rows: list[tuple]) -> list[str]:
     """Rows (the first a header) as lines of left-aligned columns two spaces apart."""
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def sessions_of(run_dir: str, who: str) -> Sessions:
+    """The sessions of the organisation holding `who`'s key (network.identities.holder_of): a command run `--as WHO`
+    loads that organisation's keys and no other's."""
+    return Sessions(run_dir, org=holder_of(Sessions(run_dir).network, who))

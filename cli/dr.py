@@ -11,7 +11,7 @@ import json
 
 import click
 
-from cli.common import emit, json_option, ledger_command, reported, run_dir_option, table
+from cli.common import emit, json_option, ledger_command, reported, run_dir_option, sessions_of, table
 from clients.contract import Refused
 from clients.dr import Reading, uniform_declaration
 from consortium.units import kwh, wh_from_kwh, yen
@@ -96,7 +96,7 @@ def command_issue(
     """Issue a DR command for a window ahead (TSO only): the ledger refuses one whose start, or declare-by, has
     begun."""
     deadlines = {"declare_by": declare_by, "readings_due": readings_due}
-    record = Sessions(run_dir)(who).dr.issue(
+    record = sessions_of(run_dir, who).dr.issue(
         {
             "id": command_id,
             "start": start,
@@ -124,7 +124,7 @@ def command_issue(
 @ledger_command
 def command_list(who, run_dir, as_json):
     """List the DR commands."""
-    commands = Sessions(run_dir)(who).dr.commands()
+    commands = sessions_of(run_dir, who).dr.commands()
     rows = [("id", "start (JST)", "end (JST)", "declare by", "readings due", "kW", "targets", "price/kWh", "slot min")]
     rows += [
         (
@@ -168,7 +168,7 @@ def command_list(who, run_dir, as_json):
 def declare(who, run_dir, as_json, command_id, declaration_file, consumers, expected_wh, baseline_wh, method):
     """Declare which of your consumers answer a command (RA only), before its declare-by: the detail stays in your
     group, a summary (consumers, total expected Wh) is published on the channel."""
-    client = Sessions(run_dir)(who).dr
+    client = sessions_of(run_dir, who).dr
     if declaration_file:
         if consumers:
             raise Refused("give either --file or --consumer, not both")
@@ -217,7 +217,7 @@ def readings_post(
     """Post readings to the ledger as an RA (batched) or a meter (its own only), each once its minute has ended and
     before the command's readings-due, and send the same data to the aggregation system once the ledger has
     accepted them."""
-    sessions = Sessions(run_dir)
+    sessions = sessions_of(run_dir, who)
     session = sessions(who)
     if not who.startswith("meter:"):
         # An RA relays what its consumers' meters signed; here the simulated meters of the run directory sign.
@@ -267,7 +267,7 @@ def _wh_of(kwh_text: str) -> int:
 @click.option("--org", default="", help="One AC or RA (default: every one you may see).")
 def aggregates(who, run_dir, as_json, command_id, org):
     """BC aggregates per AC and RA and minute, as the ledger computes them."""
-    result = Sessions(run_dir)(who).dr.aggregates(command_id, org)
+    result = sessions_of(run_dir, who).dr.aggregates(command_id, org)
     rows = [("org", "minute (JST)", "kWh", "readings")]
     rows += [(a["org"], m["minute"], _kwh(m["wh"]), m["readings"]) for a in result["aggregates"] for m in a["minutes"]]
     emit(as_json, result, table(rows))
@@ -279,7 +279,7 @@ def aggregates(who, run_dir, as_json, command_id, org):
 @as_db_option
 def compare(who, run_dir, as_json, command_id, as_db):
     """Per AC and RA and minute: the BC aggregate beside the AS aggregate, and whether they match."""
-    sessions = Sessions(run_dir)
+    sessions = sessions_of(run_dir, who)
     comparison = sessions(who).dr.compare(command_id, _aggregation_system(sessions, as_db))
     rows = [("org", "command", "date", "minute", "BC kWh", "AS kWh", "")]
     rows += [
@@ -303,7 +303,7 @@ def _agreement(mismatches: int) -> str:
 def settle(who, run_dir, as_json, command_id, show):
     """Settle a command once its readings are due (TSO): performance per slot and reward per RA and AC, frozen on
     the ledger."""
-    client = Sessions(run_dir)(who).dr
+    client = sessions_of(run_dir, who).dr
     if not show:
         client.settle(command_id)
     result = client.settlement(command_id)

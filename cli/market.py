@@ -26,14 +26,24 @@ from pathlib import Path
 
 import click
 
-from cli.common import emit, fail, json_option, ledger_command, reported, run_dir_option, table, who_option
+from cli.common import (
+    emit,
+    fail,
+    json_option,
+    ledger_command,
+    reported,
+    run_dir_option,
+    sessions_of,
+    table,
+    who_option,
+)
 from clients.contract import Refused
 from clients.market import VALUE_UNITS, MarketClient
 from clients.market_agent import sealed_orders_of
 from consortium import OBJECTIVES
 from consortium.units import SEN_PER_YEN, WH_PER_KWH, kwh, money, yen
 from gateway.errors import GatewayError
-from network.connections import Sessions, holder_of
+from network.connections import Sessions
 from solver.fairness import InvalidSeed, seed_from_hex
 from solver.matching import METHODS, solve
 from solver.orders import InvalidOrders, load_orders
@@ -50,15 +60,9 @@ def _yen(sen: int | None) -> str:
     return yen(sen, none="-")
 
 
-def _sessions_of(run_dir: str, who: str) -> Sessions:
-    """The sessions of the organisation holding `who`'s key (network.identities.holder_of): this process loads that
-    organisation's keys and no other's."""
-    return Sessions(run_dir, org=holder_of(Sessions(run_dir).network, who))
-
-
 def _client(run_dir: str, who: str) -> MarketClient:
     """`who`'s market client, keeping its sealed orders where its organisation's agent reveals them."""
-    sessions = _sessions_of(run_dir, who)
+    sessions = sessions_of(run_dir, who)
     client = sessions(who).market
     client.sealed = sealed_orders_of(sessions.run_dir, client.org.name)
     return client
@@ -484,7 +488,7 @@ def trade_command(who, run_dir, trader_count, gates, seed):
     (`market serve --as RA`) reveals the orders after each gate."""
     from sim.market_rounds import trade
 
-    sessions = _sessions_of(run_dir, who)
+    sessions = sessions_of(run_dir, who)
     ras = [org.name for org in sessions.topology.organisations if org.role == "ra"]
     if who not in ras:
         raise Refused(f"--as must be an RA, one of {', '.join(ras)}: its consumers are the prosumers, got {who!r}")
@@ -508,7 +512,7 @@ def watch_command(who, run_dir, since_ms, seconds, poll_seconds):
     """Print the report of each gate as it is finalised: its orders, every matcher's proposal value, the winner,
     volume, prices and surplus against the continuous double auction on the same book."""
     since_ms = time.time_ns() // 1_000_000 if since_ms is None else since_ms
-    market = _sessions_of(run_dir, who)(who).market
+    market = sessions_of(run_dir, who)(who).market
     stop = _stop_event()
     deadline = None if seconds is None else time.monotonic() + seconds
     reported_gates: set[str] = set()

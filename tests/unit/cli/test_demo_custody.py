@@ -11,7 +11,7 @@ import pytest
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
 from cli.demo import trading_parts, web_parts
-from cli.market import _sessions_of
+from cli.common import sessions_of
 from clients.contract import eventually
 from clients.session import Session, SessionPool
 from consortium import topology as topology_file
@@ -57,14 +57,14 @@ def test_every_part_of_the_demo_acts_as_exactly_the_organisation_it_belongs_to(t
     }
 
 
-def test_a_market_command_opens_the_sessions_of_the_organisation_holding_its_identity_only(tmp_path):
+def test_an_as_command_opens_the_sessions_of_the_organisation_holding_its_identity_only(tmp_path):
     (tmp_path / "network.json").write_text(json.dumps({"port_base": TOPOLOGY.port_base}))
-    ra1 = _sessions_of(str(tmp_path), "RA1")
+    ra1 = sessions_of(str(tmp_path), "RA1")
     with pytest.raises(CustodyError, match="hold no key of TSO"):
         ra1("TSO")
     with pytest.raises(CustodyError, match="hold no key of RA2"):
         ra1("RA2")
-    assert _sessions_of(str(tmp_path), "TSO").keyring.org == "TSO"
+    assert sessions_of(str(tmp_path), "TSO").keyring.org == "TSO"
 
 
 class OneOrganisation(SessionPool):
