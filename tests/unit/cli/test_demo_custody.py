@@ -10,8 +10,8 @@ import pytest
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
-from cli.demo import trading_parts, web_parts
 from cli.common import sessions_of
+from cli.demo import trading_parts, web_parts
 from clients.contract import eventually
 from clients.session import Session, SessionPool
 from consortium import topology as topology_file
