@@ -70,10 +70,32 @@ def command():
     show_default=True,
     help="Minutes before the start whose readings are accepted (the mean-before baseline).",
 )
+@click.option(
+    "--declare-by", help="Declarations are due before this minute, JST, at the latest the start [default: the start]."
+)
+@click.option(
+    "--readings-due",
+    help="Readings are due before this minute, JST, and settlement comes from then on [default: the end + the "
+    "topology's dr.readings_due_minutes].",
+)
 def command_issue(
-    who, run_dir, as_json, command_id, start, end, requested_kw, targets, price_per_kwh, granularity, baseline_minutes
+    who,
+    run_dir,
+    as_json,
+    command_id,
+    start,
+    end,
+    requested_kw,
+    targets,
+    price_per_kwh,
+    granularity,
+    baseline_minutes,
+    declare_by,
+    readings_due,
 ):
-    """Issue a DR command (TSO only)."""
+    """Issue a DR command for a window ahead (TSO only): the ledger refuses one whose start, or declare-by, has
+    begun."""
+    deadlines = {"declare_by": declare_by, "readings_due": readings_due}
     record = Sessions(run_dir)(who).dr.issue(
         {
             "id": command_id,
@@ -84,6 +106,7 @@ def command_issue(
             "price_per_kwh": price_per_kwh,
             "granularity_minutes": granularity,
             "baseline_minutes": baseline_minutes,
+            **{name: value for name, value in deadlines.items() if value is not None},
         }
     )
     emit(
@@ -91,7 +114,8 @@ def command_issue(
         record,
         [
             f"command {record['id']} issued: {record['start']} to {record['end']} JST, "
-            f"{record['requested_kw']} kW from {', '.join(record['target_acs'])}"
+            f"{record['requested_kw']} kW from {', '.join(record['target_acs'])}; declarations before "
+            f"{record['declare_by']}, readings before {record['readings_due']} JST"
         ],
     )
 
@@ -101,12 +125,14 @@ def command_issue(
 def command_list(who, run_dir, as_json):
     """List the DR commands."""
     commands = Sessions(run_dir)(who).dr.commands()
-    rows = [("id", "start (JST)", "end (JST)", "kW", "targets", "price/kWh", "slot min")]
+    rows = [("id", "start (JST)", "end (JST)", "declare by", "readings due", "kW", "targets", "price/kWh", "slot min")]
     rows += [
         (
             c["id"],
             c["start"],
             c["end"],
+            c["declare_by"],
+            c["readings_due"],
             c["requested_kw"],
             ",".join(c["target_acs"]),
             yen(c["price_per_kwh"]),
@@ -140,8 +166,8 @@ def command_list(who, run_dir, as_json):
     help="Baseline method (default: declared when --baseline-wh is given, else mean-before).",
 )
 def declare(who, run_dir, as_json, command_id, declaration_file, consumers, expected_wh, baseline_wh, method):
-    """Declare which of your consumers answer a command (RA only): the detail stays in your group, a summary
-    (consumers, total expected Wh) is published on the channel."""
+    """Declare which of your consumers answer a command (RA only), before its declare-by: the detail stays in your
+    group, a summary (consumers, total expected Wh) is published on the channel."""
     client = Sessions(run_dir)(who).dr
     if declaration_file:
         if consumers:
@@ -188,8 +214,9 @@ def readings():
 def readings_post(
     who, run_dir, as_json, command_id, readings_file, consumer, minute, wh, kwh_text, batch_size, as_db, no_as
 ):
-    """Post readings to the ledger as an RA (batched) or a meter (its own only), and send the same data to the
-    aggregation system once the ledger has accepted them."""
+    """Post readings to the ledger as an RA (batched) or a meter (its own only), each once its minute has ended and
+    before the command's readings-due, and send the same data to the aggregation system once the ledger has
+    accepted them."""
     sessions = Sessions(run_dir)
     session = sessions(who)
     if not who.startswith("meter:"):
@@ -274,7 +301,8 @@ def _agreement(mismatches: int) -> str:
 @click.option("--command", "command_id", required=True)
 @click.option("--show", is_flag=True, help="Only show the figures you may see (any organisation).")
 def settle(who, run_dir, as_json, command_id, show):
-    """Settle an ended command (TSO): performance per slot and reward per RA and AC, frozen on the ledger."""
+    """Settle a command once its readings are due (TSO): performance per slot and reward per RA and AC, frozen on
+    the ledger."""
     client = Sessions(run_dir)(who).dr
     if not show:
         client.settle(command_id)
@@ -316,7 +344,23 @@ def _settlement_lines(result: dict) -> list[str]:
 @json_option
 @click.option("--consumers", "consumer_count", type=click.IntRange(1, 30000), default=6, show_default=True)
 @click.option("--command", "command_id", help="Command id [default: sim-<unix time>].")
-@click.option("--start", help="First minute, JST [default: ended just now, so it can be settled].")
+@click.option(
+    "--start", help="First minute, JST, still ahead [default: the first minute at least --lead-seconds ahead]."
+)
+@click.option(
+    "--lead-seconds",
+    type=click.FloatRange(5, 3600),
+    default=20,
+    show_default=True,
+    help="Time to issue and declare before the window starts.",
+)
+@click.option(
+    "--readings-due-minutes",
+    type=click.IntRange(1, 1440),
+    default=1,
+    show_default=True,
+    help="Readings are due this long after the window's end; then the run settles.",
+)
 @click.option("--minutes", type=click.IntRange(1, 1440), default=15, show_default=True, help="Window length.")
 @click.option("--baseline-minutes", type=click.IntRange(1, 240), default=15, show_default=True)
 @click.option(
@@ -344,6 +388,8 @@ def simulate(
     consumer_count,
     command_id,
     start,
+    lead_seconds,
+    readings_due_minutes,
     minutes,
     baseline_minutes,
     price_per_kwh,
@@ -354,8 +400,9 @@ def simulate(
     discrepancy_rate,
     as_db,
 ):
-    """Run the whole DR sequence with N simulated consumers: command, declarations, meter readings to the ledger
-    and the aggregation system, comparison, settlement."""
+    """Run the whole DR sequence live with N simulated consumers: a command for a window just ahead, declarations,
+    meter readings to the ledger and the aggregation system as each minute ends, comparison, settlement once the
+    readings are due. It takes as long as the window plus the wait for readings due; progress goes to stderr."""
     from sim.dr_run import simulate_dr
 
     sessions = Sessions(run_dir)
@@ -371,6 +418,9 @@ def simulate(
         consumer_count=consumer_count,
         command_id=command_id,
         start=start,
+        lead_seconds=lead_seconds,
+        readings_due_minutes=readings_due_minutes,
+        log=lambda line: click.echo(line, err=True),
         minutes=minutes,
         baseline_minutes=baseline_minutes,
         price_per_kwh=price_per_kwh,

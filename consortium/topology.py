@@ -10,6 +10,9 @@ import yaml
 DEFAULT_PATH = Path(__file__).resolve().parent / "topology.yaml"
 PORT_STRIDE = 10
 DEFAULT_TIME_TOLERANCE_SECONDS = 30
+# A DR command's readings are due this long after its window ends, unless the command says (at most a week later).
+DEFAULT_DR_READINGS_DUE_MINUTES = 30
+MAX_DR_READINGS_DUE_MINUTES = 7 * 1440
 
 
 class TopologyError(ValueError):
@@ -95,6 +98,7 @@ class Topology:
     market: MarketRules | None = None
     meter_operator: str = ""  # the organisation whose CA issues every smart meter's identity (the TSO)
     time_tolerance_seconds: int = DEFAULT_TIME_TOLERANCE_SECONDS  # how far a transaction's time may be off
+    dr_readings_due_minutes: int = DEFAULT_DR_READINGS_DUE_MINUTES  # after a DR window, unless its command says
 
     @property
     def orderer_domain(self) -> str:
@@ -156,6 +160,7 @@ class Topology:
             self.market,
             self.meter_operator,
             self.time_tolerance_seconds,
+            self.dr_readings_due_minutes,
         )
 
     # Visibility groups (mission A6): one private data collection per RA, one per AC, derived here only.
@@ -221,6 +226,7 @@ def load(path: Path | str | None = None, port_base: int | None = None) -> Topolo
         tso = next((o["name"] for o in raw["organisations"] if o.get("role") == "tso"), "")
         meter_operator = (raw.get("meters") or {}).get("operator", tso)
         tolerance = int((raw.get("time") or {}).get("tolerance_seconds", DEFAULT_TIME_TOLERANCE_SECONDS))
+        readings_due = int((raw.get("dr") or {}).get("readings_due_minutes", DEFAULT_DR_READINGS_DUE_MINUTES))
         base = port_base or int(os.environ.get("GRIDLEDGER_PORT_BASE") or raw["port_base"])
         topology = Topology(
             channel=raw["channel"],
@@ -234,6 +240,7 @@ def load(path: Path | str | None = None, port_base: int | None = None) -> Topolo
             market=rules,
             meter_operator=meter_operator,
             time_tolerance_seconds=tolerance,
+            dr_readings_due_minutes=readings_due,
         )
     except (KeyError, TypeError, ValueError) as missing:
         raise TopologyError(f"{path}: missing or malformed entry {missing}") from None
@@ -262,6 +269,8 @@ def _check(topology: Topology, path: Path) -> None:
         raise TopologyError(f"{path}: meters: operator must name an organisation, got {topology.meter_operator!r}")
     if topology.time_tolerance_seconds < 1:
         raise TopologyError(f"{path}: time: tolerance_seconds must be at least 1")
+    if not 1 <= topology.dr_readings_due_minutes <= MAX_DR_READINGS_DUE_MINUTES:
+        raise TopologyError(f"{path}: dr: readings_due_minutes must be from 1 to {MAX_DR_READINGS_DUE_MINUTES}")
     if topology.market is not None:
         rules = topology.market
         if rules.operator not in names:

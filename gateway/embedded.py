@@ -11,7 +11,6 @@ the Fabric gateway words it, with one error detail per peer ("embedded:<MSP id>"
 """
 
 import base64
-from datetime import UTC, datetime
 
 from chaincode.shim.identity import CreatorIdentity, serialized_identity
 from chaincode.shim.memory import VALID, new_tx_id
@@ -62,8 +61,8 @@ class EmbeddedGateway(api.Gateway):
 
 
 class EmbeddedProposal(api.Proposal):
-    """A proposal stamped with the client's time now; without endorsing organisations, the caller's org's peer
-    runs it. (`timeout` is the client's; in process nothing waits.)"""
+    """A proposal stamped with the client's time now, by the ledger's clock; without endorsing organisations, the
+    caller's org's peer runs it. (`timeout` is the client's; in process nothing waits.)"""
 
     def __init__(
         self,
@@ -78,7 +77,7 @@ class EmbeddedProposal(api.Proposal):
         self.contract = contract
         self.args = args
         self.transient = transient
-        self.timestamp = datetime.now(UTC)
+        self.timestamp = contract.network.gateway.ledger.clock()
 
     def evaluate(self, timeout: float | None = None) -> bytes:
         problem = self._problem()

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,12 @@ from gateway.api import CommitStatus
 from gateway.errors import EndorseError, GatewayError
 
 GENESIS_PREVIOUS_HASH = "0" * 64
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 class LedgerIntegrityError(Exception):
@@ -68,7 +74,10 @@ class EmbeddedLedger:
     """One channel with one chaincode, run in process.
 
     `chaincode`: a chaincode.shim.Chaincode (e.g. chaincode.server.build_chaincode()); `collections`: {name:
-    member MSP ids} or {name: chaincode.shim.Collection}; `path`: an SQLite file to keep the ledger in.
+    member MSP ids} or {name: chaincode.shim.Collection}; `path`: an SQLite file to keep the ledger in; `clock`:
+    the time its clients stamp their proposals with (default: the system clock). A test that replays fixed dates
+    sets `clock` (or the attribute) to the moment of each step, and gives the contracts the same callable as their
+    endorser's clock.
     """
 
     def __init__(
@@ -79,8 +88,10 @@ class EmbeddedLedger:
         *,
         chaincode_name: str = "gridledger",
         channel: str = "grid",
+        clock: Clock = system_clock,
     ):
         self.chaincode = chaincode
+        self.clock = clock
         self.chaincode_name = chaincode_name
         self.channel = channel
         self._collections = collections

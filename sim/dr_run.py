@@ -1,19 +1,36 @@
-"""A whole simulated DR run on the network: the TSO's command, every RA's declaration, the meters' readings to the
-ledger and to the aggregation system, the comparison as one organisation sees it, and the settlement; what
+"""A whole simulated DR run on the network, live: the TSO's command for a window a little ahead, every RA's
+declaration before it starts, the meters' readings to the ledger and to the aggregation system as each minute ends,
+the comparison as one organisation sees it, and the settlement once the readings are due; what
 `gridledger dr simulate` runs.
 
-    result, ras = simulate_dr(sessions, system, consumer_count=1000, minutes=1440)
+    result, ras = simulate_dr(sessions, system, consumer_count=1000, minutes=3)
 
 `sessions(who)` is an identity's session (network.connections.Sessions): `.dr` its DR client.
+
+The endorsers hold every step to real time (chaincode.contracts.dr_time), so the run takes as long as its window:
+the window starts at the first minute at least `lead_seconds` ahead (time to issue and declare); the baseline
+minutes, already over, are posted at once, each window minute once it has ended (sim.meters.post_live); the readings
+are due `readings_due_minutes` after the window's end (1 here, not the topology's 30, so that a demo need not wait
+half an hour), and the TSO settles then. A 3-minute window takes 4.5 to 5.5 minutes in all.
 """
 
 import time
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 
 from clients.contract import eventually
-from consortium.units import JST, minute_index, minute_label
+from consortium.units import EPOCH, minute_index, minute_label
 from sim.aggregation_system import AggregationSystem
-from sim.meters import MeterFleet, batches, post_all
+from sim.meters import Clock, MeterFleet, batches, minute_begins, post_all, post_live, system_clock, wait_until
+
+LEAD_SECONDS = 20  # from now to the window's start, at least: time to issue the command and declare
+READINGS_DUE_MINUTES = 1
+
+
+def live_window_start(lead_seconds: float = LEAD_SECONDS, clock: Clock = system_clock) -> str:
+    """The JST label of the first minute that begins at least `lead_seconds` from now."""
+    ahead = clock() + timedelta(seconds=lead_seconds)
+    return minute_label((ahead - EPOCH) // timedelta(minutes=1) + 1)
 
 
 def simulate_dr(
@@ -30,17 +47,24 @@ def simulate_dr(
     batch_size: int = 500,
     workers: int = 4,
     per_meter: bool = False,
+    lead_seconds: float = LEAD_SECONDS,
+    readings_due_minutes: int = READINGS_DUE_MINUTES,
+    clock: Clock = system_clock,
+    sleep: Callable[[float], None] = time.sleep,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[dict, list[str]]:
     """Runs the sequence with `consumer_count` simulated consumers (sim.meters.MeterFleet with `seed`); returns
-    the run's figures (command, readings, posting rate, `viewer`'s comparison and settlement) and the RAs taking
-    part. `start` (a JST minute) defaults to a window that ended just now, so that it can be settled; with
-    `per_meter` the topology's own consumers post under their meters' identities, the others through their RAs."""
+    the run's figures (command, readings, time spent posting and the rate while posting, `viewer`'s comparison and
+    settlement) and the RAs taking part. `start` (a JST minute still ahead) defaults to the first minute at least
+    `lead_seconds` ahead; with `per_meter` the topology's own consumers post under their meters' identities, the
+    others through their RAs. `clock` and `sleep` are the run's time (a test ledger's, in unit tests); `log` hears
+    what the run is waiting for."""
     began = time.monotonic()
+    say = log or (lambda line: None)
     topology = sessions.topology
-    if start is None:
-        now = datetime.now(JST).replace(second=0, microsecond=0)
-        start = (now - timedelta(minutes=minutes + 1)).strftime("%Y-%m-%dT%H:%M")
+    start = start or live_window_start(lead_seconds, clock)
     first = minute_index(start)
+    last = first + minutes - 1
     fleet = MeterFleet.for_topology(topology, consumer_count, seed)
     by_ra = fleet.by_ra()
     acs = sorted({topology.organisation(ra).parent for ra in by_ra})
@@ -48,33 +72,47 @@ def simulate_dr(
         {
             "id": command_id or f"sim-{int(time.time())}",
             "start": start,
-            "end": minute_label(first + minutes - 1),
+            "end": minute_label(last),
             "requested_kw": max(1, int(sum(c.base_kw * c.response for c in fleet.consumers))),
             "target_acs": acs,
             "price_per_kwh": price_per_kwh,
             "baseline_minutes": baseline_minutes,
+            "readings_due": minute_label(last + 1 + readings_due_minutes),
         }
     )
     command_id = command["id"]
+    say(
+        f"command {command_id} issued: {command['start']} to {command['end']} JST; declarations before "
+        f"{command['declare_by']}, readings before {command['readings_due']} JST"
+    )
     for ra, consumers in by_ra.items():
         dr = sessions(ra).dr
         dr.wait_for_command(command_id)
         dr.register_consumers([c.id for c in consumers])
         dr.declare(command_id, fleet.declaration(command, consumers))
+    say(f"{', '.join(sorted(by_ra))} declared {len(fleet.consumers)} consumers")
     all_readings = fleet.readings_for(command)
     metered = {c for org in topology.organisations for c in org.consumers} if per_meter else set()
-    groups = [group for _, group in batches((r for r in all_readings if r.consumer not in metered), batch_size)]
-    for consumer in sorted(metered & {c.id for c in fleet.consumers}):
-        groups.append([r for r in all_readings if r.consumer == consumer])
 
     def poster_for(reading):
         return sessions(f"meter:{reading.consumer}" if reading.consumer in metered else reading.ra).dr
 
-    posting_began = time.monotonic()
-    summaries = post_all(
-        poster_for, command_id, groups, workers, on_posted=lambda group, _: system.receive(command_id, group)
-    )
-    posting_seconds = time.monotonic() - posting_began
+    summaries: list[dict] = []
+    posting = {"seconds": 0.0}
+
+    def post_round(readings):
+        groups = [group for _, group in batches((r for r in readings if r.consumer not in metered), batch_size)]
+        for consumer in sorted(metered & {r.consumer for r in readings}):
+            groups.append([r for r in readings if r.consumer == consumer])
+        round_began = time.monotonic()
+        summaries.extend(
+            post_all(
+                poster_for, command_id, groups, workers, on_posted=lambda group, _: system.receive(command_id, group)
+            )
+        )
+        posting["seconds"] += time.monotonic() - round_began
+
+    post_live(all_readings, post_round, clock, sleep, say)
     seen = sessions(viewer).dr
     in_window: dict[str, int] = {}
     for reading in all_readings:
@@ -89,8 +127,11 @@ def simulate_dr(
         f"every reading reaching {viewer}'s peer",
     )
     comparison = seen.compare(command_id, system)
+    say(f"waiting until the readings are due ({command['readings_due']} JST) to settle")
+    wait_until(minute_begins(command["readings_due"]), clock, sleep)
     sessions("TSO").dr.settle(command_id)
     eventually(lambda: seen.settlement(command_id)["settled"], f"the settlement reaching {viewer}'s peer")
+    posting_seconds = posting["seconds"]
     result = {
         "command": command,
         "consumers": len(fleet.consumers),

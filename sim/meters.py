@@ -7,17 +7,23 @@ Load model (seeded, so a run can be repeated exactly): each consumer has a base 
 to small shops), shaped by the hour of the day in JST (a night trough, morning and evening peaks), with ±8 %
 noise per minute; during a command window it consumes `response` (10–40 %) less. Readings are whole Wh.
 The randomness is in the simulator only; what reaches the ledger is integers.
+
+Live meters (post_live): a meter reports a minute once it has ended, and the endorsers refuse a reading for a
+minute not yet ended (chaincode.contracts.dr_time), so readings go out minute by minute, each minute's as soon as
+it ends; minutes already over (a command's baseline minutes) go out at once.
 """
 
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from clients.dr import DrClient, Reading
 from consortium.topology import Topology
-from consortium.units import WH_PER_KWH, minute_index, minute_label
+from consortium.units import EPOCH, WH_PER_KWH, minute_index, minute_label
 
 # Share of the base load per hour of the JST day, 00:00 to 23:00.
 HOURLY_SHAPE = (
@@ -168,6 +174,58 @@ def post_all(
         for future in [pool.submit(post, group) for group in groups]:
             future.result()
     return summaries
+
+
+Clock = Callable[[], datetime]
+MARGIN_SECONDS = 1.0  # past a minute's end before posting it: the proposal's timestamp is the client's clock
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def minute_begins(label: str) -> datetime:
+    """The moment a JST minute label begins."""
+    return EPOCH + timedelta(minutes=minute_index(label))
+
+
+def wait_until(moment: datetime, clock: Clock, sleep: Callable[[float], None], margin: float = MARGIN_SECONDS) -> None:
+    """Sleeps until `margin` seconds after `moment` by `clock`."""
+    delay = (moment - clock()).total_seconds() + margin
+    if delay > 0:
+        sleep(delay)
+
+
+def post_live(
+    readings: list[Reading],
+    post_round: Callable[[list[Reading]], None],
+    clock: Clock = system_clock,
+    sleep: Callable[[float], None] = time.sleep,
+    log: Callable[[str], None] | None = None,
+) -> int:
+    """Posts `readings` as live meters report them: the readings of every minute already ended at once, then each
+    minute's as soon as it ends (`post_round(readings)` once per round, minutes in order). Returns the rounds."""
+    by_minute: dict[str, list[Reading]] = {}
+    for reading in readings:
+        by_minute.setdefault(reading.minute, []).append(reading)
+    pending = sorted(by_minute)
+    rounds = 0
+    while pending:
+        now = clock()
+        ended = [label for label in pending if minute_begins(label) + timedelta(minutes=1) <= now]
+        if not ended:
+            following = minute_label(minute_index(pending[0]) + 1)
+            if log:
+                log(f"waiting for minute {pending[0]} JST to end ({following}) to post its readings")
+            wait_until(minute_begins(following), clock, sleep)
+            continue
+        post_round([reading for label in ended for reading in by_minute[label]])
+        rounds += 1
+        if log:
+            shown = ended[0] if len(ended) == 1 else f"{ended[0]} to {ended[-1]}"
+            log(f"posted the readings of {shown} JST ({sum(len(by_minute[label]) for label in ended)} readings)")
+        pending = pending[len(ended) :]
+    return rounds
 
 
 def _natural(consumer: str) -> tuple:

@@ -6,7 +6,7 @@ may not see, without saying whether it exists; the ledger refuses such reads too
 """
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -24,7 +24,7 @@ from flask import (
 
 from clients.contract import Refused
 from clients.dr import comparison_of, slot_count
-from consortium.units import JST, WH_PER_KWH, kwh
+from consortium.units import EPOCH, WH_PER_KWH, kwh, minute_index
 from web import comparison
 from web.auth import login_required, roles_required
 from web.charts import Series, line_chart
@@ -77,9 +77,16 @@ def get_readings(command_id: str, consumer: str) -> dict:
     return evaluate_or_404("dr", "get_readings", consumer, command_id, missing=missing)
 
 
-def command_ended(command: dict) -> bool:
-    end = datetime.strptime(command["end"], "%Y-%m-%dT%H:%M").replace(tzinfo=JST)
-    return datetime.now(JST).replace(second=0, microsecond=0) > end
+def now() -> datetime:
+    """The time the ledger's endorsers go by: the system clock (app config CLOCK replaces it, for a test ledger on a
+    clock of its own)."""
+    clock = current_app.config.get("CLOCK")
+    return clock() if clock else datetime.now(UTC)
+
+
+def has_begun(label: str) -> bool:
+    """Whether JST minute `label` has begun: a command's declare_by has passed, its readings_due has come."""
+    return now() >= EPOCH + timedelta(minutes=minute_index(label))
 
 
 # Commands.
@@ -112,7 +119,13 @@ def issue():
             else:
                 flash(f"Command {record['id']} issued in transaction {tx_id}.", "committed")
                 return redirect(url_for("dr.command", command_id=record["id"]))
-    return render_template("dr/issue.html", errors=errors, values=values, acs=acs), 400 if errors else 200
+    return render_template(
+        "dr/issue.html",
+        errors=errors,
+        values=values,
+        acs=acs,
+        readings_due_minutes=current_app.extensions["gridledger"].topology.dr_readings_due_minutes,
+    ), 400 if errors else 200
 
 
 @bp.route("/commands/<command_id>")
@@ -130,7 +143,7 @@ def command(command_id):
         "dr/command.html",
         command=record,
         declarations=declarations,
-        can_declare=can_declare,
+        can_declare=can_declare and not has_begun(record["declare_by"]),
         slots=slot_count(record),
         fragment=wants_fragment(),
     )
@@ -374,7 +387,11 @@ def settlement(command_id):
     record = get_command(command_id)
     view = get_settlement(command_id)
     return render_template(
-        "dr/settlement.html", command=record, settlement=view, ended=command_ended(record), fragment=wants_fragment()
+        "dr/settlement.html",
+        command=record,
+        settlement=view,
+        readings_due=has_begun(record["readings_due"]),
+        fragment=wants_fragment(),
     )
 
 

@@ -87,7 +87,8 @@ def declaration_form(
 
 
 def command_form(form, acs: list[str]) -> tuple[dict | None, dict[str, str]]:
-    """The TSO's command form → the dr contract's command."""
+    """The TSO's command form → the dr contract's command; declare_by and readings_due are optional (the ledger's
+    defaults: the first minute, and the topology's minutes after the window's end)."""
     errors: dict[str, str] = {}
     command_id = form.get("id", "").strip()
     if not _IDENTIFIER.fullmatch(command_id):
@@ -101,6 +102,21 @@ def command_form(form, acs: list[str]) -> tuple[dict | None, dict[str, str]]:
             errors[field] = f"Give a JST minute as YYYY-MM-DDTHH:MM, got {value[:40]!r}."
     if not errors.get("start") and not errors.get("end") and not 0 <= minutes["end"] - minutes["start"] < 1440:
         errors["end"] = "The end must be at or after the start, within 24 hours (both minutes included)."
+    deadlines = {}
+    for field in ("declare_by", "readings_due"):
+        value = form.get(field, "").strip()
+        if not value:
+            continue
+        try:
+            minutes[field] = minute_index(value)
+        except ValueError:
+            errors[field] = f"Give a JST minute as YYYY-MM-DDTHH:MM (or leave it empty), got {value[:40]!r}."
+            continue
+        deadlines[field] = value
+    if "declare_by" in deadlines and "start" in minutes and minutes["declare_by"] > minutes["start"]:
+        errors["declare_by"] = "Declarations must be due at or before the first minute."
+    if "readings_due" in deadlines and "end" in minutes and minutes["readings_due"] <= minutes["end"] + 1:
+        errors["readings_due"] = "Readings must be due at least a minute after the window's end (the last minute + 1)."
     numbers = {}
     for field, low, high, label in (
         ("requested_kw", 1, 10_000_000, "kW"),
@@ -139,4 +155,5 @@ def command_form(form, acs: list[str]) -> tuple[dict | None, dict[str, str]]:
         "price_per_kwh": int(price_sen),
         "granularity_minutes": numbers["granularity_minutes"],
         "baseline_minutes": numbers["baseline_minutes"],
+        **deadlines,
     }, errors

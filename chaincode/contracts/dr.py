@@ -19,6 +19,9 @@ Time: minutes are written "YYYY-MM-DDTHH:MM" in Japan Standard Time (UTC+09:00, 
 "+09:00" is accepted, other offsets are refused). A command's `start` and `end` are its first and last minute,
 both included: the seed's command "00:00–00:04" is five minutes. Slots are `granularity_minutes` long (1 unless
 the TSO says otherwise). Readings are accepted for the window plus the command's `baseline_minutes` before it.
+Each step is held to real time by the transaction's timestamp (chaincode.contracts.dr_time): a command only for a
+window ahead, declarations before its `declare_by`, a reading once its minute has ended and before `readings_due`,
+settlement from `readings_due` on.
 
 Units, all integers: energy in Wh (a reading is one consumer's Wh in one minute, at most MAX_READING_WH), power
 in kW (requested_kw), prices in hundredths of a yen per kWh (price_per_kwh = 2500 is 25.00 yen/kWh) and rewards
@@ -69,9 +72,8 @@ import binascii
 import hashlib
 import json
 from dataclasses import replace
-from datetime import timedelta
 
-from chaincode.contracts import access, settlement
+from chaincode.contracts import access, dr_time, settlement
 from chaincode.contracts.common import (
     CONSUMER,
     Caller,
@@ -106,7 +108,7 @@ from chaincode.contracts.meter_attestation import (
 from chaincode.shim import Contract, evaluate, submit
 from consortium import topology as topology_file
 from consortium.topology import Organisation, Topology
-from consortium.units import EPOCH, minute_label
+from consortium.units import minute_label
 
 # The web's declaration form checks the same bounds; it reads them here.
 __all__ = ["BASELINE_METHODS", "MAX_READING_WH", "DrContract"]
@@ -162,17 +164,21 @@ class DrContract(Contract):
     @submit
     @action("issue command")
     def issue_command(self, ctx, command: dict) -> dict:
-        """Issues a DR command: {"id", "start", "end", "requested_kw", "target_acs", "price_per_kwh",
-        "granularity_minutes" (1), "baseline_minutes" (30)}. TSO only."""
+        """Issues a DR command for a window still ahead: {"id", "start", "end", "requested_kw", "target_acs",
+        "price_per_kwh", "granularity_minutes" (1), "baseline_minutes" (30), "declare_by" (start), "readings_due"
+        (end + the topology's dr.readings_due_minutes)}. TSO only."""
         caller = self._caller(ctx)
         if caller.org.role != "tso":
             raise Refusal(f"only the TSO issues DR commands, not {caller.org.name}")
-        checked = Command.checked(command, [ac.name for ac in access.acs(self.topology)])
+        checked = Command.checked(
+            command, [ac.name for ac in access.acs(self.topology)], self.topology.dr_readings_due_minutes
+        )
+        at = dr_time.transaction_time(ctx)
+        dr_time.check_issuable(checked, at)
         key = ctx.stub.create_composite_key(COMMAND, [checked.id])
         if ctx.stub.get_state(key) is not None:
             raise Refusal(f"command {checked.id!r} already exists")
-        timestamp = ctx.stub.get_tx_timestamp()
-        record = replace(checked, issued_at=jst_moment(timestamp) if timestamp else None).record()
+        record = replace(checked, issued_at=jst_moment(at)).record()
         ctx.stub.put_state(key, canonical_json(record))
         return announced(ctx, COMMAND_ISSUED, record)
 
@@ -229,7 +235,8 @@ class DrContract(Contract):
     @action("declare")
     def declare(self, ctx, command_id: str) -> dict:
         """Records the calling RA's declaration for a command, from transient "declaration" (see
-        dr_inputs.Declaration). Returns the public summary to pass to publish_declaration."""
+        dr_inputs.Declaration), before the command's declare_by. Returns the public summary to pass to
+        publish_declaration."""
         ra = self._ra_user(ctx, "declare")
         command = self._command(ctx, command_id)
         if ra.parent not in command.target_acs:
@@ -238,6 +245,7 @@ class DrContract(Contract):
             )
         collection = self._ra_collection(ctx, ra)
         self._refuse_if_settled(ctx, command)
+        dr_time.check_declarable(command, dr_time.transaction_time(ctx))
         if self._private_json(ctx, collection, DECLARATION, [command.id]) is not None:
             raise Refusal(f"{ra.name} has already declared for command {command.id}")
         fields = transient_json(ctx, TRANSIENT_DECLARATION, dict)
@@ -257,9 +265,10 @@ class DrContract(Contract):
     @action("publish declaration")
     def publish_declaration(self, ctx, command_id: str, summary: dict) -> dict:
         """Writes the summary `declare` returned on the channel, once every endorser has checked it against the
-        hash of the RA's private summary."""
+        hash of the RA's private summary; at any time before settlement (what it says was recorded in time)."""
         ra = self._ra_user(ctx, "publish declaration")
         command = self._command(ctx, command_id)
+        self._refuse_if_settled(ctx, command)
         if set(summary) != {"command", "ra", "consumers", "expected_wh"}:
             raise Refusal(
                 "the summary must have exactly command, ra, consumers and expected_wh (as declare returned it)"
@@ -314,8 +323,9 @@ class DrContract(Contract):
     @action("post readings")
     def post_readings(self, ctx, command_id: str) -> dict:
         """Records per-minute readings from transient "readings", a JSON list of {"consumer", "minute", "wh"},
-        all or none. A meter posts only its own consumer's; an RA any of its declared consumers', each consumer's
-        signed by its meter (transient "meter_signatures", see the module's docstring)."""
+        all or none, each for a minute that has ended, before the command's readings_due. A meter posts only its own
+        consumer's; an RA any of its declared consumers', each consumer's signed by its meter (transient
+        "meter_signatures", see the module's docstring)."""
         caller = self._caller(ctx)
         ra = caller.org
         if ra.role != "ra":
@@ -325,13 +335,15 @@ class DrContract(Contract):
         check_batch_size(items)
         collection = self._ra_collection(ctx, ra)
         self._refuse_if_settled(ctx, command)
+        at = dr_time.transaction_time(ctx)
+        dr_time.check_readings_open(command, at)
         header = self._private_json(ctx, collection, DECLARATION, [command.id])
         if header is None:
             raise Refusal(
                 f"{ra.name} has not declared for command {command.id}; readings count only for declared consumers"
             )
         readings = checked_readings(
-            items, command, ra.name, caller.meter_of, set(header["consumers"]), lambda c: self._owner(ctx, c)
+            items, command, ra.name, caller.meter_of, set(header["consumers"]), lambda c: self._owner(ctx, c), at
         )
         if caller.meter_of is None:
             self._check_meter_signatures(ctx, command, readings)
@@ -420,7 +432,7 @@ class DrContract(Contract):
     @submit
     @action("settle")
     def settle(self, ctx, command_id: str) -> dict:
-        """Closes an ended command: a public settlement record, after which its readings and declarations are
+        """Closes a command once its readings are due (readings_due): a public settlement record, after which its readings and declarations are
         refused, so the figures get_settlement computes are final. TSO only. The record holds nothing private
         (which RAs declared is public through their published summaries; here it is read from the hashes of
         their private declarations, which every peer holds), so any peer can endorse it and the chaincode's
@@ -429,9 +441,8 @@ class DrContract(Contract):
         if caller.org.role != "tso":
             raise Refusal(f"only the TSO settles DR commands, not {caller.org.name}")
         command = self._command(ctx, command_id)
-        timestamp = ctx.stub.get_tx_timestamp()
-        if timestamp is not None and timestamp < EPOCH + timedelta(minutes=command.last + 1):
-            raise Refusal(f"command {command.id} runs until {command.end} (JST); settle it after that")
+        at = dr_time.transaction_time(ctx)
+        dr_time.check_settleable(command, at)
         self._refuse_if_settled(ctx, command)
         declaration = ctx.stub.create_composite_key(DECLARATION, [command.id])
         declared = [
@@ -442,7 +453,7 @@ class DrContract(Contract):
         record = {
             "command": command.id,
             "declared_ras": declared,
-            "settled_at": jst_moment(timestamp) if timestamp else None,
+            "settled_at": jst_moment(at),
         }
         ctx.stub.put_state(self._settlement_key(ctx, command), canonical_json(record))
         return announced(ctx, SETTLED, record)

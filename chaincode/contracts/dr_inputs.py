@@ -11,8 +11,11 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from chaincode.contracts.common import Refusal
+from chaincode.contracts.dr_time import check_minute_ended
+from consortium.topology import MAX_DR_READINGS_DUE_MINUTES
 from consortium.units import minute_index, minute_label
 
 MAX_READING_WH = 100_000  # 100 kWh in one minute: a 6 MW site; more is a broken meter
@@ -20,8 +23,6 @@ MAX_WINDOW_MINUTES = 1440
 MAX_GRANULARITY_MINUTES = 60
 DEFAULT_BASELINE_MINUTES = 30
 MAX_BASELINE_MINUTES = 240
-DEFAULT_READINGS_DUE_MINUTES = 30  # after the window's end, unless the TSO's command says when
-MAX_READINGS_DUE_MINUTES = 7 * 1440
 MAX_REQUESTED_KW = 10_000_000
 MAX_PRICE_PER_KWH = 10_000_000  # hundredths of a yen: 100,000 yen/kWh
 MAX_BATCH_READINGS = 5000
@@ -33,7 +34,7 @@ BASELINE_METHODS = ("declared", "mean-before")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _COMMAND_FIELDS = {"id", "start", "end", "requested_kw", "target_acs", "price_per_kwh"}
 _COMMAND_DEFAULTS = {"granularity_minutes": 1, "baseline_minutes": DEFAULT_BASELINE_MINUTES}
-_COMMAND_DEADLINES = {"declare_by", "readings_due"}  # default: the window's start; its end + 30 minutes
+_COMMAND_DEADLINES = {"declare_by", "readings_due"}  # default: the window's start; its end + the topology's due
 
 OwnerOf = Callable[[str], str | None]
 
@@ -90,7 +91,8 @@ class Command:
     """A DR command. Its window runs from minute `first` to minute `last`, both included (minute indexes, see
     consortium.units), in slots of `granularity` minutes; readings count from `baseline_minutes` before it.
     Declarations are due before minute `declare_by` begins (at the latest the window's start), readings before
-    minute `readings_due` begins (after the window's end); settlement comes after that."""
+    minute `readings_due` begins (after the window's end); settlement comes after that (chaincode.contracts
+    .dr_time holds the transactions to these moments)."""
 
     id: str
     first: int
@@ -105,10 +107,11 @@ class Command:
     issued_at: str | None = None
 
     @classmethod
-    def checked(cls, fields: dict, known_acs: Sequence[str]) -> "Command":
+    def checked(cls, fields: dict, known_acs: Sequence[str], readings_due_minutes: int) -> "Command":
         """A command as the TSO issues it: {"id", "start", "end", "requested_kw", "target_acs", "price_per_kwh",
-        "granularity_minutes" (1), "baseline_minutes" (30), "declare_by" (start), "readings_due" (end + 30
-        minutes)}, the last two JST minutes."""
+        "granularity_minutes" (1), "baseline_minutes" (30), "declare_by" (start), "readings_due" (the window's
+        end + `readings_due_minutes`, the topology's default)}, the last two JST minutes. Readings are due at least
+        a minute after the window's end, so that its last minute's reading can be posted."""
         missing = sorted(_COMMAND_FIELDS - set(fields))
         unknown = sorted(set(fields) - _COMMAND_FIELDS - set(_COMMAND_DEFAULTS) - _COMMAND_DEADLINES)
         if missing or unknown:
@@ -148,11 +151,11 @@ class Command:
             )
         after = last + 1  # the window's end
         due = checked_minute("readings_due", record["readings_due"]) if "readings_due" in record else None
-        readings_due = after + DEFAULT_READINGS_DUE_MINUTES if due is None else due
-        if not after <= readings_due <= after + MAX_READINGS_DUE_MINUTES:
+        readings_due = after + readings_due_minutes if due is None else due
+        if not after < readings_due <= after + MAX_DR_READINGS_DUE_MINUTES:
             raise Refusal(
-                f"readings_due must be from the window's end {minute_label(after)} to {MAX_READINGS_DUE_MINUTES // 1440} "
-                f"days after it, got {minute_label(readings_due)}"
+                f"readings_due must be from a minute after the window's end {minute_label(after)} to "
+                f"{MAX_DR_READINGS_DUE_MINUTES // 1440} days after it, got {minute_label(readings_due)}"
             )
         return cls(
             record["id"],
@@ -318,14 +321,14 @@ def check_batch_size(items: list) -> None:
 
 
 def checked_readings(
-    items: list, command: Command, ra: str, meter_of: str | None, declared: set[str], owner_of: OwnerOf
+    items: list, command: Command, ra: str, meter_of: str | None, declared: set[str], owner_of: OwnerOf, at: datetime
 ) -> list[Reading]:
-    """A batch of {"consumer", "minute", "wh"}, posted by `ra` (by the meter of consumer `meter_of`, if set),
-    of consumers declared for the command, in the minutes it accepts, none twice."""
+    """A batch of {"consumer", "minute", "wh"}, posted by `ra` (by the meter of consumer `meter_of`, if set) at
+    `at`, of consumers declared for the command, in the minutes it accepts and that have ended, none twice."""
     checked = []
     seen = set()
     for position, item in enumerate(items):
-        reading = _checked_reading(f"reading {position}", item, command, ra, meter_of, declared, owner_of)
+        reading = _checked_reading(f"reading {position}", item, command, ra, meter_of, declared, owner_of, at)
         if (reading.consumer, reading.minute) in seen:
             raise Refusal(f"duplicate reading in the batch: {reading.consumer} at {minute_label(reading.minute)}")
         seen.add((reading.consumer, reading.minute))
@@ -334,7 +337,7 @@ def checked_readings(
 
 
 def _checked_reading(
-    where: str, item, command: Command, ra: str, meter_of: str | None, declared: set[str], owner_of: OwnerOf
+    where: str, item, command: Command, ra: str, meter_of: str | None, declared: set[str], owner_of: OwnerOf, at
 ) -> Reading:
     if not isinstance(item, dict) or set(item) != {"consumer", "minute", "wh"}:
         raise Refusal(f"{where} must be an object with exactly consumer, minute and wh, got {item!r:.80}")
@@ -353,6 +356,7 @@ def _checked_reading(
             why = f"is not declared by {owner} for command {command.id}"
         raise Refusal(f"{where}: consumer {consumer!r} {why}")
     minute = checked_minute(f"{where}: minute", item["minute"])
+    check_minute_ended(where, minute, at)
     if not command.earliest_reading <= minute <= command.last:
         raise Refusal(
             f"{where}: minute {minute_label(minute)} is outside what command {command.id} accepts "

@@ -1,20 +1,25 @@
 """The meter simulator and the aggregation-system stand-in: a repeatable load model, batching by RA, the AS's own
-aggregates and injected discrepancies, and the whole flow through the dr contract on the embedded ledger."""
+aggregates and injected discrepancies, the whole flow through the dr contract on the embedded ledger, and the live
+run (simulate_dr) on a clock the test moves."""
 
+import base64
 import json
+from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
-from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS
-from seed_examples import dr_command
+from meter_keys import OPERATOR_AUTHORITY
+from seed_examples import SEED_METERS, dr_command
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
 from clients.dr import DrClient
 from consortium import topology as topology_file
-from consortium.units import minute_index
+from consortium.units import JST, minute_index
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
 from sim.aggregation_system import AggregationSystem
-from sim.meters import MeterFleet, Reading, batches, post_all
+from sim.dr_run import simulate_dr
+from sim.meters import MeterFleet, Reading, batches, minute_begins, post_all
 
 TOPOLOGY = topology_file.load()
 COMMAND = dr_command(
@@ -86,12 +91,13 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
         collections={
             name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in TOPOLOGY.collections().items()
         },
+        clock=lambda: datetime(2021, 1, 14, 17, 0, tzinfo=JST),  # an hour before the window: issue and declare
     )
     users = {org: make_identity(f"{org}MSP", f"User1@{org}") for org in TOPOLOGY.org_names}
 
     def client(org):
         dr = DrClient(EmbeddedGateway(users[org], ledger).get_network("grid"), TOPOLOGY.organisation(org))
-        dr.meters = OPERATOR_METERS  # each consumer's meter signs what its RA relays
+        dr.meters = SEED_METERS  # each consumer's meter signs what its RA relays
         return dr
 
     def contract(org):
@@ -106,6 +112,7 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
             "declare", "7", transient={"declaration": json.dumps(fleet.declaration(COMMAND, consumers))}
         )
         contract(ra).submit("publish_declaration", "7", summary)
+    ledger.clock = lambda: datetime(2021, 1, 14, 18, 10, tzinfo=JST)  # every minute of the window has ended
     system = AggregationSystem(tmp_path / "as.sqlite", TOPOLOGY)
     groups = [group for _, group in batches(fleet.readings_for(COMMAND), 25)]
     summaries = post_all(
@@ -122,6 +129,7 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
     system.inject_discrepancy("7", "C2", "2021-01-14T18:03", 40)
     wrong = [(r["org"], r["minute"]) for r in client("TSO").compare("7", system).as_json()["rows"] if not r["match"]]
     assert wrong == [("AC1", "2021-01-14T18:03"), ("RA2", "2021-01-14T18:03")]
+    ledger.clock = lambda: datetime(2021, 1, 14, 18, 40, tzinfo=JST)  # readings are due: the window's end + 30 min
     contract("TSO").submit("settle", "7")
     settlement = json.loads(contract("TSO").evaluate("get_settlement", "7"))
     assert (
@@ -129,3 +137,90 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
         and settlement["total"]["delivered_wh"] > 0
         and settlement["total"]["reward_hundredth_yen"] > 0
     )
+
+
+class SimulatedTime:
+    """The run's clock and sleep on a test ledger: sleeping moves the clock on at once."""
+
+    def __init__(self, at: datetime):
+        self.at = at
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.at += timedelta(seconds=seconds)
+
+
+def test_a_live_run_posts_each_minute_once_it_ends_and_settles_once_readings_are_due(tmp_path):
+    """simulate_dr (what `gridledger dr simulate` runs) on the embedded ledger, the contract holding each step to
+    the ledger's clock: it issues for the next minute at least 20 s ahead, posts the baseline at once and each window
+    minute as it ends, and settles when the readings are due, a minute after the window."""
+    clock = SimulatedTime(datetime(2021, 1, 14, 17, 58, 50, tzinfo=JST))
+    chaincode = build_chaincode()
+    chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY
+    chaincode.contracts["dr"].clock = clock  # the endorser's clock too: every transaction within the tolerance
+    ledger = EmbeddedLedger(
+        chaincode,
+        collections={
+            name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in TOPOLOGY.collections().items()
+        },
+        clock=clock,
+    )
+    clients = {}
+
+    def sessions(org):
+        if org not in clients:
+            identity = make_identity(f"{org}MSP", f"User1@{org}")
+            dr = DrClient(EmbeddedGateway(identity, ledger).get_network("grid"), TOPOLOGY.organisation(org))
+            dr.meters = SEED_METERS
+            clients[org] = SimpleNamespace(dr=dr)
+        return clients[org]
+
+    sessions.topology = TOPOLOGY
+    system = AggregationSystem(tmp_path / "as.sqlite", TOPOLOGY)
+    heard = []
+    result, ras = simulate_dr(
+        sessions,
+        system,
+        consumer_count=6,
+        command_id="live",
+        minutes=3,
+        baseline_minutes=2,
+        clock=clock,
+        sleep=clock.sleep,
+        log=heard.append,
+    )
+    command = result["command"]
+    # 17:58:50 + 20 s is in 17:59: the window starts at 18:00.
+    assert (command["start"], command["end"], command["readings_due"]) == (
+        "2021-01-14T18:00",
+        "2021-01-14T18:02",
+        "2021-01-14T18:04",
+    )
+    assert command["issued_at"] == "2021-01-14T17:58:50+09:00" and command["declare_by"] == "2021-01-14T18:00"
+    assert ras == ["RA1", "RA2", "RA3"] and result["readings"] == 6 * 5 and result["mismatches"] == 0
+    posted = [
+        (datetime.fromisoformat(t["timestamp"]), json.loads(base64.b64decode(t["event"]["payload"])))
+        for block in ledger.blocks
+        for t in block.transactions
+        if t["event"] and t["event"]["name"] == "ReadingsPosted"
+    ]
+    rounds = sorted({(at, event["first_minute"], event["last_minute"]) for at, event in posted})
+    # 17:58 ended before the run began; 17:59 once it ends; then each window minute, a second after its end.
+    assert [(first, last) for _, first, last in rounds] == [
+        ("2021-01-14T17:58", "2021-01-14T17:58"),
+        ("2021-01-14T17:59", "2021-01-14T17:59"),
+        ("2021-01-14T18:00", "2021-01-14T18:00"),
+        ("2021-01-14T18:01", "2021-01-14T18:01"),
+        ("2021-01-14T18:02", "2021-01-14T18:02"),
+    ]
+    for at, first, _ in rounds:
+        assert timedelta(0) <= at - (minute_begins(first) + timedelta(minutes=1)) <= timedelta(seconds=1.5)
+    settled = result["settlement"]
+    assert settled["settled"] and settled["settled_at"] == "2021-01-14T18:04:01+09:00"
+    assert settled["total"]["delivered_wh"] > 0 and result["transactions"] == len(posted)
+    assert "waiting for minute 2021-01-14T18:02 JST to end (2021-01-14T18:03) to post its readings" in heard
+    assert "waiting until the readings are due (2021-01-14T18:04 JST) to settle" in heard

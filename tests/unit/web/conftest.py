@@ -1,4 +1,4 @@
-"""The web's unit-test fixtures over a fresh embedded ledger and the aggregation system's store beside it (helpers
+"""The web's unit-test fixtures over a fresh embedded ledger (on a clock the tests set) and the aggregation system's store beside it (helpers
 and seed figure 6: web_pages.py):
 
     backend, app, client     the test harness: one app holding every identity, for tests of what each account sees
@@ -8,6 +8,7 @@ and seed figure 6: web_pages.py):
 
 import pytest
 from meter_keys import OPERATOR_AUTHORITY
+from seed_examples import ISSUED
 from web_pages import HOLDER, IDENTITIES, TOPOLOGY, USERS
 
 from chaincode.server import build_chaincode
@@ -22,9 +23,10 @@ COLLECTIONS = {
 
 @pytest.fixture
 def ledger():
+    """On a clock the tests move (web_pages.at): seed figure 6's ISSUED until told otherwise."""
     chaincode = build_chaincode()
     chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY  # checks what the RAs relay
-    ledger = EmbeddedLedger(chaincode, COLLECTIONS)
+    ledger = EmbeddedLedger(chaincode, COLLECTIONS, clock=lambda: ISSUED)
     yield ledger
     ledger.close()
 
@@ -42,9 +44,16 @@ def backend(ledger, as_db):
 
 
 @pytest.fixture
-def app(backend):
+def app(backend, ledger):
     return create_app(
-        {"TESTING": True, "BACKEND": backend, "USERS": USERS, "SECRET_KEY": "test secret", "EVENT_STREAM_SECONDS": 1.0}
+        {
+            "TESTING": True,
+            "BACKEND": backend,
+            "USERS": USERS,
+            "SECRET_KEY": "test secret",
+            "EVENT_STREAM_SECONDS": 1.0,
+            "CLOCK": lambda: ledger.clock(),  # the pages go by the ledger's time
+        }
     )
 
 
@@ -70,6 +79,7 @@ def server_app(ledger, as_db):
                     "USERS": {name: USERS[name] for name in held},
                     "SECRET_KEY": f"{org}'s own secret",
                     "EVENT_STREAM_SECONDS": 1.0,
+                    "CLOCK": lambda: ledger.clock(),
                 }
             )
         return apps[org]

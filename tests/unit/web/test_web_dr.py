@@ -4,15 +4,17 @@ access matrix of pages × identities (nobody reaches what the ledger would not s
 sees is asked of its own server (server_client), which holds its keys only."""
 
 import re
+from datetime import datetime
 
 import pytest
-from seed_examples import AC1_KWH
+from seed_examples import AC1_KWH, DUE
 from web_pages import (
     HOLDER,
     PASSWORD,
     TOPOLOGY,
     USERS,
     as_account,
+    at,
     declare,
     figure_6,
     issue_figure_6,
@@ -21,6 +23,7 @@ from web_pages import (
     token,
 )
 
+from consortium.units import JST
 from sim.aggregation_system import AggregationSystem
 
 # Sign-in and sessions.
@@ -268,6 +271,7 @@ def test_declaring_twice_is_refused_beside_the_command(client, backend, ledger):
 
 def test_a_refusal_by_the_ledger_is_shown_and_commits_nothing(client, backend, as_db, ledger):
     figure_6(backend, as_db, ra1_declares=False)
+    at(backend, DUE)
     as_account(backend, "TSO").submit("dr", "settle", "1")
     sign_in(client, "RA1")
     height = ledger.height
@@ -310,9 +314,15 @@ def test_ra1_sees_its_own_aggregate_and_performance(server_client, backend, as_d
     assert data["performance"]["org"] == "RA1"
 
 
-def test_the_tso_settles_an_ended_command_and_everyone_sees_only_their_rewards(client, backend, as_db, ledger):
+def test_the_tso_settles_once_readings_are_due_and_everyone_sees_only_their_rewards(client, backend, as_db, ledger):
     figure_6(backend, as_db)
     sign_in(client, "TSO")
+    page = client.get("/dr/commands/1/settlement")
+    assert "Not settled yet" in page.text and "Settle command 1" not in page.text
+    assert (
+        "Readings are accepted until before 2021-01-14T00:35 JST; the command can be settled from then on." in page.text
+    )
+    at(backend, DUE)
     page = client.get("/dr/commands/1/settlement")
     assert "Not settled yet" in page.text and "Settle command 1" in page.text
     response = post(client, "/dr/commands/1/settle", follow_redirects=True)
@@ -429,3 +439,91 @@ def test_static_assets_are_local(client):
     assert "http://" not in page and "https://" not in page
     assert client.get("/static/style.css").status_code == 200
     assert client.get("/static/live.js").status_code == 200
+
+
+# Deadlines: declare-by and readings-due, shown and held to.
+
+COMMAND_7 = {
+    "id": "7",
+    "start": "2021-01-14T18:00",
+    "end": "2021-01-14T18:09",
+    "requested_kw": "5",
+    "target_acs": ["AC1"],
+    "price": "25",
+    "granularity_minutes": "1",
+    "baseline_minutes": "10",
+}
+
+
+def test_the_tso_sets_the_deadlines_through_the_form_and_the_command_page_shows_them(client, backend):
+    sign_in(client, "TSO")
+    form = client.get("/dr/commands/new").text
+    assert 'id="declare_by"' in form and 'placeholder="30 minutes after the window"' in form
+    deadlines = {"declare_by": "2021-01-14T17:30", "readings_due": "2021-01-14T19:00"}
+    page = post(client, "/dr/commands/new", {**COMMAND_7, **deadlines}, follow_redirects=True).text
+    assert "Command 7 issued in transaction" in page
+    assert '<dd data-testid="declare-by">before 2021-01-14T17:30 JST</dd>' in page
+    assert '<dd data-testid="readings-due">before 2021-01-14T19:00 JST' in page
+    recorded = as_account(backend, "AC1").evaluate("dr", "get_command", "7")
+    assert (recorded["declare_by"], recorded["readings_due"]) == ("2021-01-14T17:30", "2021-01-14T19:00")
+
+
+def test_without_deadlines_the_command_gets_the_ledgers_defaults(client, backend):
+    sign_in(client, "TSO")
+    page = post(client, "/dr/commands/new", COMMAND_7, follow_redirects=True).text
+    assert '<dd data-testid="declare-by">before 2021-01-14T18:00 JST</dd>' in page
+    assert '<dd data-testid="readings-due">before 2021-01-14T18:40 JST' in page  # the end + the topology's 30 min
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        (
+            "declare_by",
+            "tomorrow",
+            "Give a JST minute as YYYY-MM-DDTHH:MM (or leave it empty), got &#39;tomorrow&#39;.",
+        ),
+        ("declare_by", "2021-01-14T18:01", "Declarations must be due at or before the first minute."),
+        ("readings_due", "2021-01-14T18:10", "Readings must be due at least a minute after the window&#39;s end"),
+    ],
+)
+def test_bad_deadlines_are_marked_beside_their_fields_and_nothing_is_issued(client, ledger, field, value, message):
+    sign_in(client, "TSO")
+    height = ledger.height
+    response = post(client, "/dr/commands/new", {**COMMAND_7, field: value})
+    assert response.status_code == 400
+    assert message in response.text.split(f'id="{field}-error" role="alert">', 1)[1].split("</span>", 1)[0]
+    assert ledger.height == height
+
+
+def test_a_command_for_a_window_already_started_is_refused_by_the_ledger(client, backend, ledger):
+    at(backend, datetime(2021, 1, 14, 18, 0, 30, tzinfo=JST))
+    sign_in(client, "TSO")
+    height = ledger.height
+    response = post(client, "/dr/commands/new", COMMAND_7)
+    assert response.status_code == 400
+    assert (
+        "The ledger refused the command: failed to issue command: command 7&#39;s window starts 2021-01-14T18:00 "
+        "(JST), and it is 2021-01-14T18:00:30+09:00: a command is issued before its window starts"
+    ) in response.text
+    assert ledger.height == height
+
+
+def test_the_declaration_form_says_until_when_and_a_late_one_is_refused(client, backend, ledger):
+    issue_figure_6(backend)
+    sign_in(client, "RA1")
+    form = client.get("/dr/declare?command=1").text
+    assert "Declarations are accepted until before 2021-01-14T00:00 JST." in form
+    assert "Declare consumers for this command" in client.get("/dr/commands/1").text
+    at(backend, datetime(2021, 1, 14, 0, 0, tzinfo=JST))
+    assert "Declare consumers for this command" not in client.get("/dr/commands/1").text
+    height = ledger.height
+    response = post(
+        client, "/dr/declare", {"command": "1", "baseline_method": "mean-before", "consumers": "C1", "expected-C1": "1"}
+    )
+    assert response.status_code == 400
+    assert (
+        "The ledger refused the declaration: failed to declare: declarations for command 1 were due before "
+        "2021-01-14T00:00 (JST); it is 2021-01-14T00:00:00+09:00"
+    ) in response.text
+    assert ledger.height == height

@@ -8,7 +8,8 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from web_pages import ACCOUNTS, declare, issue_figure_6, post_figure_6_readings, sign_in
+from seed_examples import ENDED
+from web_pages import ACCOUNTS, at, declare, issue_figure_6, post_figure_6_readings, sign_in
 
 from web.events import notice
 
@@ -75,6 +76,7 @@ def test_ra2s_stream_hears_nothing_of_ra1s_readings(client, backend, as_db):
     issue_figure_6(backend)
     for ra, consumer in (("RA1", "C1"), ("RA2", "C2"), ("RA3", "C3")):
         declare(backend, ra, [consumer])
+    at(backend, ENDED)
     sign_in(client, "RA2")
     body = read_stream(client, "/events?topics=dr&command=1", lambda: post_figure_6_readings(backend, as_db))
     told = messages(body)

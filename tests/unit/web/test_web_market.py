@@ -19,22 +19,13 @@ DEADLINE = END + timedelta(seconds=120)
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """The transactions' time (the embedded gateway stamps proposals with datetime.now)."""
-    import gateway.embedded
-
-    now = {"at": T0 + timedelta(seconds=10)}
-
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return now["at"]
-
-    monkeypatch.setattr(gateway.embedded, "datetime", Clock)
+def clock(ledger):
+    """The transactions' time: the embedded ledger's clock, which its clients stamp their proposals with."""
 
     def move_to(moment):
-        now["at"] = moment
+        ledger.clock = lambda: moment
 
+    move_to(T0 + timedelta(seconds=10))
     return move_to
 
 

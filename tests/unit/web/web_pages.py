@@ -3,9 +3,9 @@ figure 6 on the ledger and in the aggregation system, and helpers to sign in and
 
 import json
 import re
+from datetime import datetime
 
-from meter_keys import OPERATOR_METERS
-from seed_examples import COMMAND, READINGS, WINDOW
+from seed_examples import COMMAND, ENDED, ISSUED, READINGS, SEED_METERS, WINDOW
 from werkzeug.security import generate_password_hash
 
 from chaincode.shim.testing import make_identity
@@ -57,6 +57,11 @@ def post(client, path: str, data: dict | None = None, **options):
     return client.post(path, data={**(data or {}), "csrf_token": token(client)}, **options)
 
 
+def at(backend, moment: datetime) -> None:
+    """Moves the embedded ledger's clock (the time its clients stamp their proposals with) to `moment`."""
+    backend.ledger.clock = lambda: moment
+
+
 def issue_figure_6(backend, **changes) -> dict:
     record, _ = as_account(backend, "TSO").submit("dr", "issue_command", json.dumps({**COMMAND, **changes}))
     return record
@@ -80,7 +85,7 @@ def post_figure_6_readings(backend, as_db, command: str = "1") -> None:
             command,
             transient={
                 "readings": json.dumps([r.as_json() for r in readings]),
-                "meter_signatures": json.dumps(meter_signatures(command, readings, OPERATOR_METERS)),
+                "meter_signatures": json.dumps(meter_signatures(command, readings, SEED_METERS)),
             },
             private=True,
         )
@@ -89,11 +94,14 @@ def post_figure_6_readings(backend, as_db, command: str = "1") -> None:
 
 
 def figure_6(backend, as_db, ra1_declares: bool = True) -> None:
-    """The whole of seed figure 6 on the ledger and in the AS (RA1's declaration too, unless told not to)."""
+    """The whole of seed figure 6 on the ledger and in the AS (RA1's declaration too, unless told not to), each
+    step at its moment: issued and declared at ISSUED, the readings posted at ENDED, where the clock is left."""
+    at(backend, ISSUED)
     issue_figure_6(backend)
     if ra1_declares:
         declare(backend, "RA1", ["C1"])
     declare(backend, "RA2", ["C2"])
     declare(backend, "RA3", ["C3"])
+    at(backend, ENDED)
     if ra1_declares:
         post_figure_6_readings(backend, as_db)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from seed_examples import COMMAND
+from seed_examples import COMMAND, dr_command
 
 from chaincode.contracts.common import Refusal, check_transaction_time, endorser_time
 from chaincode.shim.testing import make_identity
@@ -58,8 +58,9 @@ def test_a_transaction_dated_beyond_the_tolerance_is_refused(
 
 @pytest.mark.parametrize("off", [0, TOLERANCE, -TOLERANCE])
 def test_a_transaction_within_the_tolerance_runs(ledger, off):
-    recorded = ledger.ok(TSO, "issue_command", json.dumps(COMMAND), when=CLOCK + timedelta(seconds=off))
-    assert recorded["id"] == "1"
+    ahead = dr_command("ahead", "2026-12-01T13:00", "2026-12-01T13:04", requested_kw=1)  # an hour after CLOCK
+    recorded = ledger.ok(TSO, "issue_command", json.dumps(ahead), when=CLOCK + timedelta(seconds=off))
+    assert recorded["id"] == "ahead"
     assert ledger.ok(
         RA1, "put_record", "k", json.dumps({"a": 1}), contract="records", when=CLOCK - timedelta(seconds=off)
     )

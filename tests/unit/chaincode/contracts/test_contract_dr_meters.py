@@ -7,8 +7,8 @@ import json
 from datetime import timedelta
 
 import pytest
-from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS, CertificateAuthority, Meters, as_readings, signed_transient
-from seed_examples import C1_WH, COMMAND, WINDOW
+from meter_keys import OPERATOR_AUTHORITY, CertificateAuthority, Meters, as_readings, signed_transient
+from seed_examples import C1_WH, COMMAND, ENDED, ISSUED, SEED_METERS, WINDOW
 
 from chaincode.contracts.meter_attestation import reading_statement
 from chaincode.shim.testing import make_identity
@@ -25,12 +25,13 @@ def readings(consumer, values, minutes=WINDOW):
 
 @pytest.fixture
 def ledger(new_ledger):
-    """Command 1, RA1 declared for C1 and C4."""
-    ledger = new_ledger("dr")
+    """Command 1, RA1 declared for C1 and C4; its window has ended (figure 6's moments)."""
+    ledger = new_ledger("dr", now=ISSUED)
     ledger.chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY
     ledger.ok(USERS["TSO"], "issue_command", json.dumps(COMMAND))
     declaration = {"baseline_method": "mean-before", "consumers": {c: {"expected_wh": [100] * 5} for c in ("C1", "C4")}}
     ledger.ok(USERS["RA1"], "declare", "1", transient={"declaration": json.dumps(declaration)})
+    ledger.now = ENDED
     return ledger
 
 
@@ -40,7 +41,7 @@ def relay(ledger, transient):
 
 def test_an_ra_relays_readings_its_meters_signed(ledger):
     batch = readings("C1", C1_WH) + readings("C4", [7] * 5)
-    assert ledger.ok(USERS["RA1"], "post_readings", "1", transient=signed_transient("1", batch, OPERATOR_METERS))
+    assert ledger.ok(USERS["RA1"], "post_readings", "1", transient=signed_transient("1", batch, SEED_METERS))
     got = ledger.ok(USERS["TSO"], "get_readings", "C1", "1", commit=False)
     assert [r["wh"] for r in got["readings"]] == C1_WH
 
@@ -48,29 +49,29 @@ def test_an_ra_relays_readings_its_meters_signed(ledger):
 def test_readings_without_a_meter_signature_are_refused(ledger):
     batch = readings("C1", C1_WH)
     assert "the readings of C1 carry no meter signature" in relay(ledger, {"readings": json.dumps(batch)})
-    signed = meter_signatures("1", as_readings(batch + readings("C4", [1])), OPERATOR_METERS)
+    signed = meter_signatures("1", as_readings(batch + readings("C4", [1])), SEED_METERS)
     del signed["C4"]
-    message = relay(ledger, signed_transient("1", batch + readings("C4", [1]), OPERATOR_METERS, signed))
+    message = relay(ledger, signed_transient("1", batch + readings("C4", [1]), SEED_METERS, signed))
     assert "the readings of C4 carry no meter signature" in message
 
 
 def test_readings_altered_after_signing_are_refused(ledger):
     batch = readings("C1", C1_WH)
-    signed = meter_signatures("1", as_readings(batch), OPERATOR_METERS)
+    signed = meter_signatures("1", as_readings(batch), SEED_METERS)
     inflated = readings("C1", [wh * 10 for wh in C1_WH])
-    message = relay(ledger, signed_transient("1", inflated, OPERATOR_METERS, signed))
+    message = relay(ledger, signed_transient("1", inflated, SEED_METERS, signed))
     assert "the meter signature over C1's readings does not verify" in message
     # Dropping a reading the meter signed, or signing for another command, is altering too.
-    assert "does not verify" in relay(ledger, signed_transient("1", batch[:-1], OPERATOR_METERS, signed))
-    other_command = meter_signatures("2", as_readings(batch), OPERATOR_METERS)
-    assert "does not verify" in relay(ledger, signed_transient("1", batch, OPERATOR_METERS, other_command))
+    assert "does not verify" in relay(ledger, signed_transient("1", batch[:-1], SEED_METERS, signed))
+    other_command = meter_signatures("2", as_readings(batch), SEED_METERS)
+    assert "does not verify" in relay(ledger, signed_transient("1", batch, SEED_METERS, other_command))
 
 
 def test_a_forged_signature_is_refused(ledger):
     batch = readings("C1", C1_WH)
     # The real meter's certificate, a signature by some other key.
-    real = OPERATOR_METERS.meter("C1")
-    impostor = OPERATOR_METERS.authority.meter("C1")
+    real = SEED_METERS.meter("C1")
+    impostor = SEED_METERS.authority.meter("C1")
     statement = reading_statement("1", "C1", [(r["minute"], r["wh"]) for r in batch])
     forged = {
         "C1": {
@@ -78,7 +79,7 @@ def test_a_forged_signature_is_refused(ledger):
             "signature": base64.b64encode(impostor.signer.sign(statement)).decode(),
         }
     }
-    assert "does not verify" in relay(ledger, signed_transient("1", batch, OPERATOR_METERS, forged))
+    assert "does not verify" in relay(ledger, signed_transient("1", batch, SEED_METERS, forged))
     # A meter certificate from a CA the RA made up: the signature matches it, the issuer is not the operator.
     made_up = Meters(CertificateAuthority("ca.tso.grid.local"))
     message = relay(ledger, signed_transient("1", batch, made_up))
@@ -88,7 +89,7 @@ def test_a_forged_signature_is_refused(ledger):
 def test_readings_signed_by_another_consumers_meter_are_refused(ledger):
     batch = readings("C1", C1_WH)
     statement = reading_statement("1", "C1", [(r["minute"], r["wh"]) for r in batch])
-    c4 = OPERATOR_METERS.meter("C4")
+    c4 = SEED_METERS.meter("C4")
     signed = {
         "C1": {
             "certificate": c4.certificate.decode(),
@@ -96,16 +97,16 @@ def test_readings_signed_by_another_consumers_meter_are_refused(ledger):
         }
     }
     assert "the readings of C1 are signed by the meter of C4, not by C1's own" in relay(
-        ledger, signed_transient("1", batch, OPERATOR_METERS, signed)
+        ledger, signed_transient("1", batch, SEED_METERS, signed)
     )
 
 
 def test_an_expired_meter_certificate_is_refused(ledger):
-    expired = OPERATOR_METERS.authority.meter("C1", valid_for=timedelta(hours=1))
+    expired = SEED_METERS.authority.meter("C1", valid_for=timedelta(hours=1))
     batch = readings("C1", C1_WH)
     signed = {"C1": expired.signature_over("1", as_readings(batch))}
     assert "the certificate of C1's meter is not valid at" in relay(
-        ledger, signed_transient("1", batch, OPERATOR_METERS, signed)
+        ledger, signed_transient("1", batch, SEED_METERS, signed)
     )
 
 
@@ -120,19 +121,19 @@ def test_an_expired_meter_certificate_is_refused(ledger):
 )
 def test_malformed_meter_signatures_are_refused(ledger, signatures, message):
     batch = readings("C1", C1_WH)
-    assert message in relay(ledger, signed_transient("1", batch, OPERATOR_METERS, signatures))
+    assert message in relay(ledger, signed_transient("1", batch, SEED_METERS, signatures))
 
 
 def test_a_signature_for_a_consumer_outside_the_batch_is_refused(ledger):
     batch = readings("C1", C1_WH)
-    signed = meter_signatures("1", as_readings(batch + readings("C4", [1])), OPERATOR_METERS)
-    message = relay(ledger, signed_transient("1", batch, OPERATOR_METERS, signed))
+    signed = meter_signatures("1", as_readings(batch + readings("C4", [1])), SEED_METERS)
+    message = relay(ledger, signed_transient("1", batch, SEED_METERS, signed))
     assert "meter signatures for consumers without readings in the batch: C4" in message
 
 
 def test_an_endorser_without_the_operators_ca_checks_no_meter_and_accepts_none(ledger):
     ledger.chaincode.contracts["dr"].meter_authority = None
-    message = relay(ledger, signed_transient("1", readings("C1", C1_WH), OPERATOR_METERS))
+    message = relay(ledger, signed_transient("1", readings("C1", C1_WH), SEED_METERS))
     assert "this endorser does not know the meter operator's CA" in message
 
 
