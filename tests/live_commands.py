@@ -8,13 +8,18 @@ So a test issues its command for a window a little ahead, declares at once, and 
     command = live_command("t1", minutes=2, baseline_minutes=3)   # window from the next minute ≥ 20 s ahead
     wait_until_ended(command["end"])                                # every window minute may now be posted
     wait_until_begun(command["readings_due"])                       # and now it may be settled
+
+    figure = live_figure_6()                  # seed figure 6 at a live window: .command, .window, .before
+    past_baseline_minutes(figure.command)     # its baseline minutes already over, to post at once
 """
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from seed_examples import BEFORE, WINDOW, dr_command, shifted
+
 from consortium.units import EPOCH, minute_index, minute_label
-from tests.seed_examples import dr_command
 
 LEAD_SECONDS = 20  # time to issue the command and declare before the window starts
 MARGIN_SECONDS = 1.0  # past a minute's boundary, so that no endorser's clock is still before it
@@ -52,6 +57,31 @@ def live_command(
         readings_due=minute_label(last + 1 + due_minutes),
         **fields,
     )
+
+
+@dataclass(frozen=True)
+class LiveFigure6:
+    """Seed figure 6 moved to a live window: its command, and WINDOW and BEFORE (tests.seed_examples) shifted."""
+
+    command: dict
+    window: list[str]
+    before: list[str]
+
+
+def live_figure_6(
+    command_id: str = "1", baseline_minutes: int = 3, due_minutes: int = 1, lead_seconds: float = LEAD_SECONDS, **fields
+) -> LiveFigure6:
+    """Figure 6's command (five minutes, 600 kW, both ACs) for the window live_command() gives."""
+    command = live_command(command_id, len(WINDOW), baseline_minutes, due_minutes, lead_seconds, **fields)
+    return LiveFigure6(command, shifted(WINDOW, command["start"]), shifted(BEFORE, command["start"]))
+
+
+def past_baseline_minutes(command: dict, now: datetime | None = None) -> list[str]:
+    """The command's baseline minutes that have ended by `now` (default: this machine's clock): their readings may
+    be posted at once. With the window at least LEAD_SECONDS ahead, all but its last two always have."""
+    first = minute_index(command["start"])
+    current = now_minute(now)
+    return [minute_label(m) for m in range(first - command["baseline_minutes"], min(first, current))]
 
 
 def moment_of(label: str) -> datetime:
