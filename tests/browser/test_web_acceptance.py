@@ -12,8 +12,7 @@ import re
 import time
 
 import pytest
-from ended_minutes import window_labels
-from live_commands import live_command, wait_until_ended
+from live_commands import live_command, live_figure_6, wait_until_ended
 from seed_examples import AC1_KWH, READINGS
 from waiting import eventually
 
@@ -52,15 +51,15 @@ LEAD_SECONDS = 40
 
 
 @pytest.fixture(scope="module")
-def issued(ledger):
+def figure(ledger):
     """Seed figure 6's command (its five minutes and AC1's consumers) for a window starting LEAD_SECONDS ahead (a
     fresh id when a reused network already has command 1), as the TSO, reaching every RA's peer; RA2 and RA3
     declare their consumers (RA1 declares through the form, in the test)."""
     tso = ledger("TSO")
     existing = {c["id"] for c in tso.evaluate("dr", "list_commands")}
     command_id = "1" if "1" not in existing else f"1-{int(time.time())}"
-    record = live_command(command_id, minutes=5, baseline_minutes=3, due_minutes=10, lead_seconds=LEAD_SECONDS)
-    tso.submit("dr", "issue_command", json.dumps(record))
+    figure = live_figure_6(command_id, due_minutes=10, lead_seconds=LEAD_SECONDS)
+    tso.submit("dr", "issue_command", json.dumps(figure.command))
     for ra, consumer in (("RA2", "C2"), ("RA3", "C3")):
         session = ledger(ra)
         eventually_seen(lambda: session.evaluate("dr", "get_command", command_id), f"the command at {ra}")
@@ -68,18 +67,18 @@ def issued(ledger):
             command_id, {"baseline_method": "mean-before", "consumers": {consumer: {"expected_wh": [100] * 5}}}
         )
     eventually_seen(lambda: ledger("RA1").evaluate("dr", "get_command", command_id), "the command at RA1")
-    return record
+    return figure
 
 
 @pytest.fixture(scope="module")
-def command(issued) -> str:
-    return issued["id"]
+def command(figure) -> str:
+    return figure.command["id"]
 
 
 @pytest.fixture(scope="module")
-def window(issued) -> list[str]:
+def window(figure) -> list[str]:
     """The command's five minutes, figure 6's 00:00 to 00:04."""
-    return window_labels(issued)
+    return figure.window
 
 
 def ra1_declared(ledger, command_id: str) -> bool:

@@ -21,8 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from ended_minutes import ended_baseline
-from live_commands import live_command
+from live_commands import live_command, past_baseline_minutes
 from waiting import eventually
 
 from clients.dr import Reading, meter_signatures
@@ -87,7 +86,7 @@ class SteadyLoad:
         )
         tso = open_session(network, "TSO")
         tso.dr.submit("issue_command", json.dumps(record))
-        ended = [minute_index(label) for label in ended_baseline(record)]
+        ended = [minute_index(label) for label in past_baseline_minutes(record)]
         blocks = [list(block) for _, block in itertools.groupby(ended, key=lambda m: m // MINUTES_PER_BATCH)]
         groups = -(-int(seconds * BATCHES_PER_SECOND) // len(blocks))  # per RA, each posting every block
         self.workers: list[Worker] = []

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ended_minutes import ended_baseline
-from live_commands import live_command
+from live_commands import live_command, past_baseline_minutes
 from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS
 
 from chaincode.server import build_chaincode
@@ -42,7 +41,7 @@ def test_a_batch_posted_again_is_recognised_and_a_changed_one_refused():
     tso, ra1 = make_identity("TSOMSP"), make_identity("RA1MSP")
     dr = lambda who: EmbeddedGateway(who, ledger).get_network("grid").get_contract("gridledger", "dr")  # noqa: E731
     command = live_command("restart", minutes=1, baseline_minutes=7, due_minutes=10, price_per_kwh=100)
-    minutes = ended_baseline(command, 5)
+    minutes = past_baseline_minutes(command)[:5]  # all but the latest two of its seven have ended
     dr(tso).submit("issue_command", json.dumps(command))
     summary = json.loads(
         dr(ra1).submit(
@@ -142,7 +141,7 @@ def test_a_meter_simulator_killed_and_restarted_posts_every_reading_once(fault_n
         session = open_session(network, ra)
         session.dr.wait_for_command(command_id)
         session.dr.declare(command_id, fleet.declaration({**command, "granularity_minutes": 1}, consumers))
-    last = ended_baseline(command, SIMULATED_MINUTES)[-1]
+    last = past_baseline_minutes(command)[SIMULATED_MINUTES - 1]  # all but the latest two have ended
     every = [r for r in fleet.readings_for(command) if r.minute <= last]
     total_batches = len(list(batches(every, 60)))
     as_db, progress = tmp_path / "as.sqlite", tmp_path / "progress"

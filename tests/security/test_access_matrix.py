@@ -12,8 +12,7 @@ import uuid
 import pytest
 from access_matrix import READ_PATHS, cells, member_peer_org, table
 from click.testing import CliRunner
-from ended_minutes import ended_baseline
-from live_commands import live_command
+from live_commands import live_command, past_baseline_minutes
 from waiting import eventually
 
 from clients.dr import Reading, meter_signatures
@@ -85,7 +84,7 @@ def seeded(security_network):
         price_per_kwh=100,
     )
     tso.dr.submit("issue_command", json.dumps(command))
-    data.minutes = ended_baseline(command, 3)  # posted at once: no minute of the window needs waiting for
+    data.minutes = past_baseline_minutes(command)[:3]  # ended (all but the latest two): posted at once
     base = 40_001
     meters = MeterOperator(security_network.layout)  # each RA relays readings its consumers' meters signed
     for n, ra in enumerate(o for o in TOPOLOGY.organisations if o.role == "ra"):

@@ -22,8 +22,7 @@ import json
 import uuid
 
 import pytest
-from ended_minutes import ended_baseline
-from live_commands import live_command
+from live_commands import live_command, past_baseline_minutes
 from meter_identities import meter_session, ra_issued_meter, ra_issued_session, relayed
 from waiting import eventually
 
@@ -67,7 +66,7 @@ def command(issued) -> str:
 @pytest.fixture(scope="module")
 def minutes(issued) -> list[str]:
     """Four of the command's minutes whose readings may be posted now."""
-    return ended_baseline(issued, 4)
+    return past_baseline_minutes(issued)[:4]  # all but the latest two of six have ended
 
 
 @pytest.fixture(scope="module")
