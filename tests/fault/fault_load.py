@@ -54,7 +54,6 @@ class Batch:
 class Worker:
     ra: str
     endorsers: list[str]  # MSP ids: the RA's peer and its AC's, as its collection's endorsement policy requires
-    consumers: list[str]
     units: list[tuple[list[str], list[int]]]  # (consumers, minutes) of each batch to post, in order
     batches: list[Batch] = field(default_factory=list)
     errors: list[tuple[float, str]] = field(default_factory=list)
@@ -108,7 +107,7 @@ class SteadyLoad:
                 for g in range(0, len(consumers), consumers_per_ra)
                 for block in blocks
             ]
-            self.workers.append(Worker(ra.name, [topology.organisation(o).msp_id for o in writers], consumers, units))
+            self.workers.append(Worker(ra.name, [topology.organisation(o).msp_id for o in writers], units))
             gateway = connect_as(network, ra.name, commit_status_timeout=commit_status_timeout)
             self._contracts[ra.name] = (gateway, gateway.get_network(topology.channel).get_contract("gridledger", "dr"))
         tso.gateway.close()
