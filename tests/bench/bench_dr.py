@@ -8,15 +8,14 @@ Two phases of `--seconds` each: unpaced (the most it takes: throughput), then pa
 readings/s (latency at the load the system is sized for), after the TSO's peer has caught up with the first.
 
 What is posted: the endorsers hold DR to real time (a reading only once its minute has ended), so the command's
-window starts a minute ahead and the readings are of its baseline, up to 240 minutes before it, which has ended:
-the three whole clock hours of it (the command's baseline starts on the hour), 180 readings of each consumer,
-posted with no wait. `--consumers-per-ra` is sized for the readings never to run out.
+window starts a minute ahead and the readings are of its baseline (tests/bench/baseline_load.py): the whole clock
+hours of the 240 minutes before the window, three (or four), 180 readings or more of each consumer, posted with no
+wait. `--consumers-per-ra` is sized for the readings never to run out (the run fails, saying so, if they do).
 
 How readings are batched: a transaction carries one hour of readings (60 per consumer) for
 `--consumers-per-batch` consumers of one RA: the contract keeps a consumer's hour under one private key, so the
-transaction makes two ledger calls per consumer, not two per reading. It is endorsed by the RA's peer and its AC's (the
-collection's endorsement policy) and
-writes only the RA's collection; `--workers-per-ra` such transactions are in flight per RA. Batches share no
+transaction makes two ledger calls per consumer, not two per reading. It is endorsed by the RA's peer and its AC's
+(the collection's endorsement policy) and writes only the RA's collection; `--workers-per-ra` such transactions are in flight per RA. Batches share no
 consumer-hour and each writes its own aggregate delta key, so none conflicts with another. Latency: for every
 `--probe-every`-th batch (every batch when paced), the time from starting its submit until the TSO's peer answers
 get_readings with the batch's readings (its peer is the busiest, holding every RA's private data). (Not
