@@ -13,9 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for live_commands, as pytest has it
 
-from live_commands import live_command, wait_until_begun
+from live_commands import live_command, past_baseline_minutes, wait_until_begun
 
 from consortium.units import minute_index, minute_label
+
+__all__ = ["baseline_hours", "day_command", "load_command", "past_baseline_minutes", "wait_for_baseline"]
 
 MAX_BASELINE_MINUTES = 240  # the most a command accepts (chaincode.contracts.dr_inputs)
 
@@ -35,6 +37,20 @@ def load_command(command_id: str, lead_seconds: float, **fields) -> dict:
     first = minute_index(command["start"])
     baseline_start = -(-(first - MAX_BASELINE_MINUTES) // 60) * 60
     return {**command, "baseline_minutes": first - baseline_start}
+
+
+def day_command(command_id: str, lead_seconds: float, **fields) -> dict:
+    """A command of a day in hourly slots, starting at least `lead_seconds` ahead, with the most baseline minutes:
+    the dashboards' day of minutes, and 240 minutes of readings that can be posted once they have ended."""
+    return live_command(
+        command_id,
+        minutes=1440,
+        baseline_minutes=MAX_BASELINE_MINUTES,
+        due_minutes=60,
+        lead_seconds=lead_seconds,
+        granularity_minutes=60,
+        **fields,
+    )
 
 
 def baseline_hours(command: dict) -> list[int]:
