@@ -179,7 +179,8 @@ class DrClient(ContractClient):
     meters: MeterSource | None = None
 
     def issue(self, command: dict) -> dict:
-        """Issues a DR command (the TSO); returns the command as recorded."""
+        """Issues a DR command (the TSO) for a window still ahead; returns the command as recorded, its declare_by
+        and readings_due included (the ledger's defaults where `command` gives none)."""
         return self.submit("issue_command", json.dumps(command))
 
     def commands(self) -> list[dict]:
@@ -267,8 +268,8 @@ class DrClient(ContractClient):
         return comparison_of(self.aggregates(command_id), system)
 
     def settle(self, command_id: str) -> dict:
-        """Settles an ended command (the TSO): performance per slot and reward per RA and AC, frozen. Its record
-        is public, so the chaincode's majority endorses it."""
+        """Settles a command once its readings are due (the TSO): performance per slot and reward per RA and AC,
+        frozen. Its record is public, so the chaincode's majority endorses it."""
         return self.submit("settle", command_id)
 
     def settlement(self, command_id: str) -> dict:

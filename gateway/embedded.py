@@ -4,6 +4,7 @@
     gateway = EmbeddedGateway(identity, ledger)        # identity: .msp_id and .credentials (PEM), no signer
     contract = gateway.get_network("grid").get_contract("gridledger", "records")
     contract.submit("put_record", "k1", '{"kwh": 3}')  # as gateway.client: endorse, order, commit
+    ledger.clock = lambda: moment                      # the time proposals are stamped with (default: now)
 
 For development and for machines that cannot build Fabric: it needs neither Fabric nor its generated protobufs.
 It never stands in for the real network in the demo, the integration tests or the benchmarks. A refusal reads as

@@ -6,7 +6,7 @@ Refusal("why") and @action turns that into ContractError("failed to place orders
 reads the same and no helper needs to know which transaction called it.
 
 Bounded time: a transaction's timestamp is its client's, the same on every endorser, and the contracts decide by
-it (gates, settlement). So before anything else @action compares it with the endorser's own clock and refuses it
+it (gates, DR deadlines, settlement). So before anything else @action compares it with the endorser's own clock and refuses it
 beyond the topology's tolerance (consortium.topology: time.tolerance_seconds): a client can no longer place itself
 in another gate or settle early by dating its proposal. The endorser's clock is the system clock on a peer; a
 contract's `clock` attribute replaces it (unit tests set one; an in-process ledger without one has no endorser clock

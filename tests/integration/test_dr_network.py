@@ -88,9 +88,9 @@ def refused(network, *args) -> str:
 @pytest.fixture(scope="module", autouse=True)
 def live(fabric_network, tmp_path_factory):
     """Started before the module's first test: command "1" (seed figure 6 at the first minute at least 40 s
-    ahead, readings due a minute after its window), declared by RA1 (C1), RA2 (C2) and RA3 (C3); a command of its
-    own for the identity rules (command 1 gets settled), ten minutes ahead with 30 baseline minutes, declared by
-    RA1 for C1 and C4; and the simulated runs, each `gridledger dr simulate` in a process of its own."""
+    ahead, readings due a minute after its window), declared by RA1 (C1), RA2 (C2) and RA3 (C3); the simulated
+    runs, each `gridledger dr simulate` in a process of its own; a command of its own for the identity rules
+    (command 1 gets settled), ten minutes ahead with 30 baseline minutes, declared by RA1 for C1 and C4."""
     network = fabric_network
     files = tmp_path_factory.mktemp("simulations")
     figure = live_figure_6("1", baseline_minutes=5, lead_seconds=40)
@@ -100,38 +100,14 @@ def live(fabric_network, tmp_path_factory):
         *f"command issue --as TSO --id 1 --start {command['start']} --end {command['end']} --kw 600 --target AC1 "
         f"--target AC2 --price 2500 --baseline-minutes 5 --readings-due {command['readings_due']}".split(),
     )
+    wait_for_command(network, "1", OWNER.values())
+    for consumer, ra in OWNER.items():
+        ok(network, "declare", "--as", ra, "--command", "1", "--consumer", consumer, "--expected-wh", "500")
+    # Only now the simulations: their start-up competes for the CPU with command 1's declarations.
     simulations = {
-        name: subprocess.Popen(
-            [
-                *(
-                    sys.executable,
-                    "-c",
-                    "from cli import main; main()",
-                    "dr",
-                    "simulate",
-                    "--run-dir",
-                    str(network.root),
-                ),
-                *arguments.split(),
-                *(
-                    "--command",
-                    f"sim-{name}-{uuid.uuid4().hex[:6]}",
-                    "--as-db",
-                    str(files / f"{name}.sqlite"),
-                    "--json",
-                ),
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, arguments in SIMULATIONS
+        name: simulation(network, name, arguments, files / f"{name}.sqlite") for name, arguments in SIMULATIONS
     }
     try:
-        wait_for_command(network, "1", OWNER.values())
-        for consumer, ra in OWNER.items():
-            ok(network, "declare", "--as", ra, "--command", "1", "--consumer", consumer, "--expected-wh", "500")
         own = live_command(f"ids-{uuid.uuid4().hex[:8]}", minutes=5, baseline_minutes=30, lead_seconds=600)
         ok(
             network,
@@ -152,6 +128,13 @@ def live(fabric_network, tmp_path_factory):
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def simulation(network, name: str, arguments: str, as_db: Path) -> subprocess.Popen:
+    """`gridledger dr simulate` with `arguments` against the network, in a process of its own (its JSON on stdout)."""
+    argv = [sys.executable, "-c", "from cli import main; main()", "dr", "simulate", "--run-dir", str(network.root)]
+    argv += [*arguments.split(), "--command", f"sim-{name}-{uuid.uuid4().hex[:6]}", "--as-db", str(as_db), "--json"]
+    return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def simulated(live, name: str) -> dict:

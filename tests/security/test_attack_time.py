@@ -204,7 +204,7 @@ def test_a_command_whose_declarations_would_be_due_already_is_refused(live):
 
 def test_a_reading_for_a_minute_not_yet_ended_is_refused(live):
     ra1, command = live.sessions("RA1").dr, live.soon["id"]
-    running = minute_of(datetime.now(UTC))
+    running = minute_of(datetime.now(UTC) + timedelta(seconds=5))  # this minute, or the next if it ends within 5 s
     message = refusal(lambda: ra1.post_readings(command, reading("C1", running)))
     assert f"failed to post readings: reading 0: minute {running} (JST) has not ended at " in message
     assert f"its reading may be posted from {minute_of(moment_of(running), 1)}" in message

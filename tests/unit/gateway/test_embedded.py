@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,17 @@ def test_public_record_round_trip(ledger):
     assert summary == {"key": "k1", "collection": None, "hash": hashlib.sha256(b'{"at":"10:00","kwh":3}').hexdigest()}
     assert records(ledger, TSO).evaluate("get_record", "k1") == b'{"at":"10:00","kwh":3}'
     assert ledger.height == 1  # an evaluation records nothing
+
+
+def test_proposals_are_stamped_by_the_ledgers_clock_the_system_clock_by_default(ledger):
+    before = datetime.now(UTC)
+    records(ledger, RA1).submit("put_record", "now", "{}")
+    stamped = datetime.fromisoformat(ledger.blocks[-1].transactions[0]["timestamp"])
+    assert before <= stamped <= datetime.now(UTC)
+    moment = datetime(2021, 1, 14, 0, 5, tzinfo=UTC)
+    ledger.clock = lambda: moment  # a test replaying fixed dates moves it step by step
+    records(ledger, RA1).submit("put_record", "then", "{}")
+    assert datetime.fromisoformat(ledger.blocks[-1].transactions[0]["timestamp"]) == moment
 
 
 def test_member_reads_private_data_and_a_non_member_is_refused(ledger):
