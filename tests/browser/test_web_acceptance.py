@@ -2,14 +2,18 @@
 declares through the form on RA1's server and sees it listed; the TSO sees the comparison table with seed figure
 6's numbers on the TSO's; RA2 fails to reach RA1's data by URL; malformed and forged input change nothing; RA1's
 server signs in no one of another organisation; pages follow the ledger by themselves; a consumer places an
-order."""
+order.
+
+Figure 6's command runs in real time, as the endorsers hold it (tests/live_commands.py): issued for five minutes
+starting LEAD_SECONDS ahead, declared before they start, each minute's readings posted once it has ended."""
 
 import json
 import re
 import time
 
 import pytest
-from seed_examples import AC1_KWH, COMMAND, READINGS, WINDOW
+from live_commands import live_command, live_figure_6, wait_until_ended
+from seed_examples import AC1_KWH, READINGS
 from waiting import eventually
 
 from clients.contract import Refused
@@ -42,14 +46,20 @@ def ledger(web_network, server_of):
         backend.close()
 
 
+# Time to launch the browser, start RA1's server and declare through its form before the window starts.
+LEAD_SECONDS = 40
+
+
 @pytest.fixture(scope="module")
-def command(ledger):
-    """Seed figure 6's command (a fresh id when a reused network already has command 1), as the TSO, reaching
-    every RA's peer; RA2 and RA3 declare their consumers (RA1 declares through the form, in the test)."""
+def figure(ledger):
+    """Seed figure 6's command (its five minutes and AC1's consumers) for a window starting LEAD_SECONDS ahead (a
+    fresh id when a reused network already has command 1), as the TSO, reaching every RA's peer; RA2 and RA3
+    declare their consumers (RA1 declares through the form, in the test)."""
     tso = ledger("TSO")
     existing = {c["id"] for c in tso.evaluate("dr", "list_commands")}
     command_id = "1" if "1" not in existing else f"1-{int(time.time())}"
-    tso.submit("dr", "issue_command", json.dumps({**COMMAND, "id": command_id}))
+    figure = live_figure_6(command_id, due_minutes=10, lead_seconds=LEAD_SECONDS)
+    tso.submit("dr", "issue_command", json.dumps(figure.command))
     for ra, consumer in (("RA2", "C2"), ("RA3", "C3")):
         session = ledger(ra)
         eventually_seen(lambda: session.evaluate("dr", "get_command", command_id), f"the command at {ra}")
@@ -57,7 +67,18 @@ def command(ledger):
             command_id, {"baseline_method": "mean-before", "consumers": {consumer: {"expected_wh": [100] * 5}}}
         )
     eventually_seen(lambda: ledger("RA1").evaluate("dr", "get_command", command_id), "the command at RA1")
-    return command_id
+    return figure
+
+
+@pytest.fixture(scope="module")
+def command(figure) -> str:
+    return figure.command["id"]
+
+
+@pytest.fixture(scope="module")
+def window(figure) -> list[str]:
+    """The command's five minutes, figure 6's 00:00 to 00:04."""
+    return figure.window
 
 
 def ra1_declared(ledger, command_id: str) -> bool:
@@ -65,28 +86,31 @@ def ra1_declared(ledger, command_id: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def readings(ledger, command, web_network):
-    """Figure 6's meter readings on the ledger and in the aggregation system (RA1's declaration first: through
-    the form when that test ran, else here)."""
+def readings(ledger, command, window, web_network):
+    """Figure 6's meter readings on the ledger and in the aggregation system, each minute's posted once it has ended
+    (RA1's declaration first: through the form when that test ran, else here, before the window starts). The tests
+    that need them come last in this file, so that the window runs while the others do."""
     if not ra1_declared(ledger, command):
         ledger("RA1").declare(
             command, {"baseline_method": "mean-before", "consumers": {"C1": {"expected_wh": [500] * 5}}}
         )
     system = AggregationSystem(web_network.root / "aggregation-system.sqlite", web_network.topology)
     meters = MeterOperator(web_network.layout)  # the meter operator's meters sign what each RA relays
-    for consumer, (ra, values) in READINGS.items():
-        batch = [Reading(ra, consumer, minute, wh) for minute, wh in zip(WINDOW, values, strict=False)]
-        ledger(ra).submit(
-            "dr",
-            "post_readings",
-            command,
-            private=True,
-            transient={
-                "readings": json.dumps([r.as_json() for r in batch]),
-                "meter_signatures": json.dumps(meter_signatures(command, batch, meters)),
-            },
-        )
-        system.receive(command, batch)
+    for number, minute in enumerate(window):
+        wait_until_ended(minute)
+        for consumer, (ra, values) in READINGS.items():
+            batch = [Reading(ra, consumer, minute, values[number])]
+            ledger(ra).submit(
+                "dr",
+                "post_readings",
+                command,
+                private=True,
+                transient={
+                    "readings": json.dumps([r.as_json() for r in batch]),
+                    "meter_signatures": json.dumps(meter_signatures(command, batch, meters)),
+                },
+            )
+            system.receive(command, batch)
     system.close()
     tso = ledger("TSO")
     eventually_seen(
@@ -101,7 +125,7 @@ def readings(ledger, command, web_network):
     return command
 
 
-def test_ra1_declares_through_the_form_and_sees_it_listed(sign_in, ledger, command, screenshot):
+def test_ra1_declares_through_the_form_and_sees_it_listed(command, sign_in, ledger, screenshot):
     page = sign_in("RA1")
     page.goto(f"/dr/declare?command={command}")
     assert page.locator("input[name=consumers][value=C1]").count() == 1
@@ -129,55 +153,12 @@ def test_ra1_declares_through_the_form_and_sees_it_listed(sign_in, ledger, comma
     assert ra1_declared(ledger, command)
 
 
-def test_tso_sees_the_comparison_table_with_the_figure_6_numbers(sign_in, readings, screenshot):
-    page = sign_in("TSO")
-    page.goto(f"/dr/compare?command={readings}&org=AC1")
-    rows = page.locator("[data-testid=comparison] tbody tr")
-    assert rows.count() == 5
-    for minute, kwh in enumerate(AC1_KWH):
-        row = page.locator(f"[data-testid=comparison] tr[data-minute='2021-01-14T00:0{minute}']")
-        cells = row.locator("td").all_inner_texts()
-        assert cells == ["AC1", readings, "2021-01-14", f"00:0{minute}", kwh, kwh, "✓"], cells
-    assert page.locator("tr.mismatch").count() == 0
-    assert page.locator("svg.chart polyline").count() == 2  # BC and AS over time
-    screenshot(page, "tso-comparison-figure-6")
-    page.goto(f"/dr/compare?command={readings}")
-    orgs = set(page.locator("[data-testid=comparison] tbody tr").evaluate_all("rows => rows.map(r => r.dataset.org)"))
-    assert orgs == {"AC1", "RA1", "RA2", "AC2", "RA3"}
-    with page.expect_download() as download:
-        page.click("a.download")
-    lines = download.value.path().read_text().splitlines()
-    assert lines[0].startswith("org,level,command,date,minute,bc_kwh,as_kwh")
-    assert f"AC1,ac,{readings},2021-01-14,00:03,10.000,10.000,2,yes" in lines
-
-
-def test_ra2_fails_to_reach_ra1s_data_by_url(sign_in, readings, screenshot):
-    page = sign_in("RA2")
-    for url in (
-        f"/dr/commands/{readings}/declarations/RA1",
-        f"/dr/commands/{readings}/orgs/RA1",
-        f"/dr/compare?command={readings}&org=RA1",
-        f"/dr/commands/{readings}/readings/C1",
-        "/market/positions/C1",
-    ):
-        response = page.goto(url)
-        assert response.status == 404, url
-        text = page.inner_text("main")
-        assert "Not Found" in text and "6.000" not in text
-    screenshot(page, "ra2-refused-ra1-data")
-    response = page.request.get(f"/dr/commands/{readings}/orgs/RA1.json")
-    assert response.status == 404 and response.json()["error"] == "Not Found"
-    page.goto(f"/dr/compare?command={readings}")
-    orgs = set(page.locator("[data-testid=comparison] tbody tr").evaluate_all("rows => rows.map(r => r.dataset.org)"))
-    assert orgs == {"RA2"}
-
-
-def test_a_forged_request_is_refused_and_changes_nothing(sign_in, ledger, readings):
+def test_a_forged_request_is_refused_and_changes_nothing(sign_in, ledger, command):
     page = sign_in("RA1")
-    before = ledger("RA1").evaluate("dr", "list_declarations", readings)
+    before = ledger("RA1").evaluate("dr", "list_declarations", command)
     response = page.request.post(
-        f"/dr/declare?command={readings}",
-        form={"command": readings, "baseline_method": "mean-before", "consumers": "C4", "expected-C4": "1"},
+        f"/dr/declare?command={command}",
+        form={"command": command, "baseline_method": "mean-before", "consumers": "C4", "expected-C4": "1"},
     )
     assert response.status == 400 and "nothing was changed" in response.text()
     response = page.request.post(
@@ -186,7 +167,7 @@ def test_a_forged_request_is_refused_and_changes_nothing(sign_in, ledger, readin
         headers={"Origin": "http://evil.example"},
     )
     assert response.status == 400
-    assert ledger("RA1").evaluate("dr", "list_declarations", readings) == before
+    assert ledger("RA1").evaluate("dr", "list_declarations", command) == before
 
 
 def test_the_tso_dashboard_and_the_ra_form_are_different_servers(browser, web_server, passwords, sign_in):
@@ -219,7 +200,7 @@ def test_the_commands_page_follows_the_ledger_by_itself(sign_in, ledger, command
     page.wait_for_selector(".live-status")
     page.wait_for_timeout(500)  # the event stream connects
     new_id = f"live-{int(time.time())}"
-    ledger("TSO").submit("dr", "issue_command", json.dumps({**COMMAND, "id": new_id}))
+    ledger("TSO").submit("dr", "issue_command", json.dumps(live_command(new_id, minutes=1)))
     page.wait_for_selector(f"[data-testid=commands] a:text-is('{new_id}')", timeout=15000)
     assert "Updated from the ledger" in page.inner_text(".live-status")
     screenshot(page, "ac1-commands-live")
@@ -243,3 +224,51 @@ def test_a_consumer_places_an_order_and_sees_it_in_the_book(sign_in, screenshot)
     sealed = page.locator("[data-testid=sealed] tbody tr")
     assert sealed.count() >= 1 and "20.50" not in sealed.first.inner_text() and "1.500" not in sealed.first.inner_text()
     screenshot(page, "c1-order-in-book")
+
+
+# The readings of the window: these wait for its minutes to end, while the tests above ran.
+
+
+def test_tso_sees_the_comparison_table_with_the_figure_6_numbers(sign_in, readings, window, screenshot):
+    page = sign_in("TSO")
+    page.goto(f"/dr/compare?command={readings}&org=AC1")
+    rows = page.locator("[data-testid=comparison] tbody tr")
+    assert rows.count() == 5
+    for minute, kwh in zip(window, AC1_KWH, strict=True):
+        row = page.locator(f"[data-testid=comparison] tr[data-minute='{minute}']")
+        cells = row.locator("td").all_inner_texts()
+        date, time_of_day = minute.split("T")
+        assert cells == ["AC1", readings, date, time_of_day, kwh, kwh, "✓"], cells
+    assert page.locator("tr.mismatch").count() == 0
+    assert page.locator("svg.chart polyline").count() == 2  # BC and AS over time
+    screenshot(page, "tso-comparison-figure-6")
+    page.goto(f"/dr/compare?command={readings}")
+    orgs = set(page.locator("[data-testid=comparison] tbody tr").evaluate_all("rows => rows.map(r => r.dataset.org)"))
+    assert orgs == {"AC1", "RA1", "RA2", "AC2", "RA3"}
+    with page.expect_download() as download:
+        page.click("a.download")
+    lines = download.value.path().read_text().splitlines()
+    assert lines[0].startswith("org,level,command,date,minute,bc_kwh,as_kwh")
+    date, time_of_day = window[3].split("T")  # figure 6's 00:03, 10 kWh
+    assert f"AC1,ac,{readings},{date},{time_of_day},10.000,10.000,2,yes" in lines
+
+
+def test_ra2_fails_to_reach_ra1s_data_by_url(sign_in, readings, screenshot):
+    page = sign_in("RA2")
+    for url in (
+        f"/dr/commands/{readings}/declarations/RA1",
+        f"/dr/commands/{readings}/orgs/RA1",
+        f"/dr/compare?command={readings}&org=RA1",
+        f"/dr/commands/{readings}/readings/C1",
+        "/market/positions/C1",
+    ):
+        response = page.goto(url)
+        assert response.status == 404, url
+        text = page.inner_text("main")
+        assert "Not Found" in text and "6.000" not in text
+    screenshot(page, "ra2-refused-ra1-data")
+    response = page.request.get(f"/dr/commands/{readings}/orgs/RA1.json")
+    assert response.status == 404 and response.json()["error"] == "Not Found"
+    page.goto(f"/dr/compare?command={readings}")
+    orgs = set(page.locator("[data-testid=comparison] tbody tr").evaluate_all("rows => rows.map(r => r.dataset.org)"))
+    assert orgs == {"RA2"}

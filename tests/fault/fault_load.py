@@ -1,13 +1,16 @@
 """A steady load of meter readings on the real network, and the checks that follow a fault: every write
 acknowledged to a client is on every live peer, nothing is committed twice.
 
-Each RA has a worker relaying batches (its consumers × a few minutes, each consumer's readings signed by its meter)
-as that RA, endorsed by the RA's peer and its AC's, one batch at a time. A batch that fails is tried again, the same batch: the contract refuses a reading it already
-holds ("duplicate reading … already recorded"), so a retry of a batch whose first attempt did commit (its
-acknowledgement lost in the fault) is recognised, never posted twice — (command, consumer, minute) is the
-submission key. The commit-status wait is short (6 s), so a transaction lost with a killed orderer is tried again
-soon rather than waited on for Fabric's default minute. Every attempt is recorded: acknowledged (the client saw VALID), committed without an
-acknowledgement (found by a retry), or unresolved when the load stopped.
+Each RA has a worker relaying batches (a few of its consumers × a few minutes, each consumer's readings signed by its
+meter) as that RA, endorsed by the RA's peer and its AC's, one batch at a time. The endorsers hold DR to real time,
+so the readings are of the command's baseline minutes (its window starts a minute ahead): 240 ended minutes of
+enough consumers for the load never to run out, posted with no wait. A batch that fails is tried again, the same
+batch: the contract refuses a reading it already holds ("duplicate reading … already recorded"), so a retry of a
+batch whose first attempt did commit (its acknowledgement lost in the fault) is recognised, never posted twice —
+(command, consumer, minute) is the submission key. The commit-status wait is short (6 s), so a transaction lost
+with a killed orderer is tried again soon rather than waited on for Fabric's default minute. Every attempt is
+recorded: acknowledged (the client saw VALID), committed without an acknowledgement (found by a retry), or
+unresolved when the load stopped.
 """
 
 import itertools
@@ -18,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from live_commands import live_command, past_baseline_minutes
 from waiting import eventually
 
 from clients.dr import Reading, meter_signatures
@@ -27,9 +31,12 @@ from gateway.errors import GatewayError
 
 # `make chaos` sets GRIDLEDGER_CHAOS=1: the long version of each fault.
 LONG = os.environ.get("GRIDLEDGER_CHAOS") == "1"
-WINDOW_START = "2021-02-01T00:00"
-WINDOW_MINUTES = 1440
 MINUTES_PER_BATCH = 5
+BASELINE_MINUTES = 240  # the most a command accepts before its window
+LOAD_SECONDS = 1000.0 if LONG else 300.0  # the most load one SteadyLoad runs, all its starts together
+BATCHES_PER_SECOND = 6  # per RA: above what one transaction at a time commits, so the readings never run out
+READINGS_DUE_MINUTES = 60  # after the window: the load must be over by then
+LEAD_SECONDS = 60  # to issue the command, register and declare every RA's consumers before the window starts
 
 
 @dataclass
@@ -47,16 +54,19 @@ class Batch:
 class Worker:
     ra: str
     endorsers: list[str]  # MSP ids: the RA's peer and its AC's, as its collection's endorsement policy requires
-    consumers: list[str]
+    units: list[tuple[list[str], list[int]]]  # (consumers, minutes) of each batch to post, in order
     batches: list[Batch] = field(default_factory=list)
     errors: list[tuple[float, str]] = field(default_factory=list)
-    next_minute: int = 0
+    next_unit: int = 0
 
 
 class SteadyLoad:
     """Meter readings from every RA, as fast as one transaction at a time per RA allows, until stopped."""
 
-    def __init__(self, network, consumers_per_ra: int = 4, commit_status_timeout: float = 6.0):
+    def __init__(
+        self, network, consumers_per_ra: int = 4, commit_status_timeout: float = 6.0, seconds: float = LOAD_SECONDS
+    ):
+        """Batches of `consumers_per_ra` consumers × MINUTES_PER_BATCH minutes, enough for `seconds` of load."""
         from network.connections import connect_as, open_session
         from network.crypto import MeterOperator
 
@@ -64,40 +74,40 @@ class SteadyLoad:
         self.meters = MeterOperator(network.layout)  # the meter operator's simulated meters sign what the RAs relay
         topology = network.topology
         self.command = f"fault-{uuid.uuid4().hex[:8]}"
-        first = minute_index(WINDOW_START)
-        tso = open_session(network, "TSO")
-        tso.dr.submit(
-            "issue_command",
-            json.dumps(
-                {
-                    "id": self.command,
-                    "start": WINDOW_START,
-                    "end": minute_label(first + WINDOW_MINUTES - 1),
-                    "requested_kw": 10,
-                    "target_acs": [o.name for o in topology.organisations if o.role == "ac"],
-                    "price_per_kwh": 100,
-                    "baseline_minutes": 1,
-                }
-            ),
+        record = live_command(
+            self.command,
+            minutes=1,
+            baseline_minutes=BASELINE_MINUTES,
+            due_minutes=READINGS_DUE_MINUTES,
+            lead_seconds=LEAD_SECONDS,
+            target_acs=[o.name for o in topology.organisations if o.role == "ac"],
+            price_per_kwh=100,
         )
+        tso = open_session(network, "TSO")
+        tso.dr.submit("issue_command", json.dumps(record))
+        ended = [minute_index(label) for label in past_baseline_minutes(record)]
+        blocks = [list(block) for _, block in itertools.groupby(ended, key=lambda m: m // MINUTES_PER_BATCH)]
+        groups = -(-int(seconds * BATCHES_PER_SECOND) // len(blocks))  # per RA, each posting every block
         self.workers: list[Worker] = []
         self._contracts = {}
         for ra in (o for o in topology.organisations if o.role == "ra"):
             session = open_session(network, ra.name)
             eventually(lambda: session.dr.evaluate("get_command", self.command))
-            consumers = [f"{ra.name}-F{self.command[-8:]}-{n}" for n in range(consumers_per_ra)]
+            consumers = [f"{ra.name}-F{self.command[-8:]}-{n}" for n in range(groups * consumers_per_ra)]
             session.dr.submit("register_consumers", transient={"consumers": json.dumps(consumers)}, private=True)
             session.dr.declare(
                 self.command,
-                {
-                    "baseline_method": "mean-before",
-                    "consumers": {c: {"expected_wh": [1] * WINDOW_MINUTES} for c in consumers},
-                },
+                {"baseline_method": "mean-before", "consumers": {c: {"expected_wh": [1]} for c in consumers}},
                 seconds=60,
             )
             session.gateway.close()
             writers = private_endorsers(topology, ra.name)[0]
-            self.workers.append(Worker(ra.name, [topology.organisation(o).msp_id for o in writers], consumers))
+            units = [
+                (consumers[g : g + consumers_per_ra], block)
+                for g in range(0, len(consumers), consumers_per_ra)
+                for block in blocks
+            ]
+            self.workers.append(Worker(ra.name, [topology.organisation(o).msp_id for o in writers], units))
             gateway = connect_as(network, ra.name, commit_status_timeout=commit_status_timeout)
             self._contracts[ra.name] = (gateway, gateway.get_network(topology.channel).get_contract("gridledger", "dr"))
         tso.gateway.close()
@@ -126,16 +136,11 @@ class SteadyLoad:
             gateway.close()
 
     def _next_batch(self, worker: Worker) -> Batch | None:
-        first = minute_index(WINDOW_START) + worker.next_minute
-        minutes = [
-            m for m in range(first, first + MINUTES_PER_BATCH) if m < minute_index(WINDOW_START) + WINDOW_MINUTES
-        ]
-        if not minutes:
+        if worker.next_unit >= len(worker.units):
             return None
-        worker.next_minute += len(minutes)
-        readings = [
-            {"consumer": c, "minute": minute_label(m), "wh": _wh(c, m)} for m in minutes for c in worker.consumers
-        ]
+        consumers, minutes = worker.units[worker.next_unit]
+        worker.next_unit += 1
+        readings = [{"consumer": c, "minute": minute_label(m), "wh": _wh(c, m)} for m in minutes for c in consumers]
         signed = [Reading(worker.ra, r["consumer"], r["minute"], r["wh"]) for r in readings]
         batch = Batch(worker.ra, readings, meter_signatures(self.command, signed, self.meters))
         worker.batches.append(batch)
@@ -205,7 +210,10 @@ def _wh(consumer: str, minute: int) -> int:
 
 def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, seconds: float = 60.0) -> dict:
     """After a fault: on every live peer, every acknowledged transaction is VALID (once), and on every member peer of
-    each RA's collection every acknowledged reading is there with its value and nothing is counted twice.
+    each RA's collection every acknowledged reading is there with its value, and nothing is counted twice: the readings
+    of the load's VALID post_readings transactions (their ReadingsPosted events, in that peer's blocks) are exactly
+    the distinct readings the peer holds. (Not its aggregates: they count the window's minutes only, and the load's
+    readings are of the baseline before it.)
     Waits (bounded) for peers that are catching up. Returns {"lost", "duplicates", "checked_peers", ...}."""
     from gateway import grpc_channel_for
     from gateway.blocks import fetch_blocks
@@ -225,14 +233,21 @@ def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, secon
     with connect_as(network, "TSO") as gateway:
         # Transactions: every acknowledged one VALID on every live peer, none VALID twice.
         missing_tx, twice = {}, {}
+        posted: dict[str, dict[str, int]] = {}  # peer → RA → readings in the load's VALID post_readings transactions
         for peer in [p for p in topology.peers if p.name in live_peers]:
             channel = grpc_channel_for(peer.address, network.layout.node_dir(peer) / "tls" / "ca.crt")
             while True:
                 valid: dict[str, int] = {}
+                posted[peer.name] = {}
                 for block in fetch_blocks(gateway, topology.channel, channel=channel):
                     for tx in block.transactions:
                         if tx.valid:
                             valid[tx.tx_id] = valid.get(tx.tx_id, 0) + 1
+                            if tx.event_name == "ReadingsPosted":
+                                summary = json.loads(tx.event_payload)
+                                if summary["command"] == load.command:
+                                    ra_posted = posted[peer.name]
+                                    ra_posted[summary["ra"]] = ra_posted.get(summary["ra"], 0) + summary["readings"]
                 missing = [t for t in acked if t not in valid]
                 if not missing or time.monotonic() > deadline:
                     break
@@ -251,9 +266,10 @@ def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, secon
                 if peer.name not in live_peers:
                     continue
                 msp = [topology.organisation(member).msp_id]
+                tried = sorted({r["consumer"] for b in worker.batches for r in b.readings})
                 while True:
                     present = {}
-                    for consumer in worker.consumers:
+                    for consumer in tried:
                         shown = json.loads(
                             contract.evaluate("get_readings", consumer, load.command, endorsing_organizations=msp)
                         )
@@ -262,10 +278,7 @@ def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, secon
                     if not lost or time.monotonic() > deadline:
                         break
                     time.sleep(0.5)
-                aggregates = json.loads(
-                    contract.evaluate("get_aggregates", load.command, worker.ra, endorsing_organizations=msp)
-                )["aggregates"][0]
-                counted = sum(m["readings"] for m in aggregates["minutes"])
+                counted = posted[peer.name].get(worker.ra, 0)
                 lost_readings[f"{worker.ra}@{peer.name}"] = len(lost)
                 duplicate_readings[f"{worker.ra}@{peer.name}"] = counted - len(present)
     result.update(

@@ -1,7 +1,10 @@
 """The TSO's OpenADR 2.0b VTN (`gridledger openadr serve`) on the real network, driven by openleadr's own VEN
 (openleadr.OpenADRClient) as RA1's existing DR software: a command on the ledger reaches the VEN as an event, its
 opt-in is held against RA1's declaration, its telemetry shows in the TSO's comparison beside the ledger's
-readings; a VEN registering as another RA, or with a certificate no RA issued, is refused."""
+readings; a VEN registering as another RA, or with a certificate no RA issued, is refused.
+
+Commands run in real time, as the endorsers hold them (tests/live_commands.py): issued for a window starting
+LEAD_SECONDS ahead, declared before it starts, the ledger's readings of a minute posted once it has ended."""
 
 import asyncio
 import json
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from live_commands import live_command, wait_until_ended
 from openleadr import OpenADRClient, enums
 from waiting import eventually
 
@@ -33,8 +37,9 @@ from openadr.mapping import event_id_of
 from sim.aggregation_system import AggregationSystem
 
 REPO = Path(__file__).resolve().parents[2]
-MEASURED_MINUTES = 3  # the window starts this many minutes before the test
-SLOTS = MEASURED_MINUTES + 4
+MEASURED_MINUTES = 2  # the window's minutes: one the VEN's figures match, one they do not
+SLOTS = MEASURED_MINUTES
+LEAD_SECONDS = 45  # for the VEN to register, hear the event, opt in and RA1 to declare before the window starts
 
 
 def run_apart(coroutine):
@@ -106,20 +111,18 @@ def test_command_event_opt_in_and_telemetry_reach_the_tsos_comparison(fabric_net
     tso = open_session(fabric_network, "TSO").dr
     ra1 = open_session(fabric_network, "RA1").dr
     ra1.meters = MeterOperator(fabric_network.layout)  # RA1 relays what C1's meter signed
-    now = minute_index(datetime.now(JST).strftime("%Y-%m-%dT%H:%M"))
     command = tso.issue(
-        {
-            "id": f"adr-{uuid.uuid4().hex[:8]}",
-            "start": minute_label(now - MEASURED_MINUTES),
-            "end": minute_label(now + 3),
-            "requested_kw": 5,
-            "target_acs": ["AC1"],
-            "price_per_kwh": 2500,
-            "baseline_minutes": 5,
-        }
+        live_command(
+            f"adr-{uuid.uuid4().hex[:8]}",
+            minutes=MEASURED_MINUTES,
+            baseline_minutes=5,
+            due_minutes=10,
+            lead_seconds=LEAD_SECONDS,
+            target_acs=["AC1"],
+        )
     )
-    # The window has begun: RA1's meters' readings of C1 over its first minutes, on the ledger (what settlement uses)
-    measured = [minute_label(now - MEASURED_MINUTES + n) for n in range(MEASURED_MINUTES)]
+    # RA1's meters' readings of C1 over the window, for the ledger (what settlement uses) once each minute has ended
+    measured = [minute_label(minute_index(command["start"]) + n) for n in range(MEASURED_MINUTES)]
     metered = {minute: 40 + n for n, minute in enumerate(measured)}
     # ... and RA1's DR system's own figures, which its VEN reports: one minute 7 Wh off, for the comparison to catch.
     reported = dict(metered)
@@ -158,6 +161,7 @@ def test_command_event_opt_in_and_telemetry_reach_the_tsos_comparison(fabric_net
     assert event["active_period"]["dtstart"] == datetime.fromisoformat(command["start"]).replace(tzinfo=JST)
     assert [i["signal_payload"] for i in event["event_signals"][0]["intervals"]] == [1] * SLOTS
 
+    wait_until_ended(measured[-1])
     ra1.post_readings(command["id"], [Reading("RA1", "C1", minute, wh) for minute, wh in metered.items()])
     system = AggregationSystem(fabric_network.root / "aggregation-system.sqlite", read_only=True)
 
@@ -221,16 +225,8 @@ def test_a_ven_reports_only_its_own_ras_consumers(fabric_network, vtn):
     """RA2's VEN offers telemetry of its own consumer C2 and of RA1's C1: only C2's is requested and kept."""
     url, log = vtn
     gridledger(fabric_network, "openadr", "ven-certificate", "--org", "RA2")
-    now = minute_index(datetime.now(JST).strftime("%Y-%m-%dT%H:%M"))
     command = open_session(fabric_network, "TSO").dr.issue(
-        {
-            "id": f"adr-{uuid.uuid4().hex[:8]}",
-            "start": minute_label(now - 2),
-            "end": minute_label(now + 3),
-            "requested_kw": 5,
-            "target_acs": ["AC1"],
-            "price_per_kwh": 2500,
-        }
+        live_command(f"adr-{uuid.uuid4().hex[:8]}", minutes=5, baseline_minutes=30, target_acs=["AC1"])
     )
     minute = datetime.fromisoformat(command["start"]).replace(tzinfo=JST)
 

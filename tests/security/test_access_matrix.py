@@ -1,7 +1,8 @@
 """The access-control matrix on the real network: every organisation × every kind of data × every read path of
 access_matrix.py (generated from the topology); a cell passes when the read succeeds exactly where the matrix
-allows it. Seeded with a DR command (declarations and readings of every RA), a private record in every
-collection and a public record, each holding values that cannot appear by chance ("leak markers")."""
+allows it. Seeded with a DR command whose window starts a little ahead (declarations, and every RA's readings of
+its baseline minutes, which have ended: no wait), a private record in every collection and a public record, each
+holding values that cannot appear by chance ("leak markers")."""
 
 import hashlib
 import json
@@ -11,6 +12,7 @@ import uuid
 import pytest
 from access_matrix import READ_PATHS, cells, member_peer_org, table
 from click.testing import CliRunner
+from live_commands import live_command, past_baseline_minutes
 from waiting import eventually
 
 from clients.dr import Reading, meter_signatures
@@ -24,7 +26,7 @@ pytestmark = [pytest.mark.timeout(900)]
 
 TOPOLOGY = topology_file.load()
 CELLS = cells(TOPOLOGY)
-WINDOW = [f"2021-01-14T00:0{m}" for m in range(3)]
+WINDOW_MINUTES = 1
 RESULTS: dict[tuple[str, str, str], bool] = {}
 
 
@@ -35,6 +37,7 @@ class Seeded:
         self.network = network
         self.tag = uuid.uuid4().hex[:8]
         self.command = f"acm-{self.tag}"
+        self.minutes: list[str] = []  # the readings' minutes: baseline minutes of the command, already ended
         self.records = {}  # collection → (key, value bytes)
         self.public = (f"acm-public-{self.tag}", _canonical({"note": f"PUBLIC-{self.tag}"}))
         self.readings = {}  # RA → {consumer: [wh per minute]}
@@ -56,7 +59,7 @@ class Seeded:
             return [
                 fragment
                 for values in self.readings[kind.owner].values()
-                for minute, wh in zip(WINDOW, values, strict=False)
+                for minute, wh in zip(self.minutes, values, strict=True)
                 for fragment in (f'"{minute}":{wh}'.encode(), f'"wh":{wh}'.encode())
             ]
         if kind.what == "declaration":
@@ -72,20 +75,16 @@ class Seeded:
 def seeded(security_network):
     data = Seeded(security_network)
     tso = data.session("TSO")
-    tso.dr.submit(
-        "issue_command",
-        json.dumps(
-            {
-                "id": data.command,
-                "start": WINDOW[0],
-                "end": WINDOW[-1],
-                "requested_kw": 10,
-                "target_acs": [o.name for o in TOPOLOGY.organisations if o.role == "ac"],
-                "price_per_kwh": 100,
-                "baseline_minutes": 1,
-            }
-        ),
+    command = live_command(
+        data.command,
+        minutes=WINDOW_MINUTES,
+        baseline_minutes=5,
+        due_minutes=10,
+        target_acs=[o.name for o in TOPOLOGY.organisations if o.role == "ac"],
+        price_per_kwh=100,
     )
+    tso.dr.submit("issue_command", json.dumps(command))
+    data.minutes = past_baseline_minutes(command)[:3]  # ended (all but the latest two): posted at once
     base = 40_001
     meters = MeterOperator(security_network.layout)  # each RA relays readings its consumers' meters signed
     for n, ra in enumerate(o for o in TOPOLOGY.organisations if o.role == "ra"):
@@ -98,15 +97,15 @@ def seeded(security_network):
             {
                 "baseline_method": "mean-before",
                 "consumers": {
-                    c: {"expected_wh": [expected] * len(WINDOW)} for c, expected in data.declared[ra.name].items()
+                    c: {"expected_wh": [expected] * WINDOW_MINUTES} for c, expected in data.declared[ra.name].items()
                 },
             },
         )
         data.readings[ra.name] = {}
         for i, consumer in enumerate(consumers):
-            values = [base + 100 * (3 * n + i) + m for m in range(len(WINDOW))]
+            values = [base + 100 * (3 * n + i) + m for m in range(len(data.minutes))]
             data.readings[ra.name][consumer] = values
-            batch = [Reading(ra.name, consumer, minute, wh) for minute, wh in zip(WINDOW, values, strict=False)]
+            batch = [Reading(ra.name, consumer, minute, wh) for minute, wh in zip(data.minutes, values, strict=True)]
             session.dr.submit(
                 "post_readings",
                 data.command,
@@ -217,7 +216,7 @@ def _evaluate(data: Seeded, org: str, kind, peer_org: str) -> bool:
                 session.dr.contract.evaluate("get_declaration", data.command, kind.owner, endorsing_organizations=msp)
             )
             return shown["detail"] == {
-                c: {"expected_wh": [e] * len(WINDOW)} for c, e in data.declared[kind.owner].items()
+                c: {"expected_wh": [e] * WINDOW_MINUTES} for c, e in data.declared[kind.owner].items()
             }
         if kind.what == "figures":
             shown = json.loads(

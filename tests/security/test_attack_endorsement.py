@@ -20,6 +20,7 @@ import json
 import uuid
 
 import pytest
+from live_commands import live_command, past_baseline_minutes
 from waiting import eventually
 
 from clients.dr import Reading, meter_signatures, uniform_declaration
@@ -35,7 +36,6 @@ pytestmark = [pytest.mark.timeout(600)]
 
 TOPOLOGY = topology_file.load()
 INFLATED_WH = 77_777  # per minute: far above any real consumer's, and refused by the honest contract
-MINUTES = [f"2021-02-01T10:0{m}" for m in range(4)]  # a command window of its own, far from the other tests'
 
 # The modified chaincode server: the honest one with DrContract.post_readings replaced by a version that records
 # INFLATED_WH for every reading it is sent, with no check of caller, declaration, range or duplicates.
@@ -73,22 +73,16 @@ server.main()
 
 @pytest.fixture(scope="module")
 def command(security_network):
-    """A command targeting AC1 for which RA1 has declared its consumer C1 (and C4)."""
+    """A command targeting AC1, its window a little ahead, for which RA1 has declared its consumer C1 (and C4); its
+    "minutes": three of its baseline minutes, already ended, so that every honest contract takes a reading for them
+    (the modified one is refused for who endorsed it, never for the reading's time)."""
     tso, ra1 = open_session(security_network, "TSO"), open_session(security_network, "RA1")
     record = tso.dr.issue(
-        {
-            "id": f"atk-{uuid.uuid4().hex[:8]}",
-            "start": MINUTES[1],
-            "end": MINUTES[-1],
-            "requested_kw": 1,
-            "target_acs": ["AC1"],
-            "price_per_kwh": 2500,
-            "baseline_minutes": 1,
-        }
+        live_command(f"atk-{uuid.uuid4().hex[:8]}", minutes=1, baseline_minutes=5, due_minutes=10, target_acs=["AC1"])
     )
     ra1.dr.wait_for_command(record["id"])
     ra1.dr.declare(record["id"], uniform_declaration(record, ["C1", "C4"], 10, None))
-    yield record
+    yield {**record, "minutes": past_baseline_minutes(record)[:3]}  # all but the latest two of five have ended
     tso.close()
     ra1.close()
 
@@ -145,7 +139,7 @@ def test_a_modified_chaincode_on_the_ras_peer_cannot_record_a_reading(security_n
     ra1 = relaying(security_network, "RA1")
     try:
         # (a) RA1's peer alone: ordered, then invalid on every peer.
-        status = post(ra1, command["id"], "C1", MINUTES[1], 500, ["RA1MSP"])
+        status = post(ra1, command["id"], "C1", command["minutes"][0], 500, ["RA1MSP"])
         assert status.code == "ENDORSEMENT_POLICY_FAILURE", (
             f"a reading endorsed by RA1's (modified) peer alone committed as {status.code}: the RA1 collection's "
             "endorsement policy AND('RA1MSP.peer', OR('AC1MSP.peer', 'TSOMSP.peer')) should have invalidated it"
@@ -153,7 +147,7 @@ def test_a_modified_chaincode_on_the_ras_peer_cannot_record_a_reading(security_n
 
         # (b) RA1's peer and AC1's: the honest AC1 writes something else; the gateway refuses to assemble it.
         with pytest.raises(EndorseError) as refused:
-            post(ra1, command["id"], "C1", MINUTES[2], 500, ["RA1MSP", "AC1MSP"])
+            post(ra1, command["id"], "C1", command["minutes"][1], 500, ["RA1MSP", "AC1MSP"])
         assert "ProposalResponsePayloads do not match" in str(refused.value), (
             "the gateway should refuse a reading whose endorsements by RA1's modified chaincode and AC1's honest one "
             f"differ, got: {refused.value}"
@@ -161,7 +155,7 @@ def test_a_modified_chaincode_on_the_ras_peer_cannot_record_a_reading(security_n
         assert not refused.value.refused, "no honest contract refused it: the endorsements disagreed"
         # … and the same through the DR client, which tries RA1 + AC1, then RA1 + the TSO.
         with pytest.raises(EndorseError, match="ProposalResponsePayloads do not match"):
-            ra1.dr.post_readings(command["id"], [Reading("RA1", "C1", MINUTES[3], 500)])
+            ra1.dr.post_readings(command["id"], [Reading("RA1", "C1", command["minutes"][2], 500)])
     finally:
         ra1.close()
 
@@ -178,18 +172,18 @@ def test_after_the_honest_server_is_back_an_honest_reading_and_a_meters_commit(s
     ra1, meter = relaying(security_network, "RA1"), open_session(security_network, "meter:C4")
     try:
         assert ra1.dr.private_endorsers[0] == ["RA1MSP", "AC1MSP"]
-        ra1.dr.post_readings(command["id"], [Reading("RA1", "C1", MINUTES[1], 321)])
-        meter.dr.post_readings(command["id"], [Reading("RA1", "C4", MINUTES[1], 123)])
+        ra1.dr.post_readings(command["id"], [Reading("RA1", "C1", command["minutes"][0], 321)])
+        meter.dr.post_readings(command["id"], [Reading("RA1", "C4", command["minutes"][0], 123)])
     finally:
         ra1.close()
         meter.close()
     for org in ("TSO", "AC1", "RA1"):
         assert eventually(
             lambda org=org: readings_seen(security_network, org, command["id"], "C1"), "C1's reading"
-        ) == {MINUTES[1]: 321}
+        ) == {command["minutes"][0]: 321}
         assert eventually(
             lambda org=org: readings_seen(security_network, org, command["id"], "C4"), "C4's reading"
-        ) == {MINUTES[1]: 123}
+        ) == {command["minutes"][0]: 123}
 
 
 def test_the_committed_definition_carries_the_collection_policies_derived_from_the_topology(security_network):

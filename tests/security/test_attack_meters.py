@@ -22,6 +22,7 @@ import json
 import uuid
 
 import pytest
+from live_commands import live_command, past_baseline_minutes
 from meter_identities import meter_session, ra_issued_meter, ra_issued_session, relayed
 from waiting import eventually
 
@@ -33,29 +34,39 @@ from network.crypto import MeterOperator
 
 pytestmark = [pytest.mark.timeout(600)]
 
-MINUTES = [f"2021-03-01T10:0{m}" for m in range(4)]  # a command window of its own, far from the other tests'
-
 
 @pytest.fixture(scope="module")
-def command(security_network):
-    """A command for AC1 (RA1 declared C1 and C4; RA2 declared C2), and RA1's DR client with the operator's meters."""
+def issued(security_network):
+    """A command for AC1 (RA1 declared C1 and C4; RA2 declared C2) whose window starts a little ahead, and RA1's DR
+    client with the operator's meters. The readings below are for its baseline minutes, which have ended: each
+    attack is refused for what it forges, never for its timing."""
     tso, ra2 = open_session(security_network, "TSO"), open_session(security_network, "RA2")
     ra1 = open_session(security_network, "RA1")
     record = tso.dr.issue(
-        {
-            "id": f"meters-{uuid.uuid4().hex[:8]}",
-            "start": MINUTES[0],
-            "end": MINUTES[-1],
-            "requested_kw": 10,
-            "target_acs": ["AC1"],
-            "price_per_kwh": 100,
-            "baseline_minutes": 1,
-        }
+        live_command(
+            f"meters-{uuid.uuid4().hex[:8]}",
+            minutes=1,
+            baseline_minutes=6,
+            due_minutes=10,
+            target_acs=["AC1"],
+            price_per_kwh=100,
+        )
     )
     for session, consumers in ((ra1, ["C1", "C4"]), (ra2, ["C2"])):
         session.dr.wait_for_command(record["id"])
         session.dr.declare(record["id"], uniform_declaration(record, consumers, 10, None))
-    return record["id"]
+    return record
+
+
+@pytest.fixture(scope="module")
+def command(issued) -> str:
+    return issued["id"]
+
+
+@pytest.fixture(scope="module")
+def minutes(issued) -> list[str]:
+    """Four of the command's minutes whose readings may be posted now."""
+    return past_baseline_minutes(issued)[:4]  # all but the latest two of six have ended
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,7 @@ def meters(security_network):
     return MeterOperator(security_network.layout)
 
 
-def batch(consumer: str, wh: int, minutes=MINUTES[:2], ra: str = "RA1") -> list[Reading]:
+def batch(consumer: str, wh: int, minutes: list[str], ra: str = "RA1") -> list[Reading]:
     return [Reading(ra, consumer, minute, wh) for minute in minutes]
 
 
@@ -83,24 +94,26 @@ def holds(network, org: str, command_id: str, consumer: str, expected: dict[str,
     assert recorded(network, org, command_id, consumer) == expected
 
 
-def test_readings_without_a_meter_signature_are_refused(security_network, command):
+def test_readings_without_a_meter_signature_are_refused(security_network, command, minutes):
     ra1 = open_session(security_network, "RA1")
-    unsigned = {"readings": json.dumps([r.as_json() for r in batch("C1", 50)])}
+    unsigned = {"readings": json.dumps([r.as_json() for r in batch("C1", 50, minutes[:2])])}
     assert "failed to post readings: the readings of C1 carry no meter signature" in str(
         refusal(ra1, command, unsigned)
     )
 
 
-def test_readings_altered_after_signing_are_refused(security_network, command, meters):
+def test_readings_altered_after_signing_are_refused(security_network, command, meters, minutes):
     ra1 = open_session(security_network, "RA1")
-    signed = meter_signatures(command, batch("C1", 50), meters)
-    error = refusal(ra1, command, relayed(batch("C1", 5000), signed))  # the meter said 50 Wh, the RA says 5000
+    signed = meter_signatures(command, batch("C1", 50, minutes[:2]), meters)
+    error = refusal(
+        ra1, command, relayed(batch("C1", 5000, minutes[:2]), signed)
+    )  # the meter said 50 Wh, the RA says 5000
     assert "the meter signature over C1's readings does not verify" in str(error)
 
 
-def test_forged_meter_signatures_are_refused(security_network, command, meters):
+def test_forged_meter_signatures_are_refused(security_network, command, meters, minutes):
     ra1 = open_session(security_network, "RA1")
-    readings = batch("C1", 50)
+    readings = batch("C1", 50, minutes[:2])
     statement = reading_statement(command, "C1", [(r.minute, r.wh) for r in readings])
     other_key = ra_issued_meter(security_network, "RA1", "C1").signer
     forged = {
@@ -117,9 +130,9 @@ def test_forged_meter_signatures_are_refused(security_network, command, meters):
     )
 
 
-def test_readings_signed_by_another_consumers_meter_are_refused(security_network, command, meters):
+def test_readings_signed_by_another_consumers_meter_are_refused(security_network, command, meters, minutes):
     ra1 = open_session(security_network, "RA1")
-    readings = batch("C1", 50)
+    readings = batch("C1", 50, minutes[:2])
     c4 = meters.meter("C4")
     statement = reading_statement(command, "C1", [(r.minute, r.wh) for r in readings])
     signature = base64.b64encode(c4.signer.sign(statement)).decode()
@@ -129,7 +142,9 @@ def test_readings_signed_by_another_consumers_meter_are_refused(security_network
     )
 
 
-def test_an_ra_issued_meter_certificate_naming_another_ras_consumer_is_refused_everywhere(security_network, command):
+def test_an_ra_issued_meter_certificate_naming_another_ras_consumer_is_refused_everywhere(
+    security_network, command, minutes
+):
     forged = ra_issued_session(security_network, "RA1", "C2")
     expected = "a meter certificate must be issued by the meter operator TSO, not by RA1"
     attempts = {
@@ -137,7 +152,7 @@ def test_an_ra_issued_meter_certificate_naming_another_ras_consumer_is_refused_e
         "dr post": lambda: forged.dr.submit(
             "post_readings",
             command,
-            transient={"readings": json.dumps([r.as_json() for r in batch("C2", 9)])},
+            transient={"readings": json.dumps([r.as_json() for r in batch("C2", 9, minutes[:2])])},
             private=True,
         ),
         "market positions": lambda: forged.market.positions("C2"),
@@ -149,14 +164,14 @@ def test_an_ra_issued_meter_certificate_naming_another_ras_consumer_is_refused_e
         assert refused.value.refused, what
 
 
-def test_honest_relayed_readings_and_a_meters_own_commit(security_network, command, meters):
+def test_honest_relayed_readings_and_a_meters_own_commit(security_network, command, meters, minutes):
     ra1 = open_session(security_network, "RA1")
     ra1.dr.meters = meters
-    ra1.dr.post_readings(command, batch("C1", 50))
+    ra1.dr.post_readings(command, batch("C1", 50, minutes[:2]))
     meter = meter_session(security_network, "C4")
-    assert meter.dr.post_readings(command, batch("C4", 60, MINUTES[2:]))["ra"] == "RA1"
+    assert meter.dr.post_readings(command, batch("C4", 60, minutes[2:]))["ra"] == "RA1"
     for org in ("TSO", "AC1", "RA1"):
-        eventually(lambda org=org: holds(security_network, org, command, "C1", dict.fromkeys(MINUTES[:2], 50)))
-        eventually(lambda org=org: holds(security_network, org, command, "C4", dict.fromkeys(MINUTES[2:], 60)))
+        eventually(lambda org=org: holds(security_network, org, command, "C1", dict.fromkeys(minutes[:2], 50)))
+        eventually(lambda org=org: holds(security_network, org, command, "C4", dict.fromkeys(minutes[2:], 60)))
     # Nothing of the refused batches above reached the ledger.
     assert recorded(security_network, "TSO", command, "C2") == {}

@@ -19,6 +19,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from live_commands import live_command, past_baseline_minutes
 from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS, signed_transient
 
 from chaincode.contracts.market_seed import order_commitment
@@ -55,17 +56,11 @@ CALLERS = {
     "forged-meter": make_identity("RA1MSP", "meter-x", {"role": "meter", "consumer": "C2"}),  # RA1's own CA
 }
 
-WINDOW = [f"2021-01-14T00:0{m}" for m in range(5)]
-COMMAND = {
-    "id": "1",
-    "start": WINDOW[0],
-    "end": WINDOW[-1],
-    "requested_kw": 600,
-    "target_acs": ["AC1", "AC2"],
-    "price_per_kwh": 2500,
-    "baseline_minutes": 3,
-}
-READINGS = [{"consumer": "C1", "minute": "2021-01-14T00:01", "wh": 500}]
+# The contracts hold DR to real time by the system clock: command 1's window starts well after the run (a long one
+# in `make chaos` included), and its readings are of baseline minutes that have ended.
+COMMAND = live_command("1", minutes=5, baseline_minutes=30, due_minutes=60, lead_seconds=900)
+POSTED_MINUTES = past_baseline_minutes(COMMAND)[:4]  # three for the ledger's readings, one for the example's
+READINGS = [{"consumer": "C1", "minute": POSTED_MINUTES[3], "wh": 500}]
 DECLARATION = {"baseline_method": "mean-before", "consumers": {"C2": {"expected_wh": [100] * 5}}}
 # Orders are sealed (issue 13): place_orders takes commitments, reveal_orders the order and its salt.
 ORDERS = [
@@ -146,7 +141,9 @@ def ledger(fuzz_figures):
         "post_readings",
         "1",
         transient=signed_transient(
-            "1", [{"consumer": "C1", "minute": m, "wh": 1000 + i} for i, m in enumerate(WINDOW[:3])], OPERATOR_METERS
+            "1",
+            [{"consumer": "C1", "minute": m, "wh": 1000 + i} for i, m in enumerate(POSTED_MINUTES[:3])],
+            OPERATOR_METERS,
         ),
     )
     submit("RA1", "records", "put_record", "k-public", '{"kwh":1}')

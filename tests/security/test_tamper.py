@@ -11,6 +11,7 @@ import json
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from click.testing import CliRunner
@@ -29,32 +30,43 @@ def eventually_audited(check):
 @pytest.fixture(scope="module")
 def readings_and_trades(security_network):
     """A DR run (readings in every RA's collection) and one finalised market gate (trades, positions) on the
-    network; the market's gate length put back to the topology's afterwards."""
+    network; the market's gate length put back to the topology's afterwards. The DR run is live (a one-minute
+    window a little ahead, settled once its readings are due: about three minutes), so the market's gate runs
+    beside it, each with sessions of its own."""
     from network.connections import Sessions
     from network.crypto import MeterOperator
     from sim.aggregation_system import AggregationSystem
     from sim.dr_run import simulate_dr
     from sim.market_rounds import simulate_market
 
-    sessions = Sessions(str(security_network.root))
-    meters = MeterOperator(security_network.layout)  # the meters sign what the RAs relay, as `dr simulate` has them
-    for org in sessions.topology.organisations:
-        if org.role == "ra":
-            sessions(org.name).dr.meters = meters
-    rules = security_network.topology.market
-    try:
+    def dr_run():
+        sessions = Sessions(str(security_network.root))
+        meters = MeterOperator(security_network.layout)  # the meters sign what the RAs relay, as `dr simulate` has them
+        for org in sessions.topology.organisations:
+            if org.role == "ra":
+                sessions(org.name).dr.meters = meters
         system = AggregationSystem(security_network.root / "audit-as.sqlite", sessions.topology)
-        simulate_dr(sessions, system, consumer_count=6, minutes=3, baseline_minutes=3)
-        simulate_market(sessions, gates=1, gate_seconds=8, proposal_seconds=4, trader_count=10)
-        sessions(rules.operator).market.configure(
-            {
-                "gate_seconds": rules.gate_seconds,
-                "proposal_seconds": rules.proposal_seconds,
-                "objective": rules.objective,
-            }
-        )
-    finally:
-        sessions.close()
+        try:
+            simulate_dr(sessions, system, consumer_count=6, minutes=1, baseline_minutes=3)
+        finally:
+            sessions.close()
+
+    sessions = Sessions(str(security_network.root))
+    rules = security_network.topology.market
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        dr = pool.submit(dr_run)
+        try:
+            simulate_market(sessions, gates=1, gate_seconds=8, proposal_seconds=4, trader_count=10)
+            sessions(rules.operator).market.configure(
+                {
+                    "gate_seconds": rules.gate_seconds,
+                    "proposal_seconds": rules.proposal_seconds,
+                    "objective": rules.objective,
+                }
+            )
+        finally:
+            sessions.close()
+        dr.result()
     return security_network
 
 

@@ -38,6 +38,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the benchmarks' shared harness, as bench_*.py import it
 
+from baseline_load import baseline_hours, load_command, wait_for_baseline  # noqa: E402
 from harness import own_network  # noqa: E402
 
 from chaincode.contracts.market import gate_label  # noqa: E402
@@ -46,7 +47,7 @@ from clients.contract import Refused  # noqa: E402
 from clients.dr import Reading, meter_signatures  # noqa: E402
 from clients.market_agent import MarketAgent, contribution_key  # noqa: E402
 from consortium import CHAINCODE_NAME  # noqa: E402
-from consortium.units import minute_index, minute_label  # noqa: E402
+from consortium.units import minute_label  # noqa: E402
 from gateway.errors import CommitError, GatewayError  # noqa: E402
 from network.bringup import Network  # noqa: E402
 from network.connections import Sessions  # noqa: E402
@@ -56,6 +57,7 @@ from sim.meters import MeterFleet, SimulatedConsumer  # noqa: E402
 DEFAULT_PORT_BASE = 11100
 CALIPER_VERSION = "0.6.0"
 SETTLE_SECONDS = 60  # Caliper's start (workers, gateways) and its waits between rounds, beyond the rounds' own
+LEAD_SECONDS = 60  # to issue the DR command and declare every RA's consumers before its window starts
 # Batches signed ahead per second of a readings round: ten times the rate measured unpaced (4.4 tx/s).
 SIGNED_BATCHES_PER_SECOND = 50
 # Batches sealed ahead per second of the order round: ten times the rate measured (about 30 tx/s).
@@ -143,21 +145,31 @@ def round_arguments(benchmark: dict, module: str) -> dict:
 
 
 def set_up(sessions: Sessions, benchmark: dict) -> None:
-    """What the rounds assume: the market's gate length, the DR command, its consumers registered and declared."""
+    """What the rounds assume: the market's gate length, the consumers registered, the DR command (dated now by
+    baseline_load, given to every readings round) and its declarations; then waits until its baseline's whole
+    hours, the readings the rounds post, have ended."""
     gates = round_arguments(benchmark, "workloads/gates.js")
     sessions("TSO").market.configure({"gate_seconds": gates["gateSeconds"], "reveal_seconds": REVEAL_SECONDS})
     readings = round_arguments(benchmark, "workloads/readings.js")
-    command = readings["command"]
-    sessions("TSO").dr.issue(command)
-    for ra in readings["ras"]:
-        consumers = [
+    consumers = {
+        ra: [
             SimulatedConsumer(consumer_id(ra, n), ra, 0.3 + (n % 27) / 10, 0.1 + (n % 4) / 10)
             for n in range(readings["consumersPerRa"])
         ]
+        for ra in readings["ras"]
+    }
+    for ra in readings["ras"]:
+        sessions(ra).dr.register_consumers([c.id for c in consumers[ra]])
+    command = load_command(readings["command"]["id"], LEAD_SECONDS)
+    for round_ in benchmark["test"]["rounds"]:
+        if round_["workload"]["module"] == "workloads/readings.js":
+            round_["workload"]["arguments"]["command"] = command
+    sessions("TSO").dr.issue(command)
+    for ra in readings["ras"]:
         dr = sessions(ra).dr
         dr.wait_for_command(command["id"])  # the TSO's peer committed it; the RA's may be a moment behind
-        dr.register_consumers([c.id for c in consumers])
-        dr.declare(command["id"], MeterFleet(consumers, seed=1).declaration(command, consumers))
+        dr.declare(command["id"], MeterFleet(consumers[ra], seed=1).declaration(command, consumers[ra]))
+    wait_for_baseline(command)
 
 
 def consumer_id(ra: str, number: int) -> str:
@@ -166,13 +178,13 @@ def consumer_id(ra: str, number: int) -> str:
 
 def reading_units(arguments: dict) -> list[tuple[str, int, int, int]]:
     """The batches of the readings rounds, in the order the workers take them: (RA, first consumer number,
-    consumers, first minute of the hour), one hour of each group of consumersPerBatch consumers of each RA."""
+    consumers, first minute of the hour), one whole hour of the command's baseline (baseline_load) of each group of
+    consumersPerBatch consumers of each RA."""
     command, per_ra, per_batch = arguments["command"], arguments["consumersPerRa"], arguments["consumersPerBatch"]
     groups = -(-per_ra // per_batch)
-    first, last = minute_index(command["start"]), minute_index(command["end"])
     return [
         (ra, group * per_batch, min(per_batch, per_ra - group * per_batch), hour)
-        for hour in range(first, last - 58, 60)
+        for hour in baseline_hours(command)
         for group in range(groups)
         for ra in arguments["ras"]
     ]
