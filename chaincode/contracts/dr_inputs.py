@@ -10,9 +10,10 @@ need it take an `owner_of(consumer)` function.
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chaincode.contracts.common import Refusal
+from chaincode.contracts.products import checked_product
 from consortium.units import minute_index, minute_label
 
 MAX_READING_WH = 100_000  # 100 kWh in one minute: a 6 MW site; more is a broken meter
@@ -31,6 +32,7 @@ BASELINE_METHODS = ("declared", "mean-before")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _COMMAND_FIELDS = {"id", "start", "end", "requested_kw", "target_acs", "price_per_kwh"}
 _COMMAND_DEFAULTS = {"granularity_minutes": 1, "baseline_minutes": DEFAULT_BASELINE_MINUTES}
+_COMMAND_DEFAULTS["product"] = None  # type: ignore[assignment]  # chaincode.contracts.products; None: as before
 
 OwnerOf = Callable[[str], str | None]
 
@@ -96,6 +98,7 @@ class Command:
     granularity: int
     baseline_minutes: int
     issued_at: str | None = None
+    product: dict | None = None  # chaincode.contracts.products.checked_product
 
     @classmethod
     def checked(cls, fields: dict, known_acs: Sequence[str]) -> "Command":
@@ -133,7 +136,8 @@ class Command:
         acs = record["target_acs"]
         if not isinstance(acs, list) or not acs or any(ac not in known_acs for ac in acs) or len(set(acs)) != len(acs):
             raise Refusal(f"target_acs must list distinct ACs of {', '.join(known_acs)}, got {acs!r}")
-        return cls(record["id"], first, last, requested_kw, tuple(sorted(acs)), price, granularity, baseline_minutes)
+        plain = cls(record["id"], first, last, requested_kw, tuple(sorted(acs)), price, granularity, baseline_minutes)
+        return replace(plain, product=checked_product(record["product"], acs))
 
     @classmethod
     def from_record(cls, record: dict) -> "Command":
@@ -148,6 +152,7 @@ class Command:
             record["granularity_minutes"],
             record["baseline_minutes"],
             record.get("issued_at"),
+            product=record.get("product"),
         )
 
     def record(self) -> dict:
@@ -162,6 +167,7 @@ class Command:
             "granularity_minutes": self.granularity,
             "baseline_minutes": self.baseline_minutes,
             "issued_at": self.issued_at,
+            **({"product": self.product} if self.product is not None else {}),
         }
 
     @property
