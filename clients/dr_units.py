@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from chaincode.contracts.meter_attestation import history_statement
 from clients.contract import ContractClient
 from clients.dr import MeterSource
+from consortium.topology import Topology
 from gateway.errors import CommitError, CommitStatusError, EndorseError, SubmitError
 
 HISTORY_BATCH_DAYS = 700  # consumer-days per post_history transaction: 20 consumers' five weeks
@@ -73,6 +74,13 @@ class UnitsClient(ContractClient):
 
     contract_name = "units"
     meters: MeterSource | None = None
+
+    @classmethod
+    def of(cls, session, topology: Topology, meters: MeterSource | None = None) -> "UnitsClient":
+        """The units client of a clients.session.Session (its channel and organisation)."""
+        client = cls(session.dr.channel, session.org, session.dr.all_msp_ids, topology)
+        client.meters = meters
+        return client
 
     def post_history(self, days: list[HistoryDay], attempts: int = 3) -> dict:
         """One post_history transaction (private to the RA's collection, endorsed by its peer and its AC's), the
