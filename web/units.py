@@ -13,7 +13,10 @@ import io
 
 from flask import Blueprint, Response, abort, g, jsonify, render_template, request
 
+from chaincode.contracts.balancing import PRODUCTS
+from chaincode.contracts.products import resolved
 from clients.dr_units import UnitsClient
+from consortium.topology import Topology
 from gateway.errors import GatewayError
 from web.auth import roles_required
 from web.charts import Series, line_chart
@@ -39,6 +42,33 @@ CSV_FIELDS = (
     "amount_sen",
 )
 WHAT = "see settlements"
+
+
+def baseline_method_text(command: dict, topology: Topology) -> str | None:
+    """How a command's product sets each consumer's baseline, for people (the RA declaration form shows it instead
+    of asking for a method); None for a command without a product."""
+    if not command.get("product"):
+        return None
+    product = resolved(command["product"], topology.settlement)
+    if product.baseline == "history":
+        text = (
+            "High 4 of 5 on weekdays, High 2 of 3 on weekends and holidays, from your consumers' 30-minute history "
+            "(ERAB guideline)"
+        )
+        if product.same_day is None:
+            return text + ", without same-day adjustment"
+        cap = "uncapped" if product.same_day.cap_percent is None else f"capped at ±{product.same_day.cap_percent} %"
+        return (
+            f"{text}, with the same-day adjustment from {product.same_day.starts_before_minutes} to "
+            f"{product.same_day.ends_before_minutes} minutes before the window ({cap})"
+        )
+    label = PRODUCTS[product.name].label
+    if product.baseline == "measured":
+        return f"{label}: measured just before the window (直前計測型, the mean of {product.measure_minutes} minutes)"
+    return (
+        f"{label}: your 基準値計画 (事前予測型), submitted at least {product.gate_closure_minutes} minutes before the "
+        "first unit and locked"
+    )
 
 
 def units_client() -> UnitsClient:

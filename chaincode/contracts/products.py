@@ -8,7 +8,8 @@ product with the topology's defaults filled in (`resolved`), which is what settl
 Fields (all optional but `name`, and `contracted_w` for a balancing product): `contracted_w` {AC: W} for exactly the
 command's target ACs; `baseline` "measured" (直前計測型) | "forecast" (事前予測型); `price_sen_per_kw` (ΔkW, per kW
 per 30-minute unit); `penalty_sen_per_kwh` (kWh-type shortfall charge); `measure_minutes`; `gate_closure_minutes`;
-`same_day` {"starts_before_minutes", "ends_before_minutes", "cap_percent" (null: no cap)}; `tolerance_percent`.
+`same_day` {"starts_before_minutes", "ends_before_minutes", "cap_percent" (null: no cap)}, or null for no same-day
+adjustment; `tolerance_percent`.
 The command records only what the TSO named; the rest comes from the deployed topology (consortium.topology
 .SettlementDefaults), the same on every endorser.
 """
@@ -98,7 +99,9 @@ def checked_product(fields, target_acs: Sequence[str]) -> dict | None:
     return checked
 
 
-def _checked_same_day(same_day) -> dict:
+def _checked_same_day(same_day) -> dict | None:
+    if same_day is None:  # no same-day adjustment
+        return None
     if not isinstance(same_day, dict) or not set(same_day) <= _SAME_DAY_FIELDS:
         raise Refusal(f"product same_day may hold {', '.join(sorted(_SAME_DAY_FIELDS))}, got {same_day!r:.80}")
     checked: dict[str, int | None] = {}
@@ -122,7 +125,7 @@ class Product:
     penalty_sen_per_kwh: int
     measure_minutes: int
     gate_closure_minutes: int
-    same_day: SameDayAdjustment
+    same_day: SameDayAdjustment | None  # None: no same-day adjustment
     rules: AssessmentRules
 
     @property
@@ -148,7 +151,9 @@ class Product:
         else:
             record |= {
                 "penalty_sen_per_kwh": self.penalty_sen_per_kwh,
-                "same_day": {
+                "same_day": None
+                if self.same_day is None
+                else {
                     "starts_before_minutes": self.same_day.starts_before_minutes,
                     "ends_before_minutes": self.same_day.ends_before_minutes,
                     "cap_percent": self.same_day.cap_percent,
@@ -160,13 +165,15 @@ class Product:
 def resolved(product: dict, defaults: SettlementDefaults) -> Product:
     """`product` (as checked_product recorded it) with the topology's defaults for what it leaves out."""
     same_day = product.get("same_day", {})
-    adjustment = SameDayAdjustment(
-        starts_before_minutes=same_day.get("starts_before_minutes", defaults.same_day_starts_before_minutes),
-        ends_before_minutes=same_day.get("ends_before_minutes", defaults.same_day_ends_before_minutes),
-        cap_percent=same_day.get("cap_percent", defaults.same_day_cap_percent),
-    )
-    if adjustment.ends_before_minutes >= adjustment.starts_before_minutes:
-        raise Refusal("the product's same-day adjustment window must end after it starts")
+    adjustment = None
+    if same_day is not None:
+        adjustment = SameDayAdjustment(
+            starts_before_minutes=same_day.get("starts_before_minutes", defaults.same_day_starts_before_minutes),
+            ends_before_minutes=same_day.get("ends_before_minutes", defaults.same_day_ends_before_minutes),
+            cap_percent=same_day.get("cap_percent", defaults.same_day_cap_percent),
+        )
+        if adjustment.ends_before_minutes >= adjustment.starts_before_minutes:
+            raise Refusal("the product's same-day adjustment window must end after it starts")
     balancing = product["name"] != KWH_DR
     return Product(
         name=product["name"],

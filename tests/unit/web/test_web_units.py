@@ -9,9 +9,10 @@ import uuid
 from datetime import date, datetime, timedelta
 
 import pytest
-from web_pages import IDENTITIES, sign_in
+from web_pages import IDENTITIES, TOPOLOGY, sign_in
 
 from consortium.units import minute_index, minute_label
+from web.units import baseline_method_text
 
 EVENT_DAY = date(2026, 11, 25)  # a Wednesday
 
@@ -148,3 +149,18 @@ def test_commands_without_a_product_or_unknown_ones_are_404_and_consumers_403(cl
     listed = client.get("/dr/units/").text
     assert ">7</a>" in listed and ">8</a>" not in listed
     assert page(client, "C1", "/dr/units/commands/7").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "product, words",
+    [
+        (None, None),
+        ({"name": "kwh-dr"}, ["High 4 of 5", "from 240 to 60 minutes", "capped at ±20 %"]),
+        ({"name": "kwh-dr", "same_day": None}, ["High 2 of 3", "without same-day adjustment"]),
+        ({"name": "tertiary-1", "contracted_w": {"AC1": 1}, "baseline": "measured"}, ["三次調整力①", "直前計測型"]),
+        ({"name": "tertiary-2", "contracted_w": {"AC1": 1}, "baseline": "forecast"}, ["基準値計画", "60 minutes"]),
+    ],
+)
+def test_the_baseline_method_a_product_implies_reads_for_people(product, words):
+    text = baseline_method_text({"product": product} if product else {}, TOPOLOGY)
+    assert text is None if words is None else all(word in text for word in words)

@@ -279,6 +279,25 @@ def test_an_uncapped_adjustment_goes_down_as_far_as_the_event_day_says(ledger):
     assert c1["baseline"]["adjustment_wh"] == [-40, -40] and c1["baseline"]["capped"] == [False, False]
 
 
+def test_a_product_may_turn_the_same_day_adjustment_off(ledger):
+    """same_day null: the kept days' average alone (100 a unit), whatever the event day read before the window."""
+    post_history(ledger, "RA1", five_weeks("C1", {}))
+    cmd = command(
+        "7",
+        f"{EVENT_DAY}T14:00",
+        f"{EVENT_DAY}T14:59",
+        {"name": "kwh-dr", "same_day": None},
+        granularity_minutes=30,
+        baseline_minutes=1,
+    )
+    ledger.ok(USERS["TSO"], "issue_command", json.dumps(cmd), contract="dr", when=at(EVENT_DAY, "09:00"))
+    declare(ledger, "RA1", "7", {"C1": [0, 0]}, at(EVENT_DAY, "09:01"))
+    post_readings(ledger, "7", readings("C1", f"{EVENT_DAY}T13:59", [9] + [1] * 60))
+    result = settlement(ledger)
+    c1 = by_org(result["consumers"])["C1"]
+    assert [u["baseline_wh"] for u in c1["units"]] == [100, 100] and result["product"]["same_day"] is None
+
+
 def test_a_holiday_event_uses_high_2_of_3_of_weekends_and_holidays(ledger):
     """Event on 10-11 (スポーツの日, a Monday): the 3 most recent weekend days or holidays are 10-10, 10-09, 10-03;
     the 2 highest, 10-10 (300) and 10-03 (200), make 250 a slot before the same-day adjustment."""
