@@ -190,3 +190,31 @@ def resolved(product: dict, defaults: SettlementDefaults) -> Product:
             penalty_ii=Fraction(defaults.penalty_ii),
         ),
     )
+
+
+def frozen(product: dict, defaults: SettlementDefaults) -> dict:
+    """`product` with the topology's defaults written in, as a command can record it at issue so that a later
+    topology cannot move its rules; resolved() of the result is resolved() of `product`."""
+    rules = resolved(product, defaults)
+    record: dict = {"name": rules.name}
+    if rules.balancing:
+        record |= {
+            "contracted_w": dict(rules.contracted_w),
+            "baseline": rules.baseline,
+            "price_sen_per_kw": rules.price_sen_per_kw,
+            "measure_minutes": rules.measure_minutes,
+            "gate_closure_minutes": rules.gate_closure_minutes,
+            "tolerance_percent": rules.rules.tolerance_percent,
+        }
+    else:
+        record["penalty_sen_per_kwh"] = rules.penalty_sen_per_kwh
+        record["same_day"] = (
+            None
+            if rules.same_day is None
+            else {
+                "starts_before_minutes": rules.same_day.starts_before_minutes,
+                "ends_before_minutes": rules.same_day.ends_before_minutes,
+                "cap_percent": rules.same_day.cap_percent,
+            }
+        )
+    return record
