@@ -7,7 +7,7 @@
     submit_forecast(command_id)     an RA, before the gate closure  its collection (transient "forecast")
     get_history(consumer, from, to)  the TSO, the consumer's AC and RA, its meter
     get_unit_settlement(command_id)  figures as get_settlement shows them: the TSO all, an AC its own and its RAs'
-                                     (and their consumers'), an RA its own and its consumers'
+                                     (and their consumers'), an RA its own and its consumers' (without the sen)
 
 History: one private key per consumer and JST day in the RA's collection, the 48 30-minute Wh values Japan's smart
 meters record (00:00–00:30 first). It is the meter's word, as readings are: an RA relays it with each consumer's
@@ -32,6 +32,9 @@ every RA's and consumer's sen).
   High 2 of 3 on weekends and holidays, ERAB guideline 第2章; DR days are the days of other commands the consumer was
   declared for; Japanese holidays from the `holidays` package; the same-day adjustment from the event day's
   per-minute readings before the window, so the command's baseline_minutes must cover the adjustment window);
+  a baseline needs every one of the 30 days of history before the event (posted before the command was settled),
+  so that an RA cannot lift it by leaving a low day out; a window crossing midnight JST cannot use the day
+  before's slots after midnight (the event day's history is not used), so that day is no candidate;
   直前計測型 the mean of the product's measure_minutes before the window (balancing.measured_baseline); 事前予測型 the
   RA's locked 基準値計画. A consumer whose baseline cannot be set (too little history, readings missing before the
   window, no plan) delivers nothing: withholding data never pays.
@@ -52,7 +55,7 @@ import base64
 import binascii
 import json
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from math import ceil
 
@@ -201,7 +204,12 @@ class UnitsContract(Contract):
             if value is not None:
                 raise Refusal(f"duplicate history: {consumer} on {label} is already recorded")
         for (consumer, label), key in keys.items():
-            record = {"consumer": consumer, "day": label, "wh": days[(consumer, label)]}
+            record = {
+                "consumer": consumer,
+                "day": label,
+                "wh": days[(consumer, label)],
+                "posted_at": jst_moment(timestamp),
+            }
             ctx.stub.put_private_data(collection, key, canonical_json(record))
         labels = sorted(label for _, label in days)
         summary = {
@@ -314,7 +322,9 @@ class UnitsContract(Contract):
         declared = {name: detail for name, detail in declarations.items() if detail is not None}
         consumers = {c: ra for ra, detail in declared.items() for c in sorted(detail)}
         readings = self._readings(ctx, command, consumers)
-        basis = self._baselines(ctx, command, product, units, consumers, readings)
+        marker = ctx.stub.get_state(ctx.stub.create_composite_key(SETTLEMENT, [command.id]))
+        settled_at = json.loads(marker)["settled_at"] if marker else None
+        basis = self._baselines(ctx, command, product, units, consumers, readings, settled_at)
         contracted = self._contracted(command, units, declared)
         rows: dict[str, list[dict]] = {}
         for consumer in consumers:
@@ -339,7 +349,6 @@ class UnitsContract(Contract):
                 figure.update(reward_sen=None, penalty_sen=None, amount_sen=None)
         for consumer, figure in figures["consumers"].items():
             figure["baseline"] = {k: v for k, v in basis[consumer].items() if k not in ("units_wh", "per_minute")}
-        marker = ctx.stub.get_state(ctx.stub.create_composite_key(SETTLEMENT, [command.id]))
         return {
             "command": command.id,
             "product": product.record(),
@@ -347,7 +356,7 @@ class UnitsContract(Contract):
             "unit_minutes": settlement_units.UNIT_MINUTES,
             "units": [{"unit": minute_label(start), "minutes": len(minutes)} for start, minutes in units],
             "settled": marker is not None,
-            "settled_at": json.loads(marker)["settled_at"] if marker else None,
+            "settled_at": settled_at,
             "money": MONEY_UNSEEN if caller.org.role == "ra" else "sen",
             **self._visible(caller, figures, acs),
         }
@@ -412,21 +421,30 @@ class UnitsContract(Contract):
                     found[block["consumer"]].update({minute_index(m): wh for m, wh in block["minutes"].items()})
         return found
 
-    def _history(self, ctx, consumers: dict[str, str], event_day: date) -> dict[str, dict[int, int]]:
-        """Each consumer's 30-minute history over the lookback before `event_day`: slot's first minute → Wh."""
+    def _history(
+        self, ctx, consumers: dict[str, str], event_day: date, settled_at: str | None
+    ) -> tuple[dict[str, dict[int, int]], dict[str, int]]:
+        """Each consumer's 30-minute history over the lookback before `event_day` (slot's first minute → Wh), and
+        how many of those days it lacks. Days posted after the command was settled do not count: the figures stay
+        as they were when the TSO closed it."""
         days = [event_day - timedelta(days=back) for back in range(LOOKBACK_DAYS, 0, -1)]
         history: dict[str, dict[int, int]] = {consumer: {} for consumer in consumers}
+        missing = dict.fromkeys(consumers, len(days))
         for ra, own in _grouped(consumers).items():
             keys = [ctx.stub.create_composite_key(HISTORY, [c, d.isoformat()]) for c in own for d in days]
             collection = self.topology.readings_collection_for(ra)
             for value in ctx.stub.get_multiple_private_data(collection, *keys):
-                if value is not None:
-                    day = json.loads(value)
-                    start = baselines.day_start(date.fromisoformat(day["day"]))
-                    slots = history[day["consumer"]]
-                    for index, wh in enumerate(day["wh"]):
-                        slots[start + index * settlement_units.UNIT_MINUTES] = wh
-        return history
+                if value is None:
+                    continue
+                day = json.loads(value)
+                if settled_at is not None and _moment(day["posted_at"]) > _moment(settled_at):
+                    continue
+                missing[day["consumer"]] -= 1
+                start = baselines.day_start(date.fromisoformat(day["day"]))
+                slots = history[day["consumer"]]
+                for index, wh in enumerate(day["wh"]):
+                    slots[start + index * settlement_units.UNIT_MINUTES] = wh
+        return history, missing
 
     def _dr_days(self, ctx, command: Command, consumers: dict[str, str], event_day: date) -> dict[str, set[date]]:
         """The days (JST) of the other commands each consumer was declared for, within the lookback: not
@@ -477,17 +495,27 @@ class UnitsContract(Contract):
         units: list[tuple[int, range]],
         consumers: dict[str, str],
         readings: dict[str, dict[int, int]],
+        settled_at: str | None,
     ) -> dict[str, dict]:
         """Per consumer: "ok", the baseline Wh of each unit (pro-rated to its minutes in the window), the per-minute
         baseline (balancing products, for Assessment II) and how it was set, or why it could not be."""
         result: dict[str, dict] = {}
         if product.baseline == "history":
             event_day = baselines.jst_date(units[0][0])
-            history = self._history(ctx, consumers, event_day)
+            history, missing = self._history(ctx, consumers, event_day, settled_at)
             dr_days = self._dr_days(ctx, command, consumers, event_day)
             calendar = self._calendar(event_day)
             end = units[-1][0] + settlement_units.UNIT_MINUTES
             for consumer in consumers:
+                if missing[consumer]:
+                    # Every day counts: an RA leaving out a low day would lift its baseline (the rule goes past
+                    # excluded days, not past missing ones).
+                    why = (
+                        f"the history lacks {missing[consumer]} of the {LOOKBACK_DAYS} days before "
+                        f"{event_day.isoformat()}; a baseline needs them all, so that no day can be left out"
+                    )
+                    result[consumer] = _no_baseline(units, why)
+                    continue
                 slots = dict(history[consumer])
                 slots.update(_event_day_slots(readings[consumer], command.earliest_reading, units[0][0]))
                 try:
@@ -682,6 +710,10 @@ def _event_day_slots(readings: dict[int, int], earliest: int, first_unit: int) -
         if all(m in readings for m in minutes):
             slots[slot] = sum(readings[m] for m in minutes)
     return slots
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def _no_baseline(units: list[tuple[int, range]], why: str) -> dict:

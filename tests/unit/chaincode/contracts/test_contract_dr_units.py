@@ -364,11 +364,25 @@ def test_a_window_off_the_unit_boundaries_pro_rates_each_units_baseline(ledger):
     assert [(u["baseline_wh"], u["actual_wh"], u["contracted_wh"]) for u in c1["units"]] == [(66, 20, 40), (33, 10, 20)]
 
 
-def test_too_little_history_sets_no_baseline_and_delivers_nothing(ledger):
+def test_without_history_no_baseline_is_set_and_nothing_is_delivered(ledger):
     kwh_event(ledger)
     post_readings(ledger, "7", readings("C1", f"{EVENT_DAY}T10:00", [3] * 300))
     c1 = by_org(settlement(ledger)["consumers"])["C1"]
-    assert "no high-4-of-5 baseline" in c1["baseline"]["error"] and c1["amount_sen"] == 0
+    assert "the history lacks 30 of the 30 days" in c1["baseline"]["error"] and c1["amount_sen"] == 0
+
+
+def test_a_day_left_out_of_the_history_sets_no_baseline_and_posting_it_after_the_settlement_changes_nothing(ledger):
+    """Leaving out low day 10-12 would lift C1's baseline (the rule would reach back to a 100 Wh day instead); so a
+    baseline needs all 30 days, and a day posted after the TSO settled the command does not count."""
+    days = five_weeks("C1", {date(2027, 10, 12): 10})
+    post_history(ledger, "RA1", [d for d in days if d.day != "2027-10-12"], when=at(EVENT_DAY, "00:30"))
+    kwh_event(ledger)
+    post_readings(ledger, "7", readings("C1", f"{EVENT_DAY}T10:00", [5] * 240 + [2] * 60))
+    c1 = by_org(settlement(ledger)["consumers"])["C1"]
+    assert "the history lacks 1 of the 30 days" in c1["baseline"]["error"] and c1["delivered_wh"] == 0
+    ledger.ok(USERS["TSO"], "settle", "7", contract="dr", when=at(EVENT_DAY, "15:30"))
+    post_history(ledger, "RA1", [d for d in days if d.day == "2027-10-12"])
+    assert "lacks 1 of the 30 days" in by_org(settlement(ledger)["consumers"])["C1"]["baseline"]["error"]
 
 
 # A balancing product.
