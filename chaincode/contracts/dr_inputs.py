@@ -21,6 +21,8 @@ MAX_WINDOW_MINUTES = 1440
 MAX_GRANULARITY_MINUTES = 60
 DEFAULT_BASELINE_MINUTES = 30
 MAX_BASELINE_MINUTES = 240
+DEFAULT_READINGS_DUE_MINUTES = 30  # after the window's end, unless the TSO's command says when
+MAX_READINGS_DUE_MINUTES = 7 * 1440
 MAX_REQUESTED_KW = 10_000_000
 MAX_PRICE_PER_KWH = 10_000_000  # hundredths of a yen: 100,000 yen/kWh
 MAX_BATCH_READINGS = 5000
@@ -33,6 +35,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _COMMAND_FIELDS = {"id", "start", "end", "requested_kw", "target_acs", "price_per_kwh"}
 _COMMAND_DEFAULTS = {"granularity_minutes": 1, "baseline_minutes": DEFAULT_BASELINE_MINUTES}
 _COMMAND_DEFAULTS["product"] = None  # type: ignore[assignment]  # chaincode.contracts.products; None: as before
+_COMMAND_DEADLINES = {"declare_by", "readings_due"}  # default: the window's start; its end + 30 minutes
 
 OwnerOf = Callable[[str], str | None]
 
@@ -87,7 +90,9 @@ def checked_consumer_ids(items: list) -> list[str]:
 @dataclass(frozen=True)
 class Command:
     """A DR command. Its window runs from minute `first` to minute `last`, both included (minute indexes, see
-    consortium.units), in slots of `granularity` minutes; readings count from `baseline_minutes` before it."""
+    consortium.units), in slots of `granularity` minutes; readings count from `baseline_minutes` before it.
+    Declarations are due before minute `declare_by` begins (at the latest the window's start), readings before
+    minute `readings_due` begins (after the window's end); settlement comes after that."""
 
     id: str
     first: int
@@ -97,15 +102,18 @@ class Command:
     price_per_kwh: int  # hundredths of a yen per kWh
     granularity: int
     baseline_minutes: int
+    declare_by: int
+    readings_due: int
     issued_at: str | None = None
     product: dict | None = None  # chaincode.contracts.products.checked_product
 
     @classmethod
     def checked(cls, fields: dict, known_acs: Sequence[str]) -> "Command":
         """A command as the TSO issues it: {"id", "start", "end", "requested_kw", "target_acs", "price_per_kwh",
-        "granularity_minutes" (1), "baseline_minutes" (30)}."""
+        "granularity_minutes" (1), "baseline_minutes" (30), "declare_by" (start), "readings_due" (end + 30
+        minutes)}, the last two JST minutes."""
         missing = sorted(_COMMAND_FIELDS - set(fields))
-        unknown = sorted(set(fields) - _COMMAND_FIELDS - set(_COMMAND_DEFAULTS))
+        unknown = sorted(set(fields) - _COMMAND_FIELDS - set(_COMMAND_DEFAULTS) - _COMMAND_DEADLINES)
         if missing or unknown:
             raise Refusal(
                 "; ".join(
@@ -136,7 +144,31 @@ class Command:
         acs = record["target_acs"]
         if not isinstance(acs, list) or not acs or any(ac not in known_acs for ac in acs) or len(set(acs)) != len(acs):
             raise Refusal(f"target_acs must list distinct ACs of {', '.join(known_acs)}, got {acs!r}")
-        plain = cls(record["id"], first, last, requested_kw, tuple(sorted(acs)), price, granularity, baseline_minutes)
+        declare_by = checked_minute("declare_by", record["declare_by"]) if "declare_by" in record else first
+        if declare_by > first:
+            raise Refusal(
+                f"declare_by must be at or before the window's start {minute_label(first)}, got {minute_label(declare_by)}"
+            )
+        after = last + 1  # the window's end
+        due = checked_minute("readings_due", record["readings_due"]) if "readings_due" in record else None
+        readings_due = after + DEFAULT_READINGS_DUE_MINUTES if due is None else due
+        if not after <= readings_due <= after + MAX_READINGS_DUE_MINUTES:
+            raise Refusal(
+                f"readings_due must be from the window's end {minute_label(after)} to {MAX_READINGS_DUE_MINUTES // 1440} "
+                f"days after it, got {minute_label(readings_due)}"
+            )
+        plain = cls(
+            record["id"],
+            first,
+            last,
+            requested_kw,
+            tuple(sorted(acs)),
+            price,
+            granularity,
+            baseline_minutes,
+            declare_by,
+            readings_due,
+        )
         return replace(plain, product=checked_product(record["product"], acs))
 
     @classmethod
@@ -151,6 +183,8 @@ class Command:
             record["price_per_kwh"],
             record["granularity_minutes"],
             record["baseline_minutes"],
+            minute_index(record["declare_by"]),
+            minute_index(record["readings_due"]),
             record.get("issued_at"),
             product=record.get("product"),
         )
@@ -166,6 +200,8 @@ class Command:
             "price_per_kwh": self.price_per_kwh,
             "granularity_minutes": self.granularity,
             "baseline_minutes": self.baseline_minutes,
+            "declare_by": minute_label(self.declare_by),
+            "readings_due": minute_label(self.readings_due),
             "issued_at": self.issued_at,
             **({"product": self.product} if self.product is not None else {}),
         }

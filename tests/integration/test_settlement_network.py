@@ -5,13 +5,16 @@ contract's settle, and the units contract's figures per 30-minute unit, checked 
 (baselines.baseline, settlement_units.unit_row and settle) applied here to the same data, and seen as figure 7
 allows."""
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from click.testing import CliRunner
 from waiting import eventually
 
 from chaincode.contracts import baselines, settlement_units
+from cli import main
 from clients.dr_units import UnitsClient
 from consortium import topology as topology_file
 from consortium.units import EPOCH, JST, minute_index, minute_label
@@ -165,6 +168,32 @@ def test_a_command_settles_per_unit_from_history_on_chain_as_the_pure_functions_
         c["baseline"]["ok"] and c["baseline"]["method"] in ("high-4-of-5", "high-2-of-3") for c in result["consumers"]
     )
     assert result["tso"]["rewarded_wh"] > 0
+
+    # The CLI says the same.
+    cli = CliRunner().invoke(
+        main, ["dr", "units", "show", "--as", "TSO", "--id", command["id"], "--run-dir", str(network.root), "--json"]
+    )
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["tso"] == result["tso"]
+    shown = CliRunner().invoke(
+        main,
+        [
+            "dr",
+            "history",
+            "show",
+            "--as",
+            "RA1",
+            "--consumer",
+            consumers[0].id,
+            "--from",
+            history[0].day,
+            "--to",
+            history[34].day,
+            "--run-dir",
+            str(network.root),
+        ],
+    )
+    assert shown.exit_code == 0 and "35 days" in shown.stdout, shown.output
 
     # Figure 7: AC1 its own and its RAs' consumers, RA1 its own without the sen.
     ac1 = eventually(lambda: units["AC1"].unit_settlement(command["id"]), "AC1's view")

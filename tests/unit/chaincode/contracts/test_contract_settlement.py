@@ -15,7 +15,8 @@ BEFORE = [minute_label(START - m) for m in (3, 2, 1)]
 
 def command(minutes=5, granularity=1, baseline_minutes=3, price=2500) -> Command:
     """Seed figure 6's command: 2021-01-14 00:00 JST on, 25.00 yen/kWh."""
-    return Command("1", START, START + minutes - 1, 600, ("AC1", "AC2"), price, granularity, baseline_minutes)
+    last = START + minutes - 1
+    return Command("1", START, last, 600, ("AC1", "AC2"), price, granularity, baseline_minutes, START, last + 31)
 
 
 def header(consumers=("C1",), method="mean-before", expected=(1000,) * 5, baseline=None) -> dict:
