@@ -36,6 +36,7 @@ from sim.meters import MeterFleet, batches, post_all
 
 PRODUCT = {"name": "kwh-dr", "same_day": None}
 EVALUATE_TIMEOUT_SECONDS = 600.0
+READINGS_DUE_MINUTES = 3  # after the window: time to post 10,000 readings on a loaded machine
 
 
 def resident_memory(run_root: Path) -> dict[str, int]:
@@ -75,6 +76,7 @@ def settle_one(network, sessions, fleet: MeterFleet, size: int, workers: int, vi
         "target_acs": ["AC1", "AC2"],
         "price_per_kwh": 2500,
         "baseline_minutes": 1,
+        "readings_due": minute_label(first + 1 + READINGS_DUE_MINUTES),
         "product": PRODUCT,
     }
     sessions("TSO").dr.issue(command)
@@ -89,6 +91,7 @@ def settle_one(network, sessions, fleet: MeterFleet, size: int, workers: int, vi
     posted = time.monotonic()
     post_all(lambda r: sessions(r.ra).dr, command["id"], [g for _, g in batches(readings, 500)], workers)
     readings_seconds = time.monotonic() - posted
+    wait_until_ended(first + READINGS_DUE_MINUTES)  # settlement comes once the readings are due
     sessions("TSO").dr.settle(command["id"])
     figures = {}
     for who, client in viewers.items():

@@ -118,6 +118,7 @@ def test_a_command_settles_per_unit_from_history_on_chain_as_the_pure_functions_
         "target_acs": ["AC1", "AC2"],
         "price_per_kwh": PRICE,
         "baseline_minutes": BASELINE_MINUTES,
+        "readings_due": minute_label(first + WINDOW_MINUTES + 1),
         "product": {"name": "kwh-dr", "same_day": SAME_DAY},
     }
     sessions["TSO"].dr.issue(command)
@@ -141,7 +142,7 @@ def test_a_command_settles_per_unit_from_history_on_chain_as_the_pure_functions_
     for minute in range(ended, first + WINDOW_MINUTES):
         wait_until_ended(minute)
         post(range(minute, minute + 1))
-    wait_until_ended(first + WINDOW_MINUTES - 1)
+    wait_until_ended(first + WINDOW_MINUTES)  # readings are due when that minute ends; settlement comes after
     eventually(lambda: sessions["TSO"].dr.settle(command["id"]), "the settlement", seconds=60)
 
     expected = expected_settlement(fleet, history, readings, command)

@@ -380,7 +380,7 @@ def test_a_day_left_out_of_the_history_sets_no_baseline_and_posting_it_after_the
     post_readings(ledger, "7", readings("C1", f"{EVENT_DAY}T10:00", [5] * 240 + [2] * 60))
     c1 = by_org(settlement(ledger)["consumers"])["C1"]
     assert "the history lacks 1 of the 30 days" in c1["baseline"]["error"] and c1["delivered_wh"] == 0
-    ledger.ok(USERS["TSO"], "settle", "7", contract="dr", when=at(EVENT_DAY, "15:30"))
+    ledger.ok(USERS["TSO"], "settle", "7", contract="dr", when=at(EVENT_DAY, "16:00"))  # after the readings due
     post_history(ledger, "RA1", [d for d in days if d.day == "2027-10-12"])
     assert "lacks 1 of the 30 days" in by_org(settlement(ledger)["consumers"])["C1"]["baseline"]["error"]
 
