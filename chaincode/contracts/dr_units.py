@@ -107,6 +107,7 @@ SLOTS_PER_DAY = 48
 MAX_SLOT_WH = MAX_READING_WH * settlement_units.UNIT_MINUTES
 MAX_HISTORY_PER_CALL = 5000  # consumer-days: 5 weeks of 140 consumers
 MAX_HISTORY_SPAN_DAYS = 62
+HISTORY_CHUNK_CONSUMERS = 500  # consumers whose history is held at once while their baselines are set
 LOOKBACK_DAYS = max(baselines.WEEKDAY_RULE.lookback_days, baselines.HOLIDAY_RULE.lookback_days)
 _DAY = re.compile(r"2[0-9]{3}-[0-9]{2}-[0-9]{2}")
 
@@ -502,42 +503,25 @@ class UnitsContract(Contract):
         result: dict[str, dict] = {}
         if product.baseline == "history":
             event_day = baselines.jst_date(units[0][0])
-            history, missing = self._history(ctx, consumers, event_day, settled_at)
             dr_days = self._dr_days(ctx, command, consumers, event_day)
             calendar = self._calendar(event_day)
             end = units[-1][0] + settlement_units.UNIT_MINUTES
-            for consumer in consumers:
-                if missing[consumer]:
-                    # Every day counts: an RA leaving out a low day would lift its baseline (the rule goes past
-                    # excluded days, not past missing ones).
-                    why = (
-                        f"the history lacks {missing[consumer]} of the {LOOKBACK_DAYS} days before "
-                        f"{event_day.isoformat()}; a baseline needs them all, so that no day can be left out"
+            names = sorted(consumers)
+            for start in range(0, len(names), HISTORY_CHUNK_CONSUMERS):
+                # A chunk's history at a time: 1,440 values a consumer, dropped once its baselines are set.
+                chunk = {c: consumers[c] for c in names[start : start + HISTORY_CHUNK_CONSUMERS]}
+                history, missing = self._history(ctx, chunk, event_day, settled_at)
+                for consumer in chunk:
+                    result[consumer] = self._kwh_baseline(
+                        command,
+                        product,
+                        units,
+                        (event_day, end, calendar),
+                        history[consumer],
+                        missing[consumer],
+                        readings[consumer],
+                        dr_days[consumer],
                     )
-                    result[consumer] = _no_baseline(units, why)
-                    continue
-                slots = dict(history[consumer])
-                slots.update(_event_day_slots(readings[consumer], command.earliest_reading, units[0][0]))
-                try:
-                    found = baselines.baseline(slots, units[0][0], end, dr_days[consumer], calendar, product.same_day)
-                except Refusal as why:
-                    result[consumer] = _no_baseline(units, str(why))
-                    continue
-                result[consumer] = {
-                    "ok": True,
-                    "method": found.rule,
-                    "day_type": found.day_type,
-                    "candidate_days": [d.isoformat() for d in found.candidate_days],
-                    "low_days": [d.isoformat() for d in found.low_days],
-                    "selected_days": [d.isoformat() for d in found.selected_days],
-                    "unadjusted_wh": list(found.unadjusted_wh),
-                    "adjustment_wh": list(found.adjustment_wh),
-                    "capped": list(found.capped),
-                    "units_wh": [
-                        settlement_units.pro_rated(wh, len(minutes))
-                        for wh, (_, minutes) in zip(found.slots_wh, units, strict=True)
-                    ],
-                }
         elif product.baseline == "measured":
             for consumer in consumers:
                 try:
@@ -574,6 +558,49 @@ class UnitsContract(Contract):
                     },
                 }
         return result
+
+    def _kwh_baseline(
+        self,
+        command: Command,
+        product: products.Product,
+        units: list[tuple[int, range]],
+        event: tuple,
+        history: dict[int, int],
+        missing: int,
+        readings: dict[int, int],
+        dr_days: set[date],
+    ) -> dict:
+        """One consumer's kWh-type baseline (see _baselines); `event` is (its day, the window's end, the holidays)."""
+        event_day, end, calendar = event
+        if missing:
+            # Every day counts: an RA leaving out a low day would lift its baseline (the rule goes past excluded
+            # days, not past missing ones).
+            why = (
+                f"the history lacks {missing} of the {LOOKBACK_DAYS} days before {event_day.isoformat()}; a "
+                f"baseline needs them all, so that no day can be left out"
+            )
+            return _no_baseline(units, why)
+        slots = dict(history)
+        slots.update(_event_day_slots(readings, command.earliest_reading, units[0][0]))
+        try:
+            found = baselines.baseline(slots, units[0][0], end, dr_days, calendar, product.same_day)
+        except Refusal as why:
+            return _no_baseline(units, str(why))
+        return {
+            "ok": True,
+            "method": found.rule,
+            "day_type": found.day_type,
+            "candidate_days": [d.isoformat() for d in found.candidate_days],
+            "low_days": [d.isoformat() for d in found.low_days],
+            "selected_days": [d.isoformat() for d in found.selected_days],
+            "unadjusted_wh": list(found.unadjusted_wh),
+            "adjustment_wh": list(found.adjustment_wh),
+            "capped": list(found.capped),
+            "units_wh": [
+                settlement_units.pro_rated(wh, len(minutes))
+                for wh, (_, minutes) in zip(found.slots_wh, units, strict=True)
+            ],
+        }
 
     def _contracted(
         self, command: Command, units: list[tuple[int, range]], declared: dict[str, dict[str, list[int]]]
