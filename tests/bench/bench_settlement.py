@@ -108,6 +108,7 @@ def settle_one(network, sessions, fleet: MeterFleet, size: int, workers: int, vi
                     "consumers": len(result["consumers"]),
                     "baselines_set": sum(c["baseline"]["ok"] for c in result["consumers"]),
                     "tso_amount_sen": result["tso"]["amount_sen"] if result["tso"] else None,
+                    "answer_bytes": len(json.dumps(result, separators=(",", ":"))),
                 }
                 break
             time.sleep(2)
