@@ -28,7 +28,7 @@ from pathlib import Path
 from harness import own_network
 
 from clients.dr_units import UnitsClient
-from consortium.units import EPOCH, minute_label
+from consortium.units import EPOCH, JST, minute_label
 from network.connections import Sessions, open_session
 from network.crypto import MeterOperator
 from sim.history import fleet_history, post_history
@@ -137,7 +137,7 @@ def run(sizes: list[int], days: int, workers: int, batch_days: int) -> dict:
         }
         results["rss_mib_idle"] = resident_memory(network.root)
         posted: set[str] = set()
-        today = datetime.now(UTC).date()
+        today = datetime.now(JST).date()  # the event day is a JST day
         for size in sorted(sizes):
             fleet = MeterFleet.for_topology(topology, size, seed=14)
             new = MeterFleet([c for c in fleet.consumers if c.id not in posted], seed=14)
