@@ -165,7 +165,15 @@ def main() -> None:
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
-    sys.exit(0)
+    unset = [
+        f"{size} as {who}"
+        for size, figure in results["sizes"].items()
+        for who, seen in figure["settlement"].items()
+        if seen.get("baselines_set") != seen.get("consumers")
+    ]
+    if unset:  # a settlement that set no baselines measured the wrong thing
+        print(f"error: not every baseline was set ({', '.join(unset)})", file=sys.stderr)
+    sys.exit(1 if unset else 0)
 
 
 if __name__ == "__main__":
