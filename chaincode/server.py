@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from chaincode.contracts.dr import DrContract
+from chaincode.contracts.dr_units import UnitsContract
 from chaincode.contracts.market import MarketContract
 from chaincode.contracts.records import RecordsContract
 from chaincode.shim import Chaincode
@@ -24,7 +25,7 @@ STOP_GRACE_SECONDS = 3.0
 
 def build_chaincode() -> Chaincode:
     """Every contract the gridledger chaincode serves; the first is the default for unprefixed function names."""
-    return Chaincode([RecordsContract(), DrContract(), MarketContract()])
+    return Chaincode([RecordsContract(), DrContract(), MarketContract(), UnitsContract()])
 
 
 # Every option falls back to an environment variable: (flag, destination, type, variable, help).

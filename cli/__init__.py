@@ -15,6 +15,7 @@ def _register() -> None:
     from cli.market import market
     from cli.network import network
     from cli.openadr import openadr
+    from cli.units import history, units
     from cli.web import web
 
     main.add_command(network)
@@ -24,6 +25,8 @@ def _register() -> None:
     main.add_command(demo)
     main.add_command(audit)
     main.add_command(openadr)
+    dr.add_command(history)  # gridledger dr history …, gridledger dr units … (cli/units.py)
+    dr.add_command(units)
 
 
 _register()

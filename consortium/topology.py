@@ -3,6 +3,7 @@
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 
@@ -45,6 +46,24 @@ class MarketRules:
     gate_seconds: int
     proposal_seconds: int
     objective: str
+
+
+@dataclass(frozen=True)
+class SettlementDefaults:
+    """What a DR command's product leaves out (topology.yaml `settlement:`; chaincode.contracts.dr_units uses them).
+    Powers in W, energy in Wh, money in sen, times in minutes."""
+
+    price_sen_per_kw: int = 100  # ΔkW price per kW per 30-minute unit
+    penalty_sen_per_kwh: int = 0  # kWh-type DR shortfall charge
+    balancing_baseline: str = "measured"  # measured (直前計測型) | forecast (事前予測型)
+    measure_minutes: int = 5  # 直前計測型: minutes measured before the window
+    gate_closure_minutes: int = 60  # 事前予測型: a 基準値計画 is due this long before its first unit
+    same_day_starts_before_minutes: int = 240  # 当日調整 window and cap
+    same_day_ends_before_minutes: int = 60
+    same_day_cap_percent: int | None = 20
+    tolerance_percent: int = 10  # Assessment II
+    penalty_i: Fraction = Fraction(3, 2)
+    penalty_ii: Fraction = Fraction(1)
 
 
 def _port_at(offset: int, doc: str) -> property:
@@ -103,6 +122,7 @@ class Topology:
     time_tolerance_seconds: int = DEFAULT_TIME_TOLERANCE_SECONDS  # how far a transaction's time may be off
     consensus: str = "etcdraft"  # the orderers' consensus type, one of CONSENSUS_TYPES
     dr_readings_due_minutes: int = DEFAULT_DR_READINGS_DUE_MINUTES  # after a DR window, unless its command says
+    settlement: SettlementDefaults = SettlementDefaults()  # what a DR command's product leaves out
 
     @property
     def orderer_domain(self) -> str:
@@ -237,11 +257,46 @@ def load(path: Path | str | None = None, port_base: int | None = None, consensus
             time_tolerance_seconds=tolerance,
             consensus=consensus,
             dr_readings_due_minutes=readings_due,
+            settlement=settlement_defaults(raw.get("settlement")),
         )
     except (KeyError, TypeError, ValueError) as missing:
         raise TopologyError(f"{path}: missing or malformed entry {missing}") from None
     _check(topology, path)
     return topology
+
+
+def settlement_defaults(section: dict | None) -> SettlementDefaults:
+    """The `settlement:` section of topology.yaml (absent: the built-in defaults); ValueError for a bad value."""
+    if not section:
+        return SettlementDefaults()
+    same_day = section.get("same_day") or {}
+    assessment = section.get("assessment") or {}
+    base = SettlementDefaults()
+    cap = same_day.get("cap_percent", base.same_day_cap_percent)
+    defaults = SettlementDefaults(
+        price_sen_per_kw=int(section.get("price_sen_per_kw", base.price_sen_per_kw)),
+        penalty_sen_per_kwh=int(section.get("penalty_sen_per_kwh", base.penalty_sen_per_kwh)),
+        balancing_baseline=str(section.get("balancing_baseline", base.balancing_baseline)),
+        measure_minutes=int(section.get("measure_minutes", base.measure_minutes)),
+        gate_closure_minutes=int(section.get("gate_closure_minutes", base.gate_closure_minutes)),
+        same_day_starts_before_minutes=int(same_day.get("starts_before_minutes", base.same_day_starts_before_minutes)),
+        same_day_ends_before_minutes=int(same_day.get("ends_before_minutes", base.same_day_ends_before_minutes)),
+        same_day_cap_percent=None if cap is None else int(cap),
+        tolerance_percent=int(assessment.get("tolerance_percent", base.tolerance_percent)),
+        penalty_i=Fraction(str(assessment.get("penalty_i", base.penalty_i))),
+        penalty_ii=Fraction(str(assessment.get("penalty_ii", base.penalty_ii))),
+    )
+    if defaults.balancing_baseline not in ("measured", "forecast"):
+        raise ValueError(
+            f"settlement balancing_baseline must be measured or forecast, got {defaults.balancing_baseline}"
+        )
+    if min(defaults.price_sen_per_kw, defaults.penalty_sen_per_kwh, defaults.tolerance_percent) < 0:
+        raise ValueError("settlement prices and tolerance must not be negative")
+    if defaults.measure_minutes < 1 or defaults.gate_closure_minutes < 0:
+        raise ValueError("settlement measure_minutes must be at least 1, gate_closure_minutes at least 0")
+    if not 0 <= defaults.same_day_ends_before_minutes < defaults.same_day_starts_before_minutes:
+        raise ValueError("settlement same_day must end before it starts (minutes before the event)")
+    return defaults
 
 
 def _check(topology: Topology, path: Path) -> None:

@@ -60,7 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
         app.config["SECRET_KEY"] = secret_key(app.config["RUN_DIR"], org)
 
-    from web import auth, csrf, dr, events, market, pages
+    from web import auth, csrf, dr, events, market, pages, units
 
     csrf.init_app(app)
     pages.init_app(app)
@@ -68,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(dr.bp)
     app.register_blueprint(market.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(units.bp)  # settlement per 30-minute unit (web/units.py)
 
     @app.route("/")
     @auth.login_required

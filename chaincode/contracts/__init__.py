@@ -7,6 +7,8 @@
     baselines.py   kWh-type DR baselines (ERAB guideline: High 4 of 5, High 2 of 3, same-day adjustment)
     balancing.py   ΔkW products, baselines, Assessment I/II and penalties (EPRX's balancing-market guide)
     settlement_units.py  30-minute units, per-level figures, largest-remainder split in sen
+    products.py    what a command's product names (kWh-type DR or a balancing product), with the topology's defaults
+    dr_units.py    the "units" contract: 30-minute history, 基準値計画 forecasts, settlement per unit by those rules
     access.py      whose figures an organisation may see (seed figure 7)
     market.py      the "market" contract: gates, orders, verified proposals, trades, positions
     records.py     the "records" contract: generic JSON records, for integration tests and the benchmark

@@ -141,8 +141,8 @@ class AssessmentII:
 
 def assessment_ii(
     product: Product,
-    baseline_wh_per_minute: Sequence[int],
-    actual_wh: Sequence[int],
+    baseline_wh_per_minute: Sequence[int | Fraction],
+    actual_wh: Sequence[int | Fraction],
     instructed_w: Sequence[int],
     contracted_w: int,
     first_minute: int,
@@ -171,23 +171,35 @@ def assessment_ii(
     return AssessmentII(intervals, len(failed), not failed, tuple(failed))
 
 
-def penalty_i_sen(result: AssessmentI, price_sen_per_kw: int, rules: AssessmentRules = AssessmentRules()) -> int:
+def penalty_i_sen(
+    result: AssessmentI,
+    price_sen_per_kw: int,
+    rules: AssessmentRules = AssessmentRules(),
+    share: Fraction = Fraction(1),
+) -> int:
     """Assessment I's penalty (取引ガイド §2-10): the kW found short × the ΔkW price × `penalty_i`, in whole sen
-    rounded down."""
-    return floor(Fraction(result.shortfall_w * price_sen_per_kw, W_PER_KW) * rules.penalty_i)
+    rounded down. `share`: the part of the unit assessed (our rule for a window that covers a unit in part)."""
+    return floor(Fraction(result.shortfall_w * price_sen_per_kw, W_PER_KW) * rules.penalty_i * share)
 
 
 def penalty_ii_sen(
-    result: AssessmentII, contracted_w: int, price_sen_per_kw: int, rules: AssessmentRules = AssessmentRules()
+    result: AssessmentII,
+    contracted_w: int,
+    price_sen_per_kw: int,
+    rules: AssessmentRules = AssessmentRules(),
+    share: Fraction = Fraction(1),
 ) -> int:
     """Assessment II's penalty (取引ガイド §2-10): contracted kW × the ΔkW price × `penalty_ii` × the share of assessed
-    intervals that failed, in whole sen rounded down; 0 when it passed."""
+    intervals that failed, in whole sen rounded down; 0 when it passed. `share` as in penalty_i_sen."""
     if not result.failed:
         return 0
-    share = Fraction(result.failed, result.intervals)
-    return floor(Fraction(contracted_w * price_sen_per_kw, W_PER_KW) * rules.penalty_ii * share)
+    failed = Fraction(result.failed, result.intervals)
+    return floor(Fraction(contracted_w * price_sen_per_kw, W_PER_KW) * rules.penalty_ii * failed * share)
 
 
-def delta_kw_payment_sen(contracted_w: int, result: AssessmentI, price_sen_per_kw: int) -> int:
-    """The ΔkW payment for a unit: the ΔkW Assessment I found suppliable (contracted less shortfall) × the price."""
-    return (contracted_w - result.shortfall_w) * price_sen_per_kw // W_PER_KW
+def delta_kw_payment_sen(
+    contracted_w: int, result: AssessmentI, price_sen_per_kw: int, share: Fraction = Fraction(1)
+) -> int:
+    """The ΔkW payment for a unit: the ΔkW Assessment I found suppliable (contracted less shortfall) × the price,
+    rounded down; `share` as in penalty_i_sen."""
+    return floor(Fraction((contracted_w - result.shortfall_w) * price_sen_per_kw, W_PER_KW) * share)

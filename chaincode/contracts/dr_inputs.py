@@ -10,11 +10,12 @@ need it take an `owner_of(consumer)` function.
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chaincode.contracts.common import Refusal
 from chaincode.contracts.dr_time import check_minute_ended
+from chaincode.contracts.products import checked_product
 from consortium.topology import MAX_DR_READINGS_DUE_MINUTES
 from consortium.units import minute_index, minute_label
 
@@ -33,7 +34,8 @@ BASELINE_METHODS = ("declared", "mean-before")
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _COMMAND_FIELDS = {"id", "start", "end", "requested_kw", "target_acs", "price_per_kwh"}
-_COMMAND_DEFAULTS = {"granularity_minutes": 1, "baseline_minutes": DEFAULT_BASELINE_MINUTES}
+# A command without a product (chaincode.contracts.products) settles by chaincode.contracts.settlement.
+_COMMAND_DEFAULTS: dict = {"granularity_minutes": 1, "baseline_minutes": DEFAULT_BASELINE_MINUTES, "product": None}
 _COMMAND_DEADLINES = {"declare_by", "readings_due"}  # default: the window's start; its end + the topology's due
 
 OwnerOf = Callable[[str], str | None]
@@ -105,6 +107,7 @@ class Command:
     declare_by: int
     readings_due: int
     issued_at: str | None = None
+    product: dict | None = None  # chaincode.contracts.products.checked_product
 
     @classmethod
     def checked(cls, fields: dict, known_acs: Sequence[str], readings_due_minutes: int) -> "Command":
@@ -157,7 +160,7 @@ class Command:
                 f"readings_due must be from a minute after the window's end {minute_label(after)} to "
                 f"{MAX_DR_READINGS_DUE_MINUTES // 1440} days after it, got {minute_label(readings_due)}"
             )
-        return cls(
+        plain = cls(
             record["id"],
             first,
             last,
@@ -169,6 +172,7 @@ class Command:
             declare_by,
             readings_due,
         )
+        return replace(plain, product=checked_product(record["product"], acs))
 
     @classmethod
     def from_record(cls, record: dict) -> "Command":
@@ -185,6 +189,7 @@ class Command:
             minute_index(record["declare_by"]),
             minute_index(record["readings_due"]),
             record.get("issued_at"),
+            product=record.get("product"),
         )
 
     def record(self) -> dict:
@@ -201,6 +206,7 @@ class Command:
             "declare_by": minute_label(self.declare_by),
             "readings_due": minute_label(self.readings_due),
             "issued_at": self.issued_at,
+            **({"product": self.product} if self.product is not None else {}),
         }
 
     @property

@@ -3,6 +3,7 @@ the meter's certificate against the meter operator's CA, so that an RA relays it
 forge or alter them.
 
     statement = reading_statement("1", "C1", [("2021-01-14T00:00", 412), ...])   # what the meter signs
+    statement = history_statement("C1", [("2021-01-13", [120, 118, ...]), ...])  # its 30-minute history
     authority = MeterAuthority(operator_ca_pems)                                # the operator's root certificates
     authority.check_attestation("C1", statement, certificate_pem, signature, at=tx_time)
 
@@ -41,6 +42,13 @@ def reading_statement(command_id: str, consumer: str, readings: Iterable[tuple[s
     [[minute, wh], ...] in minute order}."""
     ordered = sorted([str(minute), wh] for minute, wh in readings)
     return canonical_json({"command": command_id, "consumer": consumer, "readings": ordered})
+
+
+def history_statement(consumer: str, days: Iterable[tuple[str, list[int]]]) -> bytes:
+    """What a meter signs for its 30-minute history (the values Japan's smart meters record): canonical JSON
+    {"consumer", "history": [[day "YYYY-MM-DD", [48 Wh, from 00:00 JST]], ...] in day order}."""
+    ordered = sorted([str(day), list(values)] for day, values in days)
+    return canonical_json({"consumer": consumer, "history": ordered})
 
 
 def meter_attributes(certificate: x509.Certificate) -> dict:

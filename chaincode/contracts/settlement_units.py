@@ -12,8 +12,11 @@ All integers: Wh, and sen (1/100 yen); a price is sen per kWh.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from math import floor
 
+from chaincode.contracts import balancing
 from chaincode.contracts.common import Refusal
 from consortium.units import WH_PER_KWH, minute_label
 
@@ -104,8 +107,9 @@ def allocate(total: int, weights: Mapping[str, int]) -> dict[str, int]:
     return shares
 
 
-# What the TSO owes an AC for its aggregate rows: (reward sen, penalty sen, per-unit notes such as assessments).
-Payable = Callable[[list[dict]], tuple[int, int, list[dict]]]
+# What the TSO owes an AC (its name, its aggregate rows): (reward sen, penalty sen, per-unit notes such as
+# assessments).
+Payable = Callable[[str, list[dict]], tuple[int, int, list[dict]]]
 
 
 def kwh_payable(price_sen_per_kwh: int, penalty_sen_per_kwh: int = 0) -> Payable:
@@ -113,7 +117,7 @@ def kwh_payable(price_sen_per_kwh: int, penalty_sen_per_kwh: int = 0) -> Payable
     once over the AC's units. The ERAB guideline leaves the price and any shortfall charge to the contract: both
     come with the command (penalty default 0)."""
 
-    def payable(rows: list[dict]) -> tuple[int, int, list[dict]]:
+    def payable(ac: str, rows: list[dict]) -> tuple[int, int, list[dict]]:
         rewarded = sum(r["rewarded_wh"] for r in rows)
         short = sum(r["shortfall_wh"] for r in rows)
         return rewarded * price_sen_per_kwh // WH_PER_KWH, short * penalty_sen_per_kwh // WH_PER_KWH, []
@@ -153,7 +157,7 @@ def settle(
     ac_figures = {}
     for ac in acs:
         rows = summed_rows([ra_figures[ra]["units"] for ra in ras_of[ac]])
-        reward, penalty, notes = payable(rows)
+        reward, penalty, notes = payable(ac, rows)
         ac_figures[ac] = _figure(ac, "ac", tso, rows, reward_sen=reward, penalty_sen=penalty, assessments=notes)
         _split(ac_figures[ac], [ra_figures[ra] for ra in ras_of[ac]])
         for ra in ras_of[ac]:
@@ -178,3 +182,118 @@ def _split(parent: dict, children: list[dict]) -> None:
     for child in children:
         child["reward_sen"] = rewards[child["org"]]
         child["penalty_sen"] = penalties[child["org"]]
+
+
+# A command's window in 30-minute units: each unit's first minute and the minutes of the window in it.
+
+
+def window_units(first: int, last: int) -> list[tuple[int, range]]:
+    """The 30-minute units (コマ) a window [first, last] (both included) overlaps, each with the window's minutes in
+    it. Our rule for a window off the 30-minute boundaries: each unit it overlaps is assessed over its minutes in
+    the window, with the unit's baseline pro-rated to them (see pro_rated); the guideline and the guide settle whole
+    units only."""
+    if last < first:
+        raise Refusal("a window ends at or after its start")
+    return [
+        (start, range(max(start, first), min(start + UNIT_MINUTES, last + 1)))
+        for start in range(first - first % UNIT_MINUTES, last + 1, UNIT_MINUTES)
+    ]
+
+
+def pro_rated(unit_wh: int, minutes: int) -> int:
+    """A whole unit's Wh for `minutes` of it, rounded down (our rule, see window_units)."""
+    return unit_wh * minutes // UNIT_MINUTES
+
+
+def contracted_from_slots(expected_wh: Sequence[int], first: int, granularity: int, minutes: range) -> int:
+    """kWh-type DR: what a consumer's declaration promises in `minutes` of a unit: each declared slot's expected Wh
+    in proportion to its minutes there, rounded down once. (The ERAB guideline leaves the promised amount to the
+    contract between aggregator and TSO; here it is the RA's declaration.)"""
+    total = 0
+    for slot, wh in enumerate(expected_wh):
+        start = first + slot * granularity
+        overlap = min(start + granularity, minutes.stop) - max(start, minutes.start)
+        if overlap > 0:
+            total += wh * overlap  # exact: the slot's Wh × its minutes here, over its length, summed below
+    return total // granularity
+
+
+@dataclass(frozen=True)
+class AcMinutes:
+    """One AC's per-minute aggregate over a window, for Assessment II: the baseline (Wh per minute, exact) and the
+    actual Wh of the consumers that have a baseline; a minute without a consumer's reading counts that consumer as
+    at its baseline (nothing delivered)."""
+
+    baseline: Mapping[int, Fraction]
+    actual: Mapping[int, Fraction]
+
+
+def delta_kw_payable(
+    product: balancing.Product,
+    contracted_w: Mapping[str, int],
+    price_sen_per_kw: int,
+    rules: balancing.AssessmentRules,
+    units: Sequence[tuple[int, range]],
+    minutes_of: Mapping[str, AcMinutes],
+    instructed_at: int,
+) -> Payable:
+    """A balancing product: per unit, Assessment I on the ΔkW the AC delivered (mean W over the unit's minutes in the
+    window; our reading for a dispatched demand resource, the guide's check of 基準値 and capacity outside dispatch is
+    not modelled), the ΔkW payment on what it found suppliable, its penalty, and Assessment II on the AC's per-minute
+    response to an instruction of the contracted ΔkW from `instructed_at` (the command's issue), with its penalty.
+    A unit the window covers in part is paid and penalised in proportion (`share`, our rule; see window_units);
+    an interval longer than the unit's minutes shrinks to them."""
+
+    def payable(ac: str, rows: list[dict]) -> tuple[int, int, list[dict]]:
+        contracted = contracted_w[ac]
+        series = minutes_of[ac]
+        reward = penalty = 0
+        notes = []
+        for row, (start, minutes) in zip(rows, units, strict=True):
+            count = len(minutes)
+            share = Fraction(count, UNIT_MINUTES)
+            delivered_w = Fraction(row["delivered_wh"] * balancing.MINUTES_PER_HOUR, count)
+            first_check = balancing.assessment_i(contracted, max(floor(delivered_w), 0))
+            assessed = product
+            if count < product.assessed_every_minutes:
+                assessed = replace(product, assessed_every_minutes=count)
+            second_check = balancing.assessment_ii(
+                assessed,
+                [series.baseline.get(m, Fraction(0)) for m in minutes],
+                [series.actual.get(m, Fraction(0)) for m in minutes],
+                [contracted] * count,
+                contracted,
+                minutes.start,
+                instructed_at,
+                rules,
+            )
+            payment = balancing.delta_kw_payment_sen(contracted, first_check, price_sen_per_kw, share)
+            penalty_i = balancing.penalty_i_sen(first_check, price_sen_per_kw, rules, share)
+            penalty_ii = balancing.penalty_ii_sen(second_check, contracted, price_sen_per_kw, rules, share)
+            reward += payment
+            penalty += penalty_i + penalty_ii
+            notes.append(
+                {
+                    "unit": minute_label(start),
+                    "minutes": count,
+                    "contracted_w": contracted,
+                    "available_w": first_check.available_w,
+                    "assessment_i": {
+                        "passed": first_check.passed,
+                        "shortfall_w": first_check.shortfall_w,
+                        "shortfall_rate": str(first_check.shortfall_rate),
+                    },
+                    "assessment_ii": {
+                        "passed": second_check.passed,
+                        "intervals": second_check.intervals,
+                        "failed": second_check.failed,
+                        "failed_intervals": [minute_label(m) for m in second_check.failed_intervals],
+                    },
+                    "payment_sen": payment,
+                    "penalty_i_sen": penalty_i,
+                    "penalty_ii_sen": penalty_ii,
+                }
+            )
+        return reward, penalty, notes
+
+    return payable

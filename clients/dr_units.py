@@ -1,0 +1,129 @@
+"""The units client: 30-minute meter history (signed by the meters, relayed by the RA), 基準値計画 forecasts and the
+settlement of a command per 30-minute unit by Japan's rules (chaincode.contracts.dr_units).
+
+    units = UnitsClient(gateway.get_network("grid"), topology.organisation("RA1"), meters=operator)
+    units.post_history([HistoryDay("RA1", "C1", "2026-11-24", [120, 118, ...]), ...])
+    figures = units.unit_settlement("7")       # what the caller may see, from its own peer
+
+Days are JST "YYYY-MM-DD", each with its 48 Wh values from 00:00; money is in sen.
+"""
+
+import base64
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from chaincode.contracts.meter_attestation import history_statement
+from clients.contract import ContractClient
+from clients.dr import MeterSource
+from consortium.topology import Topology
+from gateway.errors import CommitError, CommitStatusError, EndorseError, SubmitError
+
+HISTORY_BATCH_DAYS = 700  # consumer-days per post_history transaction: 20 consumers' five weeks
+
+
+@dataclass(frozen=True)
+class HistoryDay:
+    """One consumer's 30-minute values of one JST day, as its smart meter recorded them."""
+
+    ra: str
+    consumer: str
+    day: str
+    wh: tuple[int, ...]
+
+    def as_json(self) -> dict:
+        return {"consumer": self.consumer, "day": self.day, "wh": list(self.wh)}
+
+
+def history_signatures(days: Iterable[HistoryDay], meters: MeterSource) -> dict:
+    """transient "meter_signatures" for a batch of history: each consumer's days signed by its own meter."""
+    by_consumer: dict[str, list[HistoryDay]] = {}
+    for day in days:
+        by_consumer.setdefault(day.consumer, []).append(day)
+    signatures = {}
+    for consumer, own in by_consumer.items():
+        meter = meters.meter(consumer)
+        statement = history_statement(consumer, [(d.day, list(d.wh)) for d in own])
+        signatures[consumer] = {
+            "certificate": meter.certificate.decode(),
+            "signature": base64.b64encode(meter.signer.sign(statement)).decode(),
+        }
+    return signatures
+
+
+def history_batches(days: Iterable[HistoryDay], size: int = HISTORY_BATCH_DAYS) -> Iterator[list[HistoryDay]]:
+    """Batches of one RA's consumer-days, whole consumers together (one meter signature each) where they fit."""
+    by_ra: dict[str, dict[str, list[HistoryDay]]] = {}
+    for day in days:
+        by_ra.setdefault(day.ra, {}).setdefault(day.consumer, []).append(day)
+    for consumers in by_ra.values():
+        batch: list[HistoryDay] = []
+        for own in consumers.values():
+            for start in range(0, len(own), size):
+                part = own[start : start + size]
+                if batch and len(batch) + len(part) > size:
+                    yield batch
+                    batch = []
+                batch.extend(part)
+        if batch:
+            yield batch
+
+
+class UnitsClient(ContractClient):
+    """The units contract as one organisation (or one smart meter) uses it; `meters` as in clients.dr.DrClient."""
+
+    contract_name = "units"
+    meters: MeterSource | None = None
+
+    @classmethod
+    def of(cls, session, topology: Topology, meters: MeterSource | None = None) -> "UnitsClient":
+        """The units client of a clients.session.Session (its channel and organisation)."""
+        client = cls(session.dr.channel, session.org, session.dr.all_msp_ids, topology)
+        client.meters = meters
+        return client
+
+    def post_history(self, days: list[HistoryDay], attempts: int = 3) -> dict:
+        """One post_history transaction (private to the RA's collection, endorsed by its peer and its AC's), the
+        days signed by their meters when the client has `meters`. An MVCC loss or an unknown fate is tried again;
+        a batch refused as "already recorded" after an attempt whose fate was unknown counts as posted when the
+        ledger holds exactly those values."""
+        transient = {"history": json.dumps([d.as_json() for d in days], separators=(",", ":"))}
+        if self.meters is not None:
+            transient["meter_signatures"] = json.dumps(history_signatures(days, self.meters))
+        unknown = False
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.submit("post_history", transient=transient, private=True)
+            except CommitError as error:
+                if error.code != "MVCC_READ_CONFLICT" or attempt == attempts:
+                    raise
+            except (SubmitError, CommitStatusError):
+                if attempt == attempts:
+                    raise
+                unknown = True
+            except EndorseError as error:
+                if "already recorded" not in str(error) or not unknown or not self._holds(days):
+                    raise
+                return {"ra": self.org.name, "days": len(days), "already_recorded": True}
+        raise AssertionError("unreachable")
+
+    def history(self, consumer: str, first_day: str, last_day: str) -> dict:
+        return self.evaluate("get_history", consumer, first_day, last_day)
+
+    def submit_forecast(self, command_id: str, plan: dict[str, list[int]]) -> dict:
+        """An RA's 基準値計画 for a command: {consumer: [Wh per 30-minute unit]}, locked once written."""
+        return self.submit("submit_forecast", command_id, transient={"forecast": json.dumps(plan)}, private=True)
+
+    def unit_settlement(self, command_id: str) -> dict:
+        """The command's settlement per 30-minute unit as the caller may see it, from its own peer (an RA's without
+        the sen: see chaincode.contracts.dr_units)."""
+        return self.evaluate("get_unit_settlement", command_id)
+
+    def _holds(self, days: list[HistoryDay]) -> bool:
+        for consumer in sorted({d.consumer for d in days}):
+            own = [d for d in days if d.consumer == consumer]
+            shown = self.history(consumer, min(d.day for d in own), max(d.day for d in own))
+            recorded = {d["day"]: tuple(d["wh"]) for d in shown["days"]}
+            if any(recorded.get(d.day) != d.wh for d in own):
+                return False
+        return True
