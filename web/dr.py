@@ -31,6 +31,7 @@ from web.charts import Series, line_chart
 from web.forms import command_form, declaration_form
 from web.ledger import evaluate_or_404, submit_and_flash
 from web.pages import wants_fragment
+from web.units import baseline_method_text
 
 bp = Blueprint("dr", __name__, url_prefix="/dr")
 
@@ -205,6 +206,7 @@ def declare():
         form=request.form,
         slots=slot_count(chosen) if chosen else None,
         ac=ac,
+        product_baseline=baseline_method_text(chosen, topology) if chosen else None,
     ), 400 if errors else 200
 
 

@@ -73,7 +73,7 @@ import hashlib
 import json
 from dataclasses import replace
 
-from chaincode.contracts import access, dr_time, settlement
+from chaincode.contracts import access, dr_time, products, settlement
 from chaincode.contracts.common import (
     CONSUMER,
     Caller,
@@ -178,7 +178,9 @@ class DrContract(Contract):
         key = ctx.stub.create_composite_key(COMMAND, [checked.id])
         if ctx.stub.get_state(key) is not None:
             raise Refusal(f"command {checked.id!r} already exists")
-        record = replace(checked, issued_at=jst_moment(at)).record()
+        # The topology's settlement defaults are written into the product, so no later topology moves its rules.
+        product = products.frozen(checked.product, self.topology.settlement) if checked.product else None
+        record = replace(checked, issued_at=jst_moment(at), product=product).record()
         ctx.stub.put_state(key, canonical_json(record))
         return announced(ctx, COMMAND_ISSUED, record)
 

@@ -256,6 +256,9 @@ class Declaration:
         method = fields.get("baseline_method")
         if method not in BASELINE_METHODS:
             raise Refusal(f"baseline_method must be one of {', '.join(BASELINE_METHODS)}, got {method!r}")
+        if command.product is not None and method == "declared":
+            # The product's rule sets the baseline from the meters' history: an RA stating its own would set its reward.
+            raise Refusal(f"command {command.id} names its product: the ledger sets the baseline, declare none")
         consumers = fields.get("consumers")
         if not isinstance(consumers, dict) or not 1 <= len(consumers) <= MAX_DECLARED_CONSUMERS:
             raise Refusal(f"consumers must map 1 to {MAX_DECLARED_CONSUMERS} consumer ids to their expectations")

@@ -164,3 +164,9 @@ def test_commands_without_a_product_or_unknown_ones_are_404_and_consumers_403(cl
 def test_the_baseline_method_a_product_implies_reads_for_people(product, words):
     text = baseline_method_text({"product": product} if product else {}, TOPOLOGY)
     assert text is None if words is None else all(word in text for word in words)
+
+
+def test_the_declaration_form_shows_the_baseline_the_product_implies_and_asks_for_none(client, command_7):
+    text = page(client, "RA1", "/dr/declare?command=7").text
+    assert 'data-testid="product-baseline"' in text and "You state none." in text
+    assert 'value="declared"' not in text and 'name="baseline-C1"' not in text

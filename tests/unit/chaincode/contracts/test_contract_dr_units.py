@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS, CertificateAuthority, Meters
 
+from chaincode.contracts import products
 from chaincode.shim.testing import make_identity
 from clients.dr_units import HistoryDay, history_signatures
 from consortium import topology as topology_file
@@ -550,3 +551,27 @@ def test_sen_add_up_exactly_at_every_level(ledger):
             assert ac[field] == sum(r[field] for r in ras.values() if r["parent"] == ac["org"])
         assert result["tso"][field] == sum(a[field] for a in acs.values())
     assert result["tso"]["reward_sen"] > 0 and result["tso"]["penalty_sen"] > 0
+
+
+def test_an_ra_may_not_state_its_own_baseline_for_a_command_that_names_its_product(ledger):
+    cmd = command("7", f"{EVENT_DAY}T14:00", f"{EVENT_DAY}T14:59", KWH, granularity_minutes=30)
+    ledger.ok(USERS["TSO"], "issue_command", json.dumps(cmd), contract="dr", when=at(EVENT_DAY, "09:00"))
+    stated = {"baseline_method": "declared", "consumers": {"C1": {"expected_wh": [50, 50], "baseline_wh": [9000] * 2}}}
+    message = ledger.refused(
+        USERS["RA1"],
+        "declare",
+        "7",
+        transient={"declaration": json.dumps(stated)},
+        contract="dr",
+        when=at(EVENT_DAY, "09:01"),
+    )
+    assert "command 7 names its product: the ledger sets the baseline, declare none" in message
+
+
+def test_an_issued_product_carries_the_topologys_defaults_so_no_later_topology_moves_its_rules(ledger):
+    cmd = command("7", f"{EVENT_DAY}T14:00", f"{EVENT_DAY}T14:59", KWH, granularity_minutes=30)
+    ledger.ok(USERS["TSO"], "issue_command", json.dumps(cmd), contract="dr", when=at(EVENT_DAY, "09:00"))
+    recorded = ledger.ok(USERS["TSO"], "get_command", "7", contract="dr", commit=False, when=at(EVENT_DAY, "09:01"))
+    defaults = ledger.chaincode.contracts["dr"].topology.settlement
+    assert recorded["product"] == products.frozen(KWH, defaults)
+    assert recorded["product"] != KWH  # the defaults are written in, not left to the deployed topology
