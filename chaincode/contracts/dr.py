@@ -67,8 +67,6 @@ Where data lives, and why (the Fabric facts this design follows):
   RA is refused by checking the hash of that RA's registry key, never its value.
 """
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import replace
@@ -101,8 +99,8 @@ from chaincode.contracts.dr_inputs import (
 )
 from chaincode.contracts.meter_attestation import (
     MeterAuthority,
-    channel_block_of_this_server,
-    operator_authority_from_channel_block,
+    check_meter_signatures,
+    meter_authority_of_endorser,
     reading_statement,
 )
 from chaincode.shim import Contract, evaluate, submit
@@ -532,40 +530,9 @@ class DrContract(Contract):
         for reading in readings:
             label = labels.get(reading.minute) or labels.setdefault(reading.minute, minute_label(reading.minute))
             by_consumer.setdefault(reading.consumer, []).append((label, reading.wh))
-        unsigned = sorted(set(by_consumer) - set(signatures))
-        if unsigned:
-            raise Refusal(
-                f"the readings of {', '.join(unsigned[:5])} carry no meter signature; an RA relays readings signed "
-                f"by each consumer's meter"
-            )
-        extra = sorted(set(signatures) - set(by_consumer))
-        if extra:
-            raise Refusal(f"meter signatures for consumers without readings in the batch: {', '.join(extra[:5])}")
-        authority = self._meter_authority_of_endorser()
+        statements = {consumer: reading_statement(command.id, consumer, rows) for consumer, rows in by_consumer.items()}
         at = ctx.stub.get_tx_timestamp()
-        for consumer in sorted(by_consumer):
-            entry = signatures[consumer]
-            if not isinstance(entry, dict) or set(entry) != {"certificate", "signature"}:
-                raise Refusal(f"the meter signature of {consumer} must be an object with certificate and signature")
-            certificate, signature = entry["certificate"], entry["signature"]
-            if not isinstance(certificate, str) or not isinstance(signature, str):
-                raise Refusal(f"the meter signature of {consumer}: certificate (PEM) and signature (base64) are text")
-            try:
-                signature_bytes = base64.b64decode(signature, validate=True)
-            except (binascii.Error, ValueError):
-                raise Refusal(f"the meter signature of {consumer} is not base64") from None
-            statement = reading_statement(command.id, consumer, by_consumer[consumer])
-            authority.check_attestation(consumer, statement, certificate.encode(), signature_bytes, at)
-
-    def _meter_authority_of_endorser(self) -> MeterAuthority:
-        if self.meter_authority is None:
-            block = channel_block_of_this_server(self.topology)
-            if block is None:
-                raise Refusal(
-                    "this endorser does not know the meter operator's CA, so it cannot check meter signatures"
-                )
-            self.meter_authority = operator_authority_from_channel_block(block, self.topology.meter_operator_msp_id)
-        return self.meter_authority
+        check_meter_signatures(signatures, statements, "readings", lambda: meter_authority_of_endorser(self), at)
 
     # Reading the ledger.
 
