@@ -109,7 +109,7 @@ from consortium.topology import Organisation, Topology
 from consortium.units import minute_label
 
 # The web's declaration form checks the same bounds; it reads them here.
-__all__ = ["BASELINE_METHODS", "MAX_READING_WH", "DrContract"]
+__all__ = ["BASELINE_METHODS", "MAX_READING_WH", "DrContract", "MeterDataContract"]
 
 # A consumer's readings are kept an hour to a key (JST hours: the offset is a whole number of hours).
 READING_BLOCK_MINUTES = 60
@@ -137,8 +137,12 @@ READINGS_BATCH = "readings-batch"
 SETTLEMENT = "settlement"
 
 
-class DrContract(Contract):
-    name = "dr"
+class MeterDataContract(Contract):
+    """Base of the contracts that keep meter data in the RAs' collections (dr, and chaincode.contracts.dr_units):
+    the topology, the endorser's clock and meter operator's CA, and which peers hold which collection."""
+
+    # What a refusal on a peer outside the collection tells the caller to do instead.
+    member_peer_hint = "send the request to your own organisation's peer"
 
     def __init__(
         self,
@@ -156,6 +160,21 @@ class DrContract(Contract):
             name: {self.topology.organisation(m).msp_id for m in members}
             for name, members in self.topology.collections().items()
         }
+
+    def _ra_collection(self, ctx, ra: Organisation) -> str:
+        """The RA's collection, after checking that this peer holds it (a non-member peer has only hashes)."""
+        collection = self.topology.readings_collection_for(ra.name)
+        self._require_member_peer(ctx, collection)
+        return collection
+
+    def _require_member_peer(self, ctx, collection: str) -> None:
+        peer = ctx.stub.get_peer_msp_id()
+        if peer not in self._members[collection]:
+            raise Refusal(f"this peer ({peer}) is not a member of collection {collection}; {self.member_peer_hint}")
+
+
+class DrContract(MeterDataContract):
+    name = "dr"
 
     # Commands (public).
 
@@ -501,20 +520,6 @@ class DrContract(Contract):
         if name in self.topology.org_names and self.topology.organisation(name).role == "tso":
             raise Refusal("figures are kept per AC and RA; the TSO's are the sum of its ACs'")
         raise Refusal(f"{caller.org.name} may not see the figures of {name!r}")
-
-    def _ra_collection(self, ctx, ra: Organisation) -> str:
-        """The RA's collection, after checking that this peer holds it (a non-member peer has only hashes)."""
-        collection = self.topology.readings_collection_for(ra.name)
-        self._require_member_peer(ctx, collection)
-        return collection
-
-    def _require_member_peer(self, ctx, collection: str) -> None:
-        peer = ctx.stub.get_peer_msp_id()
-        if peer not in self._members[collection]:
-            raise Refusal(
-                f"this peer ({peer}) is not a member of collection {collection}; "
-                f"send the request to your own organisation's peer"
-            )
 
     def _owner(self, ctx, consumer: str) -> str | None:
         return consumer_ra(ctx, self.topology, consumer)

@@ -77,6 +77,7 @@ from chaincode.contracts.dr import (
     READING_BLOCK_MINUTES,
     SETTLEMENT,
     TRANSIENT_METER_SIGNATURES,
+    MeterDataContract,
 )
 from chaincode.contracts.dr_inputs import MAX_READING_WH, Command, check_identifier, transient_json
 from chaincode.contracts.meter_attestation import (
@@ -85,8 +86,7 @@ from chaincode.contracts.meter_attestation import (
     history_statement,
     meter_authority_of_endorser,
 )
-from chaincode.shim import Contract, evaluate, submit
-from consortium import topology as topology_file
+from chaincode.shim import evaluate, submit
 from consortium.topology import Organisation, Topology
 from consortium.units import EPOCH, minute_index, minute_label
 
@@ -128,8 +128,11 @@ def checked_slot_values(what: str, values, count: int) -> list[int]:
     return values
 
 
-class UnitsContract(Contract):
+class UnitsContract(MeterDataContract):
     name = "units"
+    member_peer_hint = (
+        "send the request to a peer that holds it (an RA's own for its history, its AC's or the TSO's for settlement)"
+    )
 
     def __init__(
         self,
@@ -139,14 +142,7 @@ class UnitsContract(Contract):
     ):
         """As the dr contract's: `meter_authority` the meter operator's CA (default: from the channel's genesis
         block), `clock` the endorser's (default: see common.action)."""
-        super().__init__()
-        self.topology = topology or topology_file.load()
-        self.clock = clock
-        self.meter_authority = meter_authority
-        self._members = {
-            name: {self.topology.organisation(m).msp_id for m in members}
-            for name, members in self.topology.collections().items()
-        }
+        super().__init__(topology, meter_authority, clock)
         self._calendars: dict[tuple[int, ...], object] = {}
         self._tso = next(org.name for org in self.topology.organisations if org.role == "tso")
 
@@ -652,20 +648,7 @@ class UnitsContract(Contract):
             instructed_at,
         )
 
-    # The peer and the meters.
-
-    def _ra_collection(self, ctx, ra: Organisation) -> str:
-        collection = self.topology.readings_collection_for(ra.name)
-        self._require_member_peer(ctx, collection)
-        return collection
-
-    def _require_member_peer(self, ctx, collection: str) -> None:
-        peer = ctx.stub.get_peer_msp_id()
-        if peer not in self._members[collection]:
-            raise Refusal(
-                f"this peer ({peer}) is not a member of collection {collection}; send the request to a peer that "
-                f"holds it (an RA's own for its history, its AC's or the TSO's for settlement)"
-            )
+    # The meters.
 
     def _check_meter_signatures(self, ctx, days: dict[tuple[str, str], list[int]]) -> None:
         """Refuses the batch unless each consumer's days carry its own meter's signature over exactly them."""
