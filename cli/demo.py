@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from cli.common import fail, reported, run_dir_option
-from cli.market import STOP_WITH_PARENT
+from cli.market import STOP_WITH_PARENT, traders_option
 from consortium import OBJECTIVES
 from network.processes import ManagedProcess
 
@@ -138,14 +138,7 @@ class Children:
 @click.option("--gate-seconds", type=click.IntRange(10, 86400), default=60, show_default=True)
 @click.option("--proposal-seconds", type=click.IntRange(2, 3600), default=15, show_default=True)
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="welfare", show_default=True)
-@click.option(
-    "--traders",
-    "trader_count",
-    type=click.IntRange(2, 30000),
-    default=60,
-    show_default=True,
-    help="Simulated prosumers, spread over the RAs; each RA's bid through its own process.",
-)
+@traders_option("Simulated prosumers, spread over the RAs; each RA's bid through its own process.")
 @reported
 def demo(run_dir, gate_seconds, proposal_seconds, objective, trader_count):
     """Run trading rounds (a process per organisation's part) and each organisation's web server, until Ctrl-C."""

@@ -48,13 +48,39 @@ def command():
     """DR commands (the TSO issues them; everyone reads them)."""
 
 
+def command_window_options(function):
+    """The options every command issue takes: its id, window, kW and target ACs (`gridledger dr units issue`
+    too)."""
+    for option in reversed(
+        [
+            click.option("--id", "command_id", required=True, help="Command id, e.g. 1."),
+            click.option("--start", required=True, help="First minute, JST: YYYY-MM-DDTHH:MM."),
+            click.option("--end", required=True, help="Last minute, JST, included."),
+            click.option("--kw", "requested_kw", type=int, required=True, help="Requested reduction, kW."),
+            click.option("--target", "targets", multiple=True, required=True, help="A target AC (repeat for several)."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def command_fields(command_id, start, end, requested_kw, targets, price_per_kwh, granularity, baseline_minutes) -> dict:
+    """The command a `… issue` sends, from the options both issue commands share."""
+    return {
+        "id": command_id,
+        "start": start,
+        "end": end,
+        "requested_kw": requested_kw,
+        "target_acs": list(targets),
+        "price_per_kwh": price_per_kwh,
+        "granularity_minutes": granularity,
+        "baseline_minutes": baseline_minutes,
+    }
+
+
 @command.command("issue")
 @ledger_command
-@click.option("--id", "command_id", required=True, help="Command id, e.g. 1.")
-@click.option("--start", required=True, help="First minute, JST: YYYY-MM-DDTHH:MM.")
-@click.option("--end", required=True, help="Last minute, JST, included.")
-@click.option("--kw", "requested_kw", type=int, required=True, help="Requested reduction, kW.")
-@click.option("--target", "targets", multiple=True, required=True, help="A target AC (repeat for several).")
+@command_window_options
 @click.option(
     "--price",
     "price_per_kwh",
@@ -96,18 +122,9 @@ def command_issue(
     """Issue a DR command for a window ahead (TSO only): the ledger refuses one whose start, or declare-by, has
     begun."""
     deadlines = {"declare_by": declare_by, "readings_due": readings_due}
+    fields = command_fields(command_id, start, end, requested_kw, targets, price_per_kwh, granularity, baseline_minutes)
     record = sessions_of(run_dir, who).dr.issue(
-        {
-            "id": command_id,
-            "start": start,
-            "end": end,
-            "requested_kw": requested_kw,
-            "target_acs": list(targets),
-            "price_per_kwh": price_per_kwh,
-            "granularity_minutes": granularity,
-            "baseline_minutes": baseline_minutes,
-            **{name: value for name, value in deadlines.items() if value is not None},
-        }
+        {**fields, **{name: value for name, value in deadlines.items() if value is not None}}
     )
     emit(
         as_json,

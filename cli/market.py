@@ -467,17 +467,20 @@ def serve_command(matchers, run_dir, seconds):
         thread.join(timeout=10)
 
 
+def traders_option(help_text: str):
+    """`--traders`, the simulated prosumers: `gridledger demo` passes its own on to `market trade`, so both take
+    the same."""
+    return click.option(
+        "--traders", "trader_count", type=click.IntRange(2, 30000), default=60, show_default=True, help=help_text
+    )
+
+
 @market.command("trade")
 @who_option
 @run_dir_option
-@click.option(
-    "--traders",
-    "trader_count",
-    type=click.IntRange(2, 30000),
-    default=60,
-    show_default=True,
-    help="Prosumers of the whole simulated fleet (the DR simulation's ids, spread over the RAs); this RA trades "
-    "for its share.",
+@traders_option(
+    "Prosumers of the whole simulated fleet (the DR simulation's ids, spread over the RAs); this RA trades for its "
+    "share."
 )
 @click.option("--gates", type=click.IntRange(1, 10**6), help="Stop after this many gates [default: until interrupted].")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -11,6 +11,7 @@ from datetime import datetime
 import click
 
 from cli.common import emit, json_option, ledger_command, reported, run_dir_option, table
+from cli.dr import command_fields, command_window_options
 from clients.contract import Refused
 from clients.dr_units import UnitsClient
 from consortium.units import JST, kwh, yen
@@ -79,11 +80,7 @@ def units():
 
 @units.command("issue")
 @ledger_command
-@click.option("--id", "command_id", required=True)
-@click.option("--start", required=True, help="First minute, JST.")
-@click.option("--end", required=True, help="Last minute, JST, included.")
-@click.option("--kw", "requested_kw", type=int, required=True)
-@click.option("--target", "targets", multiple=True, required=True, help="A target AC (repeat).")
+@command_window_options
 @click.option("--price", "price_per_kwh", type=int, default=0, show_default=True, help="Sen per kWh (kWh-type).")
 @click.option("--product", "name", required=True, help="kwh-dr, secondary-1, tertiary-1 or tertiary-2.")
 @click.option("--contracted", multiple=True, help="A balancing product's ΔkW per AC: AC1=50000 (W; repeat).")
@@ -115,17 +112,8 @@ def units_issue(
             raise Refused("--contracted takes AC=W, e.g. AC1=50000") from None
     if baseline:
         product["baseline"] = baseline
-    command = {
-        "id": command_id,
-        "start": start,
-        "end": end,
-        "requested_kw": requested_kw,
-        "target_acs": list(targets),
-        "price_per_kwh": price_per_kwh,
-        "granularity_minutes": granularity,
-        "baseline_minutes": baseline_minutes,
-        "product": product,
-    }
+    fields = command_fields(command_id, start, end, requested_kw, targets, price_per_kwh, granularity, baseline_minutes)
+    command = {**fields, "product": product}
     record = Sessions(run_dir)(who).dr.issue(command)
     emit(as_json, record, [f"command {record['id']} issued: {record['start']} to {record['end']} JST, {name}"])
 

@@ -11,7 +11,7 @@ Times are JST minute labels, energy whole Wh, as on the ledger.
 import base64
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -171,6 +171,36 @@ def comparison_of(bc: dict, system: AggregateSource | None) -> Comparison:
     return Comparison(bc["command"], rows)
 
 
+def submit_retried(
+    client: ContractClient,
+    name: str,
+    *args: str,
+    transient: dict,
+    attempts: int,
+    already_recorded: Callable[[EndorseError], dict],
+    resume: bool = False,
+) -> dict:
+    """One private transaction of a batch the contract keys (readings, history), tried again up to `attempts` times
+    when it lost an MVCC race (it changed nothing) or its fate is unknown (the orderer or the commit status did not
+    answer). A refusal as "already recorded" after such an attempt, or with `resume`, may be the batch's own first
+    attempt: already_recorded(refusal) returns the summary when the ledger holds exactly the batch, else raises."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return client.submit(name, *args, transient=transient, private=True)
+        except CommitError as error:
+            if error.code != "MVCC_READ_CONFLICT" or attempt == attempts:
+                raise
+        except (SubmitError, CommitStatusError):
+            if attempt == attempts:
+                raise
+            resume = True  # it may have committed unseen: a refusal as "already recorded" may be our own
+        except EndorseError as error:
+            if "already recorded" not in str(error) or not resume:
+                raise
+            return already_recorded(error)
+    raise AssertionError("attempts must be at least 1")
+
+
 class DrClient(ContractClient):
     """The dr contract as one organisation (or one smart meter) uses it. `meters`: where an RA's client finds the
     meters whose signatures its relayed readings carry (None: it sends none, as a meter posting its own)."""
@@ -241,20 +271,15 @@ class DrClient(ContractClient):
         transient = {"readings": json.dumps([r.as_json() for r in readings], separators=(",", ":"))}
         if self.meters is not None:
             transient["meter_signatures"] = json.dumps(meter_signatures(command_id, readings, self.meters))
-        for attempt in range(1, attempts + 1):
-            try:
-                return self.submit("post_readings", command_id, transient=transient, private=True)
-            except CommitError as error:
-                if error.code != "MVCC_READ_CONFLICT" or attempt == attempts:
-                    raise
-            except (SubmitError, CommitStatusError):
-                if attempt == attempts:
-                    raise
-                resume = True  # it may have committed unseen: a refusal as "already recorded" may be our own
-            except EndorseError as error:
-                if "already recorded" not in str(error) or not resume:
-                    raise
-                return self._already_recorded(command_id, readings, error)
+        return submit_retried(
+            self,
+            "post_readings",
+            command_id,
+            transient=transient,
+            attempts=attempts,
+            already_recorded=lambda refusal: self._already_recorded(command_id, readings, refusal),
+            resume=resume,
+        )
 
     def readings(self, consumer: str, command_id: str) -> dict:
         return self.evaluate("get_readings", consumer, command_id)

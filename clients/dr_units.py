@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from chaincode.contracts.meter_attestation import history_statement
 from clients.contract import ContractClient
-from clients.dr import MeterSource
+from clients.dr import MeterSource, submit_retried
 from consortium.topology import Topology
-from gateway.errors import CommitError, CommitStatusError, EndorseError, SubmitError
+from gateway.errors import EndorseError
 
 HISTORY_BATCH_DAYS = 700  # consumer-days per post_history transaction: 20 consumers' five weeks
 
@@ -90,22 +90,13 @@ class UnitsClient(ContractClient):
         transient = {"history": json.dumps([d.as_json() for d in days], separators=(",", ":"))}
         if self.meters is not None:
             transient["meter_signatures"] = json.dumps(history_signatures(days, self.meters))
-        unknown = False
-        for attempt in range(1, attempts + 1):
-            try:
-                return self.submit("post_history", transient=transient, private=True)
-            except CommitError as error:
-                if error.code != "MVCC_READ_CONFLICT" or attempt == attempts:
-                    raise
-            except (SubmitError, CommitStatusError):
-                if attempt == attempts:
-                    raise
-                unknown = True
-            except EndorseError as error:
-                if "already recorded" not in str(error) or not unknown or not self._holds(days):
-                    raise
-                return {"ra": self.org.name, "days": len(days), "already_recorded": True}
-        raise AssertionError("unreachable")
+        return submit_retried(
+            self,
+            "post_history",
+            transient=transient,
+            attempts=attempts,
+            already_recorded=lambda refusal: self._already_recorded(days, refusal),
+        )
 
     def history(self, consumer: str, first_day: str, last_day: str) -> dict:
         return self.evaluate("get_history", consumer, first_day, last_day)
@@ -118,6 +109,12 @@ class UnitsClient(ContractClient):
         """The command's settlement per 30-minute unit as the caller may see it, from its own peer (an RA's without
         the sen: see chaincode.contracts.dr_units)."""
         return self.evaluate("get_unit_settlement", command_id)
+
+    def _already_recorded(self, days: list[HistoryDay], refusal: EndorseError) -> dict:
+        """The summary of a batch the ledger already holds exactly; else the refusal."""
+        if not self._holds(days):
+            raise refusal
+        return {"ra": self.org.name, "days": len(days), "already_recorded": True}
 
     def _holds(self, days: list[HistoryDay]) -> bool:
         for consumer in sorted({d.consumer for d in days}):

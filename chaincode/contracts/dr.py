@@ -67,8 +67,6 @@ Where data lives, and why (the Fabric facts this design follows):
   RA is refused by checking the hash of that RA's registry key, never its value.
 """
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import replace
@@ -101,8 +99,8 @@ from chaincode.contracts.dr_inputs import (
 )
 from chaincode.contracts.meter_attestation import (
     MeterAuthority,
-    channel_block_of_this_server,
-    operator_authority_from_channel_block,
+    check_meter_signatures,
+    meter_authority_of_endorser,
     reading_statement,
 )
 from chaincode.shim import Contract, evaluate, submit
@@ -111,7 +109,7 @@ from consortium.topology import Organisation, Topology
 from consortium.units import minute_label
 
 # The web's declaration form checks the same bounds; it reads them here.
-__all__ = ["BASELINE_METHODS", "MAX_READING_WH", "DrContract"]
+__all__ = ["BASELINE_METHODS", "MAX_READING_WH", "DrContract", "MeterDataContract"]
 
 # A consumer's readings are kept an hour to a key (JST hours: the offset is a whole number of hours).
 READING_BLOCK_MINUTES = 60
@@ -139,8 +137,12 @@ READINGS_BATCH = "readings-batch"
 SETTLEMENT = "settlement"
 
 
-class DrContract(Contract):
-    name = "dr"
+class MeterDataContract(Contract):
+    """Base of the contracts that keep meter data in the RAs' collections (dr, and chaincode.contracts.dr_units):
+    the topology, the endorser's clock and meter operator's CA, and which peers hold which collection."""
+
+    # What a refusal on a peer outside the collection tells the caller to do instead.
+    member_peer_hint = "send the request to your own organisation's peer"
 
     def __init__(
         self,
@@ -158,6 +160,21 @@ class DrContract(Contract):
             name: {self.topology.organisation(m).msp_id for m in members}
             for name, members in self.topology.collections().items()
         }
+
+    def _ra_collection(self, ctx, ra: Organisation) -> str:
+        """The RA's collection, after checking that this peer holds it (a non-member peer has only hashes)."""
+        collection = self.topology.readings_collection_for(ra.name)
+        self._require_member_peer(ctx, collection)
+        return collection
+
+    def _require_member_peer(self, ctx, collection: str) -> None:
+        peer = ctx.stub.get_peer_msp_id()
+        if peer not in self._members[collection]:
+            raise Refusal(f"this peer ({peer}) is not a member of collection {collection}; {self.member_peer_hint}")
+
+
+class DrContract(MeterDataContract):
+    name = "dr"
 
     # Commands (public).
 
@@ -504,20 +521,6 @@ class DrContract(Contract):
             raise Refusal("figures are kept per AC and RA; the TSO's are the sum of its ACs'")
         raise Refusal(f"{caller.org.name} may not see the figures of {name!r}")
 
-    def _ra_collection(self, ctx, ra: Organisation) -> str:
-        """The RA's collection, after checking that this peer holds it (a non-member peer has only hashes)."""
-        collection = self.topology.readings_collection_for(ra.name)
-        self._require_member_peer(ctx, collection)
-        return collection
-
-    def _require_member_peer(self, ctx, collection: str) -> None:
-        peer = ctx.stub.get_peer_msp_id()
-        if peer not in self._members[collection]:
-            raise Refusal(
-                f"this peer ({peer}) is not a member of collection {collection}; "
-                f"send the request to your own organisation's peer"
-            )
-
     def _owner(self, ctx, consumer: str) -> str | None:
         return consumer_ra(ctx, self.topology, consumer)
 
@@ -532,40 +535,9 @@ class DrContract(Contract):
         for reading in readings:
             label = labels.get(reading.minute) or labels.setdefault(reading.minute, minute_label(reading.minute))
             by_consumer.setdefault(reading.consumer, []).append((label, reading.wh))
-        unsigned = sorted(set(by_consumer) - set(signatures))
-        if unsigned:
-            raise Refusal(
-                f"the readings of {', '.join(unsigned[:5])} carry no meter signature; an RA relays readings signed "
-                f"by each consumer's meter"
-            )
-        extra = sorted(set(signatures) - set(by_consumer))
-        if extra:
-            raise Refusal(f"meter signatures for consumers without readings in the batch: {', '.join(extra[:5])}")
-        authority = self._meter_authority_of_endorser()
+        statements = {consumer: reading_statement(command.id, consumer, rows) for consumer, rows in by_consumer.items()}
         at = ctx.stub.get_tx_timestamp()
-        for consumer in sorted(by_consumer):
-            entry = signatures[consumer]
-            if not isinstance(entry, dict) or set(entry) != {"certificate", "signature"}:
-                raise Refusal(f"the meter signature of {consumer} must be an object with certificate and signature")
-            certificate, signature = entry["certificate"], entry["signature"]
-            if not isinstance(certificate, str) or not isinstance(signature, str):
-                raise Refusal(f"the meter signature of {consumer}: certificate (PEM) and signature (base64) are text")
-            try:
-                signature_bytes = base64.b64decode(signature, validate=True)
-            except (binascii.Error, ValueError):
-                raise Refusal(f"the meter signature of {consumer} is not base64") from None
-            statement = reading_statement(command.id, consumer, by_consumer[consumer])
-            authority.check_attestation(consumer, statement, certificate.encode(), signature_bytes, at)
-
-    def _meter_authority_of_endorser(self) -> MeterAuthority:
-        if self.meter_authority is None:
-            block = channel_block_of_this_server(self.topology)
-            if block is None:
-                raise Refusal(
-                    "this endorser does not know the meter operator's CA, so it cannot check meter signatures"
-                )
-            self.meter_authority = operator_authority_from_channel_block(block, self.topology.meter_operator_msp_id)
-        return self.meter_authority
+        check_meter_signatures(signatures, statements, "readings", lambda: meter_authority_of_endorser(self), at)
 
     # Reading the ledger.
 

@@ -51,8 +51,6 @@ The answer is final once the dr contract's settle has closed the command (after 
 declarations cannot change); history for days before the event is already fixed, a forecast was locked earlier.
 """
 
-import base64
-import binascii
 import json
 import re
 from datetime import date, datetime, timedelta
@@ -79,16 +77,16 @@ from chaincode.contracts.dr import (
     READING_BLOCK_MINUTES,
     SETTLEMENT,
     TRANSIENT_METER_SIGNATURES,
+    MeterDataContract,
 )
 from chaincode.contracts.dr_inputs import MAX_READING_WH, Command, check_identifier, transient_json
 from chaincode.contracts.meter_attestation import (
     MeterAuthority,
-    channel_block_of_this_server,
+    check_meter_signatures,
     history_statement,
-    operator_authority_from_channel_block,
+    meter_authority_of_endorser,
 )
-from chaincode.shim import Contract, evaluate, submit
-from consortium import topology as topology_file
+from chaincode.shim import evaluate, submit
 from consortium.topology import Organisation, Topology
 from consortium.units import EPOCH, minute_index, minute_label
 
@@ -130,8 +128,11 @@ def checked_slot_values(what: str, values, count: int) -> list[int]:
     return values
 
 
-class UnitsContract(Contract):
+class UnitsContract(MeterDataContract):
     name = "units"
+    member_peer_hint = (
+        "send the request to a peer that holds it (an RA's own for its history, its AC's or the TSO's for settlement)"
+    )
 
     def __init__(
         self,
@@ -141,14 +142,7 @@ class UnitsContract(Contract):
     ):
         """As the dr contract's: `meter_authority` the meter operator's CA (default: from the channel's genesis
         block), `clock` the endorser's (default: see common.action)."""
-        super().__init__()
-        self.topology = topology or topology_file.load()
-        self.clock = clock
-        self.meter_authority = meter_authority
-        self._members = {
-            name: {self.topology.organisation(m).msp_id for m in members}
-            for name, members in self.topology.collections().items()
-        }
+        super().__init__(topology, meter_authority, clock)
         self._calendars: dict[tuple[int, ...], object] = {}
         self._tso = next(org.name for org in self.topology.organisations if org.role == "tso")
 
@@ -654,69 +648,18 @@ class UnitsContract(Contract):
             instructed_at,
         )
 
-    # The peer and the meters.
-
-    def _ra_collection(self, ctx, ra: Organisation) -> str:
-        collection = self.topology.readings_collection_for(ra.name)
-        self._require_member_peer(ctx, collection)
-        return collection
-
-    def _require_member_peer(self, ctx, collection: str) -> None:
-        peer = ctx.stub.get_peer_msp_id()
-        if peer not in self._members[collection]:
-            raise Refusal(
-                f"this peer ({peer}) is not a member of collection {collection}; send the request to a peer that "
-                f"holds it (an RA's own for its history, its AC's or the TSO's for settlement)"
-            )
+    # The meters.
 
     def _check_meter_signatures(self, ctx, days: dict[tuple[str, str], list[int]]) -> None:
         """Refuses the batch unless each consumer's days carry its own meter's signature over exactly them."""
-        signatures = (
-            transient_json(ctx, TRANSIENT_METER_SIGNATURES, dict)
-            if TRANSIENT_METER_SIGNATURES in ctx.stub.get_transient()
-            else {}
-        )
+        signed = TRANSIENT_METER_SIGNATURES in ctx.stub.get_transient()
+        signatures = transient_json(ctx, TRANSIENT_METER_SIGNATURES, dict) if signed else {}
         by_consumer: dict[str, list[tuple[str, list[int]]]] = {}
         for (consumer, day), values in days.items():
             by_consumer.setdefault(consumer, []).append((day, values))
-        unsigned = sorted(set(by_consumer) - set(signatures))
-        if unsigned:
-            raise Refusal(
-                f"the history of {', '.join(unsigned[:5])} carries no meter signature; an RA relays history signed "
-                f"by each consumer's meter"
-            )
-        extra = sorted(set(signatures) - set(by_consumer))
-        if extra:
-            raise Refusal(f"meter signatures for consumers without history in the batch: {', '.join(extra[:5])}")
-        authority = self._meter_authority_of_endorser()
+        statements = {consumer: history_statement(consumer, rows) for consumer, rows in by_consumer.items()}
         at = ctx.stub.get_tx_timestamp()
-        for consumer in sorted(by_consumer):
-            certificate, signature = _attestation(consumer, signatures[consumer])
-            statement = history_statement(consumer, by_consumer[consumer])
-            authority.check_attestation(consumer, statement, certificate, signature, at)
-
-    def _meter_authority_of_endorser(self) -> MeterAuthority:
-        if self.meter_authority is None:
-            block = channel_block_of_this_server(self.topology)
-            if block is None:
-                raise Refusal(
-                    "this endorser does not know the meter operator's CA, so it cannot check meter signatures"
-                )
-            self.meter_authority = operator_authority_from_channel_block(block, self.topology.meter_operator_msp_id)
-        return self.meter_authority
-
-
-def _attestation(consumer: str, entry) -> tuple[bytes, bytes]:
-    """(certificate PEM, signature DER) of one consumer's entry in transient "meter_signatures"."""
-    if not isinstance(entry, dict) or set(entry) != {"certificate", "signature"}:
-        raise Refusal(f"the meter signature of {consumer} must be an object with certificate and signature")
-    certificate, signature = entry["certificate"], entry["signature"]
-    if not isinstance(certificate, str) or not isinstance(signature, str):
-        raise Refusal(f"the meter signature of {consumer}: certificate (PEM) and signature (base64) are text")
-    try:
-        return certificate.encode(), base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError):
-        raise Refusal(f"the meter signature of {consumer} is not base64") from None
+        check_meter_signatures(signatures, statements, "history", lambda: meter_authority_of_endorser(self), at)
 
 
 def _grouped(consumers: dict[str, str]) -> dict[str, list[str]]:

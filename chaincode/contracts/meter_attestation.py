@@ -17,13 +17,16 @@ the channel configuration holds them, which is what every peer checks a TSOMSP c
 operator's MSP directory would be one organisation's copy of that; the channel configuration is the one all agree on.
 """
 
+import base64
+import binascii
 import hashlib
 import json
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -163,3 +166,61 @@ def channel_block_of_this_server(topology: Topology, argv: list[str] | None = No
     tls_cert = Path(arguments[arguments.index("--tls-cert") + 1]).resolve()
     block = tls_cert.parents[3] / "channel" / f"{topology.channel}.block"
     return block if block.is_file() else None
+
+
+class HoldsMeterAuthority(Protocol):
+    """A contract that checks meter signatures: its topology, and the operator's CA once known (None: not yet)."""
+
+    topology: Topology
+    meter_authority: MeterAuthority | None
+
+
+def meter_authority_of_endorser(contract: HoldsMeterAuthority) -> MeterAuthority:
+    """`contract.meter_authority`, read once from this chaincode server's channel block when not given; refused
+    where this endorser has no such block (an in-process ledger not told the CA)."""
+    if contract.meter_authority is None:
+        block = channel_block_of_this_server(contract.topology)
+        if block is None:
+            raise Refusal("this endorser does not know the meter operator's CA, so it cannot check meter signatures")
+        contract.meter_authority = operator_authority_from_channel_block(block, contract.topology.meter_operator_msp_id)
+    return contract.meter_authority
+
+
+def check_meter_signatures(
+    signatures: dict,
+    statements: dict[str, bytes],
+    what: str,
+    authority: Callable[[], MeterAuthority],
+    at: datetime,
+) -> None:
+    """Refuses unless each consumer of `statements` (consumer: what its meter signs) has its own meter's signature
+    over exactly that in `signatures` (transient "meter_signatures": {consumer: {"certificate": PEM, "signature":
+    base64 DER}}), and no other consumer has one. `what` is what is signed ("readings", "history"); `authority` is
+    asked for only once the batch is signed at all."""
+    unsigned = sorted(set(statements) - set(signatures))
+    if unsigned:
+        carry = "carry" if what.endswith("s") else "carries"
+        raise Refusal(
+            f"the {what} of {', '.join(unsigned[:5])} {carry} no meter signature; an RA relays {what} signed "
+            f"by each consumer's meter"
+        )
+    extra = sorted(set(signatures) - set(statements))
+    if extra:
+        raise Refusal(f"meter signatures for consumers without {what} in the batch: {', '.join(extra[:5])}")
+    operator = authority()
+    for consumer in sorted(statements):
+        certificate, signature = _attestation(consumer, signatures[consumer])
+        operator.check_attestation(consumer, statements[consumer], certificate, signature, at)
+
+
+def _attestation(consumer: str, entry) -> tuple[bytes, bytes]:
+    """(certificate PEM, signature DER) of one consumer's entry in transient "meter_signatures"."""
+    if not isinstance(entry, dict) or set(entry) != {"certificate", "signature"}:
+        raise Refusal(f"the meter signature of {consumer} must be an object with certificate and signature")
+    certificate, signature = entry["certificate"], entry["signature"]
+    if not isinstance(certificate, str) or not isinstance(signature, str):
+        raise Refusal(f"the meter signature of {consumer}: certificate (PEM) and signature (base64) are text")
+    try:
+        return certificate.encode(), base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise Refusal(f"the meter signature of {consumer} is not base64") from None

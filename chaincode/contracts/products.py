@@ -151,15 +151,20 @@ class Product:
         else:
             record |= {
                 "penalty_sen_per_kwh": self.penalty_sen_per_kwh,
-                "same_day": None
-                if self.same_day is None
-                else {
-                    "starts_before_minutes": self.same_day.starts_before_minutes,
-                    "ends_before_minutes": self.same_day.ends_before_minutes,
-                    "cap_percent": self.same_day.cap_percent,
-                },
+                "same_day": same_day_record(self.same_day),
             }
         return record
+
+
+def same_day_record(adjustment: SameDayAdjustment | None) -> dict | None:
+    """A same-day adjustment as a product records it (None: the product applies none)."""
+    if adjustment is None:
+        return None
+    return {
+        "starts_before_minutes": adjustment.starts_before_minutes,
+        "ends_before_minutes": adjustment.ends_before_minutes,
+        "cap_percent": adjustment.cap_percent,
+    }
 
 
 def resolved(product: dict, defaults: SettlementDefaults) -> Product:
@@ -208,13 +213,5 @@ def frozen(product: dict, defaults: SettlementDefaults) -> dict:
         }
     else:
         record["penalty_sen_per_kwh"] = rules.penalty_sen_per_kwh
-        record["same_day"] = (
-            None
-            if rules.same_day is None
-            else {
-                "starts_before_minutes": rules.same_day.starts_before_minutes,
-                "ends_before_minutes": rules.same_day.ends_before_minutes,
-                "cap_percent": rules.same_day.cap_percent,
-            }
-        )
+        record["same_day"] = same_day_record(rules.same_day)
     return record

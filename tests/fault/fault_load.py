@@ -11,6 +11,9 @@ batch whose first attempt did commit (its acknowledgement lost in the fault) is 
 with a killed orderer is tried again soon rather than waited on for Fabric's default minute. Every attempt is
 recorded: acknowledged (the client saw VALID), committed without an acknowledgement (found by a retry), or
 unresolved when the load stopped.
+
+run_fault runs one fault under that load (load, kill, down, restart, recovered, load) and records its figures; the
+orderer faults of test_faults.py (Raft) and test_bft.py (SmartBFT) share orderer_killed_and_brought_back.
 """
 
 import itertools
@@ -36,6 +39,10 @@ BASELINE_MINUTES = 240  # the most a command accepts before its window
 LOAD_SECONDS = 1000.0 if LONG else 300.0  # the most load one SteadyLoad runs, all its starts together
 BATCHES_PER_SECOND = 6  # per RA: above what one transaction at a time commits, so the readings never run out
 READINGS_DUE_MINUTES = 60  # after the window: the load must be over by then
+WARM = 20.0 if LONG else 2.0  # load before the fault
+DOWN = 30.0 if LONG else 4.0  # how long the killed node stays down
+AFTER = 20.0 if LONG else 2.0  # load after recovery
+RECOVERY_LIMIT = 120.0
 LEAD_SECONDS = 60  # to issue the command, register and declare every RA's consumers before the window starts
 
 
@@ -291,3 +298,84 @@ def verify(network, load: SteadyLoad, live_peers: list[str] | None = None, secon
         duplicates=sum(duplicate_readings.values()) + sum(twice.values()),
     )
     return result
+
+
+def height(network, node) -> int | None:
+    try:
+        admin = network.orderer_admin(node) if node.kind == "orderer" else network.peer_admin(node)
+        return admin.height(network.topology.channel)
+    except Exception:
+        return None
+
+
+def wait_caught_up(network, node, others, deadline) -> None:
+    """Until `node`'s channel height reaches the highest of `others` (as read just before)."""
+    while time.monotonic() < deadline:
+        target = max(h for h in (height(network, other) for other in others) if h is not None)
+        mine = height(network, node)
+        if mine is not None and mine >= target:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{node.name} did not catch up within {RECOVERY_LIMIT:.0f} s")
+
+
+def node_killed_and_restarted(network, node):
+    """(kill, restart) of one orderer or peer process: SIGKILL, then started again from its ledger."""
+    return (
+        lambda: network.process(node).kill(),
+        lambda: network._start([node], lambda line: None, time.monotonic() + 60),
+    )
+
+
+def run_fault(network, load, figures, name, kill, restart, recovered, live_peers=None, down=DOWN):
+    """Load, then kill(); `down` seconds; restart(); recovered(restarted_at) returns when the service is back;
+    AFTER seconds more load; then the checks. Records the figures."""
+    load.start()
+    try:
+        began = time.monotonic()
+        time.sleep(WARM)
+        killed_at = time.monotonic()
+        kill()
+        time.sleep(down)
+        restarted_at = time.monotonic()
+        restart()
+        recovered_at = recovered(restarted_at, restarted_at + RECOVERY_LIMIT)
+        time.sleep(AFTER)
+    finally:
+        load.stop()
+    checks = verify(network, load, live_peers)
+    row = {
+        "fault": name,
+        "load_before_wps": load.readings_per_second(began, killed_at),
+        "load_during_wps": load.readings_per_second(killed_at, recovered_at),
+        "acked_readings": checks["acked_readings"],
+        "lost": checks["lost"],
+        "duplicates": checks["duplicates"],
+        "recovery_seconds": round(recovered_at - restarted_at, 2),
+        "longest_stall_seconds": load.longest_stall(killed_at, recovered_at),
+        "client_errors": load.errors_between(killed_at, recovered_at),
+        "down_seconds": down,
+        "first_ack_after_kill_seconds": _since(load.first_ack_after(killed_at), killed_at),
+        "acked_while_down": len(load.acked(killed_at, restarted_at)),
+        "details": checks,
+    }
+    figures.append(row)
+    print(row)
+    assert checks["lost"] == 0, checks
+    assert checks["duplicates"] == 0, checks
+    return row
+
+
+def orderer_killed_and_brought_back(network, load, figures, victim, name: str, down: float) -> dict:
+    """run_fault with orderer `victim` killed and restarted; recovered once it has caught up with the others."""
+    others = [o for o in network.topology.orderers if o.name != victim.name]
+
+    def recovered(restarted_at, deadline):
+        wait_caught_up(network, victim, others, deadline)
+        return time.monotonic()
+
+    return run_fault(network, load, figures, name, *node_killed_and_restarted(network, victim), recovered, down=down)
+
+
+def _since(moment, start):
+    return None if moment is None else round(moment - start, 2)

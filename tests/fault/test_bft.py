@@ -10,8 +10,7 @@ import os
 import time
 
 import pytest
-from fault_load import LONG, SteadyLoad
-from test_faults import node_killed_and_restarted, run_fault, wait_caught_up
+from fault_load import LONG, SteadyLoad, orderer_killed_and_brought_back
 
 from consortium import topology as topology_file
 from network.bringup import Network
@@ -41,22 +40,10 @@ def test_bft_orders_on_with_its_leader_killed_and_the_leader_catches_up(bft_netw
     # The channel runs SmartBFT: its leader is named by SmartBFT's own gauge (Raft's would be absent).
     victim = network.leader()
     assert victim is not None, network.ordering_diagnosis()
-    others = [o for o in network.topology.orderers if o.name != victim.name]
     load = SteadyLoad(network, consumers_per_ra=8 if LONG else 4)
     try:
-
-        def recovered(restarted_at, deadline):
-            wait_caught_up(network, victim, others, deadline)
-            return time.monotonic()
-
-        row = run_fault(
-            network,
-            load,
-            figures,
-            f"orderer ({victim.name}, SmartBFT leader)",
-            *node_killed_and_restarted(network, victim),
-            recovered=recovered,
-            down=ORDERER_DOWN,
+        row = orderer_killed_and_brought_back(
+            network, load, figures, victim, f"orderer ({victim.name}, SmartBFT leader)", down=ORDERER_DOWN
         )
     finally:
         load.stop()

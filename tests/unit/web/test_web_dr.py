@@ -338,21 +338,7 @@ def test_the_tso_issues_a_command_through_the_form(client, backend, ledger):
     bad = post(client, "/dr/commands/new", {"id": "x y", "start": "2021-13-01T00:00", "end": "", "price": "1.234"})
     assert bad.status_code == 400 and 'id="id-error"' in bad.text and 'id="start-error"' in bad.text
     assert 'id="price-error"' in bad.text and 'id="target_acs-error"' in bad.text
-    good = post(
-        client,
-        "/dr/commands/new",
-        {
-            "id": "7",
-            "start": "2021-01-14T18:00",
-            "end": "2021-01-14T18:09",
-            "requested_kw": "5",
-            "target_acs": ["AC1"],
-            "price": "25",
-            "granularity_minutes": "1",
-            "baseline_minutes": "10",
-        },
-        follow_redirects=True,
-    )
+    good = post(client, "/dr/commands/new", COMMAND_7, follow_redirects=True)
     assert "Command 7 issued in transaction" in good.text
     assert as_account(backend, "AC1").evaluate("dr", "get_command", "7")["price_per_kwh"] == 2500
 
