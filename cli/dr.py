@@ -123,7 +123,7 @@ def command_issue(
     begun."""
     deadlines = {"declare_by": declare_by, "readings_due": readings_due}
     fields = command_fields(command_id, start, end, requested_kw, targets, price_per_kwh, granularity, baseline_minutes)
-    record = sessions_of(run_dir, who).dr.issue(
+    record = sessions_of(run_dir, who)(who).dr.issue(
         {**fields, **{name: value for name, value in deadlines.items() if value is not None}}
     )
     emit(
@@ -141,7 +141,7 @@ def command_issue(
 @ledger_command
 def command_list(who, run_dir, as_json):
     """List the DR commands."""
-    commands = sessions_of(run_dir, who).dr.commands()
+    commands = sessions_of(run_dir, who)(who).dr.commands()
     rows = [("id", "start (JST)", "end (JST)", "declare by", "readings due", "kW", "targets", "price/kWh", "slot min")]
     rows += [
         (
@@ -185,7 +185,7 @@ def command_list(who, run_dir, as_json):
 def declare(who, run_dir, as_json, command_id, declaration_file, consumers, expected_wh, baseline_wh, method):
     """Declare which of your consumers answer a command (RA only), before its declare-by: the detail stays in your
     group, a summary (consumers, total expected Wh) is published on the channel."""
-    client = sessions_of(run_dir, who).dr
+    client = sessions_of(run_dir, who)(who).dr
     if declaration_file:
         if consumers:
             raise Refused("give either --file or --consumer, not both")
@@ -284,7 +284,7 @@ def _wh_of(kwh_text: str) -> int:
 @click.option("--org", default="", help="One AC or RA (default: every one you may see).")
 def aggregates(who, run_dir, as_json, command_id, org):
     """BC aggregates per AC and RA and minute, as the ledger computes them."""
-    result = sessions_of(run_dir, who).dr.aggregates(command_id, org)
+    result = sessions_of(run_dir, who)(who).dr.aggregates(command_id, org)
     rows = [("org", "minute (JST)", "kWh", "readings")]
     rows += [(a["org"], m["minute"], _kwh(m["wh"]), m["readings"]) for a in result["aggregates"] for m in a["minutes"]]
     emit(as_json, result, table(rows))
@@ -320,7 +320,7 @@ def _agreement(mismatches: int) -> str:
 def settle(who, run_dir, as_json, command_id, show):
     """Settle a command once its readings are due (TSO): performance per slot and reward per RA and AC, frozen on
     the ledger."""
-    client = sessions_of(run_dir, who).dr
+    client = sessions_of(run_dir, who)(who).dr
     if not show:
         client.settle(command_id)
     result = client.settlement(command_id)

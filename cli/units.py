@@ -10,7 +10,7 @@ from datetime import datetime
 
 import click
 
-from cli.common import emit, json_option, ledger_command, reported, run_dir_option, table
+from cli.common import emit, json_option, ledger_command, reported, run_dir_option, sessions_of, table
 from cli.dr import command_fields, command_window_options
 from clients.contract import Refused
 from clients.dr_units import UnitsClient
@@ -67,7 +67,7 @@ def history_simulate(run_dir, as_json, consumer_count, days, before, seed, batch
 @click.option("--to", "last_day", required=True, help="Last day, included.")
 def history_show(who, run_dir, as_json, consumer, first_day, last_day):
     """A consumer's 30-minute history, as the caller may see it."""
-    shown = _client(Sessions(run_dir), who).history(consumer, first_day, last_day)
+    shown = _client(sessions_of(run_dir, who), who).history(consumer, first_day, last_day)
     rows = [("day", "kWh", "peak slot Wh")]
     rows += [(d["day"], kwh(sum(d["wh"])), max(d["wh"])) for d in shown["days"]]
     emit(as_json, shown, [f"{consumer} of {shown['ra']}: {len(shown['days'])} days", *table(rows)])
@@ -114,7 +114,7 @@ def units_issue(
         product["baseline"] = baseline
     fields = command_fields(command_id, start, end, requested_kw, targets, price_per_kwh, granularity, baseline_minutes)
     command = {**fields, "product": product}
-    record = Sessions(run_dir)(who).dr.issue(command)
+    record = sessions_of(run_dir, who)(who).dr.issue(command)
     emit(as_json, record, [f"command {record['id']} issued: {record['start']} to {record['end']} JST, {name}"])
 
 
@@ -127,7 +127,7 @@ def units_forecast(who, run_dir, as_json, command_id, plan_file):
     plan = json.load(plan_file)
     if not isinstance(plan, dict):
         raise Refused("the plan file must hold a JSON object {consumer: [Wh per 30-minute unit]}")
-    summary = _client(Sessions(run_dir), who).submit_forecast(command_id, plan)
+    summary = _client(sessions_of(run_dir, who), who).submit_forecast(command_id, plan)
     emit(
         as_json, summary, [f"基準値計画 of {summary['ra']} for command {command_id}: {summary['consumers']} consumers"]
     )
@@ -138,7 +138,7 @@ def units_forecast(who, run_dir, as_json, command_id, plan_file):
 @click.option("--id", "command_id", required=True)
 def units_show(who, run_dir, as_json, command_id):
     """The command's settlement per 30-minute unit, as the caller may see it."""
-    result = _client(Sessions(run_dir), who).unit_settlement(command_id)
+    result = _client(sessions_of(run_dir, who), who).unit_settlement(command_id)
     emit(as_json, result, settlement_lines(result))
 
 
