@@ -110,7 +110,7 @@ def audited(blocks) -> tuple[list[str], AuditReport]:
 
 
 def test_a_summarised_range_read_matching_the_replayed_state_passes_and_is_counted():
-    range_read, tx_id = envelope(summarised_range(expected_summary([(k, (1, 0)) for k in KEYS])))
+    range_read, _ = envelope(summarised_range(expected_summary([(k, (1, 0)) for k in KEYS])))
     unrelated, _ = envelope(writes(["other"]))  # outside the range: not among its results
     problems, report = audited([block(1, envelope(writes(KEYS))[0], unrelated), block(2, range_read)])
     assert problems == []
