@@ -72,6 +72,21 @@ class Read:
 
 
 @dataclass(frozen=True)
+class RangeRead:
+    """A range query a transaction ran over public state: its range, and what it returned, as (key, version) in key
+    order (`reads`) or, when it returned more than Fabric's max degree, as Fabric's Merkle summary of them (`merkle`:
+    max degree, max level, the hashes of that level). Fabric re-runs the range at validation and invalidates the
+    transaction (PHANTOM_READ_CONFLICT) if it returns anything else."""
+
+    namespace: str
+    start_key: bytes
+    end_key: bytes  # the last key read when the scan stopped early (not `itr_exhausted`), and included then
+    itr_exhausted: bool
+    reads: tuple[tuple[bytes, tuple[int, int] | None], ...] = ()
+    merkle: tuple[int, int, tuple[bytes, ...]] | None = None
+
+
+@dataclass(frozen=True)
 class PrivateWrite:
     """A private write in clear, from the private data a member peer delivered beside the block."""
 
@@ -111,6 +126,7 @@ class TransactionRecord:
     endorsements: tuple[SignedData, ...] = ()  # each over proposal_response_payload ‖ endorser
     config: bytes = b""  # a CONFIG transaction's common.Config, serialized
     reads: tuple[Read, ...] = ()
+    range_reads: tuple[RangeRead, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -320,13 +336,13 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
         endorsed = transaction_pb2.ChaincodeActionPayload.FromString(
             transaction_pb2.Transaction.FromString(payload.data).actions[0].payload
         ).action
-        public, hashed, collection_hashes, reads = [], [], [], []
+        public, hashed, collection_hashes, reads, ranges = [], [], [], [], []
         for ns in rwset.ns_rwset:
             kv = kv_rwset_pb2.KVRWSet.FromString(ns.rwset)
             for write in kv.writes:
                 public.append(PublicWrite(ns.namespace, write.key, bytes(write.value), write.is_delete))
-            point_reads = list(kv.reads) + [r for query in kv.range_queries_info for r in query.raw_reads.kv_reads]
-            reads += [Read(ns.namespace, "", r.key.encode(), _version(r)) for r in point_reads]
+            reads += [Read(ns.namespace, "", r.key.encode(), _version(r)) for r in kv.reads]
+            ranges += [_range_read(ns.namespace, query) for query in kv.range_queries_info]
             for collection in ns.collection_hashed_rwset:
                 collection_hashes.append((ns.namespace, collection.collection_name, bytes(collection.pvt_rwset_hash)))
                 hashed_set = kv_rwset_pb2.HashedRWSet.FromString(collection.hashed_rwset)
@@ -355,10 +371,26 @@ def _transaction(index: int, envelope_bytes: bytes, code: int | None) -> Transac
         event_name=event.event_name,
         event_payload=bytes(event.payload),
         reads=tuple(reads),
+        range_reads=tuple(ranges),
         endorsements=tuple(
             SignedData(bytes(e.endorser), endorsed.proposal_response_payload + e.endorser, bytes(e.signature))
             for e in endorsed.endorsements
         ),
+    )
+
+
+def _range_read(namespace: str, query: kv_rwset_pb2.RangeQueryInfo) -> RangeRead:
+    merkle = None
+    if query.HasField("reads_merkle_hashes"):
+        summary = query.reads_merkle_hashes
+        merkle = (summary.max_degree, summary.max_level, tuple(bytes(h) for h in summary.max_level_hashes))
+    return RangeRead(
+        namespace,
+        query.start_key.encode(),
+        query.end_key.encode(),
+        query.itr_exhausted,
+        tuple((r.key.encode(), _version(r)) for r in query.raw_reads.kv_reads),
+        merkle,
     )
 
 

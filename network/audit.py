@@ -12,7 +12,9 @@ What is checked, and against what:
   public keys and each collection's own policy for its private writes, the channel's lifecycle policies for
   `_lifecycle`;
 - the VALID flags of the blocks (the peer writes those, nobody signs them) against the replay: a transaction marked
-  VALID read each key (point reads and the keys its range queries returned) at the version committed before it;
+  VALID read each key at the version committed before it, and each of its range queries, re-run over the replayed
+  state before it, returns the keys and versions it recorded or, when Fabric kept only a Merkle summary of them
+  (more results than its max degree), the same summary (Fabric's algorithm, rwsetutil/query_results_helper.go);
 - the peer's state database, read from its files (network/statedb.py), against the replay of the VALID writes of
   the blocks it has applied (its savepoint): each public key's value and version, each private-data hash, and each
   private value (its SHA-256 against the hash on chain) of the collections the organisation is a member of; a key
@@ -51,6 +53,8 @@ class AuditReport:
     private_hashes_checked: int = 0
     private_values_checked: int = 0
     private_write_sets: int = 0
+    range_queries_checked: int = 0
+    range_queries_summarised: int = 0  # of those checked, the ones Fabric recorded as a Merkle summary
     nodes_compared: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -113,7 +117,7 @@ def audit_ledger(network, org: str) -> AuditReport:
                     f"block {blocks[-1].number}"
                 )
             else:
-                expected, stale_reads = replay(blocks, through=state.savepoint)
+                expected, stale_reads = replay(blocks, through=state.savepoint, report=report)
                 report.problems += stale_reads
                 report.problems += state_problems(expected, state.entries, member_collections(topology, org), report)
         if blocks:
@@ -125,11 +129,14 @@ def audit_ledger(network, org: str) -> AuditReport:
 # The replay.
 
 
-def replay(blocks: Iterable, through: int | None = None) -> tuple[dict[tuple[str, bytes], ChainWrite], list[str]]:
+def replay(
+    blocks: Iterable, through: int | None = None, report=None
+) -> tuple[dict[tuple[str, bytes], ChainWrite], list[str]]:
     """(namespace, key) → the latest VALID write of the key in blocks up to `through`, as the peer's state database
     keys them: public keys in their namespace, private-data hashes in "<ns>$$h<collection>" keyed by the key's
     hash, the channel config under CONFIG_KEY. And every VALID transaction that read a key at another version than
-    the one committed before it: the flags say VALID, but Fabric's MVCC check would have refused it."""
+    the one committed before it, or whose range query returns something else over the state before it: the flags
+    say VALID, but Fabric's MVCC check would have refused it. Range queries checked are counted in `report`."""
     from fabric_protos.common import common_pb2
 
     latest: dict[tuple[str, bytes], ChainWrite] = {}
@@ -153,6 +160,13 @@ def replay(blocks: Iterable, through: int | None = None) -> tuple[dict[tuple[str
                         f"{_where(namespace, read.key)} at version {read.version} while {committed} was committed: "
                         "MVCC_READ_CONFLICT"
                     )
+            for query in tx.range_reads:
+                problem = range_read_problem(latest, query)
+                if problem:
+                    problems.append(f"block {block.number} transaction {tx.tx_id[:12]}…{problem}")
+                elif report is not None:
+                    report.range_queries_checked += 1
+                    report.range_queries_summarised += query.merkle is not None
             for write in tx.public_writes:
                 value = None if write.is_delete else write.value
                 latest[(write.namespace, write.key.encode())] = ChainWrite(value, block.number, tx.index, tx.tx_id)
@@ -161,6 +175,114 @@ def replay(blocks: Iterable, through: int | None = None) -> tuple[dict[tuple[str
                 namespace = f"{hashed.namespace}{HASHES}{hashed.collection}"
                 latest[(namespace, hashed.key_hash)] = ChainWrite(value, block.number, tx.index, tx.tx_id)
     return latest, problems
+
+
+# Range reads, re-run as Fabric's validator does (core/ledger/kvledger/txmgmt/validation/rangequery_validator.go).
+
+
+def range_read_problem(latest: dict[tuple[str, bytes], ChainWrite], query) -> str | None:
+    """None when the range query `query` (a gateway.blocks.RangeRead) returns over the state `latest` what the
+    transaction recorded; else the end of a problem's sentence (after "block N transaction ID…")."""
+    over = f"{query.namespace} [{_readable_key(query.start_key)}, {_readable_key(query.end_key)}"
+    over += ")" if query.itr_exhausted else "]"
+    if not query.namespace or PRIVATE in query.namespace or HASHES in query.namespace:
+        return f": its range query over {over} could not be checked: the audit does not replay that namespace's state"
+    if query.merkle is not None and query.merkle[0] < 2:
+        return (
+            f": its range query over {over} could not be checked: its Merkle summary has max degree {query.merkle[0]}"
+        )
+    returned = [(key, (chain.block, chain.tx)) for key, chain in _range(latest, query)]
+    if query.merkle is None:
+        if list(query.reads) == returned:
+            return None
+        return (
+            f" is marked VALID, but its range query over {over} does not match the state before it: it read "
+            f"{len(query.reads)} keys, the state held {len(returned)}{_first_difference(query.reads, returned)}: "
+            "PHANTOM_READ_CONFLICT"
+        )
+    max_degree, max_level, hashes = query.merkle
+    if merkle_summary(returned, max_degree) == (max_level, hashes):
+        return None
+    return (
+        f" is marked VALID, but its range query over {over} does not match the state before it: its Merkle summary "
+        f"(max degree {max_degree}) differs from that of the {len(returned)} keys the state held: PHANTOM_READ_CONFLICT"
+    )
+
+
+def _range(latest: dict[tuple[str, bytes], ChainWrite], query) -> list[tuple[bytes, ChainWrite]]:
+    """The live keys of the namespace in [start, end) in key order (the state database's byte order), the end key
+    included when the scan stopped there; an empty end key of an exhausted scan is no bound."""
+    unbounded = query.itr_exhausted and not query.end_key
+    return sorted(
+        (key, chain)
+        for (namespace, key), chain in latest.items()
+        if namespace == query.namespace
+        and chain.value is not None
+        and key >= query.start_key
+        and (unbounded or key < query.end_key or (not query.itr_exhausted and key == query.end_key))
+    )
+
+
+def _first_difference(recorded, returned) -> str:
+    for read, held in zip(recorded, returned, strict=False):
+        if read != held:
+            return f" (it read {_readable_key(read[0])} at {read[1]}, the state held {_readable_key(held[0])} at {held[1]})"
+    return ""
+
+
+def merkle_summary(reads: list[tuple[bytes, tuple[int, int] | None]], max_degree: int):
+    """(max level, hashes of that level) of Fabric's Merkle summary of the range query results `reads`, as its
+    RangeQueryResultsHelper builds it; None when they are few enough (at most `max_degree`) to be kept raw. Every
+    max_degree + 1 results are hashed (SHA-256 of their kvrwset.QueryReads); a level holding more than max_degree
+    hashes is hashed (their concatenation) into one of the next level; at the end each lower level's remaining
+    hashes are carried up, and a top level of more than max_degree hashes hashed into one above it."""
+    from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+
+    tree: dict[int, list[bytes]] = {}
+    max_level = 1
+
+    def update(leaf: bytes) -> None:
+        nonlocal max_level
+        tree.setdefault(1, []).append(leaf)
+        level = 1
+        while len(tree.get(level, [])) > max_degree:
+            combined = _sha256(b"".join(tree.pop(level)))
+            level += 1
+            tree.setdefault(level, []).append(combined)
+            max_level = max(max_level, level)
+
+    def hashed(pending: list) -> bytes:
+        kv_reads = [
+            kv_rwset_pb2.KVRead(
+                key=key.decode(), version=None if v is None else kv_rwset_pb2.Version(block_num=v[0], tx_num=v[1])
+            )
+            for key, v in pending
+        ]
+        return _sha256(kv_rwset_pb2.QueryReads(kv_reads=kv_reads).SerializeToString())
+
+    pending: list = []
+    for read in reads:
+        pending.append(read)
+        if len(pending) > max_degree:
+            update(hashed(pending))
+            pending = []
+    if not tree:
+        return None
+    if pending:
+        update(hashed(pending))
+    for level in range(1, max_level):
+        remaining = tree.pop(level, [])
+        if remaining:
+            carried = remaining[0] if len(remaining) == 1 else _sha256(b"".join(remaining))
+            tree.setdefault(level + 1, []).append(carried)
+    top = tree[max_level]
+    if len(top) > max_degree:
+        max_level, top = max_level + 1, [_sha256(b"".join(top))]
+    return max_level, tuple(top)
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 def _config_envelope(block, index: int) -> bytes:
