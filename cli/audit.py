@@ -34,7 +34,8 @@ def audit(who, run_dir, as_json):
     lines = [
         f"audit of {report.peer} as {report.org} in {report.seconds:.1f} s: {report.blocks} blocks, "
         f"{report.transactions} transactions ({report.valid_transactions} valid), {report.signatures_checked} "
-        f"signatures checked",
+        f"signatures checked, {report.range_queries_checked} range queries rechecked "
+        f"({report.range_queries_summarised} of them Merkle summaries)",
         f"state at block {report.savepoint}: {report.public_keys_checked} public keys, {report.private_values_checked} "
         f"private values and {report.private_hashes_checked} private-data hashes checked against the chain",
     ]
