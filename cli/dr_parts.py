@@ -21,20 +21,14 @@ import click
 
 from cli.common import fail, reported, run_dir_option
 from cli.demo import Children, Part
-from cli.dr import _agreement, _settlement_lines
+from cli.dr import _agreement, _settlement_lines, discrepancy_option, lead_seconds_option, readings_due_option
 from cli.market import _stop_event
 
 plan_options = [
     click.option("--consumers", "consumer_count", type=click.IntRange(1, 30000), default=60, show_default=True),
     click.option("--minutes", type=click.IntRange(1, 1440), default=3, show_default=True, help="Window length."),
     click.option("--baseline-minutes", type=click.IntRange(1, 240), default=15, show_default=True),
-    click.option(
-        "--readings-due-minutes",
-        type=click.IntRange(1, 1440),
-        default=1,
-        show_default=True,
-        help="Readings are due this long after the window's end; then the TSO settles.",
-    ),
+    readings_due_option,
     click.option("--price", "price_per_kwh", type=int, default=2500, show_default=True, help="Hundredths of a yen."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the load model."),
 ]
@@ -122,13 +116,13 @@ def demo_meters(run_dir, who, start, command_id, batch_size, **plan):
 
 @click.command("demo-relay", hidden=True)
 @part_options
-@click.option("--discrepancy-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@discrepancy_option
 @reported
 def demo_relay(run_dir, who, start, command_id, discrepancy_rate, **plan):
     """An RA's part: declare its consumers, relay its meters' signed batches to the ledger and the AS."""
     from network.connections import Sessions
     from sim.aggregation_system import AggregationSystem
-    from sim.dr_parts import relay_live
+    from sim.dr_parts import declare_for, relay_live
 
     sessions = Sessions(run_dir, org=who)
     fleet, _ = _planned(run_dir, command_id, start, **plan)
@@ -139,27 +133,17 @@ def demo_relay(run_dir, who, start, command_id, discrepancy_rate, **plan):
         sessions.as_db_path, sessions.topology, discrepancy_rate=discrepancy_rate, seed=plan["seed"] + ras.index(who)
     )
     stop = _stop_event()
-    posted = relay_live(sessions, who, fleet, command_id, system, run_dir, stopped=stop.is_set, log=_say)
+    declare_for(sessions, who, fleet, command_id)
+    _say(f"{who} declared {len(fleet.by_ra()[who])} consumers for {command_id}")
+    posted = relay_live(sessions, who, command_id, system, run_dir, stopped=stop.is_set, log=_say)
     _say(f"{who} relayed {posted} readings")
 
 
 @click.command("demo")
 @run_dir_option
 @with_plan
-@click.option(
-    "--lead-seconds",
-    type=click.FloatRange(5, 3600),
-    default=30,
-    show_default=True,
-    help="Time to issue and declare before the window starts.",
-)
-@click.option(
-    "--discrepancy-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of readings the aggregation system records wrong.",
-)
+@lead_seconds_option
+@discrepancy_option
 @reported
 def demo(run_dir, lead_seconds, discrepancy_rate, **plan):
     """Run `dr simulate`'s live DR sequence with a process per organisation's part (the TSO's command, its meters,

@@ -94,26 +94,28 @@ def sign_live(
     return written["batches"]
 
 
+def declare_for(sessions, ra: str, fleet: MeterFleet, command_id: str) -> None:
+    """An RA's registration and declaration of its consumers of the fleet, once its peer has the command."""
+    consumers = fleet.by_ra()[ra]
+    dr = sessions(ra).dr
+    command = dr.wait_for_command(command_id, seconds=120)
+    dr.register_consumers([c.id for c in consumers])
+    dr.declare(command_id, fleet.declaration(command, consumers))
+
+
 def relay_live(
     sessions,
     ra: str,
-    fleet: MeterFleet,
     command_id: str,
     system: AggregationSystem,
     run_dir: str | Path,
     stopped: Callable[[], bool] = lambda: False,
     log: Callable[[str], None] | None = None,
 ) -> int:
-    """An RA's part: registers and declares its consumers of the fleet, then posts each signed batch of its outbox
-    as it appears (and gives it to the aggregation system), until the meters are done; returns the readings posted.
-    """
+    """An RA's relay: posts each signed batch of its outbox as it appears (and gives it to the aggregation system),
+    until the meters are done; returns the readings posted."""
     say = log or (lambda line: None)
-    consumers = fleet.by_ra()[ra]
     dr = sessions(ra).dr
-    command = dr.wait_for_command(command_id, seconds=120)
-    dr.register_consumers([c.id for c in consumers])
-    dr.declare(command_id, fleet.declaration(command, consumers))
-    say(f"{ra} declared {len(consumers)} consumers for {command_id}")
     outbox = outbox_of(run_dir, ra, command_id)
     posted = 0
     while not stopped():
