@@ -52,13 +52,16 @@ def part_options(function):
 def _planned(
     run_dir, command_id, start, consumer_count, minutes, baseline_minutes, readings_due_minutes, price_per_kwh, seed
 ):
-    """(the org-scoped session pool's topology's fleet, the planned command): the same in every part."""
+    """(the run's fleet, the command the TSO issues): derived the same in every part from the plan."""
     from network.bringup import Network
     from sim.dr_parts import planned_command
     from sim.meters import MeterFleet
 
-    fleet = MeterFleet.for_topology(Network(run_dir).topology, consumer_count, seed)
-    command = planned_command(fleet, command_id, start, minutes, baseline_minutes, price_per_kwh, readings_due_minutes)
+    topology = Network(run_dir).topology
+    fleet = MeterFleet.for_topology(topology, consumer_count, seed)
+    command = planned_command(
+        topology, fleet, command_id, start, minutes, baseline_minutes, price_per_kwh, readings_due_minutes
+    )
     return fleet, command
 
 
@@ -73,11 +76,11 @@ def demo_command(run_dir, who, start, command_id, **plan):
     """The TSO's part: issue the planned command, print its comparison and, once the readings are due, settle it."""
     from network.connections import Sessions
     from sim.aggregation_system import AggregationSystem
-    from sim.dr_parts import issue_command, settle_when_due
+    from sim.dr_parts import settle_when_due
 
     sessions = Sessions(run_dir, org=who)
     fleet, command = _planned(run_dir, command_id, start, **plan)
-    issued = issue_command(sessions, command)
+    issued = sessions("TSO").dr.issue(command)
     _say(
         f"command {issued['id']} issued: {issued['start']} to {issued['end']} JST; declarations before "
         f"{issued['declare_by']}, readings before {issued['readings_due']} JST"

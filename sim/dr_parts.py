@@ -18,6 +18,7 @@ from pathlib import Path
 
 from clients.contract import eventually
 from clients.dr import Meter, MeterSource, Reading, meter_signatures
+from consortium.topology import Topology
 from consortium.units import minute_index, minute_label
 from sim.aggregation_system import AggregationSystem
 from sim.meters import Clock, MeterFleet, batches, minute_begins, post_live, system_clock, wait_until
@@ -32,6 +33,7 @@ def outbox_of(run_dir: str | Path, ra: str, command_id: str) -> Path:
 
 
 def planned_command(
+    topology: Topology,
     fleet: MeterFleet,
     command_id: str,
     start: str,
@@ -47,17 +49,11 @@ def planned_command(
         "start": start,
         "end": minute_label(last),
         "requested_kw": max(1, int(sum(c.base_kw * c.response for c in fleet.consumers))),
-        "target_acs": sorted({c.ra for c in fleet.consumers}),  # replaced by the RAs' ACs: see issue_command
+        "target_acs": sorted({topology.organisation(c.ra).parent for c in fleet.consumers}),
         "price_per_kwh": price_per_kwh,
         "baseline_minutes": baseline_minutes,
         "readings_due": minute_label(last + 1 + readings_due_minutes),
     }
-
-
-def issue_command(sessions, command: dict) -> dict:
-    """The TSO's command for the fleet's RAs' ACs, as issued (with its declare_by)."""
-    acs = sorted({sessions.topology.organisation(ra).parent for ra in command["target_acs"]})
-    return sessions("TSO").dr.issue({**command, "target_acs": acs})
 
 
 def sign_live(

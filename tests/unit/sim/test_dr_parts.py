@@ -20,7 +20,6 @@ from sim.aggregation_system import AggregationSystem
 from sim.dr_parts import (
     DONE_FILE,
     declare_for,
-    issue_command,
     outbox_of,
     planned_command,
     relay_live,
@@ -62,7 +61,7 @@ def spooled_run(tmp_path):
     clock = SimulatedTime(datetime(2021, 1, 14, 17, 58, 50, tzinfo=JST))
     sessions = embedded_sessions(clock)
     fleet = MeterFleet.for_topology(TOPOLOGY, 3)  # the topology's consumers, whose meters SEED_METERS holds
-    issued = issue_command(sessions, planned_command(fleet, "split", "2021-01-14T18:00", 2, 2, 2500, 1))
+    issued = sessions("TSO").dr.issue(planned_command(TOPOLOGY, fleet, "split", "2021-01-14T18:00", 2, 2, 2500, 1))
     for ra in fleet.by_ra():
         declare_for(sessions, ra, fleet, "split")
     batches = sign_live(SEED_METERS, fleet, issued, tmp_path, clock=clock, sleep=clock.sleep)
