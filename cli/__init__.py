@@ -12,6 +12,8 @@ def _register() -> None:
     from cli.audit import audit
     from cli.demo import demo
     from cli.dr import dr
+    from cli.dr_parts import demo as dr_demo
+    from cli.dr_parts import demo_command, demo_meters, demo_relay
     from cli.market import market
     from cli.network import network
     from cli.openadr import openadr
@@ -27,6 +29,8 @@ def _register() -> None:
     main.add_command(openadr)
     dr.add_command(history)  # gridledger dr history …, gridledger dr units … (cli/units.py)
     dr.add_command(units)
+    for command in (dr_demo, demo_command, demo_meters, demo_relay):  # gridledger dr demo (cli/dr_parts.py)
+        dr.add_command(command)
 
 
 _register()

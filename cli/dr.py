@@ -345,7 +345,29 @@ def _settlement_lines(result: dict) -> list[str]:
     return [f"command {result['command']}: {state}", *table(rows)]
 
 
-# The whole sequence.
+# The whole sequence (and its per-organisation run, cli/dr_parts.py).
+
+lead_seconds_option = click.option(
+    "--lead-seconds",
+    type=click.FloatRange(5, 3600),
+    default=20,
+    show_default=True,
+    help="Time to issue and declare before the window starts.",
+)
+readings_due_option = click.option(
+    "--readings-due-minutes",
+    type=click.IntRange(1, 1440),
+    default=1,
+    show_default=True,
+    help="Readings are due this long after the window's end; then the TSO settles.",
+)
+discrepancy_option = click.option(
+    "--discrepancy-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of readings the aggregation system records wrong.",
+)
 
 
 @dr.command()
@@ -364,20 +386,8 @@ def _settlement_lines(result: dict) -> list[str]:
 @click.option(
     "--start", help="First minute, JST, still ahead [default: the first minute at least --lead-seconds ahead]."
 )
-@click.option(
-    "--lead-seconds",
-    type=click.FloatRange(5, 3600),
-    default=20,
-    show_default=True,
-    help="Time to issue and declare before the window starts.",
-)
-@click.option(
-    "--readings-due-minutes",
-    type=click.IntRange(1, 1440),
-    default=1,
-    show_default=True,
-    help="Readings are due this long after the window's end; then the run settles.",
-)
+@lead_seconds_option
+@readings_due_option
 @click.option("--minutes", type=click.IntRange(1, 1440), default=15, show_default=True, help="Window length.")
 @click.option("--baseline-minutes", type=click.IntRange(1, 240), default=15, show_default=True)
 @click.option(
@@ -389,13 +399,7 @@ def _settlement_lines(result: dict) -> list[str]:
     "--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Transactions in flight at once."
 )
 @click.option("--per-meter", is_flag=True, help="The topology's consumers post under their meters' identities.")
-@click.option(
-    "--discrepancy-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of readings the aggregation system records wrong.",
-)
+@discrepancy_option
 @click.option("--as-db", type=click.Path(dir_okay=False), help=f"[default: <run-dir>/{AS_DB_NAME}]")
 @reported
 def simulate(
