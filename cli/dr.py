@@ -303,10 +303,10 @@ def compare(who, run_dir, as_json, command_id, as_db):
         (r.org, r.command, r.date, r.time, _kwh(r.bc_wh), _kwh(r.as_wh), "" if r.match else "MISMATCH")
         for r in comparison.rows
     ]
-    emit(as_json, comparison.as_json(), [*table(rows), _agreement(comparison.mismatches)])
+    emit(as_json, comparison.as_json(), [*table(rows), agreement_line(comparison.mismatches)])
 
 
-def _agreement(mismatches: int) -> str:
+def agreement_line(mismatches: int) -> str:
     return f"{mismatches} mismatch(es)" if mismatches else "BC and AS agree on every minute"
 
 
@@ -324,10 +324,10 @@ def settle(who, run_dir, as_json, command_id, show):
     if not show:
         client.settle(command_id)
     result = client.settlement(command_id)
-    emit(as_json, result, _settlement_lines(result))
+    emit(as_json, result, settlement_lines(result))
 
 
-def _settlement_lines(result: dict) -> list[str]:
+def settlement_lines(result: dict) -> list[str]:
     rows = [("org", "baseline kWh", "actual kWh", "delivered kWh", "expected kWh", "shortfall kWh", "reward yen")]
     for figure in result["figures"] + ([result["total"]] if "total" in result else []):
         rows.append(
@@ -456,6 +456,6 @@ def simulate(
         f"{result['consumers']} consumers of {', '.join(ras)}",
         f"{result['readings']} readings in {result['transactions']} transactions, {result['posting_seconds']:.1f} s "
         f"({result['readings_per_second']} readings/s)",
-        f"comparison as {who}: " + _agreement(result["mismatches"]),
+        f"comparison as {who}: " + agreement_line(result["mismatches"]),
     ]
-    emit(as_json, result, lines + _settlement_lines(result["settlement"]))
+    emit(as_json, result, lines + settlement_lines(result["settlement"]))

@@ -21,8 +21,8 @@ import click
 
 from cli.common import fail, reported, run_dir_option
 from cli.demo import Children, Part
-from cli.dr import _agreement, _settlement_lines, discrepancy_option, lead_seconds_option, readings_due_option
-from cli.market import _stop_event
+from cli.dr import agreement_line, discrepancy_option, lead_seconds_option, readings_due_option, settlement_lines
+from cli.market import stop_event
 
 plan_options = [
     click.option("--consumers", "consumer_count", type=click.IntRange(1, 30000), default=60, show_default=True),
@@ -92,8 +92,8 @@ def demo_command(run_dir, who, start, command_id, **plan):
         f"command {issued['id']}: {issued['start']} to {issued['end']} JST, "
         f"{result['consumers']} consumers of {', '.join(ras)}",
         f"{result['readings']} readings",
-        f"comparison as {who}: " + _agreement(result["mismatches"]),
-        *_settlement_lines(result["settlement"]),
+        f"comparison as {who}: " + agreement_line(result["mismatches"]),
+        *settlement_lines(result["settlement"]),
     ]
     for line in lines:
         _say(line)
@@ -135,7 +135,7 @@ def demo_relay(run_dir, who, start, command_id, discrepancy_rate, **plan):
     system = AggregationSystem(
         sessions.as_db_path, sessions.topology, discrepancy_rate=discrepancy_rate, seed=plan["seed"] + ras.index(who)
     )
-    stop = _stop_event()
+    stop = stop_event()
     declare_for(sessions, who, fleet, command_id)
     _say(f"{who} declared {len(fleet.by_ra()[who])} consumers for {command_id}")
     posted = relay_live(sessions, who, command_id, system, run_dir, stopped=stop.is_set, log=_say)

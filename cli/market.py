@@ -405,7 +405,7 @@ def objective_command(who, run_dir, as_json, gate, objective):
 STOP_WITH_PARENT = "GRIDLEDGER_STOP_WITH_PARENT"
 
 
-def _stop_event() -> threading.Event:
+def stop_event() -> threading.Event:
     """An event set by SIGTERM or Ctrl-C (and, under STOP_WITH_PARENT, by the parent process ending): how a
     long-running command is told to finish its step and exit 0."""
     stop = threading.Event()
@@ -456,7 +456,7 @@ def serve_command(matchers, run_dir, seconds):
     unknown = [m for m in chosen if m not in topology.market.matchers]
     if unknown:
         raise Refused(f"not matchers of the topology: {', '.join(unknown)}")
-    stop = _stop_event()
+    stop = stop_event()
     threads = []
     for org in chosen:
         threads += start_matchers(Sessions(run_dir, org=org), [org], stop)[1]
@@ -495,7 +495,7 @@ def trade_command(who, run_dir, trader_count, gates, seed):
     ras = [org.name for org in sessions.topology.organisations if org.role == "ra"]
     if who not in ras:
         raise Refused(f"--as must be an RA, one of {', '.join(ras)}: its consumers are the prosumers, got {who!r}")
-    stop = _stop_event()
+    stop = stop_event()
     placed = trade(sessions, who, trader_count, gates or 10**9, seed, log=click.echo, stop=stop)
     click.echo(f"{who}: orders placed in {len(placed)} gate(s)")
 
@@ -516,7 +516,7 @@ def watch_command(who, run_dir, since_ms, seconds, poll_seconds):
     volume, prices and surplus against the continuous double auction on the same book."""
     since_ms = time.time_ns() // 1_000_000 if since_ms is None else since_ms
     market = sessions_of(run_dir, who)(who).market
-    stop = _stop_event()
+    stop = stop_event()
     deadline = None if seconds is None else time.monotonic() + seconds
     reported_gates: set[str] = set()
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
