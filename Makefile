@@ -66,8 +66,9 @@ demo: setup fabric
 	$(VENV)/bin/gridledger network up
 	@echo "demo: a live DR command, a 3-minute window starting within the next 20-80 s, 60 simulated consumers;"
 	@echo "      readings go out as each minute ends, settlement a minute after the window (about 5 minutes);"
-	@echo "      the aggregation system misrecords 2% of readings"
-	$(VENV)/bin/gridledger dr simulate --consumers 60 --minutes 3 --discrepancy-rate 0.02
+	@echo "      the aggregation system misrecords 2% of readings; a process per organisation's part (the TSO's"
+	@echo "      command, its meters, each RA's relay)"
+	$(VENV)/bin/gridledger dr demo --consumers 60 --minutes 3 --discrepancy-rate 0.02
 	@echo "demo: trading rounds every minute, a process per organisation's part (the TSO's gates, matchers"
 	@echo "      RA1-RA3, each RA's prosumers, each organisation's web server); Ctrl-C stops them,"
 	@echo "      'make network-down' stops the network"
