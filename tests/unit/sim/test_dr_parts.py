@@ -6,15 +6,10 @@ import json
 from datetime import datetime
 
 import pytest
-from meter_keys import OPERATOR_AUTHORITY
+from embedded_dr import TOPOLOGY, SimulatedTime, embedded_dr
 from seed_examples import SEED_METERS
-from test_dr_sim import TOPOLOGY, SimulatedTime
 
-from chaincode.server import build_chaincode
-from chaincode.shim.testing import make_identity
-from clients.dr import DrClient
 from consortium.units import JST
-from gateway.embedded import EmbeddedGateway, EmbeddedLedger
 from gateway.errors import EndorseError
 from sim.aggregation_system import AggregationSystem
 from sim.dr_parts import (
@@ -29,37 +24,9 @@ from sim.dr_parts import (
 from sim.meters import MeterFleet
 
 
-def embedded_sessions(clock):
-    chaincode = build_chaincode()
-    chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY
-    chaincode.contracts["dr"].clock = clock
-    ledger = EmbeddedLedger(
-        chaincode,
-        collections={
-            name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in TOPOLOGY.collections().items()
-        },
-        clock=clock,
-    )
-    clients = {}
-
-    class Sessions:
-        topology = TOPOLOGY
-
-        def __call__(self, org):
-            if org not in clients:
-                identity = make_identity(f"{org}MSP", f"User1@{org}")
-                clients[org] = type("Session", (), {})()
-                clients[org].dr = DrClient(
-                    EmbeddedGateway(identity, ledger).get_network("grid"), TOPOLOGY.organisation(org)
-                )
-            return clients[org]
-
-    return Sessions()
-
-
 def spooled_run(tmp_path):
     clock = SimulatedTime(datetime(2021, 1, 14, 17, 58, 50, tzinfo=JST))
-    sessions = embedded_sessions(clock)
+    _, sessions = embedded_dr(clock)
     fleet = MeterFleet.for_topology(TOPOLOGY, 3)  # the topology's consumers, whose meters SEED_METERS holds
     issued = sessions("TSO").dr.issue(planned_command(TOPOLOGY, fleet, "split", "2021-01-14T18:00", 2, 2, 2500, 1))
     for ra in fleet.by_ra():

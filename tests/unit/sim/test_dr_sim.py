@@ -5,23 +5,21 @@ run (simulate_dr) on a clock the test moves."""
 import base64
 import json
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
+from embedded_dr import TOPOLOGY, SimulatedTime, embedded_dr
 from meter_keys import OPERATOR_AUTHORITY
 from seed_examples import SEED_METERS, dr_command
 
 from chaincode.server import build_chaincode
 from chaincode.shim.testing import make_identity
 from clients.dr import DrClient
-from consortium import topology as topology_file
 from consortium.units import JST, minute_index
 from gateway.embedded import EmbeddedGateway, EmbeddedLedger
 from sim.aggregation_system import AggregationSystem
 from sim.dr_run import simulate_dr
 from sim.meters import MeterFleet, Reading, batches, minute_begins, post_all
 
-TOPOLOGY = topology_file.load()
 COMMAND = dr_command(
     "7", "2021-01-14T18:00", "2021-01-14T18:09", requested_kw=5, granularity_minutes=1, baseline_minutes=10
 )
@@ -139,47 +137,12 @@ def test_the_whole_flow_on_the_embedded_ledger_agrees_until_the_as_is_made_wrong
     )
 
 
-class SimulatedTime:
-    """The run's clock and sleep on a test ledger: sleeping moves the clock on at once."""
-
-    def __init__(self, at: datetime):
-        self.at = at
-        self.slept: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.at += timedelta(seconds=seconds)
-
-
 def test_a_live_run_posts_each_minute_once_it_ends_and_settles_once_readings_are_due(tmp_path):
     """simulate_dr (what `gridledger dr simulate` runs) on the embedded ledger, the contract holding each step to
     the ledger's clock: it issues for the next minute at least 20 s ahead, posts the baseline at once and each window
     minute as it ends, and settles when the readings are due, a minute after the window."""
     clock = SimulatedTime(datetime(2021, 1, 14, 17, 58, 50, tzinfo=JST))
-    chaincode = build_chaincode()
-    chaincode.contracts["dr"].meter_authority = OPERATOR_AUTHORITY
-    chaincode.contracts["dr"].clock = clock  # the endorser's clock too: every transaction within the tolerance
-    ledger = EmbeddedLedger(
-        chaincode,
-        collections={
-            name: [TOPOLOGY.organisation(m).msp_id for m in members] for name, members in TOPOLOGY.collections().items()
-        },
-        clock=clock,
-    )
-    clients = {}
-
-    def sessions(org):
-        if org not in clients:
-            identity = make_identity(f"{org}MSP", f"User1@{org}")
-            dr = DrClient(EmbeddedGateway(identity, ledger).get_network("grid"), TOPOLOGY.organisation(org))
-            dr.meters = SEED_METERS
-            clients[org] = SimpleNamespace(dr=dr)
-        return clients[org]
-
-    sessions.topology = TOPOLOGY
+    ledger, sessions = embedded_dr(clock, SEED_METERS)
     system = AggregationSystem(tmp_path / "as.sqlite", TOPOLOGY)
     heard = []
     result, ras = simulate_dr(
