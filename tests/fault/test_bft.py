@@ -51,5 +51,7 @@ def test_bft_orders_on_with_its_leader_killed_and_the_leader_catches_up(bft_netw
     row["network_up_seconds"] = up_seconds
     # The two live orderers changed the view and ordered while the third was down.
     assert row["acked_while_down"] > 0, row
-    new_leader = network.leader()
-    assert new_leader is not None and new_leader.name != victim.name, network.ordering_diagnosis()
+    # Another orderer leads now. The restarted one's leader gauge may still say 1 for a while although its log says it
+    # follows (seen in CI: "orderer0 (leader; last: Changing to follower role, current view: 1, current leader: 2)").
+    leaders = [node.name for node in network.topology.orderers if network.leads(node)]
+    assert any(name != victim.name for name in leaders), network.ordering_diagnosis()
