@@ -142,6 +142,45 @@ def units_show(who, run_dir, as_json, command_id):
     emit(as_json, result, settlement_lines(result))
 
 
+@units.command("record")
+@ledger_command
+@click.option("--id", "command_id", required=True)
+@click.option("--ac", help="The AC whose statement to record [default: the caller's own, for an AC].")
+def units_record(who, run_dir, as_json, command_id, ac):
+    """Record an AC's statement of a settled command: what the TSO pays it, endorsed by the AC's peer and the
+    TSO's (the AC or the TSO records it, once)."""
+    summary = _client(sessions_of(run_dir, who), who).record_statement(command_id, ac)
+    emit(
+        as_json,
+        summary,
+        [f"statement of {summary['ac']} for command {command_id} recorded by {summary['recorded_by']}"],
+    )
+
+
+@units.command("statement")
+@ledger_command
+@click.option("--id", "command_id", required=True)
+@click.option("--ac", help="The AC whose statement to show [default: the caller's own, for an AC].")
+def units_statement(who, run_dir, as_json, command_id, ac):
+    """An AC's recorded statement of a command (to that AC and the TSO)."""
+    statement = _client(sessions_of(run_dir, who), who).statement(command_id, ac)
+    figure = statement["ac_figure"]
+    lines = [
+        f"statement of {statement['ac']} for command {statement['command']}, recorded {statement['recorded_at']} "
+        f"by {statement['recorded_by']}: reward {_yen(figure['reward_sen'])}, penalty {_yen(figure['penalty_sen'])}, "
+        f"amount {_yen(figure['amount_sen'])}",
+        *table(
+            [("ra", "delivered kWh", "reward", "penalty", "amount")]
+            + [
+                (r["org"], kwh(r["delivered_wh"]), _yen(r["reward_sen"]), _yen(r["penalty_sen"]), _yen(r["amount_sen"]))
+                for r in statement["ras"]
+            ]
+        ),
+        f"{statement['consumers']} consumers, their figures' SHA-256 {statement['consumers_digest']}",
+    ]
+    emit(as_json, statement, lines)
+
+
 def settlement_lines(result: dict) -> list[str]:
     product = result["product"]
     lines = [
@@ -177,6 +216,15 @@ def settlement_lines(result: dict) -> list[str]:
             )
         )
     lines += table(rows)
+    for ac in result["acs"]:
+        statement = ac.get("statement")
+        if statement is None:
+            lines.append(f"{ac['org']}'s statement: not recorded")
+        else:
+            agrees = "matches these figures" if statement["matches"] else "DOES NOT match these figures"
+            lines.append(
+                f"{ac['org']}'s statement: recorded {statement['recorded_at']} by {statement['recorded_by']}, {agrees}"
+            )
     if result["money"] != "sen":
         lines.append(f"money: {result['money']}")
     return lines

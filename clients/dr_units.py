@@ -4,6 +4,7 @@ settlement of a command per 30-minute unit by Japan's rules (chaincode.contracts
     units = UnitsClient(gateway.get_network("grid"), topology.organisation("RA1"), meters=operator)
     units.post_history([HistoryDay("RA1", "C1", "2026-11-24", [120, 118, ...]), ...])
     figures = units.unit_settlement("7")       # what the caller may see, from its own peer
+    units.record_statement("7")                # an AC, once "7" is settled: what the TSO pays it, both endorsing
 
 Days are JST "YYYY-MM-DD", each with its 48 Wh values from 00:00; money is in sen.
 """
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from chaincode.contracts.meter_attestation import history_statement
 from clients.contract import ContractClient
 from clients.dr import MeterSource, submit_retried
+from consortium import topology as topology_file
+from consortium.policies import collection_writers
 from consortium.topology import Topology
 from gateway.errors import EndorseError
 
@@ -109,6 +112,23 @@ class UnitsClient(ContractClient):
         """The command's settlement per 30-minute unit as the caller may see it, from its own peer (an RA's without
         the sen: see chaincode.contracts.dr_units)."""
         return self.evaluate("get_unit_settlement", command_id)
+
+    def record_statement(self, command_id: str, ac: str | None = None) -> dict:
+        """Records AC `ac`'s statement of a settled command (an AC: its own by default) in that AC's collection,
+        endorsed by the AC's peer and the TSO's as the collection's policy requires; the summary, which holds no
+        money (statement() has the figures), and its "transaction" id."""
+        ac = ac or self.org.name
+        topology = self._topology or topology_file.load()
+        endorsers = [
+            [topology.organisation(name).msp_id for name in names]
+            for names in collection_writers(topology, topology.ac_collection_for(ac))
+        ]
+        summary, tx_id = self._first_endorsed("record_statement", (command_id, ac), None, endorsers)
+        return {**summary, "transaction": tx_id}
+
+    def statement(self, command_id: str, ac: str | None = None) -> dict:
+        """AC `ac`'s recorded statement of a command (to that AC and the TSO), from the caller's own peer."""
+        return self.evaluate("get_statement", command_id, ac or self.org.name)
 
     def _already_recorded(self, days: list[HistoryDay], refusal: EndorseError) -> dict:
         """The summary of a batch the ledger already holds exactly; else the refusal."""

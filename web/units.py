@@ -11,7 +11,7 @@ exists.
 import csv
 import io
 
-from flask import Blueprint, Response, abort, g, jsonify, render_template, request
+from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
 from chaincode.contracts.balancing import PRODUCTS
 from chaincode.contracts.products import resolved
@@ -138,6 +138,30 @@ def settlement(command_id):
         chart=chart,
         fragment=wants_fragment(),
     )
+
+
+@bp.route("/commands/<command_id>/statement", methods=("POST",))
+@roles_required("tso", "ac", what="record settlement statements")
+def record_statement(command_id):
+    """Records an AC's statement of a settled command (an AC its own, the TSO any AC's): endorsed by the AC's peer and
+    the TSO's, so the page says who recorded it and in which transaction, or the ledger's reason it did not."""
+    topology = g.ledger.backend.topology
+    ac = g.user.org if g.user.role == "ac" else request.form.get("ac", "")
+    if ac not in {org.name for org in topology.organisations if org.role == "ac"}:
+        flash(f"Not recorded: there is no AC called {ac!r}.", "error")
+    else:
+        try:
+            summary = units_client().record_statement(command_id, ac)
+        except GatewayError as error:
+            if not (error.refused or str(error).startswith("failed to ")):
+                raise LedgerUnavailable(str(error)) from error
+            flash(f"Not recorded: {error}", "error")
+        else:
+            flash(
+                f"{ac}'s statement of command {command_id} recorded in transaction {summary['transaction']}.",
+                "committed",
+            )
+    return redirect(url_for("units.settlement", command_id=command_id))
 
 
 @bp.route("/commands/<command_id>.json")

@@ -8,6 +8,9 @@
     get_history(consumer, from, to)  the TSO, the consumer's AC and RA, its meter
     get_unit_settlement(command_id)  figures as get_settlement shows them: the TSO all, an AC its own and its RAs'
                                      (and their consumers'), an RA its own and its consumers' (without the sen)
+    record_statement(command_id, ac) the AC or the TSO, once the     the AC's collection (endorsed by the AC's
+                                     command is settled, once        peer and the TSO's); event StatementRecorded
+    get_statement(command_id, ac)    the AC and the TSO
 
 History: one private key per consumer and JST day in the RA's collection, the 48 30-minute Wh values Japan's smart
 meters record (00:00–00:30 first). It is the meter's word, as readings are: an RA relays it with each consumer's
@@ -49,8 +52,18 @@ every RA's and consumer's sen).
   its RAs and each RA's to its consumers in whole sen that add up exactly (settlement_units.settle).
 The answer is final once the dr contract's settle has closed the command (after which its readings and
 declarations cannot change); history for days before the event is already fixed, a forecast was locked earlier.
+
+Statement (record_statement): the figures are computed on read, on each organisation's own peer, so the TSO's and an
+AC's agree only because both run the same functions on the same data. What the TSO pays is a record both endorsed:
+the AC's statement, written in the AC's collection, whose policy AND('ACn.peer', 'TSO.peer') needs both peers to
+have computed the same bytes (a peer running other code gives other bytes, and the gateway refuses the transaction;
+one peer's endorsement alone is invalidated by every peer). It holds the AC's figure (units, assessments, reward,
+penalty, amount), its RAs' figures, and the SHA-256 of its consumers' figures in canonical JSON, so that any later
+reading can be checked against it (get_unit_settlement says whether it still matches). An RA's peer cannot read the
+AC's collection, so an RA sees its share as its AC tells it.
 """
 
+import hashlib
 import json
 import re
 from datetime import date, datetime, timedelta
@@ -59,7 +72,6 @@ from math import ceil
 
 from chaincode.contracts import access, balancing, baselines, products, settlement_units
 from chaincode.contracts.common import (
-    Caller,
     Clock,
     Refusal,
     action,
@@ -94,7 +106,10 @@ HISTORY = "history"  # RA collection: [consumer, day]
 FORECAST = "forecast"  # RA collection: [command, ra]
 TRANSIENT_HISTORY = "history"
 TRANSIENT_FORECAST = "forecast"
+STATEMENT = "statement"  # AC collection: [command]
+STATEMENT_FIGURES = ("product", "settled_at", "ac_figure", "ras", "consumers", "consumers_digest")
 HISTORY_POSTED = "HistoryPosted"
+STATEMENT_RECORDED = "StatementRecorded"
 FORECAST_SUBMITTED = "ForecastSubmitted"
 
 MONEY_UNSEEN = (
@@ -296,20 +311,101 @@ class UnitsContract(MeterDataContract):
     def get_unit_settlement(self, ctx, command_id: str) -> dict:
         """Per 30-minute unit, for every consumer, RA and AC the caller may see (and the TSO's total, for the TSO):
         baseline, actual, delivered, contracted, shortfall and rewarded Wh, the assessments and the money in sen;
-        each consumer's baseline and how it was set. Final once the dr contract has settled the command."""
+        each consumer's baseline and how it was set; for the TSO and an AC, each AC's recorded statement, if any,
+        and whether these figures still match it. Final once the dr contract has settled the command."""
         caller = caller_of(ctx, self.topology)
         if caller.meter_of is not None:
             raise Refusal("a smart meter may read only its own history")
         command, product = self._command(ctx, command_id)
+        result = self._settlement(ctx, caller.org, command, product)
+        if caller.org.role != "ra":
+            for figure in result["acs"]:
+                figure["statement"] = self._statement_status(ctx, command, figure["org"], result)
+        return result
+
+    @submit
+    @action("record statement")
+    def record_statement(self, ctx, command_id: str, ac: str) -> dict:
+        """Records AC `ac`'s settlement statement of a settled command in the AC's collection: what the TSO pays
+        it per unit and in all, each of its RAs' shares, and a digest of every consumer's figures. The AC or the
+        TSO records it, once; the collection's policy, AND(ACn, TSO), has payee and payer each recompute it on
+        their own peer, so neither can record it alone or differently. What the chaincode answers (and its event)
+        holds no money: a transaction's response is in the block, which every member receives."""
+        org, command, product, collection, recorded = self._statement_of(ctx, command_id, ac, "recorded by")
+        key = ctx.stub.create_composite_key(STATEMENT, [command.id])
+        if recorded is not None:
+            at = json.loads(recorded)["recorded_at"]
+            raise Refusal(f"{ac}'s statement of command {command.id} is already recorded (at {at}); it never changes")
+        marker = ctx.stub.get_state(ctx.stub.create_composite_key(SETTLEMENT, [command.id]))
+        if marker is None:
+            raise Refusal(f"command {command.id} is not settled yet: a statement records its final figures")
+        result = self._settlement(ctx, self.topology.organisation(ac), command, product)
+        if not result["acs"]:
+            raise Refusal(f"none of {ac}'s RAs declared for command {command.id}: there is nothing to state")
+        timestamp = ctx.stub.get_tx_timestamp()
+        if timestamp is None:
+            raise Refusal("the proposal carries no timestamp, so the statement's time cannot be known")
+        statement = {
+            "command": command.id,
+            "ac": ac,
+            "recorded_at": jst_moment(timestamp),
+            "recorded_by": org.name,
+            **_statement_figures(result, ac),
+        }
+        ctx.stub.put_private_data(collection, key, canonical_json(statement))
+        summary = {"command": command.id, "ac": ac, "recorded_by": org.name, "recorded_at": statement["recorded_at"]}
+        return announced(ctx, STATEMENT_RECORDED, summary)
+
+    @evaluate
+    @action("get statement")
+    def get_statement(self, ctx, command_id: str, ac: str) -> dict:
+        """AC `ac`'s recorded statement of a command (see record_statement): to that AC and the TSO."""
+        _, command, _, _, recorded = self._statement_of(ctx, command_id, ac, "seen by")
+        if recorded is None:
+            raise Refusal(f"{ac}'s statement of command {command.id} is not recorded yet")
+        return json.loads(recorded)
+
+    def _statement_of(self, ctx, command_id: str, ac: str, done: str):
+        """For record_statement and get_statement, once the caller is AC `ac` or the TSO and the command targets
+        `ac`: (the caller's organisation, the command, its product, the AC's collection, the recorded statement or
+        None), read on a member peer of that collection."""
+        caller = caller_of(ctx, self.topology)
+        org = caller.org
+        if caller.meter_of is not None or org.role not in ("ac", "tso") or (org.role == "ac" and org.name != ac):
+            raise Refusal(f"an AC's statement is {done} that AC or the TSO, not by {caller.meter_of or org.name}")
+        command, product = self._command(ctx, command_id)
+        if ac not in command.target_acs:
+            raise Refusal(f"command {command.id} does not target {ac!r}")
+        collection = self.topology.ac_collection_for(ac)
+        self._require_member_peer(ctx, collection)
+        recorded = ctx.stub.get_private_data(collection, ctx.stub.create_composite_key(STATEMENT, [command.id]))
+        return org, command, product, collection, recorded
+
+    def _statement_status(self, ctx, command: Command, ac: str, result: dict) -> dict | None:
+        """Whether `ac`'s statement is recorded and, if so, when, by whom, and whether `result` still says the same."""
+        collection = self.topology.ac_collection_for(ac)
+        recorded = ctx.stub.get_private_data(collection, ctx.stub.create_composite_key(STATEMENT, [command.id]))
+        if recorded is None:
+            return None
+        statement = json.loads(recorded)
+        recorded_figures = {name: statement[name] for name in STATEMENT_FIGURES}
+        return {
+            "recorded_at": statement["recorded_at"],
+            "recorded_by": statement["recorded_by"],
+            "matches": canonical_json(_statement_figures(result, ac)) == canonical_json(recorded_figures),
+        }
+
+    def _settlement(self, ctx, org: Organisation, command: Command, product: products.Product) -> dict:
+        """The figures of get_unit_settlement as organisation `org` may see them."""
         targeted = [ac for ac in access.acs(self.topology) if ac.name in command.target_acs]
-        if caller.org.role == "tso":
+        if org.role == "tso":
             acs = targeted
         else:
-            ac_name = caller.org.name if caller.org.role == "ac" else caller.org.parent
+            ac_name = org.name if org.role == "ac" else org.parent
             acs = [ac for ac in targeted if ac.name == ac_name]
         # An RA's peer holds only its own collection (and Fabric lets an RA read no other): its figures without
         # the money, which depends on its AC's aggregate.
-        ras = [caller.org] if caller.org.role == "ra" else [ra for ac in acs for ra in access.ras_of(self.topology, ac)]
+        ras = [org] if org.role == "ra" else [ra for ac in acs for ra in access.ras_of(self.topology, ac)]
         for ra in ras:
             self._require_member_peer(ctx, self.topology.readings_collection_for(ra.name))
         units = settlement_units.window_units(command.first, command.last)
@@ -334,12 +430,12 @@ class UnitsContract(MeterDataContract):
                 )
         ra_of = dict(consumers)
         ac_of = {ra.name: ra.parent for ra in ras if ra.parent is not None}
-        if caller.org.role == "ra":
+        if org.role == "ra":
             payable = settlement_units.kwh_payable(0)
         else:
             payable = self._payable(command, product, units, acs, basis, readings, ra_of, ac_of)
         figures = settlement_units.settle(rows, ra_of, ac_of, payable, tso=self._tso)
-        if caller.org.role == "ra":
+        if org.role == "ra":
             for figure in (*figures["ras"].values(), *figures["consumers"].values()):
                 figure.update(reward_sen=None, penalty_sen=None, amount_sen=None)
         for consumer, figure in figures["consumers"].items():
@@ -352,14 +448,13 @@ class UnitsContract(MeterDataContract):
             "units": [{"unit": minute_label(start), "minutes": len(minutes)} for start, minutes in units],
             "settled": marker is not None,
             "settled_at": settled_at,
-            "money": MONEY_UNSEEN if caller.org.role == "ra" else "sen",
-            **self._visible(caller, figures, acs),
+            "money": MONEY_UNSEEN if org.role == "ra" else "sen",
+            **self._visible(org, figures, acs),
         }
 
     # The figures a caller may see.
 
-    def _visible(self, caller: Caller, figures: dict, acs: list[Organisation]) -> dict:
-        org = caller.org
+    def _visible(self, org: Organisation, figures: dict, acs: list[Organisation]) -> dict:
         if org.role == "tso":
             shown_acs = [figures["acs"][ac.name] for ac in acs if ac.name in figures["acs"]]
             shown_ras = list(figures["ras"].values())
@@ -660,6 +755,23 @@ class UnitsContract(MeterDataContract):
         statements = {consumer: history_statement(consumer, rows) for consumer, rows in by_consumer.items()}
         at = ctx.stub.get_tx_timestamp()
         check_meter_signatures(signatures, statements, "history", lambda: meter_authority_of_endorser(self), at)
+
+
+def _statement_figures(view: dict, ac: str) -> dict:
+    """What AC `ac`'s statement records of a settlement view that shows it (STATEMENT_FIGURES): the AC's figure,
+    its RAs' and a digest of their consumers' (every unit row and baseline), which a member can recompute."""
+    (figure,) = [{k: v for k, v in f.items() if k != "statement"} for f in view["acs"] if f["org"] == ac]
+    ras = [f for f in view["ras"] if f["parent"] == ac]
+    names = {f["org"] for f in ras}
+    consumers = sorted((f for f in view["consumers"] if f["parent"] in names), key=lambda f: f["org"])
+    return {
+        "product": view["product"]["name"],
+        "settled_at": view["settled_at"],
+        "ac_figure": figure,
+        "ras": ras,
+        "consumers": len(consumers),
+        "consumers_digest": hashlib.sha256(canonical_json(consumers)).hexdigest(),
+    }
 
 
 def _grouped(consumers: dict[str, str]) -> dict[str, list[str]]:

@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 from waiting import eventually
 
@@ -18,6 +19,7 @@ from cli import main
 from clients.dr_units import UnitsClient
 from consortium import topology as topology_file
 from consortium.units import EPOCH, JST, minute_index, minute_label
+from gateway.errors import EndorseError, GatewayError
 from network.connections import open_session
 from network.crypto import MeterOperator
 from sim.history import fleet_history
@@ -40,6 +42,11 @@ def wait_until_ended(minute: int) -> None:
     """Sleeps until `minute` (a minute index) has ended, plus a second for clocks."""
     ends = EPOCH + timedelta(minutes=minute + 1, seconds=1)
     time.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()))
+
+
+def succeeded(result):
+    """A CLI run's result if it succeeded, else None (for eventually)."""
+    return result if result.exit_code == 0 else None
 
 
 def expected_settlement(fleet, history_days, readings, command) -> dict:
@@ -203,3 +210,32 @@ def test_a_command_settles_per_unit_from_history_on_chain_as_the_pure_functions_
     ra1 = eventually(lambda: units["RA1"].unit_settlement(command["id"]), "RA1's view")
     assert [c["org"] for c in ra1["consumers"]] == [consumers[0].id] and ra1["ras"][0]["amount_sen"] is None
     assert ra1["consumers"][0]["units"] == expected["consumers"][consumers[0].id]["units"]
+
+    # What the TSO pays is recorded: AC1 records its statement, endorsed by its peer and the TSO's; the answer,
+    # which is in the block every member receives, holds no money.
+    recorded = units["AC1"].record_statement(command["id"])
+    assert set(recorded) == {"command", "ac", "recorded_by", "recorded_at", "transaction"}
+    statement = eventually(lambda: units["TSO"].statement(command["id"], "AC1"), "AC1's statement at the TSO")
+    assert statement == units["AC1"].statement(command["id"])
+    assert statement["ac_figure"]["amount_sen"] == expected["acs"]["AC1"]["amount_sen"]
+    assert {r["org"]: r["amount_sen"] for r in statement["ras"]} == {
+        ra: expected["ras"][ra]["amount_sen"] for ra in ("RA1", "RA2")
+    }
+    shown = eventually(lambda: units["TSO"].unit_settlement(command["id"])["acs"][0].get("statement"), "the status")
+    assert shown == {"recorded_at": statement["recorded_at"], "recorded_by": "AC1", "matches": True}
+    with pytest.raises(EndorseError, match="already recorded"):
+        units["TSO"].record_statement(command["id"], "AC1")
+    # AC2's peer alone: ordered, and invalid on every peer (the AC2 collection's policy needs the TSO's peer too).
+    alone = units["AC2"].contract.new_proposal(
+        "record_statement", command["id"], "AC2", endorsing_organizations=["AC2MSP"]
+    )
+    assert alone.endorse().submit().status().code == "ENDORSEMENT_POLICY_FAILURE"
+    with pytest.raises(GatewayError, match="is not recorded yet"):
+        units["TSO"].statement(command["id"], "AC2")
+    # The TSO records AC2's; the CLI shows it to AC2.
+    assert units["TSO"].record_statement(command["id"], "AC2")["recorded_by"] == "TSO"
+    arguments = ["dr", "units", "statement", "--as", "AC2", "--id", command["id"], "--run-dir", str(network.root)]
+    cli = eventually(lambda: succeeded(CliRunner().invoke(main, arguments)), "AC2's statement in the CLI")
+    assert "recorded" in cli.stdout and "by TSO" in cli.stdout and "RA3" in cli.stdout
+    with pytest.raises(GatewayError, match="seen by that AC or the TSO, not by RA1"):
+        units["RA1"].statement(command["id"], "AC1")

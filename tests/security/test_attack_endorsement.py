@@ -21,16 +21,16 @@ import uuid
 
 import pytest
 from live_commands import live_command, past_baseline_minutes
+from modified_servers import modified_server
 from waiting import eventually
 
 from clients.dr import Reading, meter_signatures, uniform_declaration
 from consortium import topology as topology_file
 from consortium.policies import SignaturePolicy, collection_policy
 from gateway.errors import EndorseError
-from network.chaincode import CHECKOUT, SERVER_ENVIRONMENT, ChaincodeDeployment
+from network.chaincode import ChaincodeDeployment
 from network.connections import open_session
 from network.crypto import MeterOperator
-from network.processes import ManagedProcess
 
 pytestmark = [pytest.mark.timeout(600)]
 
@@ -90,20 +90,8 @@ def command(security_network):
 @pytest.fixture
 def modified_ra1(security_network):
     """RA1's chaincode server replaced by MODIFIED_SERVER until the test ends; then the honest one again."""
-    deployment = ChaincodeDeployment(security_network)
-    script = security_network.root / "attack" / "modified_chaincode_server.py"
-    script.parent.mkdir(exist_ok=True)
-    script.write_text(MODIFIED_SERVER)
-    modified = ManagedProcess(security_network.root, "chaincode.ra1-modified")
-    deployment.server_process("RA1").stop()
-    try:
-        environment = dict(SERVER_ENVIRONMENT, PYTHONPATH=str(CHECKOUT))
-        deployment.start_server("RA1", process=modified, program=(str(script),), environment=environment)
-        deployment.wait_listening("RA1", process=modified)
+    with modified_server(security_network, "RA1", MODIFIED_SERVER) as deployment:
         yield deployment
-    finally:
-        modified.stop()
-        deployment.start_servers(log=lambda line: None)
 
 
 def relaying(security_network, org):

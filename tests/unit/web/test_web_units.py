@@ -9,7 +9,7 @@ import uuid
 from datetime import date, datetime, timedelta
 
 import pytest
-from web_pages import IDENTITIES, TOPOLOGY, sign_in
+from web_pages import IDENTITIES, TOPOLOGY, post, sign_in
 
 from consortium.units import minute_index, minute_label
 from web.units import baseline_method_text
@@ -170,3 +170,30 @@ def test_the_declaration_form_shows_the_baseline_the_product_implies_and_asks_fo
     text = page(client, "RA1", "/dr/declare?command=7").text
     assert 'data-testid="product-baseline"' in text and "You state none." in text
     assert 'value="declared"' not in text and 'name="baseline-C1"' not in text
+
+
+def test_once_settled_an_ac_records_its_statement_from_the_page_and_the_tso_sees_it_recorded(client, ledger, command_7):
+    before = page(client, "AC1", "/dr/units/commands/7").text
+    assert 'data-testid="statements"' in before and "Recorded once the command is settled." in before
+    assert "Record AC1's statement" not in before
+    run(ledger, "TSO", "settle", "7", when=at("16:00"), contract="dr")
+    assert "Record AC1's statement" in client.get("/dr/units/commands/7").text
+    done = post(client, "/dr/units/commands/7/statement", {"ac": "AC2"}, follow_redirects=True).text
+    assert "AC1&#39;s statement of command 7 recorded in transaction" in done  # an AC records only its own
+    assert "by AC1; these figures match it." in done and "Record AC1" not in done
+    again = post(client, "/dr/units/commands/7/statement", follow_redirects=True).text
+    assert "Not recorded:" in again and "already recorded" in again
+    sign_in(client, "TSO")
+    assert "by AC1; these figures match it." in client.get("/dr/units/commands/7").text
+    unknown = post(client, "/dr/units/commands/7/statement", {"ac": "AC9"}, follow_redirects=True).text
+    assert "there is no AC called &#39;AC9&#39;" in unknown
+    refused = post(client, "/dr/units/commands/7/statement", {"ac": "AC2"}, follow_redirects=True).text
+    assert "none of AC2&#39;s RAs declared" in refused
+
+
+def test_an_ra_sees_no_statements_and_may_not_record_one(client, ledger, command_7):
+    run(ledger, "TSO", "settle", "7", when=at("16:00"), contract="dr")
+    assert 'data-testid="statements"' not in page(client, "RA1", "/dr/units/commands/7").text
+    assert post(client, "/dr/units/commands/7/statement", {"ac": "AC1"}).status_code == 403
+    sign_in(client, "AC1")
+    assert "Record AC1's statement" in client.get("/dr/units/commands/7").text  # nothing was recorded

@@ -4,6 +4,7 @@ the hand-computed figures of a weekday baseline (holiday skipped, low day replac
 holiday baseline, a DR day left out, a unit the window covers in part, a balancing product failing Assessments I and
 II with its penalties, and sen that add up exactly at every level."""
 
+import hashlib
 import json
 from datetime import date, datetime, timedelta
 
@@ -11,6 +12,9 @@ import pytest
 from meter_keys import OPERATOR_AUTHORITY, OPERATOR_METERS, CertificateAuthority, Meters
 
 from chaincode.contracts import products
+from chaincode.contracts.common import canonical_json
+from chaincode.shim.keys import create_composite_key
+from chaincode.shim.memory import Height, Write
 from chaincode.shim.testing import make_identity
 from clients.dr_units import HistoryDay, history_signatures
 from consortium import topology as topology_file
@@ -575,3 +579,71 @@ def test_an_issued_product_carries_the_topologys_defaults_so_no_later_topology_m
     defaults = ledger.chaincode.contracts["dr"].topology.settlement
     assert recorded["product"] == products.frozen(KWH, defaults)
     assert recorded["product"] != KWH  # the defaults are written in, not left to the deployed topology
+
+
+# Statements: what the TSO pays an AC, recorded once the command is settled.
+
+
+def record_statement(ledger, who: str, ac: str = "AC1", peer: str | None = None, **options):
+    return ledger.ok(USERS[who], "record_statement", "7", ac, peer=peer, when=LATER, **options)
+
+
+def settled_balancing_event(ledger):
+    balancing_event(ledger)
+    ledger.ok(USERS["TSO"], "settle", "7", contract="dr", when=LATER)
+
+
+def test_an_acs_statement_is_recorded_once_settled_once_and_says_what_the_settlement_computes(ledger):
+    balancing_event(ledger)
+    assert "is not settled yet" in ledger.refused(USERS["AC1"], "record_statement", "7", "AC1", when=LATER)
+    ledger.ok(USERS["TSO"], "settle", "7", contract="dr", when=LATER)
+    summary = record_statement(ledger, "AC1")
+    # The answer is in the block every member receives: it names no money.
+    assert summary == {"command": "7", "ac": "AC1", "recorded_by": "AC1", "recorded_at": "2027-10-30T00:00:00+09:00"}
+    computed = settlement(ledger, "AC1")
+    for who in ("AC1", "TSO"):
+        statement = ledger.ok(USERS[who], "get_statement", "7", "AC1", commit=False, when=LATER)
+        ac1 = {k: v for k, v in by_org(computed["acs"])["AC1"].items() if k != "statement"}
+        assert statement["ac_figure"] == ac1 and statement["ac_figure"]["amount_sen"] == 150
+        assert statement["ras"] == computed["ras"] and statement["consumers"] == 2
+        digest = hashlib.sha256(canonical_json(sorted(computed["consumers"], key=lambda f: f["org"]))).hexdigest()
+        assert statement["consumers_digest"] == digest and statement["settled_at"] == computed["settled_at"]
+    for who in ("AC1", "TSO"):
+        assert "already recorded (at 2027-10-30T00:00:00+09:00); it never changes" in ledger.refused(
+            USERS[who], "record_statement", "7", "AC1", when=LATER
+        )
+    shown = by_org(settlement(ledger)["acs"])["AC1"]["statement"]
+    assert shown == {"recorded_at": "2027-10-30T00:00:00+09:00", "recorded_by": "AC1", "matches": True}
+
+
+def test_the_tso_may_record_an_acs_statement_and_nobody_else_may_record_or_read_it(ledger):
+    settled_balancing_event(ledger)
+    for who in ("RA1", "AC2"):
+        assert f"recorded by that AC or the TSO, not by {who}" in ledger.refused(
+            USERS[who], "record_statement", "7", "AC1", when=LATER
+        )
+    assert "not by C1" in ledger.refused(meter("C1"), "record_statement", "7", "AC1", when=LATER)
+    assert "this peer (RA1MSP) is not a member of collection AC1" in ledger.refused(
+        USERS["TSO"], "record_statement", "7", "AC1", peer="RA1MSP", when=LATER
+    )
+    assert "none of AC2's RAs declared" in ledger.refused(USERS["TSO"], "record_statement", "7", "AC2", when=LATER)
+    assert "does not target 'AC3'" in ledger.refused(USERS["TSO"], "record_statement", "7", "AC3", when=LATER)
+    assert "is not recorded yet" in ledger.refused(USERS["AC1"], "get_statement", "7", "AC1", commit=False)
+    assert record_statement(ledger, "TSO")["recorded_by"] == "TSO"
+    for who in ("RA1", "AC2"):
+        assert f"seen by that AC or the TSO, not by {who}" in ledger.refused(
+            USERS[who], "get_statement", "7", "AC1", commit=False
+        )
+    # An RA's view carries no statement: its peer cannot read the AC's collection.
+    assert "statement" not in settlement(ledger, "RA1")["ras"][0]
+
+
+def test_a_statement_that_no_longer_matches_the_ledgers_figures_is_shown_as_such(ledger):
+    settled_balancing_event(ledger)
+    record_statement(ledger, "AC1")
+    key = create_composite_key("statement", ["7"])
+    stored = json.loads(ledger.world.private_state("AC1")[key])
+    stored["ac_figure"]["amount_sen"] += 1000  # as if one peer's copy were edited behind the ledger's back
+    ledger.world.apply([Write("AC1", key, canonical_json(stored))], Height(99), "edited", None)
+    for who in ("AC1", "TSO"):
+        assert by_org(settlement(ledger, who)["acs"])["AC1"]["statement"]["matches"] is False
