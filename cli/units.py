@@ -148,13 +148,13 @@ def units_show(who, run_dir, as_json, command_id):
 @click.option("--ac", help="The AC whose statement to record [default: the caller's own, for an AC].")
 def units_record(who, run_dir, as_json, command_id, ac):
     """Record an AC's statement of a settled command: what the TSO pays it, endorsed by the AC's peer and the
-    TSO's (the AC or the TSO records it, once)."""
-    summary = _client(sessions_of(run_dir, who), who).record_statement(command_id, ac)
-    emit(
-        as_json,
-        summary,
-        [f"statement of {summary['ac']} for command {command_id} recorded by {summary['recorded_by']}"],
-    )
+    TSO's (the AC or the TSO records it, once); then deliver each of its RAs' share to that RA."""
+    client = _client(sessions_of(run_dir, who), who)
+    summary = client.record_statement(command_id, ac)
+    delivered = client.deliver_shares(command_id, summary["ac"])
+    lines = [f"statement of {summary['ac']} for command {command_id} recorded by {summary['recorded_by']}"]
+    lines += [f"share delivered to {d['ra']}" for d in delivered]
+    emit(as_json, {**summary, "shares_delivered": [d["ra"] for d in delivered]}, lines)
 
 
 @units.command("statement")
@@ -222,11 +222,16 @@ def settlement_lines(result: dict) -> list[str]:
             lines.append(f"{ac['org']}'s statement: not recorded")
         else:
             agrees = "matches these figures" if statement["matches"] else "DOES NOT match these figures"
+            shares = ", ".join(statement["shares_delivered"]) or "none"
             lines.append(
-                f"{ac['org']}'s statement: recorded {statement['recorded_at']} by {statement['recorded_by']}, {agrees}"
+                f"{ac['org']}'s statement: recorded {statement['recorded_at']} by {statement['recorded_by']}, {agrees}; "
+                f"shares delivered to {shares}"
             )
     if result["money"] != "sen":
         lines.append(f"money: {result['money']}")
+    if result.get("share"):
+        share = result["share"]
+        lines.append(f"share of {share['ac']}'s statement delivered {share['delivered_at']} by {share['delivered_by']}")
     return lines
 
 

@@ -5,12 +5,14 @@ settlement of a command per 30-minute unit by Japan's rules (chaincode.contracts
     units.post_history([HistoryDay("RA1", "C1", "2026-11-24", [120, 118, ...]), ...])
     figures = units.unit_settlement("7")       # what the caller may see, from its own peer
     units.record_statement("7")                # an AC, once "7" is settled: what the TSO pays it, both endorsing
+    units.deliver_shares("7")                  # and each of its RAs' share, to that RA's collection
 
 Days are JST "YYYY-MM-DD", each with its 48 Wh values from 00:00; money is in sen.
 """
 
 import base64
 import json
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -115,20 +117,42 @@ class UnitsClient(ContractClient):
 
     def record_statement(self, command_id: str, ac: str | None = None) -> dict:
         """Records AC `ac`'s statement of a settled command (an AC: its own by default) in that AC's collection,
-        endorsed by the AC's peer and the TSO's as the collection's policy requires; the summary, which holds no
-        money (statement() has the figures), and its "transaction" id."""
+        endorsed by the AC's peer and the TSO's as the collection's policy requires, salted with a fresh random
+        value; the summary, which holds no money (statement() has the figures), and its "transaction" id."""
         ac = ac or self.org.name
-        topology = self._topology or topology_file.load()
-        endorsers = [
-            [topology.organisation(name).msp_id for name in names]
-            for names in collection_writers(topology, topology.ac_collection_for(ac))
-        ]
-        summary, tx_id = self._first_endorsed("record_statement", (command_id, ac), None, endorsers)
+        transient = {"salt": secrets.token_hex(16)}
+        summary, tx_id = self._first_endorsed("record_statement", (command_id, ac), transient, self._writers(ac))
         return {**summary, "transaction": tx_id}
 
+    def deliver_shares(self, command_id: str, ac: str | None = None) -> list[dict]:
+        """Delivers each RA's share of AC `ac`'s recorded statement to the RA's collection (deliver_share), endorsed
+        by the RA's peer and the AC's (the TSO's when that pair cannot), each RA's peer receiving its own share
+        only; the summaries of those not delivered before."""
+        delivered = []
+        for ra, share in sorted(self.statement(command_id, ac)["shares"].items()):
+            transient = {"share": json.dumps(share)}
+            try:
+                summary, tx_id = self._first_endorsed("deliver_share", (command_id, ra), transient, self._writers(ra))
+            except EndorseError as error:
+                if error.refused and "is already delivered" in str(error):
+                    continue
+                raise
+            delivered.append({**summary, "transaction": tx_id})
+        return delivered
+
     def statement(self, command_id: str, ac: str | None = None) -> dict:
-        """AC `ac`'s recorded statement of a command (to that AC and the TSO), from the caller's own peer."""
+        """AC `ac`'s recorded statement of a command and its RAs' shares (to that AC and the TSO), from the
+        caller's own peer."""
         return self.evaluate("get_statement", command_id, ac or self.org.name)
+
+    def _writers(self, owner: str) -> list[list[str]]:
+        """The MSP ids that may endorse a write to the collection AC or RA `owner` owns, in the order to try."""
+        topology = self._topology or topology_file.load()
+        org = topology.organisation(owner)
+        collection = topology.ac_collection_for(owner) if org.role == "ac" else topology.readings_collection_for(owner)
+        return [
+            [topology.organisation(name).msp_id for name in names] for names in collection_writers(topology, collection)
+        ]
 
     def _already_recorded(self, days: list[HistoryDay], refusal: EndorseError) -> dict:
         """The summary of a batch the ledger already holds exactly; else the refusal."""

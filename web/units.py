@@ -143,24 +143,28 @@ def settlement(command_id):
 @bp.route("/commands/<command_id>/statement", methods=("POST",))
 @roles_required("tso", "ac", what="record settlement statements")
 def record_statement(command_id):
-    """Records an AC's statement of a settled command (an AC its own, the TSO any AC's): endorsed by the AC's peer and
-    the TSO's, so the page says who recorded it and in which transaction, or the ledger's reason it did not."""
+    """Records an AC's statement of a settled command (an AC its own, the TSO any AC's), endorsed by the AC's peer and
+    the TSO's, and delivers each of its RAs' share to that RA; the page says in which transaction, or the ledger's
+    reason it did not."""
     topology = g.ledger.backend.topology
     ac = g.user.org if g.user.role == "ac" else request.form.get("ac", "")
     if ac not in {org.name for org in topology.organisations if org.role == "ac"}:
         flash(f"Not recorded: there is no AC called {ac!r}.", "error")
     else:
+        client = units_client()
         try:
-            summary = units_client().record_statement(command_id, ac)
+            if request.form.get("deliver_only"):
+                done = f"{ac}'s statement of command {command_id} was recorded before"
+            else:
+                summary = client.record_statement(command_id, ac)
+                done = f"{ac}'s statement of command {command_id} recorded in transaction {summary['transaction']}"
+            delivered = client.deliver_shares(command_id, ac)
         except GatewayError as error:
             if not (error.refused or str(error).startswith("failed to ")):
                 raise LedgerUnavailable(str(error)) from error
             flash(f"Not recorded: {error}", "error")
         else:
-            flash(
-                f"{ac}'s statement of command {command_id} recorded in transaction {summary['transaction']}.",
-                "committed",
-            )
+            flash(f"{done}; shares delivered to {', '.join(d['ra'] for d in delivered) or 'none'}.", "committed")
     return redirect(url_for("units.settlement", command_id=command_id))
 
 

@@ -7,10 +7,14 @@
     submit_forecast(command_id)     an RA, before the gate closure  its collection (transient "forecast")
     get_history(consumer, from, to)  the TSO, the consumer's AC and RA, its meter
     get_unit_settlement(command_id)  figures as get_settlement shows them: the TSO all, an AC its own and its RAs'
-                                     (and their consumers'), an RA its own and its consumers' (without the sen)
+                                     (and their consumers'), an RA its own and its consumers' (the sen once
+                                     its share is delivered)
     record_statement(command_id, ac) the AC or the TSO, once the     the AC's collection (endorsed by the AC's
-                                     command is settled, once        peer and the TSO's); event StatementRecorded
+                                     command is settled, once        peer and the TSO's; transient "salt");
+                                                                     event StatementRecorded
     get_statement(command_id, ac)    the AC and the TSO
+    deliver_share(command_id, ra)    the RA's AC or the TSO, once     the RA's collection (transient "share")
+                                     the AC's statement is recorded  event ShareDelivered
 
 History: one private key per consumer and JST day in the RA's collection, the 48 30-minute Wh values Japan's smart
 meters record (00:00–00:30 first). It is the meter's word, as readings are: an RA relays it with each consumer's
@@ -25,9 +29,9 @@ move once the window is near, and settlement reads it as written.
 
 Settlement (get_unit_settlement), evaluated on a member peer of every collection it reads (the TSO's, the AC's own;
 an RA's own for an RA), from the dr contract's keys (its key-name constants) and the keys above, by pure functions.
-An RA sees its own and its consumers' energy figures per unit but not the sen: its share of its AC's payment
-depends on the other RAs' data, which Fabric lets neither its peer nor its identity read (its AC and the TSO see
-every RA's and consumer's sen).
+An RA sees its own and its consumers' energy figures per unit, and the sen only once its share is delivered (see
+Statement): its share of its AC's payment depends on the other RAs' data, which Fabric lets neither its peer nor
+its identity read (its AC and the TSO see every RA's and consumer's sen).
 - Units: the 30-minute units the window overlaps (settlement_units.window_units; a unit the window covers in part
   is assessed over its minutes in the window with its baseline pro-rated: our rule, so that a test window need not
   wait for a unit boundary).
@@ -60,7 +64,10 @@ have computed the same bytes (a peer running other code gives other bytes, and t
 one peer's endorsement alone is invalidated by every peer). It holds the AC's figure (units, assessments, reward,
 penalty, amount), its RAs' figures, and the SHA-256 of its consumers' figures in canonical JSON, so that any later
 reading can be checked against it (get_unit_settlement says whether it still matches). An RA's peer cannot read the
-AC's collection, so an RA sees its share as its AC tells it.
+AC's collection; its share is recorded there apart, salted, and deliver_share brings it to the RA's collection: its
+own peer checks it against that key's hash, which every peer holds, and it then splits it to its consumers as the
+AC's and the TSO's views do. The salt comes from the recording client (transient "salt"): the hashes are public, and
+a few unsalted figures could be guessed from them.
 """
 
 import hashlib
@@ -107,14 +114,20 @@ FORECAST = "forecast"  # RA collection: [command, ra]
 TRANSIENT_HISTORY = "history"
 TRANSIENT_FORECAST = "forecast"
 STATEMENT = "statement"  # AC collection: [command]
+STATEMENT_SHARE = "statement-share"  # AC collection: [command, ra]
+SHARE = "share"  # RA collection: [command]
+TRANSIENT_SALT = "salt"
+TRANSIENT_SHARE = "share"
+_SALT = re.compile(r"[0-9a-f]{32}")
 STATEMENT_FIGURES = ("product", "settled_at", "ac_figure", "ras", "consumers", "consumers_digest")
 HISTORY_POSTED = "HistoryPosted"
 STATEMENT_RECORDED = "StatementRecorded"
+SHARE_DELIVERED = "ShareDelivered"
 FORECAST_SUBMITTED = "ForecastSubmitted"
 
 MONEY_UNSEEN = (
     "an RA's share of its AC's payment depends on its AC's aggregate, which its peer cannot read (it holds only "
-    "its own collection): its AC and the TSO see each RA's and consumer's sen"
+    "its own collection): its sen show once its AC or the TSO has delivered its share of the AC's recorded statement"
 )
 SLOTS_PER_DAY = 48
 MAX_SLOT_WH = MAX_READING_WH * settlement_units.UNIT_MINUTES
@@ -342,6 +355,12 @@ class UnitsContract(MeterDataContract):
         result = self._settlement(ctx, self.topology.organisation(ac), command, product)
         if not result["acs"]:
             raise Refusal(f"none of {ac}'s RAs declared for command {command.id}: there is nothing to state")
+        salt = ctx.stub.get_transient().get(TRANSIENT_SALT, b"").decode("utf-8", errors="replace")
+        if not _SALT.fullmatch(salt):
+            raise Refusal(
+                f"a statement needs a random salt, 32 lowercase hex digits, in transient {TRANSIENT_SALT!r}: the "
+                "hashes every peer holds must not let anyone guess its figures"
+            )
         timestamp = ctx.stub.get_tx_timestamp()
         if timestamp is None:
             raise Refusal("the proposal carries no timestamp, so the statement's time cannot be known")
@@ -350,9 +369,13 @@ class UnitsContract(MeterDataContract):
             "ac": ac,
             "recorded_at": jst_moment(timestamp),
             "recorded_by": org.name,
+            "salt": salt,
             **_statement_figures(result, ac),
         }
         ctx.stub.put_private_data(collection, key, canonical_json(statement))
+        for figure in statement["ras"]:
+            share_key = ctx.stub.create_composite_key(STATEMENT_SHARE, [command.id, figure["org"]])
+            ctx.stub.put_private_data(collection, share_key, canonical_json(_share(statement, figure)))
         summary = {"command": command.id, "ac": ac, "recorded_by": org.name, "recorded_at": statement["recorded_at"]}
         return announced(ctx, STATEMENT_RECORDED, summary)
 
@@ -360,10 +383,49 @@ class UnitsContract(MeterDataContract):
     @action("get statement")
     def get_statement(self, ctx, command_id: str, ac: str) -> dict:
         """AC `ac`'s recorded statement of a command (see record_statement): to that AC and the TSO."""
-        _, command, _, _, recorded = self._statement_of(ctx, command_id, ac, "seen by")
+        _, command, _, collection, recorded = self._statement_of(ctx, command_id, ac, "seen by")
         if recorded is None:
             raise Refusal(f"{ac}'s statement of command {command.id} is not recorded yet")
-        return json.loads(recorded)
+        statement = json.loads(recorded)
+        keys = [ctx.stub.create_composite_key(STATEMENT_SHARE, [command.id, f["org"]]) for f in statement["ras"]]
+        shares = [json.loads(value) for value in ctx.stub.get_multiple_private_data(collection, *keys)]
+        return {**statement, "shares": {share["ra"]: share for share in shares}}
+
+    @submit
+    @action("deliver share")
+    def deliver_share(self, ctx, command_id: str, ra: str) -> dict:
+        """Gives RA `ra` its share of its AC's recorded statement, in the RA's own collection, so that its figures
+        show its sen. The share travels in transient "share" as get_statement shows it; every endorser, the RA's own
+        peer included (which cannot read the AC's collection), checks it against the hash of the recorded share,
+        which every peer holds: the RA's share is what its AC and the TSO endorsed, and nobody sees another RA's.
+        The RA's AC or the TSO delivers it, once; the RA collection's policy has the RA's peer endorse it."""
+        caller = caller_of(ctx, self.topology)
+        org = caller.org
+        owner = next((o for o in access.ras(self.topology) if o.name == ra), None)
+        if owner is None:
+            raise Refusal(f"there is no RA {ra!r}")
+        if caller.meter_of is not None or not (org.role == "tso" or org.name == owner.parent):
+            raise Refusal(f"{ra}'s share is delivered by its AC or the TSO, not by {caller.meter_of or org.name}")
+        command, _ = self._command(ctx, command_id)
+        collection = self._ra_collection(ctx, owner)
+        key = ctx.stub.create_composite_key(SHARE, [command.id])
+        if ctx.stub.get_private_data(collection, key) is not None:
+            raise Refusal(f"{ra}'s share of command {command.id} is already delivered; it never changes")
+        ac_collection = self.topology.ac_collection_for(str(owner.parent))
+        share_key = ctx.stub.create_composite_key(STATEMENT_SHARE, [command.id, ra])
+        recorded = ctx.stub.get_private_data_hash(ac_collection, share_key)
+        if recorded is None:
+            raise Refusal(f"{owner.parent}'s statement of command {command.id} records no share of {ra}")
+        share = transient_json(ctx, TRANSIENT_SHARE, dict)
+        if hashlib.sha256(canonical_json(share)).digest() != recorded:
+            raise Refusal(f"the share sent is not the one {owner.parent}'s statement records for {ra}")
+        timestamp = ctx.stub.get_tx_timestamp()
+        if timestamp is None:
+            raise Refusal("the proposal carries no timestamp, so the delivery's time cannot be known")
+        delivered = {**share, "delivered_at": jst_moment(timestamp), "delivered_by": org.name}
+        ctx.stub.put_private_data(collection, key, canonical_json(delivered))
+        summary = {"command": command.id, "ra": ra, "delivered_by": org.name, "delivered_at": delivered["delivered_at"]}
+        return announced(ctx, SHARE_DELIVERED, summary)
 
     def _statement_of(self, ctx, command_id: str, ac: str, done: str):
         """For record_statement and get_statement, once the caller is AC `ac` or the TSO and the command targets
@@ -389,10 +451,17 @@ class UnitsContract(MeterDataContract):
             return None
         statement = json.loads(recorded)
         recorded_figures = {name: statement[name] for name in STATEMENT_FIGURES}
+        share_key = ctx.stub.create_composite_key(SHARE, [command.id])
+        delivered = [
+            f["org"]
+            for f in statement["ras"]
+            if ctx.stub.get_private_data(self.topology.readings_collection_for(f["org"]), share_key) is not None
+        ]
         return {
             "recorded_at": statement["recorded_at"],
             "recorded_by": statement["recorded_by"],
             "matches": canonical_json(_statement_figures(result, ac)) == canonical_json(recorded_figures),
+            "shares_delivered": delivered,
         }
 
     def _settlement(self, ctx, org: Organisation, command: Command, product: products.Product) -> dict:
@@ -435,9 +504,9 @@ class UnitsContract(MeterDataContract):
         else:
             payable = self._payable(command, product, units, acs, basis, readings, ra_of, ac_of)
         figures = settlement_units.settle(rows, ra_of, ac_of, payable, tso=self._tso)
+        share = None
         if org.role == "ra":
-            for figure in (*figures["ras"].values(), *figures["consumers"].values()):
-                figure.update(reward_sen=None, penalty_sen=None, amount_sen=None)
+            share = self._delivered_share(ctx, command, org, figures)
         for consumer, figure in figures["consumers"].items():
             figure["baseline"] = {k: v for k, v in basis[consumer].items() if k not in ("units_wh", "per_minute")}
         return {
@@ -448,9 +517,29 @@ class UnitsContract(MeterDataContract):
             "units": [{"unit": minute_label(start), "minutes": len(minutes)} for start, minutes in units],
             "settled": marker is not None,
             "settled_at": settled_at,
-            "money": MONEY_UNSEEN if org.role == "ra" else "sen",
+            "money": MONEY_UNSEEN if org.role == "ra" and share is None else "sen",
+            **({"share": share} if org.role == "ra" else {}),
             **self._visible(org, figures, acs),
         }
+
+    def _delivered_share(self, ctx, command: Command, ra: Organisation, figures: dict) -> dict | None:
+        """An RA's view of the money: the share its AC delivered (deliver_share), split to its consumers as the AC's
+        and the TSO's views split it; without one, no sen (MONEY_UNSEEN). Returns when and by whom it came."""
+        value = ctx.stub.get_private_data(
+            self.topology.readings_collection_for(ra.name), ctx.stub.create_composite_key(SHARE, [command.id])
+        )
+        share = json.loads(value) if value is not None else None
+        own = figures["ras"].get(ra.name)
+        if share is None or own is None:
+            for figure in (*figures["ras"].values(), *figures["consumers"].values()):
+                figure.update(reward_sen=None, penalty_sen=None, amount_sen=None)
+            return None
+        own.update(reward_sen=share["reward_sen"], penalty_sen=share["penalty_sen"])
+        consumers = [f for f in figures["consumers"].values() if f["parent"] == ra.name]
+        settlement_units.split(own, consumers)
+        for figure in (own, *consumers):
+            figure["amount_sen"] = figure["reward_sen"] - figure["penalty_sen"]
+        return {"ac": share["ac"], "delivered_at": share["delivered_at"], "delivered_by": share["delivered_by"]}
 
     # The figures a caller may see.
 
@@ -771,6 +860,23 @@ def _statement_figures(view: dict, ac: str) -> dict:
         "ras": ras,
         "consumers": len(consumers),
         "consumers_digest": hashlib.sha256(canonical_json(consumers)).hexdigest(),
+    }
+
+
+def _share(statement: dict, figure: dict) -> dict:
+    """One RA's share of an AC's statement, as the AC's collection records it apart (so that its hash proves it to
+    that RA alone), salted with a value derived from the statement's salt: a share's few figures must not be
+    guessable from its hash, and the RA cannot derive another's salt from its own."""
+    salt = hashlib.sha256(f"{statement['salt']}:{figure['org']}".encode()).hexdigest()[:32]
+    return {
+        "command": statement["command"],
+        "ac": statement["ac"],
+        "ra": figure["org"],
+        "reward_sen": figure["reward_sen"],
+        "penalty_sen": figure["penalty_sen"],
+        "amount_sen": figure["amount_sen"],
+        "recorded_at": statement["recorded_at"],
+        "salt": salt,
     }
 
 

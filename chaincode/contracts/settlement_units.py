@@ -159,9 +159,9 @@ def settle(
         rows = summed_rows([ra_figures[ra]["units"] for ra in ras_of[ac]])
         reward, penalty, notes = payable(ac, rows)
         ac_figures[ac] = _figure(ac, "ac", tso, rows, reward_sen=reward, penalty_sen=penalty, assessments=notes)
-        _split(ac_figures[ac], [ra_figures[ra] for ra in ras_of[ac]])
+        split(ac_figures[ac], [ra_figures[ra] for ra in ras_of[ac]])
         for ra in ras_of[ac]:
-            _split(ra_figures[ra], [consumer_figures[c] for c in consumers_of[ra]])
+            split(ra_figures[ra], [consumer_figures[c] for c in consumers_of[ra]])
     total = _figure(tso, "tso", None, summed_rows([f["units"] for f in ac_figures.values()]))
     total["reward_sen"] = sum(f["reward_sen"] for f in ac_figures.values())
     total["penalty_sen"] = sum(f["penalty_sen"] for f in ac_figures.values())
@@ -176,7 +176,9 @@ def settle(
     }
 
 
-def _split(parent: dict, children: list[dict]) -> None:
+def split(parent: dict, children: list[dict]) -> None:
+    """Sets each child's reward_sen and penalty_sen: the parent's split by `allocate`, reward by rewarded Wh and
+    penalty by shortfall Wh."""
     rewards = allocate(parent["reward_sen"], {c["org"]: c["rewarded_wh"] for c in children})
     penalties = allocate(parent["penalty_sen"], {c["org"]: c["shortfall_wh"] for c in children})
     for child in children:

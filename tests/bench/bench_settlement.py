@@ -10,7 +10,8 @@ posted through their RAs (sim.history: whole consumers per transaction, each con
 checked by both endorsers), then a kWh-type DR command for a one-minute window about a minute ahead is issued, every
 RA declares all its consumers, the window minute's readings are posted once the minute has ended, the dr contract's
 settle closes it, and the TSO's and AC1's peers compute get_unit_settlement (timed: the TSO's reads every RA's
-collection, 30 days of history per consumer). The command's product turns the same-day adjustment off, so that the
+collection, 30 days of history per consumer); then AC1 records its statement (AC1's peer and the TSO's each
+recompute AC1's figures) and delivers its RAs' shares (timed). The command's product turns the same-day adjustment off, so that the
 readings of one minute are all the window needs (the adjustment would add the readings of the hours before it:
 one more private key per consumer and hour, read in the same batched calls).
 
@@ -117,8 +118,24 @@ def settle_one(network, sessions, fleet: MeterFleet, size: int, workers: int, vi
         "declare_seconds": round(declared_seconds, 1),
         "readings_seconds": round(readings_seconds, 1),
         "settlement": figures,
+        "statement": record_statement(viewers["AC1"], command["id"]),
         "rss_mib_after": resident_memory(network.root),
     }
+
+
+def record_statement(ac: UnitsClient, command_id: str) -> dict:
+    """AC1's statement recorded (endorsed by AC1's peer and the TSO's, both recomputing AC1's figures) and its RAs'
+    shares delivered: the seconds of each, or the failure."""
+    figure: dict = {}
+    for step, call in (("record", ac.record_statement), ("deliver_shares", ac.deliver_shares)):
+        start = time.monotonic()
+        try:
+            call(command_id)
+        except Exception as error:  # the figure to report is the failure, e.g. a transaction too large
+            figure[step] = {"error": f"{type(error).__name__}: {error}"[:300], "seconds": time.monotonic() - start}
+            break
+        figure[step] = {"seconds": round(time.monotonic() - start, 2)}
+    return figure
 
 
 def run(sizes: list[int], days: int, workers: int, batch_days: int) -> dict:

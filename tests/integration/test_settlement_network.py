@@ -222,12 +222,26 @@ def test_a_command_settles_per_unit_from_history_on_chain_as_the_pure_functions_
         ra: expected["ras"][ra]["amount_sen"] for ra in ("RA1", "RA2")
     }
     shown = eventually(lambda: units["TSO"].unit_settlement(command["id"])["acs"][0].get("statement"), "the status")
-    assert shown == {"recorded_at": statement["recorded_at"], "recorded_by": "AC1", "matches": True}
+    assert shown == {
+        "recorded_at": statement["recorded_at"],
+        "recorded_by": "AC1",
+        "matches": True,
+        "shares_delivered": [],
+    }
     with pytest.raises(EndorseError, match="already recorded"):
         units["TSO"].record_statement(command["id"], "AC1")
+    # Each RA's share goes to its own collection, checked by its own peer against the recorded share's hash; RA1
+    # then sees its sen, and its consumer's, as the TSO does.
+    assert [d["ra"] for d in units["AC1"].deliver_shares(command["id"])] == ["RA1", "RA2"]
+    ra1 = eventually(lambda: (v := units["RA1"].unit_settlement(command["id"]))["share"] and v, "RA1's share")
+    assert ra1["money"] == "sen" and ra1["share"]["delivered_by"] == "AC1"
+    for figure in (*ra1["ras"], *ra1["consumers"]):
+        level = "ras" if figure["level"] == "ra" else "consumers"
+        assert figure["amount_sen"] == expected[level][figure["org"]]["amount_sen"], figure["org"]
+    assert units["AC1"].deliver_shares(command["id"]) == []  # delivered once
     # AC2's peer alone: ordered, and invalid on every peer (the AC2 collection's policy needs the TSO's peer too).
     alone = units["AC2"].contract.new_proposal(
-        "record_statement", command["id"], "AC2", endorsing_organizations=["AC2MSP"]
+        "record_statement", command["id"], "AC2", transient={"salt": "ab" * 16}, endorsing_organizations=["AC2MSP"]
     )
     assert alone.endorse().submit().status().code == "ENDORSEMENT_POLICY_FAILURE"
     with pytest.raises(GatewayError, match="is not recorded yet"):

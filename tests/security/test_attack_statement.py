@@ -13,6 +13,7 @@ Then the honest server is back, and AC1's honest statement is recorded and match
 holds it.
 """
 
+import json
 import uuid
 
 import pytest
@@ -88,7 +89,9 @@ def test_a_modified_chaincode_on_the_acs_peer_cannot_record_an_inflated_statemen
     ac1 = units["AC1"]
     with modified_server(security_network, "AC1", MODIFIED_SERVER):
         # (a) AC1's peer alone: ordered, then invalid on every peer.
-        alone = ac1.contract.new_proposal("record_statement", settled["id"], "AC1", endorsing_organizations=["AC1MSP"])
+        alone = ac1.contract.new_proposal(
+            "record_statement", settled["id"], "AC1", transient={"salt": "ab" * 16}, endorsing_organizations=["AC1MSP"]
+        )
         status = alone.endorse().submit().status()
         assert status.code == "ENDORSEMENT_POLICY_FAILURE", (
             f"a statement endorsed by AC1's (modified) peer alone committed as {status.code}: the AC1 collection's "
@@ -113,6 +116,24 @@ def test_after_the_honest_server_is_back_the_honest_statement_is_recorded(securi
     computed = tso.unit_settlement(settled["id"])["acs"][0]
     assert statement["ac_figure"]["amount_sen"] == computed["amount_sen"] < INFLATION_SEN
     assert computed["statement"]["matches"] and computed["statement"]["recorded_by"] == "AC1"
+    # AC1 delivering RA1 a larger share than its statement records: RA1's honest peer checks it against the
+    # recorded share's hash and refuses it.
+    share = statement["shares"]["RA1"]
+    forged = {
+        **share,
+        "reward_sen": share["reward_sen"] + INFLATION_SEN,
+        "amount_sen": share["amount_sen"] + INFLATION_SEN,
+    }
+    proposal = ac1.contract.new_proposal(
+        "deliver_share",
+        settled["id"],
+        "RA1",
+        transient={"share": json.dumps(forged)},
+        endorsing_organizations=["RA1MSP", "AC1MSP"],
+    )
+    with pytest.raises(EndorseError, match="the share sent is not the one AC1's statement records for RA1"):
+        proposal.endorse()
+    assert [d["ra"] for d in ac1.deliver_shares(settled["id"])] == ["RA1"]
     # The statement stays in AC1's collection: no block holds it, only its hash (the digest is a value no other
     # data can hold by chance).
     ra2 = open_session(security_network, "RA2")

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from web_pages import IDENTITIES, TOPOLOGY, post, sign_in
@@ -180,7 +180,11 @@ def test_once_settled_an_ac_records_its_statement_from_the_page_and_the_tso_sees
     assert "Record AC1's statement" in client.get("/dr/units/commands/7").text
     done = post(client, "/dr/units/commands/7/statement", {"ac": "AC2"}, follow_redirects=True).text
     assert "AC1&#39;s statement of command 7 recorded in transaction" in done  # an AC records only its own
-    assert "by AC1; these figures match it." in done and "Record AC1" not in done
+    assert "shares delivered to RA1, RA2." in done and "Shares delivered to: RA1, RA2." in done
+    assert "by AC1; these figures match it." in done and "Record AC1" not in done and "Deliver the shares" not in done
+    ra1 = page(client, "RA1", "/dr/units/commands/7").text
+    assert 'data-testid="share"' in ra1 and 'data-testid="money"' not in ra1 and "3.00" in ra1  # RA1's 300 sen
+    sign_in(client, "AC1")
     again = post(client, "/dr/units/commands/7/statement", follow_redirects=True).text
     assert "Not recorded:" in again and "already recorded" in again
     sign_in(client, "TSO")
@@ -197,3 +201,13 @@ def test_an_ra_sees_no_statements_and_may_not_record_one(client, ledger, command
     assert post(client, "/dr/units/commands/7/statement", {"ac": "AC1"}).status_code == 403
     sign_in(client, "AC1")
     assert "Record AC1's statement" in client.get("/dr/units/commands/7").text  # nothing was recorded
+
+
+def test_shares_not_yet_delivered_of_a_recorded_statement_are_delivered_from_the_page(client, ledger, command_7):
+    run(ledger, "TSO", "settle", "7", when=at("16:00"), contract="dr")
+    run(ledger, "TSO", "record_statement", "7", "AC1", transient={"salt": "ab" * 16}, when=datetime.now(UTC))
+    text = page(client, "TSO", "/dr/units/commands/7").text
+    assert "by TSO; these figures match it." in text and "Shares delivered to: none." in text
+    assert "Deliver the shares" in text and "Record AC1" not in text
+    done = post(client, "/dr/units/commands/7/statement", {"ac": "AC1", "deliver_only": "1"}, follow_redirects=True)
+    assert "was recorded before; shares delivered to RA1, RA2." in done.text and "Deliver the shares" not in done.text

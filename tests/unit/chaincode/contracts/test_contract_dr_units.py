@@ -584,8 +584,21 @@ def test_an_issued_product_carries_the_topologys_defaults_so_no_later_topology_m
 # Statements: what the TSO pays an AC, recorded once the command is settled.
 
 
+SALT = "5a" * 16
+
+
 def record_statement(ledger, who: str, ac: str = "AC1", peer: str | None = None, **options):
-    return ledger.ok(USERS[who], "record_statement", "7", ac, peer=peer, when=LATER, **options)
+    return ledger.ok(
+        USERS[who], "record_statement", "7", ac, peer=peer, transient={"salt": SALT}, when=LATER, **options
+    )
+
+
+def deliver_share(ledger, who: str, ra: str, share: dict):
+    return ledger.ok(USERS[who], "deliver_share", "7", ra, transient={"share": json.dumps(share)}, when=LATER)
+
+
+def statement_of(ledger, who: str = "AC1", ac: str = "AC1") -> dict:
+    return ledger.ok(USERS[who], "get_statement", "7", ac, commit=False, when=LATER)
 
 
 def settled_balancing_event(ledger):
@@ -602,7 +615,7 @@ def test_an_acs_statement_is_recorded_once_settled_once_and_says_what_the_settle
     assert summary == {"command": "7", "ac": "AC1", "recorded_by": "AC1", "recorded_at": "2027-10-30T00:00:00+09:00"}
     computed = settlement(ledger, "AC1")
     for who in ("AC1", "TSO"):
-        statement = ledger.ok(USERS[who], "get_statement", "7", "AC1", commit=False, when=LATER)
+        statement = statement_of(ledger, who)
         ac1 = {k: v for k, v in by_org(computed["acs"])["AC1"].items() if k != "statement"}
         assert statement["ac_figure"] == ac1 and statement["ac_figure"]["amount_sen"] == 150
         assert statement["ras"] == computed["ras"] and statement["consumers"] == 2
@@ -613,7 +626,23 @@ def test_an_acs_statement_is_recorded_once_settled_once_and_says_what_the_settle
             USERS[who], "record_statement", "7", "AC1", when=LATER
         )
     shown = by_org(settlement(ledger)["acs"])["AC1"]["statement"]
-    assert shown == {"recorded_at": "2027-10-30T00:00:00+09:00", "recorded_by": "AC1", "matches": True}
+    assert shown == {
+        "recorded_at": "2027-10-30T00:00:00+09:00",
+        "recorded_by": "AC1",
+        "matches": True,
+        "shares_delivered": [],
+    }
+
+
+def test_a_statement_needs_a_random_salt_so_that_its_public_hashes_reveal_nothing(ledger):
+    settled_balancing_event(ledger)
+    for salt in (None, "", "5A" * 16, "5a" * 15, "zz" * 16):
+        transient = {} if salt is None else {"salt": salt}
+        message = ledger.refused(USERS["AC1"], "record_statement", "7", "AC1", transient=transient, when=LATER)
+        assert "needs a random salt, 32 lowercase hex digits" in message
+    record_statement(ledger, "AC1")
+    shares = statement_of(ledger)["shares"]
+    assert set(shares) == {"RA1", "RA2"} and shares["RA1"]["salt"] != shares["RA2"]["salt"] != SALT
 
 
 def test_the_tso_may_record_an_acs_statement_and_nobody_else_may_record_or_read_it(ledger):
@@ -629,6 +658,9 @@ def test_the_tso_may_record_an_acs_statement_and_nobody_else_may_record_or_read_
     assert "none of AC2's RAs declared" in ledger.refused(USERS["TSO"], "record_statement", "7", "AC2", when=LATER)
     assert "does not target 'AC3'" in ledger.refused(USERS["TSO"], "record_statement", "7", "AC3", when=LATER)
     assert "is not recorded yet" in ledger.refused(USERS["AC1"], "get_statement", "7", "AC1", commit=False)
+    assert "statement of command 7 records no share of RA1" in ledger.refused(
+        USERS["AC1"], "deliver_share", "7", "RA1", transient={"share": "{}"}, when=LATER
+    )
     assert record_statement(ledger, "TSO")["recorded_by"] == "TSO"
     for who in ("RA1", "AC2"):
         assert f"seen by that AC or the TSO, not by {who}" in ledger.refused(
@@ -647,3 +679,51 @@ def test_a_statement_that_no_longer_matches_the_ledgers_figures_is_shown_as_such
     ledger.world.apply([Write("AC1", key, canonical_json(stored))], Height(99), "edited", None)
     for who in ("AC1", "TSO"):
         assert by_org(settlement(ledger, who)["acs"])["AC1"]["statement"]["matches"] is False
+
+
+def test_each_ra_gets_its_own_share_as_recorded_and_then_sees_its_sen_as_the_tso_does(ledger):
+    settled_balancing_event(ledger)
+    record_statement(ledger, "AC1")
+    shares = statement_of(ledger)["shares"]
+    assert (shares["RA1"]["amount_sen"], shares["RA2"]["amount_sen"]) == (300, -150)
+    before = settlement(ledger, "RA1")
+    assert before["share"] is None and before["ras"][0]["amount_sen"] is None and "delivered" in before["money"]
+    forged = {**shares["RA1"], "reward_sen": 3000, "amount_sen": 3000}
+    for sent, who in ((forged, "AC1"), (shares["RA2"], "AC1"), ({**shares["RA1"], "salt": "00" * 16}, "TSO")):
+        message = ledger.refused(
+            USERS[who], "deliver_share", "7", "RA1", transient={"share": json.dumps(sent)}, when=LATER
+        )
+        assert "the share sent is not the one AC1's statement records for RA1" in message
+    for who in ("RA1", "AC2"):
+        message = ledger.refused(
+            USERS[who], "deliver_share", "7", "RA1", transient={"share": json.dumps(shares["RA1"])}, when=LATER
+        )
+        assert f"delivered by its AC or the TSO, not by {who}" in message
+    # RA1's own peer cannot read AC1's collection, and need not: it checks the share against the hash it holds.
+    summary = ledger.ok(
+        USERS["AC1"],
+        "deliver_share",
+        "7",
+        "RA1",
+        peer="RA1MSP",
+        transient={"share": json.dumps(shares["RA1"])},
+        when=LATER,
+    )
+    assert summary == {"command": "7", "ra": "RA1", "delivered_by": "AC1", "delivered_at": "2027-10-30T00:00:00+09:00"}
+    assert "is already delivered" in ledger.refused(
+        USERS["TSO"], "deliver_share", "7", "RA1", transient={"share": json.dumps(shares["RA1"])}, when=LATER
+    )
+    after, tso = settlement(ledger, "RA1"), settlement(ledger)
+    assert after["money"] == "sen" and after["share"]["delivered_by"] == "AC1"
+    for level in ("ras", "consumers"):
+        for figure in after[level]:
+            mine = by_org(tso[level])[figure["org"]]
+            assert (figure["reward_sen"], figure["penalty_sen"], figure["amount_sen"]) == (
+                mine["reward_sen"],
+                mine["penalty_sen"],
+                mine["amount_sen"],
+            )
+    assert by_org(tso["acs"])["AC1"]["statement"]["shares_delivered"] == ["RA1"]
+    assert settlement(ledger, "RA2")["ras"][0]["amount_sen"] is None  # RA2's is not delivered yet
+    deliver_share(ledger, "TSO", "RA2", shares["RA2"])
+    assert settlement(ledger, "RA2")["ras"][0]["amount_sen"] == -150
