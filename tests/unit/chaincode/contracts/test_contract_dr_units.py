@@ -727,3 +727,33 @@ def test_each_ra_gets_its_own_share_as_recorded_and_then_sees_its_sen_as_the_tso
     assert settlement(ledger, "RA2")["ras"][0]["amount_sen"] is None  # RA2's is not delivered yet
     deliver_share(ledger, "TSO", "RA2", shares["RA2"])
     assert settlement(ledger, "RA2")["ras"][0]["amount_sen"] == -150
+
+
+@pytest.fixture
+def every_statement(ledger):
+    """The balancing event with RA3's C3 declared too (so both ACs have figures), settled; every AC's statement
+    recorded and none of the shares delivered."""
+    balancing_event(ledger)
+    declare(ledger, "RA3", "7", {"C3": [50] * 30}, at(EVENT_DAY, "13:01"))
+    ledger.ok(USERS["TSO"], "settle", "7", contract="dr", when=LATER)
+    for ac in ("AC1", "AC2"):
+        record_statement(ledger, "TSO", ac)
+    statements = {ac: statement_of(ledger, "TSO", ac) for ac in ("AC1", "AC2")}
+    assert {ac: set(s["shares"]) for ac, s in statements.items()} == {"AC1": {"RA1", "RA2"}, "AC2": {"RA3"}}
+    return statements
+
+
+@pytest.mark.parametrize("org", TOPOLOGY.org_names)
+def test_statements_are_read_and_shares_delivered_only_as_the_topologys_collections_allow(ledger, every_statement, org):
+    """Generated from the topology, as the access matrix is: an AC's statement is read by the members of its
+    collection; an RA's share is delivered by the other members of the RA's collection."""
+    collections = TOPOLOGY.collections()
+    for ac in every_statement:
+        response = ledger.call(USERS[org], "get_statement", "7", ac, commit=False, when=LATER)
+        assert response.ok == (org in collections[ac]), f"{org} reading {ac}'s statement: {response.message}"
+    for statement in every_statement.values():
+        for ra, share in statement["shares"].items():
+            transient = {"share": json.dumps(share)}
+            response = ledger.call(USERS[org], "deliver_share", "7", ra, transient=transient, commit=False, when=LATER)
+            allowed = org in collections[ra] and org != ra
+            assert response.ok == allowed, f"{org} delivering {ra}'s share: {response.message}"
