@@ -20,7 +20,7 @@ from chaincode.contracts.meter_attestation import history_statement
 from clients.contract import ContractClient
 from clients.dr import MeterSource, submit_retried
 from consortium import topology as topology_file
-from consortium.policies import collection_writers
+from consortium.policies import private_endorsers
 from consortium.topology import Topology
 from gateway.errors import EndorseError
 
@@ -148,11 +148,7 @@ class UnitsClient(ContractClient):
     def _writers(self, owner: str) -> list[list[str]]:
         """The MSP ids that may endorse a write to the collection AC or RA `owner` owns, in the order to try."""
         topology = self._topology or topology_file.load()
-        org = topology.organisation(owner)
-        collection = topology.ac_collection_for(owner) if org.role == "ac" else topology.readings_collection_for(owner)
-        return [
-            [topology.organisation(name).msp_id for name in names] for names in collection_writers(topology, collection)
-        ]
+        return [[topology.organisation(name).msp_id for name in names] for names in private_endorsers(topology, owner)]
 
     def _already_recorded(self, days: list[HistoryDay], refusal: EndorseError) -> dict:
         """The summary of a batch the ledger already holds exactly; else the refusal."""
